@@ -1,0 +1,3 @@
+//! Memory bank (see issue 3).
+pub mod sinkhorn;
+pub mod coreset;

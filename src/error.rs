@@ -1,0 +1,68 @@
+//! One error type for the whole library.
+//!
+//! Every variant maps to exactly one C status code (see `Error::status`), so the C ABI,
+//! the bindings and the CLI all report the same class of failure for the same cause.
+
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong in nexvitad. Messages name the offending input.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A caller-supplied argument or option is out of range or malformed.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A file could not be read or written.
+    #[error("{op} '{}': {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file exists but its content is not what it must be (corrupt, truncated, wrong format).
+    #[error("bad file '{}': {msg}", path.display())]
+    Format { path: PathBuf, msg: String },
+    /// Two artefacts that must belong together do not (bank from another model, graph vs manifest).
+    #[error("mismatch: {0}")]
+    Mismatch(String),
+    /// ONNX Runtime could not be loaded, or failed while running a model.
+    #[error("onnx runtime: {0}")]
+    Runtime(String),
+    /// A request that this build or machine cannot serve (e.g. CUDA without a CUDA build).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// A configured limit (image size, bank size, memory per call) would be exceeded.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    /// A progress callback asked to stop.
+    #[error("cancelled")]
+    Cancelled,
+    /// A bug in nexvitad (a caught panic, a broken invariant).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidArgument(msg.into())
+    }
+
+    /// Shorthand for [`Error::Format`].
+    pub fn format(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
+        Error::Format { path: path.as_ref().to_path_buf(), msg: msg.into() }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(op: &'static str, path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io { op, path: path.as_ref().to_path_buf(), source }
+    }
+
+    /// Shorthand for [`Error::Runtime`].
+    pub fn runtime(msg: impl Into<String>) -> Self {
+        Error::Runtime(msg.into())
+    }
+}
