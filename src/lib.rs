@@ -1,12 +1,23 @@
 //! nexvitad: few-shot cross-domain defect detection (NexViTAD).
 //!
 //! The one path data takes:
-//! `image::prepare -> encoder::Backbones -> fusion::Head -> bank::features -> bank::MemoryBank -> score`.
-pub mod error;
-pub mod metrics;
+//! `image::Preparer -> encoder::Backbones -> fusion::Head -> bank::features -> bank::MemoryBank -> score`.
 pub mod bank;
-pub mod score;
 pub mod data;
+pub mod encoder;
+pub mod error;
+pub mod fsutil;
+pub mod fusion;
+pub mod image;
+pub mod manifest;
+pub mod metrics;
+pub mod model;
+pub mod runtime;
+pub mod score;
+pub mod tensors;
 pub mod viz;
 
 pub use error::{Error, Result};
+pub use image::{ImageLimits, ImageView, PixelFormat};
+pub use manifest::Manifest;
+pub use model::{Model, ModelOptions};

@@ -1,0 +1,413 @@
+//! The fusion head: adapters (Eq. 1), projections into a shared subspace (Eq. 2) and channel
+//! interleaving (Eq. 3), turning Hiera stages H1..H4 and the DINOv2 grid D into F1..F4.
+//!
+//! Feature maps here are *channel-last* (`[h*w, c]`, one row per patch): every step is then a
+//! matrix product over patches (GEMM), and bank features come out as the rows the memory bank
+//! stores. Only the scales the caller asks for are computed.
+//!
+//! ## `head.safetensors`
+//! For each stage `s` in 1..=4, with Hiera width `C_s`, DINOv2 width `C_d`, shared width `d_s`
+//! and bottleneck `r` (all from `model.json`), f32 tensors:
+//!
+//! | name | shape | role |
+//! |---|---|---|
+//! | `stage{s}.adapter.down.weight` | `[r, C_s]` | W_down (1x1 conv) |
+//! | `stage{s}.adapter.down.bias` | `[r]` | |
+//! | `stage{s}.adapter.up.weight` | `[C_s, r]` | W_up; zero = identity adapter |
+//! | `stage{s}.adapter.up.bias` | `[C_s]` | |
+//! | `stage{s}.proj_hiera.weight` | `[d_s/2, C_s]` | P_h (1x1 conv) |
+//! | `stage{s}.proj_hiera.bias` | `[d_s/2]` | |
+//! | `stage{s}.proj_dinov2.weight` | `[d_s/2, C_d]` | P_d (1x1 conv, applied before resizing: both are linear) |
+//! | `stage{s}.proj_dinov2.bias` | `[d_s/2]` | |
+//!
+//! Metadata: `format = "nexvitad-head"`, `format_version = "1"`. The adapter uses exact (erf)
+//! GELU. The DINOv2 grid is resized to each stage's grid with half-pixel bilinear
+//! interpolation (edge clamped); interleaving takes slices of `interleave_group` channels
+//! alternately from P_h and P_d.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayView3, Axis};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+
+use crate::encoder::BackboneFeatures;
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::tensors::{self, Named};
+
+/// Head file format version.
+pub const HEAD_FORMAT_VERSION: u32 = 1;
+/// Cap on a head file's size (the full model's head is a few MB).
+const MAX_HEAD_BYTES: u64 = 1 << 30;
+
+/// Weights of one stage. Matrices are `[out, in]`, as 1x1 convolutions store them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageWeights {
+    pub down_w: Array2<f32>,
+    pub down_b: Array1<f32>,
+    pub up_w: Array2<f32>,
+    pub up_b: Array1<f32>,
+    pub proj_h_w: Array2<f32>,
+    pub proj_h_b: Array1<f32>,
+    pub proj_d_w: Array2<f32>,
+    pub proj_d_b: Array1<f32>,
+}
+
+/// A channel-last feature grid: `data` is `[h*w, c]`, row `y*w + x` is patch (y, x).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grid {
+    pub h: usize,
+    pub w: usize,
+    pub data: Array2<f32>,
+}
+
+/// The fusion head. Immutable once built; shared by every scoring thread.
+#[derive(Debug, Clone)]
+pub struct Head {
+    stages: Vec<StageWeights>,
+    group: usize,
+    bank_scales: Vec<usize>,
+    local_avg: usize,
+    trained: bool,
+    /// Per stage: W_up and b_up are all zero, so the adapter is the identity and is skipped.
+    identity: [bool; 4],
+}
+
+impl Head {
+    /// The untrained head: identity adapters (W_up = 0) and fixed random projections drawn
+    /// from N(0, 1/C_in) with `seed`, which keeps expected norms and makes runs repeat exactly.
+    pub fn untrained(m: &Manifest, seed: u64) -> Self {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let f = &m.fusion;
+        let r = f.adapter_bottleneck;
+        let mut gauss = |rows: usize, cols: usize| -> Array2<f32> {
+            let n = Normal::new(0.0f32, (1.0 / cols as f32).sqrt()).unwrap_or_else(|_| Normal::new(0.0, 1.0).expect("unit normal"));
+            Array2::from_shape_fn((rows, cols), |_| n.sample(&mut rng))
+        };
+        let stages = (0..4)
+            .map(|s| {
+                let c = m.hiera.channels[s];
+                let half = f.shared_dims[s] / 2;
+                StageWeights {
+                    down_w: gauss(r, c),
+                    down_b: Array1::zeros(r),
+                    up_w: Array2::zeros((c, r)),
+                    up_b: Array1::zeros(c),
+                    proj_h_w: gauss(half, c),
+                    proj_h_b: Array1::zeros(half),
+                    proj_d_w: gauss(half, m.dinov2.channels),
+                    proj_d_b: Array1::zeros(half),
+                }
+            })
+            .collect();
+        Self::from_stages(m, stages, false)
+    }
+
+    /// Builds a head from explicit weights (training writes these).
+    pub fn from_stages(m: &Manifest, stages: Vec<StageWeights>, trained: bool) -> Self {
+        let mut identity = [false; 4];
+        for (s, w) in stages.iter().enumerate().take(4) {
+            identity[s] = w.up_w.iter().all(|v| *v == 0.0) && w.up_b.iter().all(|v| *v == 0.0);
+        }
+        Self {
+            stages,
+            group: m.fusion.interleave_group,
+            bank_scales: m.fusion.bank_scales.clone(),
+            local_avg: m.fusion.local_avg,
+            trained,
+            identity,
+        }
+    }
+
+    /// Whether the weights came from training (a `head.safetensors`).
+    pub fn is_trained(&self) -> bool {
+        self.trained
+    }
+
+    pub fn stages(&self) -> &[StageWeights] {
+        &self.stages
+    }
+
+    /// Reads `head.safetensors` bytes, checking every name and shape against the manifest.
+    pub fn from_bytes(bytes: &[u8], path: &Path, m: &Manifest) -> Result<Self> {
+        let rd = tensors::Reader::parse(bytes, path)?;
+        if rd.metadata().get("format").map(String::as_str) != Some("nexvitad-head") {
+            return Err(Error::format(path, "metadata 'format' is not 'nexvitad-head'"));
+        }
+        let v: u32 = rd.meta_parse("format_version")?;
+        if v > HEAD_FORMAT_VERSION {
+            return Err(Error::format(path, format!("head format_version {v} is newer than this nexvitad reads ({HEAD_FORMAT_VERSION})")));
+        }
+        let r = m.fusion.adapter_bottleneck;
+        let cd = m.dinov2.channels;
+        let mut stages = Vec::with_capacity(4);
+        for s in 0..4 {
+            let c = m.hiera.channels[s];
+            let half = m.fusion.shared_dims[s] / 2;
+            let mat = |name: &str, rows: usize, cols: usize| -> Result<Array2<f32>> {
+                let (_, d) = rd.f32(&format!("stage{}.{name}", s + 1), &[Some(rows), Some(cols)])?;
+                Array2::from_shape_vec((rows, cols), d).map_err(|e| Error::Internal(e.to_string()))
+            };
+            let vec = |name: &str, n: usize| -> Result<Array1<f32>> {
+                let (_, d) = rd.f32(&format!("stage{}.{name}", s + 1), &[Some(n)])?;
+                Ok(Array1::from_vec(d))
+            };
+            stages.push(StageWeights {
+                down_w: mat("adapter.down.weight", r, c)?,
+                down_b: vec("adapter.down.bias", r)?,
+                up_w: mat("adapter.up.weight", c, r)?,
+                up_b: vec("adapter.up.bias", c)?,
+                proj_h_w: mat("proj_hiera.weight", half, c)?,
+                proj_h_b: vec("proj_hiera.bias", half)?,
+                proj_d_w: mat("proj_dinov2.weight", half, cd)?,
+                proj_d_b: vec("proj_dinov2.bias", half)?,
+            });
+        }
+        Ok(Self::from_stages(m, stages, true))
+    }
+
+    /// Serialises the weights as `head.safetensors` bytes.
+    pub fn to_bytes(&self, extra_meta: HashMap<String, String>) -> Result<Vec<u8>> {
+        let mut list = Vec::new();
+        for (s, w) in self.stages.iter().enumerate() {
+            let p = |n: &str| format!("stage{}.{n}", s + 1);
+            let m2 = |a: &Array2<f32>| a.as_slice().map(<[f32]>::to_vec).unwrap_or_else(|| a.iter().copied().collect());
+            for (name, shape, data) in [
+                (p("adapter.down.weight"), w.down_w.shape().to_vec(), m2(&w.down_w)),
+                (p("adapter.down.bias"), vec![w.down_b.len()], w.down_b.to_vec()),
+                (p("adapter.up.weight"), w.up_w.shape().to_vec(), m2(&w.up_w)),
+                (p("adapter.up.bias"), vec![w.up_b.len()], w.up_b.to_vec()),
+                (p("proj_hiera.weight"), w.proj_h_w.shape().to_vec(), m2(&w.proj_h_w)),
+                (p("proj_hiera.bias"), vec![w.proj_h_b.len()], w.proj_h_b.to_vec()),
+                (p("proj_dinov2.weight"), w.proj_d_w.shape().to_vec(), m2(&w.proj_d_w)),
+                (p("proj_dinov2.bias"), vec![w.proj_d_b.len()], w.proj_d_b.to_vec()),
+            ] {
+                list.push((name, shape, data));
+            }
+        }
+        let named: Vec<Named<'_>> = list.iter().map(|(n, s, d)| Named { name: n.clone(), shape: s.clone(), data: d }).collect();
+        let mut meta = extra_meta;
+        meta.insert("format".into(), "nexvitad-head".into());
+        meta.insert("format_version".into(), HEAD_FORMAT_VERSION.to_string());
+        tensors::to_bytes(&named, meta)
+    }
+
+    /// Loads a head file with a size cap.
+    pub fn load(path: &Path, m: &Manifest) -> Result<(Self, Vec<u8>)> {
+        let bytes = crate::fsutil::read_capped(path, "cannot read head weights", MAX_HEAD_BYTES)?;
+        let head = Self::from_bytes(&bytes, path, m)?;
+        Ok((head, bytes))
+    }
+
+    /// Fused features F_s (1-based `scale`) of image `i` of a batch, channel-last.
+    pub fn fuse(&self, feats: &BackboneFeatures, i: usize, scale: usize) -> Result<Grid> {
+        if !(1..=4).contains(&scale) || self.stages.len() != 4 {
+            return Err(Error::invalid(format!("fused scale {scale} is not in 1..=4")));
+        }
+        let n = feats.dinov2.dim().0;
+        if i >= n {
+            return Err(Error::invalid(format!("image index {i} is outside the batch of {n}")));
+        }
+        let dino = feats.dinov2.index_axis(Axis(0), i);
+        let hiera = feats.hiera[scale - 1].index_axis(Axis(0), i);
+        Ok(self.fuse_stage(scale - 1, hiera, dino))
+    }
+
+    fn fuse_stage(&self, s: usize, hiera: ArrayView3<'_, f32>, dino: ArrayView3<'_, f32>) -> Grid {
+        let w = &self.stages[s];
+        let (c, h, wd) = hiera.dim();
+        let (cd, dh, dw) = dino.dim();
+        let x = channel_last(hiera, c, h * wd);
+        // Eq. 1: A = H + W_up GELU(W_down H + b_down) + b_up.
+        let a = if self.identity[s] {
+            x
+        } else {
+            let mut z = x.dot(&w.down_w.t()) + &w.down_b;
+            z.mapv_inplace(gelu);
+            let mut a = z.dot(&w.up_w.t()) + &w.up_b;
+            a += &x;
+            a
+        };
+        // Eq. 2.
+        let ph = a.dot(&w.proj_h_w.t()) + &w.proj_h_b;
+        let y = channel_last(dino, cd, dh * dw);
+        let pd_small = y.dot(&w.proj_d_w.t()) + &w.proj_d_b;
+        let pd = resize_bilinear_hwc(pd_small.view(), dh, dw, h, wd);
+        // Eq. 3.
+        Grid { h, w: wd, data: interleave(ph.view(), pd.view(), self.group) }
+    }
+
+    /// Bank features of image `i`: the configured fused scales on the first one's grid,
+    /// concatenated and averaged over a `local_avg` window (valid neighbours only).
+    pub fn bank_features(&self, feats: &BackboneFeatures, i: usize) -> Result<Grid> {
+        let mut parts = Vec::with_capacity(self.bank_scales.len());
+        for &sc in &self.bank_scales {
+            parts.push(self.fuse(feats, i, sc)?);
+        }
+        let (h, w) = (parts[0].h, parts[0].w);
+        let dim: usize = parts.iter().map(|g| g.data.ncols()).sum();
+        let mut out = Array2::<f32>::zeros((h * w, dim));
+        let mut col = 0;
+        for g in &parts {
+            let d = g.data.ncols();
+            let resized;
+            let src = if (g.h, g.w) == (h, w) {
+                g.data.view()
+            } else {
+                resized = resize_bilinear_hwc(g.data.view(), g.h, g.w, h, w);
+                resized.view()
+            };
+            out.slice_mut(s![.., col..col + d]).assign(&src);
+            col += d;
+        }
+        let data = if self.local_avg > 1 { box_mean_hwc(out.view(), h, w, self.local_avg) } else { out };
+        Ok(Grid { h, w, data })
+    }
+
+    /// Width of bank feature vectors for a manifest.
+    pub fn bank_dim(m: &Manifest) -> usize {
+        m.fusion.bank_scales.iter().map(|&s| m.fusion.shared_dims[s - 1]).sum()
+    }
+}
+
+/// Exact GELU, `x Φ(x)`, as torch's default `nn.GELU()`.
+pub fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// `[c, h, w]` → `[h*w, c]` (owned, contiguous).
+fn channel_last(x: ArrayView3<'_, f32>, c: usize, p: usize) -> Array2<f32> {
+    let std = x.as_standard_layout();
+    let flat = std.to_shape((c, p)).map(|v| v.t().to_owned());
+    flat.unwrap_or_else(|_| Array2::zeros((p, c)))
+}
+
+/// Interleaves slices of `g` channels: `[a0..g, b0..g, ag..2g, bg..2g, ...]`.
+pub fn interleave(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, g: usize) -> Array2<f32> {
+    let (p, half) = a.dim();
+    let mut out = Array2::<f32>::zeros((p, 2 * half));
+    for ((mut o, ra), rb) in out.rows_mut().into_iter().zip(a.rows()).zip(b.rows()) {
+        for j in 0..half / g {
+            for k in 0..g {
+                o[2 * j * g + k] = ra[j * g + k];
+                o[2 * j * g + g + k] = rb[j * g + k];
+            }
+        }
+    }
+    out
+}
+
+/// Half-pixel bilinear taps for resizing `src` samples to `dst` (edge clamped).
+fn taps(src: usize, dst: usize) -> Vec<(usize, usize, f32)> {
+    let scale = src as f32 / dst as f32;
+    (0..dst)
+        .map(|i| {
+            let x = ((i as f32 + 0.5) * scale - 0.5).max(0.0);
+            let x0 = (x.floor() as usize).min(src - 1);
+            let x1 = (x0 + 1).min(src - 1);
+            (x0, x1, x - x0 as f32)
+        })
+        .collect()
+}
+
+/// Bilinear resize of a channel-last grid `[sh*sw, c]` → `[dh*dw, c]`.
+pub fn resize_bilinear_hwc(x: ArrayView2<'_, f32>, sh: usize, sw: usize, dh: usize, dw: usize) -> Array2<f32> {
+    let c = x.ncols();
+    if (sh, sw) == (dh, dw) {
+        return x.to_owned();
+    }
+    let ty = taps(sh, dh);
+    let tx = taps(sw, dw);
+    let mut out = Array2::<f32>::zeros((dh * dw, c));
+    let mut row = vec![0.0f32; sw * c];
+    for (oy, &(y0, y1, fy)) in ty.iter().enumerate() {
+        // Blend the two source rows once, then interpolate along x.
+        for xx in 0..sw {
+            let a = x.row(y0 * sw + xx);
+            let b = x.row(y1 * sw + xx);
+            let r = &mut row[xx * c..(xx + 1) * c];
+            for k in 0..c {
+                r[k] = a[k] * (1.0 - fy) + b[k] * fy;
+            }
+        }
+        for (ox, &(x0, x1, fx)) in tx.iter().enumerate() {
+            let mut o = out.row_mut(oy * dw + ox);
+            let a = &row[x0 * c..(x0 + 1) * c];
+            let b = &row[x1 * c..(x1 + 1) * c];
+            for k in 0..c {
+                o[k] = a[k] * (1.0 - fx) + b[k] * fx;
+            }
+        }
+    }
+    out
+}
+
+/// Mean over a `k`×`k` window of valid neighbours (no zero padding), channel-last.
+pub fn box_mean_hwc(x: ArrayView2<'_, f32>, h: usize, w: usize, k: usize) -> Array2<f32> {
+    let c = x.ncols();
+    let r = k / 2;
+    let mut tmp = Array2::<f32>::zeros((h * w, c));
+    for y in 0..h {
+        for xx in 0..w {
+            let (lo, hi) = (xx.saturating_sub(r), (xx + r).min(w - 1));
+            let inv = 1.0 / (hi - lo + 1) as f32;
+            let mut o = tmp.row_mut(y * w + xx);
+            for j in lo..=hi {
+                o.scaled_add(inv, &x.row(y * w + j));
+            }
+        }
+    }
+    let mut out = Array2::<f32>::zeros((h * w, c));
+    for y in 0..h {
+        let (lo, hi) = (y.saturating_sub(r), (y + r).min(h - 1));
+        let inv = 1.0 / (hi - lo + 1) as f32;
+        for xx in 0..w {
+            let mut o = out.row_mut(y * w + xx);
+            for j in lo..=hi {
+                o.scaled_add(inv, &tmp.row(j * w + xx));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interleave_alternates_groups() {
+        let a = Array2::from_shape_vec((1, 4), vec![0., 1., 2., 3.]).unwrap();
+        let b = Array2::from_shape_vec((1, 4), vec![10., 11., 12., 13.]).unwrap();
+        assert_eq!(interleave(a.view(), b.view(), 1).row(0).to_vec(), vec![0., 10., 1., 11., 2., 12., 3., 13.]);
+        assert_eq!(interleave(a.view(), b.view(), 2).row(0).to_vec(), vec![0., 1., 10., 11., 2., 3., 12., 13.]);
+    }
+
+    #[test]
+    fn resize_keeps_constants_and_interpolates_midpoints() {
+        let x = Array2::from_shape_fn((4, 2), |(p, c)| if c == 0 { 5.0 } else { (p % 2) as f32 });
+        let y = resize_bilinear_hwc(x.view(), 2, 2, 4, 4);
+        assert!(y.column(0).iter().all(|v| (*v - 5.0).abs() < 1e-6));
+        // Output x = 1 maps to source 0.25: 0.75*0 + 0.25*1.
+        assert!((y[[1, 1]] - 0.25).abs() < 1e-6, "{}", y[[1, 1]]);
+        assert!((y[[0, 1]] - 0.0).abs() < 1e-6 && (y[[3, 1]] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn box_mean_uses_valid_neighbours_only() {
+        let x = Array2::from_shape_fn((9, 1), |(p, _)| p as f32);
+        let y = box_mean_hwc(x.view(), 3, 3, 3);
+        assert!((y[[4, 0]] - 4.0).abs() < 1e-6);
+        // Corner (0,0): mean of 0,1,3,4.
+        assert!((y[[0, 0]] - 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn gelu_matches_known_values() {
+        assert!((gelu(1.0) - 0.841_344_7).abs() < 1e-6);
+        assert!((gelu(-1.0) + 0.158_655_3).abs() < 1e-6);
+        assert_eq!(gelu(0.0), 0.0);
+    }
+}

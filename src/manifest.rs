@@ -1,0 +1,218 @@
+//! `model.json`: the manifest of a model folder.
+//!
+//! The manifest is the contract between the export script (`tools/export_onnx.py`), the
+//! training entry point, and inference. It is parsed strictly (unknown keys are an error):
+//! a typo in a hand-edited manifest must not silently fall back to a default.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The newest manifest format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Largest accepted encoder input side; bigger inputs are a typo, not a model.
+const MAX_INPUT_SIDE: u32 = 4096;
+
+/// Input geometry and normalisation shared by both encoders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub width: u32,
+    pub height: u32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+/// The Hiera backbone: four stage maps at strides 4/8/16/32.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HieraSpec {
+    pub file: String,
+    pub input: String,
+    pub outputs: [String; 4],
+    pub channels: [usize; 4],
+    pub strides: [usize; 4],
+}
+
+/// The DINOv2 backbone: one patch grid at stride `patch_size` of its own input size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dinov2Spec {
+    pub file: String,
+    pub input: String,
+    pub output: String,
+    pub channels: usize,
+    pub patch_size: usize,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Widths of the fusion head (Eq. 1-3) and which fused scales feed the memory bank.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FusionSpec {
+    /// d_s per stage; each is split evenly between the Hiera and DINOv2 projections.
+    pub shared_dims: [usize; 4],
+    /// Adapter bottleneck width r.
+    pub adapter_bottleneck: usize,
+    /// 1-based fused scales concatenated for the bank (default `[2, 3]`), on the grid of the first.
+    pub bank_scales: Vec<usize>,
+    /// Side of the local average pooling window on bank features (1 = none).
+    pub local_avg: usize,
+    /// Channel slice width g of the interleaving (Eq. 3); must divide every d_s / 2.
+    #[serde(default = "default_group")]
+    pub interleave_group: usize,
+}
+
+fn default_group() -> usize {
+    1
+}
+
+/// Defaults that options may override.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    pub k: usize,
+    pub sigma: f32,
+    pub theta: f32,
+    pub lambda1: f32,
+    pub lambda2: f32,
+    /// Target false-positive rate for the thresholds stored in a bank.
+    pub target_fpr: f32,
+}
+
+/// Where the weights came from; informational, but kept so a bank can be traced to its model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    pub hiera: String,
+    pub dinov2: String,
+    pub pretrained: bool,
+    pub exporter: String,
+    pub seed: u64,
+}
+
+/// The whole `model.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub name: String,
+    pub input: InputSpec,
+    pub hiera: HieraSpec,
+    pub dinov2: Dinov2Spec,
+    pub fusion: FusionSpec,
+    pub defaults: Defaults,
+    pub provenance: Provenance,
+    /// Written by training: its configuration and domains. Absent for exported models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<serde_json::Value>,
+}
+
+impl Manifest {
+    /// Reads and validates `model.json` at `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read model manifest", path, e))?;
+        Self::parse(&bytes).map_err(|msg| Error::format(path, msg))
+    }
+
+    /// Parses and validates manifest bytes; the error is a human-readable reason.
+    pub fn parse(bytes: &[u8]) -> std::result::Result<Self, String> {
+        // Read the version first, so a manifest from a newer nexvitad says so instead of
+        // reporting whichever new field it happens to contain.
+        let probe: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+        match probe.get("format_version").and_then(|v| v.as_u64()) {
+            None => return Err("missing or non-integer field 'format_version'".into()),
+            Some(v) if v > FORMAT_VERSION as u64 => {
+                return Err(format!(
+                    "format_version {v} is newer than this nexvitad reads ({FORMAT_VERSION}); upgrade nexvitad"
+                ))
+            }
+            Some(0) => return Err("format_version 0 is not a valid version".into()),
+            Some(_) => {}
+        }
+        let m: Manifest = serde_json::from_value(probe).map_err(|e| format!("{e}"))?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Checks the values that serde's types cannot express.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let i = &self.input;
+        if i.width == 0 || i.height == 0 || i.width > MAX_INPUT_SIDE || i.height > MAX_INPUT_SIDE {
+            return Err(format!("input size {}x{} is outside 1..={MAX_INPUT_SIDE}", i.width, i.height));
+        }
+        if i.std.iter().any(|s| !s.is_finite() || *s <= 0.0) || i.mean.iter().any(|m| !m.is_finite()) {
+            return Err("input.std must be finite and > 0, input.mean finite".into());
+        }
+        for (s, &st) in self.hiera.strides.iter().enumerate() {
+            if st == 0 || i.width as usize % st != 0 || i.height as usize % st != 0 {
+                return Err(format!(
+                    "hiera.strides[{s}] = {st} does not divide the input size {}x{}",
+                    i.width, i.height
+                ));
+            }
+        }
+        if self.hiera.channels.contains(&0) {
+            return Err("hiera.channels must all be > 0".into());
+        }
+        let d = &self.dinov2;
+        if d.patch_size == 0 || d.width == 0 || d.height == 0 || d.width > MAX_INPUT_SIDE || d.height > MAX_INPUT_SIDE {
+            return Err("dinov2 patch_size/width/height must be > 0 and sizes at most 4096".into());
+        }
+        if d.width as usize % d.patch_size != 0 || d.height as usize % d.patch_size != 0 {
+            return Err(format!(
+                "dinov2 input {}x{} is not a multiple of patch_size {}",
+                d.width, d.height, d.patch_size
+            ));
+        }
+        if d.channels == 0 {
+            return Err("dinov2.channels must be > 0".into());
+        }
+        let f = &self.fusion;
+        if f.shared_dims.iter().any(|&x| x == 0 || x % 2 != 0) {
+            return Err("fusion.shared_dims must be even and > 0 (half Hiera, half DINOv2)".into());
+        }
+        if f.interleave_group == 0 || f.shared_dims.iter().any(|d| (d / 2) % f.interleave_group != 0) {
+            return Err("fusion.interleave_group must be > 0 and divide every shared_dims / 2".into());
+        }
+        if f.adapter_bottleneck == 0 {
+            return Err("fusion.adapter_bottleneck must be > 0".into());
+        }
+        if f.bank_scales.is_empty() || f.bank_scales.iter().any(|&s| !(1..=4).contains(&s)) {
+            return Err("fusion.bank_scales must list scales in 1..=4".into());
+        }
+        if f.local_avg == 0 || f.local_avg % 2 == 0 {
+            return Err("fusion.local_avg must be odd and >= 1".into());
+        }
+        let df = &self.defaults;
+        if df.k == 0 {
+            return Err("defaults.k must be > 0".into());
+        }
+        if !df.sigma.is_finite() || df.sigma < 0.0 {
+            return Err("defaults.sigma must be finite and >= 0".into());
+        }
+        if !(df.theta > 0.0 && df.theta < 1.0) {
+            return Err("defaults.theta must be in (0, 1)".into());
+        }
+        if !(df.target_fpr > 0.0 && df.target_fpr < 1.0) {
+            return Err("defaults.target_fpr must be in (0, 1)".into());
+        }
+        for name in [&self.hiera.file, &self.dinov2.file] {
+            if name.is_empty() || name.contains('/') || name.contains('\\') || name == ".." {
+                return Err(format!("backbone file name '{name}' must be a plain file name inside the model folder"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Pretty JSON, as written to `model.json`.
+    pub fn to_json(&self) -> String {
+        // Serialising plain structs of strings and numbers cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,146 @@
+//! A model folder opened for use: manifest, encoders, fusion head and fingerprint.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::encoder::{BackboneFeatures, Backbones, EncoderTimings, ExecutionProvider, SessionConfig};
+use crate::error::{Error, Result};
+use crate::image::{ImageLimits, ImageView, Normalization, Preparer};
+use crate::manifest::Manifest;
+use crate::runtime;
+
+/// How to open a model. `Default` gives CPU, ORT's own thread count and full optimisation.
+#[derive(Debug, Clone, Default)]
+pub struct ModelOptions {
+    /// Explicit `libonnxruntime.so`; otherwise the search order of [`runtime::runtime`].
+    pub ort_library: Option<PathBuf>,
+    /// ORT session settings (execution provider, threads, optimisation level).
+    pub session: SessionConfig,
+    /// Caps on accepted image sizes.
+    pub image_limits: ImageLimits,
+}
+
+impl ModelOptions {
+    /// Sets the execution provider from `cpu` / `cuda:N`.
+    pub fn with_execution_provider(mut self, ep: &str) -> Result<Self> {
+        self.session.execution_provider = ExecutionProvider::parse(ep)?;
+        Ok(self)
+    }
+}
+
+/// An opened model. Immutable after opening and safe to share between threads.
+pub struct Model {
+    dir: PathBuf,
+    manifest: Manifest,
+    backbones: Backbones,
+    fingerprint: String,
+    options: ModelOptions,
+}
+
+/// Encoder inputs prepared for one batch; DINOv2's is absent when it equals Hiera's size.
+pub struct PreparedBatch {
+    pub hiera: ndarray::Array4<f32>,
+    pub dinov2: Option<ndarray::Array4<f32>>,
+}
+
+impl Model {
+    /// Opens the model folder `dir` (`model.json`, the two ONNX files, optional `head.safetensors`).
+    pub fn open(dir: impl AsRef<Path>, options: &ModelOptions) -> Result<Self> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(Error::io(
+                "cannot open model folder",
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+            ));
+        }
+        let manifest = Manifest::load(&dir.join("model.json"))?;
+        let rt = runtime::runtime(options.ort_library.as_deref())?;
+        let backbones = Backbones::open(rt, dir, &manifest, &options.session)?;
+        let fingerprint = fingerprint(&manifest, &backbones.file_hashes, None);
+        Ok(Self { dir: dir.to_path_buf(), manifest, backbones, fingerprint, options: options.clone() })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+    pub fn backbones(&self) -> &Backbones {
+        &self.backbones
+    }
+    pub fn options(&self) -> &ModelOptions {
+        &self.options
+    }
+    /// Hex SHA-256 over the backbone files, the fusion configuration and the head weights.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    fn normalization(&self) -> Normalization {
+        Normalization { mean: self.manifest.input.mean, std: self.manifest.input.std }
+    }
+
+    /// Validates caller pixels against this model's image limits.
+    pub fn view<'a>(&self, data: &'a [u8], width: u32, height: u32, stride: usize, format: crate::image::PixelFormat) -> Result<ImageView<'a>> {
+        ImageView::with_limits(data, width, height, stride, format, &self.options.image_limits)
+    }
+
+    /// Resizes and normalises a batch for both encoders; the DINOv2 tensor is made only
+    /// when its input size differs from Hiera's.
+    pub fn prepare(&self, preparer: &mut Preparer, images: &[ImageView<'_>]) -> Result<PreparedBatch> {
+        let lim = &self.options.image_limits;
+        for (i, im) in images.iter().enumerate() {
+            if im.width() > lim.max_side || im.height() > lim.max_side || im.width() as u64 * im.height() as u64 > lim.max_pixels {
+                return Err(Error::LimitExceeded(format!("image {i} ({}x{}) exceeds the model's image limits", im.width(), im.height())));
+            }
+        }
+        let norm = self.normalization();
+        let i = &self.manifest.input;
+        let d = &self.manifest.dinov2;
+        let hiera = preparer.prepare_batch(images, i.width, i.height, &norm)?;
+        let dinov2 = if (d.width, d.height) == (i.width, i.height) {
+            None
+        } else {
+            Some(preparer.prepare_batch(images, d.width, d.height, &norm)?)
+        };
+        Ok(PreparedBatch { hiera, dinov2 })
+    }
+
+    /// Runs both frozen encoders on a prepared batch.
+    pub fn encode_prepared(&self, batch: &PreparedBatch) -> Result<(BackboneFeatures, EncoderTimings)> {
+        let dino = batch.dinov2.as_ref().unwrap_or(&batch.hiera);
+        self.backbones.run(batch.hiera.view(), dino.view())
+    }
+
+    /// Prepares and encodes a batch of images.
+    pub fn encode(&self, images: &[ImageView<'_>]) -> Result<BackboneFeatures> {
+        if images.is_empty() {
+            return Err(Error::invalid("no images to encode"));
+        }
+        let mut p = Preparer::new();
+        let batch = self.prepare(&mut p, images)?;
+        Ok(self.encode_prepared(&batch)?.0)
+    }
+}
+
+/// The model fingerprint: what a bank records to refuse scoring with any other model.
+pub(crate) fn fingerprint(manifest: &Manifest, backbone_hashes: &[[u8; 32]; 2], head: Option<&[u8]>) -> String {
+    let mut h = Sha256::new();
+    h.update(b"nexvitad-model-v1\0");
+    for b in backbone_hashes {
+        h.update(b);
+    }
+    // The fusion configuration changes the feature space as much as the weights do.
+    h.update(serde_json::to_vec(&manifest.fusion).unwrap_or_default());
+    match head {
+        Some(bytes) => {
+            h.update(b"head\0");
+            h.update(bytes);
+        }
+        None => h.update(b"untrained-head\0"),
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
