@@ -16,7 +16,7 @@ pub struct DemoArgs {
 
 pub fn run(a: DemoArgs) -> nexvitad::Result<()> {
     let model = a.model.open()?;
-    let img = nexvitad::data::load_rgb(&a.image)?;
+    let img = image::open(&a.image).map_err(|e| nexvitad::Error::format(&a.image, e.to_string()))?.to_rgb8();
     let view = model.view(img.as_raw(), img.width(), img.height(), img.width() as usize * 3, nexvitad::PixelFormat::Rgb8)?;
     let t = std::time::Instant::now();
     let f = model.encode(&[view])?;
