@@ -1,1 +1,496 @@
-//! placeholder
+//! Evaluation metrics with MVTec AD conventions: image AUROC, pixel AUROC, pixel AP, PRO, F1-max.
+//!
+//! Every ranking metric is computed from one sorted pass (O(n log n)) that collapses tied scores
+//! into a single threshold, so ties are treated exactly as scikit-learn's `roc_auc_score` /
+//! `average_precision_score` and the official MVTec `compute_pro` treat them. The committed
+//! references in `tests/fixtures/metrics/` (made by `make_refs.py` from sklearn and a
+//! reimplementation of MVTec's script) pin this down.
+
+use rayon::slice::ParallelSliceMut;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// One anomaly map with its ground-truth mask, both row-major `height x width`.
+#[derive(Debug, Clone, Copy)]
+pub struct MapSample<'a> {
+    pub values: &'a [f32],
+    pub mask: &'a [bool],
+    pub width: usize,
+    pub height: usize,
+}
+
+/// All metrics of one evaluation. Values are fractions in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Metrics {
+    pub image_auroc: f64,
+    pub pixel_auroc: f64,
+    pub pixel_ap: f64,
+    /// Area under the PRO curve up to FPR 0.3, normalised by 0.3.
+    pub pro: f64,
+    /// Image-level maximum F1 over all thresholds.
+    pub f1_max: f64,
+}
+
+/// The FPR limit MVTec AD uses for PRO.
+pub const PRO_FPR_LIMIT: f64 = 0.3;
+
+/// Cumulative (true positive, false positive) counts at each distinct threshold, from the
+/// highest score down: entry j counts every sample with score >= the j-th distinct score.
+struct Curve {
+    tp: Vec<u64>,
+    fp: Vec<u64>,
+    n_pos: u64,
+    n_neg: u64,
+}
+
+fn check_scores(what: &str, scores: &[f32], labels: &[bool]) -> Result<()> {
+    if scores.len() != labels.len() {
+        return Err(Error::invalid(format!(
+            "{what}: {} scores but {} labels",
+            scores.len(),
+            labels.len()
+        )));
+    }
+    if scores.is_empty() {
+        return Err(Error::invalid(format!("{what}: no scores")));
+    }
+    if let Some(i) = scores.iter().position(|s| s.is_nan()) {
+        return Err(Error::invalid(format!("{what}: score {i} is NaN")));
+    }
+    Ok(())
+}
+
+/// Sorts (score, label) pairs by descending score and accumulates counts per distinct score.
+/// `-0.0` and `0.0` compare equal and so form one threshold, as in numpy.
+fn curve(pairs: &mut [(f32, bool)]) -> Curve {
+    pairs.par_sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut tp, mut fp) = (Vec::new(), Vec::new());
+    let (mut t, mut f) = (0u64, 0u64);
+    for (i, &(s, l)) in pairs.iter().enumerate() {
+        if l {
+            t += 1;
+        } else {
+            f += 1;
+        }
+        // Close a threshold group at its last member.
+        if i + 1 == pairs.len() || pairs[i + 1].0 != s {
+            tp.push(t);
+            fp.push(f);
+        }
+    }
+    Curve { tp, fp, n_pos: t, n_neg: f }
+}
+
+fn build_curve(what: &str, scores: &[f32], labels: &[bool]) -> Result<Curve> {
+    check_scores(what, scores, labels)?;
+    let mut pairs: Vec<(f32, bool)> = scores.iter().copied().zip(labels.iter().copied()).collect();
+    Ok(curve(&mut pairs))
+}
+
+impl Curve {
+    fn need_both(&self, what: &str) -> Result<()> {
+        if self.n_pos == 0 || self.n_neg == 0 {
+            return Err(Error::invalid(format!(
+                "{what}: needs both classes, got {} positive and {} negative samples",
+                self.n_pos, self.n_neg
+            )));
+        }
+        Ok(())
+    }
+
+    fn need_pos(&self, what: &str) -> Result<()> {
+        if self.n_pos == 0 {
+            return Err(Error::invalid(format!("{what}: no positive samples")));
+        }
+        Ok(())
+    }
+
+    /// Trapezoidal area under the ROC curve. The doubled area is an integer, so this is exact
+    /// up to the final division (ties contribute a half, as in sklearn).
+    fn auroc(&self) -> f64 {
+        let (mut area2, mut tp0, mut fp0) = (0u128, 0u64, 0u64);
+        for (&tp, &fp) in self.tp.iter().zip(&self.fp) {
+            area2 += (fp - fp0) as u128 * (tp + tp0) as u128;
+            tp0 = tp;
+            fp0 = fp;
+        }
+        area2 as f64 / (2.0 * self.n_pos as f64 * self.n_neg as f64)
+    }
+
+    /// sklearn's step-sum AP: sum over thresholds of (recall increase) x precision.
+    fn average_precision(&self) -> f64 {
+        let (mut ap, mut tp0) = (0.0f64, 0u64);
+        for (&tp, &fp) in self.tp.iter().zip(&self.fp) {
+            if tp > tp0 {
+                ap += (tp - tp0) as f64 / self.n_pos as f64 * (tp as f64 / (tp + fp) as f64);
+            }
+            tp0 = tp;
+        }
+        ap
+    }
+
+    /// max over thresholds of 2PR/(P+R) = 2TP / (TP + FP + #positives).
+    fn f1_max(&self) -> f64 {
+        self.tp
+            .iter()
+            .zip(&self.fp)
+            .map(|(&tp, &fp)| 2.0 * tp as f64 / (tp + fp + self.n_pos) as f64)
+            .fold(0.0, f64::max)
+    }
+}
+
+/// Area under the ROC curve, identical to `sklearn.metrics.roc_auc_score`.
+/// Errors when lengths differ, inputs are empty, a score is NaN, or only one class is present.
+pub fn auroc(scores: &[f32], labels: &[bool]) -> Result<f64> {
+    let c = build_curve("auroc", scores, labels)?;
+    c.need_both("auroc")?;
+    Ok(c.auroc())
+}
+
+/// Average precision, identical to `sklearn.metrics.average_precision_score`.
+/// Needs at least one positive (with no negatives it is 1.0, as in sklearn).
+pub fn average_precision(scores: &[f32], labels: &[bool]) -> Result<f64> {
+    let c = build_curve("average_precision", scores, labels)?;
+    c.need_pos("average_precision")?;
+    Ok(c.average_precision())
+}
+
+/// Maximum F1 over all thresholds of the precision-recall curve. Needs at least one positive.
+pub fn f1_max(scores: &[f32], labels: &[bool]) -> Result<f64> {
+    let c = build_curve("f1_max", scores, labels)?;
+    c.need_pos("f1_max")?;
+    Ok(c.f1_max())
+}
+
+fn check_map(i: usize, m: &MapSample) -> Result<()> {
+    let n = m.width.checked_mul(m.height).filter(|&n| n > 0).ok_or_else(|| {
+        Error::invalid(format!("map {i}: bad size {}x{}", m.width, m.height))
+    })?;
+    if m.values.len() != n || m.mask.len() != n {
+        return Err(Error::invalid(format!(
+            "map {i}: {}x{} needs {n} values and mask pixels, got {} and {}",
+            m.width,
+            m.height,
+            m.values.len(),
+            m.mask.len()
+        )));
+    }
+    if let Some(p) = m.values.iter().position(|v| v.is_nan()) {
+        return Err(Error::invalid(format!("map {i}: value {p} is NaN")));
+    }
+    Ok(())
+}
+
+/// Labels the 8-connected components of `mask` (scipy.ndimage.label with a 3x3 structure).
+/// Returns per-pixel labels (0 = background, 1..=n regions) and each region's pixel count
+/// (index 0 unused).
+pub(crate) fn label_components(mask: &[bool], width: usize, height: usize) -> (Vec<u32>, Vec<u64>) {
+    let mut labels = vec![0u32; mask.len()];
+    let mut sizes = vec![0u64];
+    let mut stack = Vec::new();
+    for start in 0..mask.len() {
+        if !mask[start] || labels[start] != 0 {
+            continue;
+        }
+        let id = sizes.len() as u32;
+        let mut size = 0u64;
+        labels[start] = id;
+        stack.push(start);
+        while let Some(p) = stack.pop() {
+            size += 1;
+            let (x, y) = (p % width, p / width);
+            for ny in y.saturating_sub(1)..=(y + 1).min(height - 1) {
+                for nx in x.saturating_sub(1)..=(x + 1).min(width - 1) {
+                    let q = ny * width + nx;
+                    if mask[q] && labels[q] == 0 {
+                        labels[q] = id;
+                        stack.push(q);
+                    }
+                }
+            }
+        }
+        sizes.push(size);
+    }
+    (labels, sizes)
+}
+
+/// Normalised area under the per-region-overlap curve up to `fpr_limit`, as in the official
+/// MVTec AD evaluation (`compute_pro` + `trapezoid(..., x_max=fpr_limit) / fpr_limit`).
+///
+/// Regions are the 8-connected components of every mask. At each distinct threshold t
+/// (exact curve, no binning): PRO(t) = mean over all regions of the fraction of the region's
+/// pixels with value >= t, FPR(t) = fraction of normal pixels with value >= t. The curve runs
+/// from (0,0) to (1,1), is integrated by trapezoids up to `fpr_limit` with linear interpolation
+/// at the limit, and divided by `fpr_limit`.
+pub fn pro_auc(samples: &[MapSample], fpr_limit: f64) -> Result<f64> {
+    if !(fpr_limit > 0.0 && fpr_limit <= 1.0) {
+        return Err(Error::invalid(format!("pro_auc: fpr_limit {fpr_limit} must be in (0, 1]")));
+    }
+    if samples.is_empty() {
+        return Err(Error::invalid("pro_auc: no maps"));
+    }
+    // Each pixel carries a global region id (0 = normal pixel); the weight of a region pixel is
+    // 1 / region size.
+    let total: usize = samples.iter().map(|m| m.values.len()).sum();
+    let mut pixels: Vec<(f32, u32)> = Vec::with_capacity(total);
+    let mut inv_size = vec![0.0f64];
+    for (i, m) in samples.iter().enumerate() {
+        check_map(i, m)?;
+        let (labels, sizes) = label_components(m.mask, m.width, m.height);
+        let base = inv_size.len() as u32 - 1;
+        inv_size.extend(sizes[1..].iter().map(|&s| 1.0 / s as f64));
+        pixels.extend(
+            m.values.iter().zip(&labels).map(|(&v, &l)| (v, if l == 0 { 0 } else { base + l })),
+        );
+    }
+    let n_regions = inv_size.len() - 1;
+    let n_ok = pixels.iter().filter(|p| p.1 == 0).count();
+    if n_regions == 0 {
+        return Err(Error::invalid("pro_auc: the masks contain no defect region"));
+    }
+    if n_ok == 0 {
+        return Err(Error::invalid("pro_auc: the masks contain no normal pixel"));
+    }
+    pixels.par_sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+
+    // Walk the exact curve, integrating segment by segment until FPR passes the limit.
+    let (n_ok, n_regions) = (n_ok as f64, n_regions as f64);
+    let (mut fp, mut pro_sum) = (0u64, 0.0f64);
+    let (mut x0, mut y0, mut area) = (0.0f64, 0.0f64, 0.0f64);
+    let mut segment = |x1: f64, y1: f64| -> bool {
+        if x1 > fpr_limit {
+            let y_lim = y0 + (y1 - y0) * (fpr_limit - x0) / (x1 - x0);
+            area += 0.5 * (y_lim + y0) * (fpr_limit - x0);
+            return false;
+        }
+        area += 0.5 * (y1 + y0) * (x1 - x0);
+        x0 = x1;
+        y0 = y1;
+        true
+    };
+    let mut open = true;
+    for (i, &(v, region)) in pixels.iter().enumerate() {
+        if region == 0 {
+            fp += 1;
+        } else {
+            pro_sum += inv_size[region as usize];
+        }
+        if i + 1 == pixels.len() || pixels[i + 1].0 != v {
+            let x = (fp as f64 / n_ok).clamp(0.0, 1.0);
+            let y = (pro_sum / n_regions).clamp(0.0, 1.0);
+            if !segment(x, y) {
+                open = false;
+                break;
+            }
+        }
+    }
+    if open {
+        // MVTec appends (1, 1); the last real point already has FPR 1, so this only matters
+        // when fpr_limit == 1.
+        segment(1.0, 1.0);
+    }
+    Ok(area / fpr_limit)
+}
+
+/// Computes all metrics: image AUROC and F1-max from image scores, and pixel AUROC, pixel AP
+/// and PRO (FPR limit 0.3) from all pixels of all maps pooled.
+pub fn evaluate(image_scores: &[f32], image_labels: &[bool], maps: &[MapSample]) -> Result<Metrics> {
+    let img = build_curve("image scores", image_scores, image_labels)?;
+    img.need_both("image scores")?;
+    if maps.is_empty() {
+        return Err(Error::invalid("evaluate: no anomaly maps"));
+    }
+    let total: usize = maps.iter().map(|m| m.values.len()).sum();
+    let mut pairs = Vec::with_capacity(total);
+    for (i, m) in maps.iter().enumerate() {
+        check_map(i, m)?;
+        pairs.extend(m.values.iter().copied().zip(m.mask.iter().copied()));
+    }
+    let px = curve(&mut pairs);
+    drop(pairs);
+    px.need_both("pixel scores")?;
+    Ok(Metrics {
+        image_auroc: img.auroc(),
+        f1_max: img.f1_max(),
+        pixel_auroc: px.auroc(),
+        pixel_ap: px.average_precision(),
+        pro: pro_auc(maps, PRO_FPR_LIMIT)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    const REFS: &str = include_str!("../tests/fixtures/metrics/refs.json");
+
+    #[derive(Deserialize)]
+    struct ScoreCase {
+        name: String,
+        scores: Vec<f32>,
+        labels: Vec<u8>,
+        auroc: f64,
+        ap: f64,
+        f1_max: f64,
+    }
+
+    #[derive(Deserialize)]
+    struct MapCase {
+        name: String,
+        width: usize,
+        height: usize,
+        /// One flat row-major array per map.
+        values: Vec<Vec<f32>>,
+        masks: Vec<Vec<u8>>,
+        /// Number of 8-connected regions per mask.
+        regions: Vec<usize>,
+        fpr_limit: f64,
+        pro: f64,
+        pixel_auroc: f64,
+        pixel_ap: f64,
+    }
+
+    #[derive(Deserialize)]
+    struct Refs {
+        score_cases: Vec<ScoreCase>,
+        map_cases: Vec<MapCase>,
+    }
+
+    fn refs() -> Refs {
+        serde_json::from_str(REFS).expect("refs.json parses")
+    }
+
+    fn bools(v: &[u8]) -> Vec<bool> {
+        v.iter().map(|&b| b != 0).collect()
+    }
+
+    #[test]
+    fn metrics_score_cases_match_sklearn() {
+        let r = refs();
+        assert!(r.score_cases.len() >= 5);
+        for c in &r.score_cases {
+            let l = bools(&c.labels);
+            let a = auroc(&c.scores, &l).unwrap();
+            let p = average_precision(&c.scores, &l).unwrap();
+            let f = f1_max(&c.scores, &l).unwrap();
+            assert!((a - c.auroc).abs() < 1e-6, "{}: auroc {a} vs {}", c.name, c.auroc);
+            assert!((p - c.ap).abs() < 1e-6, "{}: ap {p} vs {}", c.name, c.ap);
+            assert!((f - c.f1_max).abs() < 1e-6, "{}: f1 {f} vs {}", c.name, c.f1_max);
+        }
+    }
+
+    #[test]
+    fn metrics_map_cases_match_mvtec_reference() {
+        let r = refs();
+        assert!(!r.map_cases.is_empty());
+        for c in &r.map_cases {
+            let masks: Vec<Vec<bool>> = c.masks.iter().map(|m| bools(m)).collect();
+            let samples: Vec<MapSample> = c
+                .values
+                .iter()
+                .zip(&masks)
+                .map(|(v, m)| MapSample { values: v, mask: m, width: c.width, height: c.height })
+                .collect();
+            for (m, &n) in masks.iter().zip(&c.regions) {
+                let (_, sizes) = label_components(m, c.width, c.height);
+                assert_eq!(sizes.len() - 1, n, "{}: region count", c.name);
+            }
+            let pro = pro_auc(&samples, c.fpr_limit).unwrap();
+            assert!((pro - c.pro).abs() < 1e-6, "{}: pro {pro} vs {}", c.name, c.pro);
+            let flat_v: Vec<f32> = c.values.concat();
+            let flat_m: Vec<bool> = masks.concat();
+            let pa = auroc(&flat_v, &flat_m).unwrap();
+            let pp = average_precision(&flat_v, &flat_m).unwrap();
+            assert!((pa - c.pixel_auroc).abs() < 1e-6, "{}: pixel auroc", c.name);
+            assert!((pp - c.pixel_ap).abs() < 1e-6, "{}: pixel ap", c.name);
+        }
+    }
+
+    #[test]
+    fn metrics_evaluate_pools_pixels() {
+        let r = refs();
+        let c = r.map_cases.iter().find(|c| c.fpr_limit == PRO_FPR_LIMIT).expect("a 0.3 case");
+        let masks: Vec<Vec<bool>> = c.masks.iter().map(|m| bools(m)).collect();
+        let samples: Vec<MapSample> = c
+            .values
+            .iter()
+            .zip(&masks)
+            .map(|(v, m)| MapSample { values: v, mask: m, width: c.width, height: c.height })
+            .collect();
+        let img_scores: Vec<f32> =
+            c.values.iter().map(|v| v.iter().copied().fold(f32::MIN, f32::max)).collect();
+        let img_labels: Vec<bool> = masks.iter().map(|m| m.iter().any(|&b| b)).collect();
+        let m = evaluate(&img_scores, &img_labels, &samples).unwrap();
+        assert!((m.pro - c.pro).abs() < 1e-6);
+        assert!((m.pixel_auroc - c.pixel_auroc).abs() < 1e-6);
+        assert!((m.pixel_ap - c.pixel_ap).abs() < 1e-6);
+        assert_eq!(m.image_auroc, auroc(&img_scores, &img_labels).unwrap());
+        assert_eq!(m.f1_max, f1_max(&img_scores, &img_labels).unwrap());
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(json.contains("\"pixel_ap\""));
+    }
+
+    #[test]
+    fn metrics_perfect_and_inverted() {
+        let s = [0.1, 0.2, 0.3, 0.8, 0.9];
+        let l = [false, false, false, true, true];
+        assert_eq!(auroc(&s, &l).unwrap(), 1.0);
+        assert_eq!(average_precision(&s, &l).unwrap(), 1.0);
+        assert_eq!(f1_max(&s, &l).unwrap(), 1.0);
+        let inv: Vec<bool> = l.iter().map(|b| !b).collect();
+        assert_eq!(auroc(&s, &inv).unwrap(), 0.0);
+        // All tied: the ROC is the diagonal.
+        assert_eq!(auroc(&[0.5; 4], &[true, false, true, false]).unwrap(), 0.5);
+    }
+
+    #[test]
+    fn metrics_perfect_pro() {
+        let (w, h) = (6, 5);
+        let mask: Vec<bool> = (0..w * h).map(|p| p % w < 2 && p / w < 2).collect();
+        let values: Vec<f32> = mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
+        let s = [MapSample { values: &values, mask: &mask, width: w, height: h }];
+        assert!((pro_auc(&s, 0.3).unwrap() - 1.0).abs() < 1e-12);
+        let inv: Vec<f32> = values.iter().map(|v| 1.0 - v).collect();
+        let s = [MapSample { values: &inv, mask: &mask, width: w, height: h }];
+        assert!(pro_auc(&s, 0.3).unwrap().abs() < 1e-12);
+    }
+
+    #[test]
+    fn metrics_components_use_8_connectivity() {
+        // Two diagonal pixels touch (one region); a separate pixel far away is another.
+        #[rustfmt::skip]
+        let m = [
+            true,  false, false, false,
+            false, true,  false, true,
+            false, false, false, false,
+        ];
+        let (labels, sizes) = label_components(&m, 4, 3);
+        assert_eq!(sizes, vec![0, 2, 1]);
+        assert_eq!(labels[0], labels[5]);
+        assert_ne!(labels[0], labels[7]);
+    }
+
+    #[test]
+    fn metrics_bad_inputs_are_errors() {
+        assert!(auroc(&[0.1, 0.2], &[true]).is_err());
+        assert!(auroc(&[], &[]).is_err());
+        assert!(auroc(&[0.1, 0.2], &[true, true]).is_err());
+        assert!(auroc(&[0.1, 0.2], &[false, false]).is_err());
+        assert!(auroc(&[0.1, f32::NAN], &[true, false]).is_err());
+        assert!(average_precision(&[0.1, 0.2], &[false, false]).is_err());
+        assert!(f1_max(&[0.1, 0.2], &[false, false]).is_err());
+        let v = [0.0f32; 6];
+        let m = [false; 6];
+        let s = [MapSample { values: &v, mask: &m, width: 3, height: 2 }];
+        assert!(pro_auc(&s, 0.3).is_err(), "no regions");
+        let s = [MapSample { values: &v, mask: &m, width: 4, height: 2 }];
+        assert!(pro_auc(&s, 0.3).is_err(), "size mismatch");
+        let m2 = [true, false, false, false, false, false];
+        let s = [MapSample { values: &v, mask: &m2, width: 3, height: 2 }];
+        assert!(pro_auc(&s, 0.0).is_err(), "fpr_limit 0");
+        assert!(pro_auc(&s, 0.3).is_ok());
+        assert!(evaluate(&[0.1, 0.2], &[true, false], &[]).is_err());
+    }
+}
