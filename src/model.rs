@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::encoder::{BackboneFeatures, Backbones, EncoderTimings, ExecutionProvider, SessionConfig};
 use crate::error::{Error, Result};
+use crate::fusion::{Grid, Head};
 use crate::image::{ImageLimits, ImageView, Normalization, Preparer};
 use crate::manifest::Manifest;
 use crate::runtime;
@@ -34,8 +35,21 @@ pub struct Model {
     dir: PathBuf,
     manifest: Manifest,
     backbones: Backbones,
+    head: Head,
     fingerprint: String,
     options: ModelOptions,
+}
+
+/// File name of the trained head inside a model folder.
+pub const HEAD_FILE: &str = "head.safetensors";
+
+/// Seconds spent per stage for a batch (summed over its images).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FeatureTimings {
+    pub prepare_s: f64,
+    pub hiera_s: f64,
+    pub dinov2_s: f64,
+    pub head_s: f64,
 }
 
 /// Encoder inputs prepared for one batch; DINOv2's is absent when it equals Hiera's size.
@@ -58,8 +72,19 @@ impl Model {
         let manifest = Manifest::load(&dir.join("model.json"))?;
         let rt = runtime::runtime(options.ort_library.as_deref())?;
         let backbones = Backbones::open(rt, dir, &manifest, &options.session)?;
-        let fingerprint = fingerprint(&manifest, &backbones.file_hashes, None);
-        Ok(Self { dir: dir.to_path_buf(), manifest, backbones, fingerprint, options: options.clone() })
+        let head_path = dir.join(HEAD_FILE);
+        let (head, fingerprint) = if head_path.exists() {
+            let (head, bytes) = Head::load(&head_path, &manifest)?;
+            let fp = fingerprint(&manifest, &backbones.file_hashes, Some(&bytes));
+            (head, fp)
+        } else {
+            // The untrained projection is seeded from the model itself, so every process
+            // that opens this folder gets the same head and the same features.
+            let fp = fingerprint(&manifest, &backbones.file_hashes, None);
+            let seed = u64::from_str_radix(&fp[..16], 16).unwrap_or(0);
+            (Head::untrained(&manifest, seed), fp)
+        };
+        Ok(Self { dir: dir.to_path_buf(), manifest, backbones, head, fingerprint, options: options.clone() })
     }
 
     pub fn dir(&self) -> &Path {
@@ -70,6 +95,9 @@ impl Model {
     }
     pub fn backbones(&self) -> &Backbones {
         &self.backbones
+    }
+    pub fn head(&self) -> &Head {
+        &self.head
     }
     pub fn options(&self) -> &ModelOptions {
         &self.options
@@ -113,6 +141,27 @@ impl Model {
     pub fn encode_prepared(&self, batch: &PreparedBatch) -> Result<(BackboneFeatures, EncoderTimings)> {
         let dino = batch.dinov2.as_ref().unwrap_or(&batch.hiera);
         self.backbones.run(batch.hiera.view(), dino.view())
+    }
+
+    /// Bank features (see [`Head::bank_features`]) of each image of a batch, with timings.
+    pub fn bank_features(&self, preparer: &mut Preparer, images: &[ImageView<'_>]) -> Result<(Vec<Grid>, FeatureTimings)> {
+        if images.is_empty() {
+            return Err(Error::invalid("no images given"));
+        }
+        let t0 = std::time::Instant::now();
+        let batch = self.prepare(preparer, images)?;
+        let prepare_s = t0.elapsed().as_secs_f64();
+        let (feats, enc) = self.encode_prepared(&batch)?;
+        let t1 = std::time::Instant::now();
+        let grids = (0..images.len()).map(|i| self.head.bank_features(&feats, i)).collect::<Result<Vec<_>>>()?;
+        let head_s = t1.elapsed().as_secs_f64();
+        Ok((grids, FeatureTimings { prepare_s, hiera_s: enc.hiera_s, dinov2_s: enc.dinov2_s, head_s }))
+    }
+
+    /// Bank features of an already prepared batch (used for augmented copies).
+    pub fn bank_features_prepared(&self, batch: &PreparedBatch) -> Result<Vec<Grid>> {
+        let (feats, _) = self.encode_prepared(batch)?;
+        (0..batch.hiera.dim().0).map(|i| self.head.bank_features(&feats, i)).collect()
     }
 
     /// Prepares and encodes a batch of images.
