@@ -33,7 +33,11 @@ fn bilinear_taps(n_dst: usize, n_src: usize) -> Vec<Tap> {
             let s = ((x as f64 + 0.5) * scale - 0.5).max(0.0);
             let i0 = (s.floor() as usize).min(n_src - 1);
             let i1 = (i0 + 1).min(n_src - 1);
-            Tap { i0, i1, w1: (s - i0 as f64).clamp(0.0, 1.0) as f32 }
+            Tap {
+                i0,
+                i1,
+                w1: (s - i0 as f64).clamp(0.0, 1.0) as f32,
+            }
         })
         .collect()
 }
@@ -53,7 +57,10 @@ pub fn upsample_bilinear(src: &[f32], sw: usize, sh: usize, dst: &mut [f32], dw:
     if dst.is_empty() {
         return;
     }
-    assert!(sw > 0 && sh > 0, "upsample_bilinear: empty source, non-empty destination");
+    assert!(
+        sw > 0 && sh > 0,
+        "upsample_bilinear: empty source, non-empty destination"
+    );
 
     let cols = bilinear_taps(dw, sw);
     let rows = bilinear_taps(dh, sh);
@@ -126,7 +133,10 @@ pub fn gaussian_blur(buf: &mut [f32], w: usize, h: usize, sigma: f32, scratch: &
 
 fn blur_impl(buf: &mut [f32], w: usize, h: usize, sigma: f32, scratch: &mut Vec<f32>, parallel: bool) {
     assert_eq!(buf.len(), w * h, "gaussian_blur: buf length != w*h");
-    debug_assert!(sigma.is_finite() && sigma >= 0.0, "gaussian_blur: sigma must be finite and >= 0");
+    debug_assert!(
+        sigma.is_finite() && sigma >= 0.0,
+        "gaussian_blur: sigma must be finite and >= 0"
+    );
     if !(sigma > 0.0 && sigma.is_finite()) || buf.is_empty() {
         return;
     }
@@ -209,7 +219,11 @@ mod tests {
     }
 
     fn floats(v: &Value) -> Vec<f32> {
-        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
     }
 
     fn dim(v: &Value, k: &str) -> usize {
@@ -318,7 +332,9 @@ mod tests {
     #[test]
     fn blur_serial_and_parallel_identical() {
         let (w, h) = (300, 257);
-        let orig: Vec<f32> = (0..w * h).map(|i| ((i * 2654435761usize) % 4093) as f32 / 4093.0).collect();
+        let orig: Vec<f32> = (0..w * h)
+            .map(|i| ((i * 2654435761usize) % 4093) as f32 / 4093.0)
+            .collect();
         let mut a = orig.clone();
         let mut b = orig.clone();
         let mut scratch = Vec::new();
