@@ -299,27 +299,15 @@ pub fn interleave(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, g: usize) -> A
     out
 }
 
-/// Half-pixel bilinear taps for resizing `src` samples to `dst` (edge clamped).
-fn taps(src: usize, dst: usize) -> Vec<(usize, usize, f32)> {
-    let scale = src as f32 / dst as f32;
-    (0..dst)
-        .map(|i| {
-            let x = ((i as f32 + 0.5) * scale - 0.5).max(0.0);
-            let x0 = (x.floor() as usize).min(src - 1);
-            let x1 = (x0 + 1).min(src - 1);
-            (x0, x1, x - x0 as f32)
-        })
-        .collect()
-}
-
 /// Bilinear resize of a channel-last grid `[sh*sw, c]` → `[dh*dw, c]`.
 pub fn resize_bilinear_hwc(x: ArrayView2<'_, f32>, sh: usize, sw: usize, dh: usize, dw: usize) -> Array2<f32> {
     let c = x.ncols();
     if (sh, sw) == (dh, dw) {
         return x.to_owned();
     }
-    let ty = taps(sh, dh);
-    let tx = taps(sw, dw);
+    // Same sampling table as the anomaly-map upsampling, so both follow one convention.
+    let ty: Vec<(usize, usize, f32)> = crate::score::kernels::bilinear_taps(dh, sh).iter().map(|t| (t.i0, t.i1, t.w1)).collect();
+    let tx: Vec<(usize, usize, f32)> = crate::score::kernels::bilinear_taps(dw, sw).iter().map(|t| (t.i0, t.i1, t.w1)).collect();
     let mut out = Array2::<f32>::zeros((dh * dw, c));
     let mut row = vec![0.0f32; sw * c];
     for (oy, &(y0, y1, fy)) in ty.iter().enumerate() {

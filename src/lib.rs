@@ -20,4 +20,6 @@ pub mod viz;
 pub use error::{Error, Result};
 pub use image::{ImageLimits, ImageView, PixelFormat};
 pub use manifest::Manifest;
+pub use bank::{BankOptions, MemoryBank, ScorerKind};
 pub use model::{Model, ModelOptions};
+pub use score::{AnomalyMap, ScoreResult, Workspace};

@@ -1,4 +1,453 @@
-//! Memory bank (see issue 3).
-pub mod sinkhorn;
+//! The memory bank: normal patch features of a few good target images, and how to fit it.
+//!
+//! Two scorers: (a) Sinkhorn K-means prototypes (K, default 30, the method's choice), and
+//! (b) the full bank, optionally greedy-coreset subsampled, scored by exact nearest
+//! neighbour. Either way the bank is a `[n, D]` matrix of vectors and a patch's score is its
+//! distance to the nearest row, so one scoring path serves both.
+
+pub mod calibrate;
 pub mod coreset;
 pub mod distance;
+pub mod file;
+pub mod sinkhorn;
+
+use ndarray::{Array1, Array2, Array4, Axis};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fusion::{Grid, Head};
+use crate::image::{ImageView, Preparer};
+use crate::model::{Model, PreparedBatch};
+
+pub use calibrate::Calibration;
+
+/// How patches are matched against the bank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScorerKind {
+    /// K prototypes from Sinkhorn K-means.
+    Sinkhorn,
+    /// Every normal patch vector.
+    Full,
+    /// A greedy-coreset subsample of the normal patch vectors.
+    Coreset,
+}
+
+impl ScorerKind {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "sinkhorn" | "prototypes" => Ok(Self::Sinkhorn),
+            "full" => Ok(Self::Full),
+            "coreset" => Ok(Self::Coreset),
+            other => Err(Error::invalid(format!("unknown scorer '{other}' (expected sinkhorn, full or coreset)"))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sinkhorn => "sinkhorn",
+            Self::Full => "full",
+            Self::Coreset => "coreset",
+        }
+    }
+}
+
+/// How the image score is drawn from its anomaly map.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum ImageScoreMode {
+    /// The map's maximum (the method's choice).
+    Max,
+    /// Mean of the top `fraction` of map values (0 < fraction ≤ 1); steadier on noisy maps.
+    TopMean { fraction: f32 },
+}
+
+/// Extra copies of each normal image for few-shot banks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Augment {
+    pub hflip: bool,
+    pub vflip: bool,
+    /// 90/180/270° rotations; needs a square encoder input.
+    pub rot90: bool,
+}
+
+/// What a bank build is doing, for progress callbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Encode = 0,
+    Cluster = 1,
+    Calibrate = 2,
+}
+
+/// One progress report: `done` of `total` steps of `stage`.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub stage: Stage,
+    pub done: usize,
+    pub total: usize,
+}
+
+/// Progress callback; returning `false` cancels the build with [`Error::Cancelled`].
+pub type ProgressFn<'a> = &'a mut dyn FnMut(Progress) -> bool;
+
+/// How to build a bank. `Default` follows the method: Sinkhorn K-means, K and σ from
+/// `model.json`, image score = max, thresholds at the manifest's target FPR.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BankOptions {
+    pub scorer: ScorerKind,
+    /// Prototypes (Sinkhorn); 0 = the model's default.
+    pub k: usize,
+    /// Entropic regulariser relative to the mean cost (see `sinkhorn::KMeansOptions`).
+    pub epsilon: f32,
+    /// K-means iteration cap and relative centroid-shift tolerance.
+    pub max_iters: usize,
+    pub tol: f32,
+    /// Share of vectors kept by the coreset scorer, in (0, 1].
+    pub coreset_ratio: f32,
+    /// Gaussian σ in pixels of the scored image; negative = the model's default.
+    pub sigma: f32,
+    pub image_score: ImageScoreMode,
+    pub augment: Augment,
+    /// False-positive rate the stored thresholds aim at; 0 = the model's default.
+    pub target_fpr: f32,
+    /// Seed of every random choice (k-means++ start, coreset).
+    pub seed: u64,
+    /// Images encoded per encoder call.
+    pub batch_size: usize,
+    /// Cap on bank vectors (M × copies × patches), to bound memory.
+    pub max_vectors: usize,
+}
+
+impl Default for BankOptions {
+    fn default() -> Self {
+        Self {
+            scorer: ScorerKind::Sinkhorn,
+            k: 0,
+            epsilon: 0.05,
+            max_iters: 50,
+            tol: 1e-4,
+            coreset_ratio: 0.1,
+            sigma: -1.0,
+            image_score: ImageScoreMode::Max,
+            augment: Augment::default(),
+            target_fpr: 0.0,
+            seed: 0,
+            batch_size: 4,
+            max_vectors: 4 << 20,
+        }
+    }
+}
+
+impl BankOptions {
+    /// Fills model defaults and checks every value, naming the one that is wrong.
+    pub fn resolved(&self, model: &Model) -> Result<Self> {
+        let d = &model.manifest().defaults;
+        let mut o = self.clone();
+        if o.k == 0 {
+            o.k = d.k;
+        }
+        if o.sigma < 0.0 && o.sigma != -1.0 {
+            return Err(Error::invalid(format!("sigma {} must be >= 0 (or -1 for the model default)", o.sigma)));
+        }
+        if o.sigma == -1.0 {
+            o.sigma = d.sigma;
+        }
+        if !o.sigma.is_finite() || o.sigma > 1000.0 {
+            return Err(Error::invalid(format!("sigma {} must be finite and at most 1000 px", o.sigma)));
+        }
+        if o.target_fpr == 0.0 {
+            o.target_fpr = d.target_fpr;
+        }
+        if !(o.target_fpr > 0.0 && o.target_fpr < 1.0) {
+            return Err(Error::invalid(format!("target_fpr {} must be in (0, 1)", o.target_fpr)));
+        }
+        if !(o.epsilon.is_finite() && o.epsilon > 0.0) {
+            return Err(Error::invalid(format!("epsilon {} must be finite and > 0", o.epsilon)));
+        }
+        if o.max_iters == 0 {
+            return Err(Error::invalid("max_iters must be > 0"));
+        }
+        if !(o.tol.is_finite() && o.tol >= 0.0) {
+            return Err(Error::invalid(format!("tol {} must be finite and >= 0", o.tol)));
+        }
+        if !(o.coreset_ratio > 0.0 && o.coreset_ratio <= 1.0) {
+            return Err(Error::invalid(format!("coreset_ratio {} must be in (0, 1]", o.coreset_ratio)));
+        }
+        if let ImageScoreMode::TopMean { fraction } = o.image_score {
+            if !(fraction > 0.0 && fraction <= 1.0) {
+                return Err(Error::invalid(format!("top-mean fraction {fraction} must be in (0, 1]")));
+            }
+        }
+        if o.batch_size == 0 {
+            return Err(Error::invalid("batch_size must be > 0"));
+        }
+        let i = &model.manifest().input;
+        let di = &model.manifest().dinov2;
+        if o.augment.rot90 && (i.width != i.height || di.width != di.height) {
+            return Err(Error::invalid("rot90 augmentation needs a square encoder input"));
+        }
+        Ok(o)
+    }
+}
+
+/// What a bank file records besides its vectors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BankMeta {
+    /// Fingerprint of the model that built it; scoring with any other model is refused.
+    pub fingerprint: String,
+    pub grid_h: usize,
+    pub grid_w: usize,
+    pub dim: usize,
+    pub scorer: ScorerKind,
+    /// Prototypes asked for (Sinkhorn) — the stored row count may differ for other scorers.
+    pub k: usize,
+    pub sigma: f32,
+    pub image_score: ImageScoreMode,
+    pub augment: Augment,
+    pub shots: usize,
+    pub seed: u64,
+    /// Sinkhorn K-means iterations run and whether it converged (0/false for other scorers).
+    pub iterations: usize,
+    pub converged: bool,
+    pub calibration: Calibration,
+}
+
+impl BankMeta {
+    /// Metadata for a temporary bank (calibration) that is never saved.
+    pub(crate) fn placeholder(opts: &BankOptions, grid_h: usize, grid_w: usize) -> Self {
+        Self {
+            fingerprint: String::new(),
+            grid_h,
+            grid_w,
+            dim: 0,
+            scorer: opts.scorer,
+            k: opts.k,
+            sigma: opts.sigma,
+            image_score: opts.image_score,
+            augment: opts.augment,
+            shots: 0,
+            seed: opts.seed,
+            iterations: 0,
+            converged: false,
+            calibration: Calibration {
+                method: String::new(),
+                target_fpr: opts.target_fpr,
+                image_threshold: f32::INFINITY,
+                pixel_threshold: f32::INFINITY,
+                normal_image_scores: Vec::new(),
+                image_mean: 0.0,
+                image_std: 0.0,
+                pixel_quantiles: [0.0; 4],
+            },
+        }
+    }
+}
+
+/// A fitted memory bank. Immutable; shared freely between scoring threads.
+#[derive(Debug, Clone)]
+pub struct MemoryBank {
+    vectors: Array2<f32>,
+    norms: Array1<f32>,
+    meta: BankMeta,
+}
+
+impl MemoryBank {
+    /// Builds a bank from M normal images of the target product.
+    pub fn build(model: &Model, images: &[ImageView<'_>], opts: &BankOptions, progress: ProgressFn<'_>) -> Result<Self> {
+        if images.is_empty() {
+            return Err(Error::invalid("a memory bank needs at least one normal image (got 0)"));
+        }
+        let opts = opts.resolved(model)?;
+        let grids = encode_normals(model, images, &opts, progress)?;
+        let per_image: Vec<Array2<f32>> = grids.iter().map(|g| g.data.clone()).collect();
+        let (gh, gw) = (grids[0].h, grids[0].w);
+        let shots = images.len();
+        let (vectors, iterations, converged) = fit_vectors(&per_image, &opts, progress)?;
+        let calibration = calibrate::leave_one_out(images, &grids, shots, &opts, progress)?;
+        let meta = BankMeta {
+            fingerprint: model.fingerprint().to_string(),
+            grid_h: gh,
+            grid_w: gw,
+            dim: vectors.ncols(),
+            scorer: opts.scorer,
+            k: opts.k,
+            sigma: opts.sigma,
+            image_score: opts.image_score,
+            augment: opts.augment,
+            shots,
+            seed: opts.seed,
+            iterations,
+            converged,
+            calibration,
+        };
+        Self::from_parts(vectors, meta)
+    }
+
+    /// Assembles a bank from stored parts, checking they agree.
+    pub fn from_parts(vectors: Array2<f32>, meta: BankMeta) -> Result<Self> {
+        let mut meta = meta;
+        if meta.dim == 0 {
+            meta.dim = vectors.ncols();
+        }
+        if vectors.nrows() == 0 || vectors.ncols() != meta.dim {
+            return Err(Error::Mismatch(format!(
+                "bank has {} vectors of width {}, metadata says width {}",
+                vectors.nrows(),
+                vectors.ncols(),
+                meta.dim
+            )));
+        }
+        let norms = distance::row_sq_norms(vectors.view());
+        Ok(Self { vectors, norms, meta })
+    }
+
+    pub fn vectors(&self) -> &Array2<f32> {
+        &self.vectors
+    }
+    pub fn norms(&self) -> &Array1<f32> {
+        &self.norms
+    }
+    pub fn meta(&self) -> &BankMeta {
+        &self.meta
+    }
+
+    /// Replaces the thresholds with ones computed from a held-out set of normal images.
+    pub fn calibrate_held_out(&mut self, model: &Model, images: &[ImageView<'_>], target_fpr: f32) -> Result<()> {
+        self.check_model(model)?;
+        self.meta.calibration = calibrate::held_out(model, self, images, target_fpr)?;
+        Ok(())
+    }
+
+    /// Refuses a model other than the one that built this bank.
+    pub fn check_model(&self, model: &Model) -> Result<()> {
+        if self.meta.fingerprint != model.fingerprint() {
+            return Err(Error::Mismatch(format!(
+                "this bank was built by model {}…, not by the open model {}…; rebuild the bank with this model",
+                &self.meta.fingerprint[..self.meta.fingerprint.len().min(12)],
+                &model.fingerprint()[..12]
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Encodes the normal images (and their augmented copies) into bank feature grids, in
+/// batches. Grids come back in image order, copies after their originals.
+fn encode_normals(model: &Model, images: &[ImageView<'_>], opts: &BankOptions, progress: ProgressFn<'_>) -> Result<Vec<Grid>> {
+    let per_image = 1 + copies(&opts.augment).len();
+    let grid = {
+        let m = model.manifest();
+        let s = m.hiera.strides[m.fusion.bank_scales[0] - 1];
+        (m.input.height as usize / s) * (m.input.width as usize / s)
+    };
+    let total = images.len() * per_image * grid;
+    if total > opts.max_vectors {
+        return Err(Error::LimitExceeded(format!(
+            "{} images × {per_image} copies × {grid} patches = {total} bank vectors, above max_vectors {}",
+            images.len(),
+            opts.max_vectors
+        )));
+    }
+    let mut preparer = Preparer::new();
+    let mut originals = Vec::with_capacity(images.len());
+    let mut extra = Vec::new();
+    for (bi, chunk) in images.chunks(opts.batch_size).enumerate() {
+        let batch = model.prepare(&mut preparer, chunk)?;
+        originals.extend(model.bank_features_prepared(&batch)?);
+        for aug in copies(&opts.augment) {
+            extra.push(model.bank_features_prepared(&augment_batch(&batch, aug))?);
+        }
+        let done = (bi * opts.batch_size + chunk.len()).min(images.len());
+        if !progress(Progress { stage: Stage::Encode, done, total: images.len() }) {
+            return Err(Error::Cancelled);
+        }
+    }
+    // Keep the originals first: calibration takes image i's grid at index i.
+    let n_aug = copies(&opts.augment).len();
+    let mut out = originals;
+    let batches = images.len().div_ceil(opts.batch_size);
+    for a in 0..n_aug {
+        for b in 0..batches {
+            out.extend(extra[b * n_aug + a].iter().cloned());
+        }
+    }
+    Ok(out)
+}
+
+/// The geometric copies an `Augment` asks for.
+fn copies(a: &Augment) -> Vec<Copy> {
+    let mut v = Vec::new();
+    if a.hflip {
+        v.push(Copy::HFlip);
+    }
+    if a.vflip {
+        v.push(Copy::VFlip);
+    }
+    if a.rot90 {
+        v.extend([Copy::Rot(1), Copy::Rot(2), Copy::Rot(3)]);
+    }
+    v
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Copy {
+    HFlip,
+    VFlip,
+    Rot(u8),
+}
+
+/// Applies a flip or rotation to prepared tensors; resizing commutes with these, so this
+/// equals augmenting the pixels and preparing again, without decoding twice.
+fn augment_batch(b: &PreparedBatch, c: Copy) -> PreparedBatch {
+    let f = |t: &Array4<f32>| -> Array4<f32> {
+        match c {
+            Copy::HFlip => t.slice(ndarray::s![.., .., .., ..;-1]).to_owned(),
+            Copy::VFlip => t.slice(ndarray::s![.., .., ..;-1, ..]).to_owned(),
+            Copy::Rot(k) => {
+                let mut r = t.clone();
+                for _ in 0..k {
+                    // 90° counter-clockwise: transpose then flip vertically.
+                    let tr = r.view().permuted_axes([0, 1, 3, 2]);
+                    r = tr.slice(ndarray::s![.., .., ..;-1, ..]).as_standard_layout().into_owned();
+                }
+                r
+            }
+        }
+    };
+    PreparedBatch { hiera: f(&b.hiera), dinov2: b.dinov2.as_ref().map(f) }
+}
+
+/// Turns per-image grids into the bank's vectors with the chosen scorer.
+pub(crate) fn fit_vectors(per_image: &[Array2<f32>], opts: &BankOptions, progress: ProgressFn<'_>) -> Result<(Array2<f32>, usize, bool)> {
+    let views: Vec<_> = per_image.iter().map(|a| a.view()).collect();
+    let all = ndarray::concatenate(Axis(0), &views).map_err(|e| Error::Internal(format!("concatenate bank: {e}")))?;
+    let n = all.nrows();
+    match opts.scorer {
+        ScorerKind::Full => Ok((all, 0, false)),
+        ScorerKind::Coreset => {
+            let m = ((n as f64 * opts.coreset_ratio as f64).ceil() as usize).clamp(1, n);
+            let idx = coreset::greedy_coreset(all.view(), m, opts.seed)?;
+            Ok((all.select(Axis(0), &idx), 0, false))
+        }
+        ScorerKind::Sinkhorn => {
+            if opts.k > n {
+                return Err(Error::invalid(format!("k = {} is larger than the {n} bank vectors; lower k or add images", opts.k)));
+            }
+            let km = sinkhorn::KMeansOptions {
+                k: opts.k,
+                epsilon: opts.epsilon,
+                max_iters: opts.max_iters,
+                tol: opts.tol,
+                seed: opts.seed,
+                ..Default::default()
+            };
+            let mut cb = |done: usize, total: usize| progress(Progress { stage: Stage::Cluster, done, total });
+            let r = sinkhorn::sinkhorn_kmeans(all.view(), &km, &mut cb)?;
+            Ok((r.centroids, r.iterations, r.converged))
+        }
+    }
+}
+
+/// Width of bank vectors for a model (handy for callers sizing buffers).
+pub fn bank_dim(model: &Model) -> usize {
+    Head::bank_dim(model.manifest())
+}

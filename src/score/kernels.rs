@@ -1,4 +1,4 @@
-//! Turning patch distances into an anomaly map: upsampling, smoothing, image score.
+//! Map kernels: bilinear upsampling and Gaussian smoothing at the image's own resolution.
 
 // Map kernels
 //
@@ -17,16 +17,16 @@ const PARALLEL_MIN_PIXELS: usize = 1 << 16;
 
 /// One source neighbour pair and the weight of the second, for one output coordinate.
 #[derive(Clone, Copy)]
-struct Tap {
-    i0: usize,
-    i1: usize,
-    w1: f32,
+pub(crate) struct Tap {
+    pub(crate) i0: usize,
+    pub(crate) i1: usize,
+    pub(crate) w1: f32,
 }
 
 /// Half-pixel-centre sampling table: output `x` reads source coordinate
 /// `(x + 0.5) * n_src / n_dst - 0.5`, clamped to `[0, n_src - 1]`, exactly as OpenCV
 /// `INTER_LINEAR` and torch `align_corners=False` do.
-fn bilinear_taps(n_dst: usize, n_src: usize) -> Vec<Tap> {
+pub(crate) fn bilinear_taps(n_dst: usize, n_src: usize) -> Vec<Tap> {
     let scale = n_src as f64 / n_dst as f64;
     (0..n_dst)
         .map(|x| {

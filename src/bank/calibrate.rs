@@ -1,0 +1,135 @@
+//! Decision thresholds from the normal images' own scores.
+//!
+//! Each shot is scored by a bank fitted without it (leave-one-out), which is what an unseen
+//! good part looks like to the final bank. The image threshold is the (1 − FPR) quantile of
+//! those image scores (with few shots: their maximum); the pixel threshold is the (1 − FPR)
+//! quantile of their pixels. A held-out set of normal images can replace the shots.
+
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+use super::{fit_vectors, BankOptions, MemoryBank, Progress, ProgressFn, Stage};
+use crate::error::{Error, Result};
+use crate::fusion::Grid;
+use crate::image::ImageView;
+use crate::model::Model;
+use crate::score::{map_from_patches, patch_scores, Workspace};
+
+/// At most this many pixels are pooled for the pixel quantile (an even subsample beyond).
+const MAX_POOLED_PIXELS: usize = 1 << 22;
+
+/// Thresholds and the normal-score statistics they came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// `leave-one-out`, `in-sample` (a single shot: optimistic) or `held-out`.
+    pub method: String,
+    pub target_fpr: f32,
+    pub image_threshold: f32,
+    pub pixel_threshold: f32,
+    /// Image scores of the normal images used.
+    pub normal_image_scores: Vec<f32>,
+    pub image_mean: f32,
+    pub image_std: f32,
+    /// Pixel-score quantiles of the normal images: 50 %, 90 %, 99 %, 99.9 %.
+    pub pixel_quantiles: [f32; 4],
+}
+
+/// Quantile with numpy's `method="higher"`: an observed value, never interpolated below.
+fn quantile_higher(sorted: &[f32], q: f64) -> f32 {
+    if sorted.is_empty() {
+        return f32::NAN;
+    }
+    let idx = ((q * (sorted.len() - 1) as f64).ceil() as usize).min(sorted.len() - 1);
+    sorted[idx]
+}
+
+fn summarise(method: &str, target_fpr: f32, image_scores: Vec<f32>, mut pixels: Vec<f32>) -> Result<Calibration> {
+    if image_scores.is_empty() || pixels.is_empty() || image_scores.iter().chain(&pixels).any(|v| !v.is_finite()) {
+        return Err(Error::Internal("calibration scores are empty or not finite".into()));
+    }
+    let mut sorted = image_scores.clone();
+    sorted.sort_unstable_by(f32::total_cmp);
+    pixels.sort_unstable_by(f32::total_cmp);
+    let q = 1.0 - target_fpr as f64;
+    let n = image_scores.len() as f64;
+    let mean = image_scores.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = image_scores.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    Ok(Calibration {
+        method: method.into(),
+        target_fpr,
+        image_threshold: quantile_higher(&sorted, q),
+        pixel_threshold: quantile_higher(&pixels, q),
+        normal_image_scores: image_scores,
+        image_mean: mean as f32,
+        image_std: var.sqrt() as f32,
+        pixel_quantiles: [0.5, 0.9, 0.99, 0.999].map(|p| quantile_higher(&pixels, p)),
+    })
+}
+
+/// Adds a map's pixels to the pool, evenly subsampled so the pool stays bounded.
+fn pool_pixels(pool: &mut Vec<f32>, values: &[f32], images: usize) {
+    let budget = (MAX_POOLED_PIXELS / images.max(1)).max(1);
+    let step = values.len().div_ceil(budget).max(1);
+    pool.extend(values.iter().step_by(step));
+}
+
+/// Leave-one-out calibration over the shots (in-sample with a single shot).
+/// `grids` holds the originals first (`0..shots`), then each augmentation's copies in the
+/// same image order.
+pub(crate) fn leave_one_out(
+    images: &[ImageView<'_>],
+    grids: &[Grid],
+    shots: usize,
+    opts: &BankOptions,
+    progress: ProgressFn<'_>,
+) -> Result<Calibration> {
+    let mut ws = Workspace::new();
+    let mut image_scores = Vec::with_capacity(shots);
+    let mut pixels = Vec::new();
+    let method = if shots == 1 { "in-sample" } else { "leave-one-out" };
+    for i in 0..shots {
+        let others: Vec<Array2<f32>> = grids
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| shots == 1 || j % shots != i)
+            .map(|(_, g)| g.data.clone())
+            .collect();
+        let mut opts_i = opts.clone();
+        if opts_i.k > others.iter().map(|a| a.nrows()).sum::<usize>() {
+            opts_i.k = others.iter().map(|a| a.nrows()).sum();
+        }
+        // Clustering progress inside calibration is not reported, only cancellation honoured.
+        let mut quiet = |_: Progress| true;
+        let (vectors, _, _) = fit_vectors(&others, &opts_i, &mut quiet)?;
+        let bank = MemoryBank::from_parts(vectors, super::BankMeta::placeholder(opts, grids[i].h, grids[i].w))?;
+        let mut patch = Vec::new();
+        patch_scores(&bank, &grids[i], &mut patch)?;
+        let img = &images[i];
+        let map = map_from_patches(&patch, grids[i].w, grids[i].h, img.width(), img.height(), opts.sigma, opts.image_score, &mut ws)?;
+        image_scores.push(map.image_score);
+        pool_pixels(&mut pixels, &map.values, shots);
+        if !progress(Progress { stage: Stage::Calibrate, done: i + 1, total: shots }) {
+            return Err(Error::Cancelled);
+        }
+    }
+    summarise(method, opts.target_fpr, image_scores, pixels)
+}
+
+/// Calibration on held-out normal images scored by the finished bank.
+pub(crate) fn held_out(model: &Model, bank: &MemoryBank, images: &[ImageView<'_>], target_fpr: f32) -> Result<Calibration> {
+    if images.is_empty() {
+        return Err(Error::invalid("held-out calibration needs at least one normal image"));
+    }
+    if !(target_fpr > 0.0 && target_fpr < 1.0) {
+        return Err(Error::invalid(format!("target_fpr {target_fpr} must be in (0, 1)")));
+    }
+    let mut ws = Workspace::new();
+    let mut image_scores = Vec::new();
+    let mut pixels = Vec::new();
+    for img in images {
+        let r = crate::score::score(model, bank, img, &mut ws)?;
+        image_scores.push(r.map.image_score);
+        pool_pixels(&mut pixels, &r.map.values, images.len());
+    }
+    summarise("held-out", target_fpr, image_scores, pixels)
+}

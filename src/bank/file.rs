@@ -1,0 +1,111 @@
+//! The bank file: one safetensors file, readable from Python with the `safetensors` package.
+//!
+//! Tensor `vectors` (`[n, D]` f32: prototypes, or the full/coreset bank). Metadata (all
+//! strings, as safetensors requires): `format` = `nexvitad-bank`, `format_version`, and
+//! `meta`, the JSON of [`BankMeta`] (fingerprint, grid, K, σ, scorer, thresholds, normal
+//! score statistics). The most used fields are repeated as plain keys for other readers:
+//! `fingerprint`, `scorer`, `k`, `sigma`, `grid_h`, `grid_w`, `dim`, `image_threshold`,
+//! `pixel_threshold`, `image_score`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ndarray::Array2;
+
+use super::{BankMeta, MemoryBank};
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::tensors::{self, Named};
+
+/// Bank file format version written by this build.
+pub const BANK_FORMAT_VERSION: u32 = 1;
+/// Default cap on a bank file's size.
+pub const DEFAULT_MAX_BANK_BYTES: u64 = 8 << 30;
+
+impl MemoryBank {
+    /// The bank as safetensors bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let m = self.meta();
+        let json = serde_json::to_string(m).map_err(|e| Error::Internal(format!("bank metadata: {e}")))?;
+        let mut meta = HashMap::new();
+        meta.insert("format".to_string(), "nexvitad-bank".to_string());
+        meta.insert("format_version".to_string(), BANK_FORMAT_VERSION.to_string());
+        meta.insert("meta".to_string(), json);
+        meta.insert("fingerprint".to_string(), m.fingerprint.clone());
+        meta.insert("scorer".to_string(), m.scorer.name().to_string());
+        meta.insert("k".to_string(), m.k.to_string());
+        meta.insert("sigma".to_string(), m.sigma.to_string());
+        meta.insert("grid_h".to_string(), m.grid_h.to_string());
+        meta.insert("grid_w".to_string(), m.grid_w.to_string());
+        meta.insert("dim".to_string(), m.dim.to_string());
+        meta.insert("image_threshold".to_string(), m.calibration.image_threshold.to_string());
+        meta.insert("pixel_threshold".to_string(), m.calibration.pixel_threshold.to_string());
+        meta.insert("image_score".to_string(), serde_json::to_string(&m.image_score).unwrap_or_default());
+        let v = self.vectors().as_standard_layout();
+        let data = v.as_slice().ok_or_else(|| Error::Internal("bank vectors not contiguous".into()))?;
+        tensors::to_bytes(&[Named { name: "vectors".into(), shape: vec![v.nrows(), v.ncols()], data }], meta)
+    }
+
+    /// Saves atomically (temp file, fsync, rename): a crash never leaves a half-written bank.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        crate::fsutil::atomic_write(path, &self.to_bytes()?)
+    }
+
+    /// Parses bank bytes; `path` only names the source in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let rd = tensors::Reader::parse(bytes, path)?;
+        if rd.metadata().get("format").map(String::as_str) != Some("nexvitad-bank") {
+            return Err(Error::format(path, "not a nexvitad bank (metadata 'format' is not 'nexvitad-bank')"));
+        }
+        let v: u32 = rd.meta_parse("format_version")?;
+        if v == 0 || v > BANK_FORMAT_VERSION {
+            return Err(Error::format(path, format!("bank format_version {v} is not one this nexvitad reads (1..={BANK_FORMAT_VERSION})")));
+        }
+        let meta: BankMeta = serde_json::from_str(rd.meta("meta")?).map_err(|e| Error::format(path, format!("bank metadata: {e}")))?;
+        validate_meta(&meta).map_err(|m| Error::format(path, m))?;
+        let (shape, data) = rd.f32("vectors", &[None, Some(meta.dim)])?;
+        if shape[0] == 0 {
+            return Err(Error::format(path, "the bank holds no vectors"));
+        }
+        let vectors = Array2::from_shape_vec((shape[0], shape[1]), data).map_err(|e| Error::format(path, e.to_string()))?;
+        MemoryBank::from_parts(vectors, meta).map_err(|e| Error::format(path, e.to_string()))
+    }
+
+    /// Loads a bank file and checks it was built by `model`.
+    pub fn load(path: &Path, model: &Model) -> Result<Self> {
+        let bank = Self::load_unchecked(path, DEFAULT_MAX_BANK_BYTES)?;
+        bank.check_model(model)?;
+        Ok(bank)
+    }
+
+    /// Loads a bank file without a model check (for inspection tools), with a size cap.
+    pub fn load_unchecked(path: &Path, max_bytes: u64) -> Result<Self> {
+        let bytes = crate::fsutil::read_capped(path, "cannot read bank", max_bytes)?;
+        if bytes.is_empty() {
+            return Err(Error::format(path, "the bank file is empty"));
+        }
+        Self::from_bytes(&bytes, path)
+    }
+}
+
+fn validate_meta(m: &BankMeta) -> std::result::Result<(), String> {
+    if m.fingerprint.len() != 64 || !m.fingerprint.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err("fingerprint must be 64 hex digits".into());
+    }
+    if m.dim == 0 || m.grid_h == 0 || m.grid_w == 0 || m.grid_h > 4096 || m.grid_w > 4096 {
+        return Err(format!("bank dim {} / grid {}x{} out of range", m.dim, m.grid_w, m.grid_h));
+    }
+    if !(m.sigma.is_finite() && m.sigma >= 0.0 && m.sigma <= 1000.0) {
+        return Err(format!("sigma {} out of range", m.sigma));
+    }
+    if let super::ImageScoreMode::TopMean { fraction } = m.image_score {
+        if !(fraction > 0.0 && fraction <= 1.0) {
+            return Err(format!("top-mean fraction {fraction} out of range"));
+        }
+    }
+    let c = &m.calibration;
+    if !c.image_threshold.is_finite() || !c.pixel_threshold.is_finite() {
+        return Err("thresholds must be finite".into());
+    }
+    Ok(())
+}
