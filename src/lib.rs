@@ -6,6 +6,7 @@ pub mod bank;
 pub mod data;
 pub mod encoder;
 pub mod error;
+pub mod eval;
 pub mod fsutil;
 pub mod fusion;
 pub mod image;

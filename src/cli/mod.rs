@@ -3,8 +3,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-mod info;
+mod bankargs;
 mod demo;
+mod eval;
+mod fit;
+mod info;
+mod progress;
+mod score;
+mod synth;
 
 /// Few-shot cross-domain defect detection (NexViTAD).
 #[derive(Parser)]
@@ -18,8 +24,16 @@ struct Cli {
 enum Command {
     /// Print a model's manifest, its backbone outputs' shapes and its fingerprint.
     Info(info::InfoArgs),
-    /// Run the main job on built-in defaults.
+    /// Run the main job on built-in defaults: synth -> fit -> eval on every domain.
     Demo(demo::DemoArgs),
+    /// Write the synthetic multi-domain dataset (MVTec AD layout).
+    Synth(synth::SynthArgs),
+    /// Build a memory bank from good images.
+    Fit(fit::FitArgs),
+    /// Score images with a bank.
+    Score(score::ScoreArgs),
+    /// Evaluate a category: image/pixel AUROC, pixel AP, PRO, F1-max.
+    Eval(eval::EvalArgs),
 }
 
 /// Options shared by every command that opens a model.
@@ -48,12 +62,25 @@ impl ModelArgs {
     }
 }
 
+/// Colour range of heatmaps: the normal median at the cold end, the pixel threshold in
+/// the middle of the scale.
+pub fn heat_range(bank: &nexvitad::MemoryBank) -> (f32, f32) {
+    let c = &bank.meta().calibration;
+    let lo = c.pixel_quantiles[0];
+    let hi = c.pixel_threshold + (c.pixel_threshold - lo).max(1e-6);
+    (lo, hi)
+}
+
 /// Parses the command line, runs it, and returns the process exit code.
 pub fn run() -> i32 {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Command::Info(a) => info::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Synth(a) => synth::run(a),
+        Command::Fit(a) => fit::run(a),
+        Command::Score(a) => score::run(a),
+        Command::Eval(a) => eval::run(a),
     };
     match res {
         Ok(()) => 0,

@@ -1,0 +1,50 @@
+//! Bank options shared by `fit`, `eval` and `demo`.
+use clap::Args;
+use nexvitad::bank::{Augment, BankOptions, ImageScoreMode, ScorerKind};
+
+#[derive(Args, Clone)]
+pub struct BankArgs {
+    /// Prototypes for the sinkhorn scorer (0 = model default, 30).
+    #[arg(long, default_value_t = 0)]
+    pub k: usize,
+    /// sinkhorn (K prototypes), full (every patch) or coreset (greedy subsample).
+    #[arg(long, default_value = "sinkhorn")]
+    pub scorer: String,
+    /// Share of patches kept by the coreset scorer.
+    #[arg(long, default_value_t = 0.1)]
+    pub coreset_ratio: f32,
+    /// Gaussian sigma in pixels (-1 = model default, 4).
+    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
+    pub sigma: f32,
+    /// Image score = mean of the top fraction of pixels instead of the max (e.g. 0.01).
+    #[arg(long)]
+    pub top_fraction: Option<f32>,
+    /// Augment the normal images with horizontal/vertical flips and rotations.
+    #[arg(long)]
+    pub augment: bool,
+    /// Target false-positive rate of the stored thresholds (0 = model default).
+    #[arg(long, default_value_t = 0.0)]
+    pub target_fpr: f32,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl BankArgs {
+    pub fn options(&self) -> nexvitad::Result<BankOptions> {
+        Ok(BankOptions {
+            scorer: ScorerKind::parse(&self.scorer)?,
+            k: self.k,
+            coreset_ratio: self.coreset_ratio,
+            sigma: self.sigma,
+            image_score: match self.top_fraction {
+                Some(fraction) => ImageScoreMode::TopMean { fraction },
+                None => ImageScoreMode::Max,
+            },
+            augment: if self.augment { Augment { hflip: true, vflip: true, rot90: true } } else { Augment::default() },
+            target_fpr: self.target_fpr,
+            seed: self.seed,
+            ..BankOptions::default()
+        })
+    }
+}
