@@ -63,7 +63,8 @@ pub fn rgb_view<'a>(model: &Model, img: &'a image::RgbImage) -> Result<ImageView
     model.view(img.as_raw(), img.width(), img.height(), img.width() as usize * 3, PixelFormat::Rgb8)
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// Median of timings (sorts `v`); 0 for none.
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return 0.0;
     }

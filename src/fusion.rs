@@ -24,6 +24,16 @@
 //! GELU. The DINOv2 grid is resized to each stage's grid with half-pixel bilinear
 //! interpolation (edge clamped); interleaving takes slices of `interleave_group` channels
 //! alternately from P_h and P_d.
+//!
+//! ## One forward pass, two backends
+//! [`fuse_stage`] is the only definition of Eq. 1-3. It is written against [`FusionOps`],
+//! five primitives (1x1 convolution, exact GELU, sum, bilinear resize, interleave), and runs
+//! on two backends: [`NdarrayOps`] here for inference (channel-last, single-threaded GEMMs)
+//! and `train::ops::CandleOps` for training, where candle's autodiff differentiates the very
+//! same composition. Why not candle for inference too: candle's CPU matmul asks
+//! `num_cpus::get_physical()` (which re-reads `/proc/cpuinfo`, ~50 µs) on every call unless
+//! `RAYON_NUM_THREADS` is set, which made bank features 2-4x slower on the tiny model. A test
+//! requires both backends to agree to 1e-5 (relative).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -42,17 +52,130 @@ pub const HEAD_FORMAT_VERSION: u32 = 1;
 /// Cap on a head file's size (the full model's head is a few MB).
 const MAX_HEAD_BYTES: u64 = 1 << 30;
 
-/// Weights of one stage. Matrices are `[out, in]`, as 1x1 convolutions store them.
+/// Weights of one stage, generic over the backend's matrix (`M`) and vector (`V`) types.
+/// Matrices are `[out, in]`, as 1x1 convolutions store them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StageWeights {
-    pub down_w: Array2<f32>,
-    pub down_b: Array1<f32>,
-    pub up_w: Array2<f32>,
-    pub up_b: Array1<f32>,
-    pub proj_h_w: Array2<f32>,
-    pub proj_h_b: Array1<f32>,
-    pub proj_d_w: Array2<f32>,
-    pub proj_d_b: Array1<f32>,
+pub struct StageParams<M, V> {
+    pub down_w: M,
+    pub down_b: V,
+    pub up_w: M,
+    pub up_b: V,
+    pub proj_h_w: M,
+    pub proj_h_b: V,
+    pub proj_d_w: M,
+    pub proj_d_b: V,
+}
+
+/// A stage's weights as inference (and `head.safetensors`) holds them.
+pub type StageWeights = StageParams<Array2<f32>, Array1<f32>>;
+
+/// Names of a stage's tensors in `head.safetensors` (after the `stage{s}.` prefix), in the
+/// order of [`StageParams::to_array`].
+pub const STAGE_TENSOR_NAMES: [&str; 8] = [
+    "adapter.down.weight",
+    "adapter.down.bias",
+    "adapter.up.weight",
+    "adapter.up.bias",
+    "proj_hiera.weight",
+    "proj_hiera.bias",
+    "proj_dinov2.weight",
+    "proj_dinov2.bias",
+];
+
+impl<T> StageParams<T, T> {
+    /// From the 8 tensors in [`STAGE_TENSOR_NAMES`] order.
+    pub fn from_array(t: [T; 8]) -> Self {
+        let [down_w, down_b, up_w, up_b, proj_h_w, proj_h_b, proj_d_w, proj_d_b] = t;
+        Self { down_w, down_b, up_w, up_b, proj_h_w, proj_h_b, proj_d_w, proj_d_b }
+    }
+
+    /// The 8 tensors in [`STAGE_TENSOR_NAMES`] order.
+    pub fn to_array(&self) -> [&T; 8] {
+        [&self.down_w, &self.down_b, &self.up_w, &self.up_b, &self.proj_h_w, &self.proj_h_b, &self.proj_d_w, &self.proj_d_b]
+    }
+}
+
+/// The primitives Eq. 1-3 are made of. A backend chooses its map layout; [`fuse_stage`]
+/// only composes these.
+pub trait FusionOps {
+    /// Feature maps of one or more images.
+    type Map;
+    /// A `[out, in]` weight matrix.
+    type Mat;
+    /// A bias vector.
+    type Vec;
+    type Error;
+    /// 1x1 convolution: `W x + b` at every patch.
+    fn linear(&self, x: &Self::Map, w: &Self::Mat, b: &Self::Vec) -> Result<Self::Map, Self::Error>;
+    /// Exact (erf) GELU, elementwise.
+    fn gelu(&self, x: Self::Map) -> Result<Self::Map, Self::Error>;
+    /// Elementwise sum.
+    fn add(&self, a: Self::Map, b: &Self::Map) -> Result<Self::Map, Self::Error>;
+    /// Half-pixel bilinear resize (edge clamped) from a `src` to a `dst` (h, w) grid.
+    fn resize(&self, x: Self::Map, src: (usize, usize), dst: (usize, usize)) -> Result<Self::Map, Self::Error>;
+    /// Channel slices of `group` taken alternately from `a` and `b` (Eq. 3).
+    fn interleave(&self, a: &Self::Map, b: &Self::Map, group: usize) -> Result<Self::Map, Self::Error>;
+}
+
+/// Eq. 1-3 for one stage: the Hiera map `hiera` on its `grid` and the DINOv2 map `dino` on
+/// `dino_grid` give the fused F_s on `grid`.
+///
+/// The head's one forward pass: inference runs it with [`NdarrayOps`], training with
+/// candle. `skip_adapter` may be set only when W_up and b_up are zero (the adapter is then
+/// exactly the identity); training never sets it, so W_up still receives its gradient.
+#[allow(clippy::too_many_arguments)]
+pub fn fuse_stage<O: FusionOps>(
+    o: &O,
+    p: &StageParams<O::Mat, O::Vec>,
+    skip_adapter: bool,
+    group: usize,
+    hiera: O::Map,
+    grid: (usize, usize),
+    dino: &O::Map,
+    dino_grid: (usize, usize),
+) -> Result<O::Map, O::Error> {
+    // Eq. 1: A = H + (W_up GELU(W_down H + b_down) + b_up).
+    let a = if skip_adapter {
+        hiera
+    } else {
+        let z = o.gelu(o.linear(&hiera, &p.down_w, &p.down_b)?)?;
+        o.add(o.linear(&z, &p.up_w, &p.up_b)?, &hiera)?
+    };
+    // Eq. 2: P_h on the adapted stage; P_d on the DINOv2 grid, then resized to the stage
+    // grid (projection and resize are both linear; projecting first is cheaper).
+    let ph = o.linear(&a, &p.proj_h_w, &p.proj_h_b)?;
+    let pd = o.resize(o.linear(dino, &p.proj_d_w, &p.proj_d_b)?, dino_grid, grid)?;
+    // Eq. 3.
+    o.interleave(&ph, &pd, group)
+}
+
+/// The inference backend: one image, channel-last `[h*w, c]` maps, ndarray GEMMs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NdarrayOps;
+
+impl FusionOps for NdarrayOps {
+    type Map = Array2<f32>;
+    type Mat = Array2<f32>;
+    type Vec = Array1<f32>;
+    type Error = std::convert::Infallible;
+
+    fn linear(&self, x: &Array2<f32>, w: &Array2<f32>, b: &Array1<f32>) -> Result<Array2<f32>, Self::Error> {
+        Ok(x.dot(&w.t()) + b)
+    }
+    fn gelu(&self, mut x: Array2<f32>) -> Result<Array2<f32>, Self::Error> {
+        x.mapv_inplace(gelu);
+        Ok(x)
+    }
+    fn add(&self, mut a: Array2<f32>, b: &Array2<f32>) -> Result<Array2<f32>, Self::Error> {
+        a += b;
+        Ok(a)
+    }
+    fn resize(&self, x: Array2<f32>, src: (usize, usize), dst: (usize, usize)) -> Result<Array2<f32>, Self::Error> {
+        Ok(resize_bilinear_hwc(x.view(), src.0, src.1, dst.0, dst.1))
+    }
+    fn interleave(&self, a: &Array2<f32>, b: &Array2<f32>, group: usize) -> Result<Array2<f32>, Self::Error> {
+        Ok(interleave(a.view(), b.view(), group))
+    }
 }
 
 /// A channel-last feature grid: `data` is `[h*w, c]`, row `y*w + x` is patch (y, x).
@@ -191,7 +314,7 @@ impl Head {
         let mut meta = extra_meta;
         meta.insert("format".into(), "nexvitad-head".into());
         meta.insert("format_version".into(), HEAD_FORMAT_VERSION.to_string());
-        tensors::to_bytes(&named, meta)
+        canonical_safetensors(tensors::to_bytes(&named, meta)?)
     }
 
     /// Loads a head file with a size cap.
@@ -216,27 +339,17 @@ impl Head {
     }
 
     fn fuse_stage(&self, s: usize, hiera: ArrayView3<'_, f32>, dino: ArrayView3<'_, f32>) -> Grid {
-        let w = &self.stages[s];
         let (c, h, wd) = hiera.dim();
         let (cd, dh, dw) = dino.dim();
         let x = channel_last(hiera, c, h * wd);
-        // Eq. 1: A = H + W_up GELU(W_down H + b_down) + b_up.
-        let a = if self.identity[s] {
-            x
-        } else {
-            let mut z = x.dot(&w.down_w.t()) + &w.down_b;
-            z.mapv_inplace(gelu);
-            let mut a = z.dot(&w.up_w.t()) + &w.up_b;
-            a += &x;
-            a
-        };
-        // Eq. 2.
-        let ph = a.dot(&w.proj_h_w.t()) + &w.proj_h_b;
         let y = channel_last(dino, cd, dh * dw);
-        let pd_small = y.dot(&w.proj_d_w.t()) + &w.proj_d_b;
-        let pd = resize_bilinear_hwc(pd_small.view(), dh, dw, h, wd);
-        // Eq. 3.
-        Grid { h, w: wd, data: interleave(ph.view(), pd.view(), self.group) }
+        let Ok(data) = fuse_stage(&NdarrayOps, &self.stages[s], self.identity[s], self.group, x, (h, wd), &y, (dh, dw));
+        Grid { h, w: wd, data }
+    }
+
+    /// Per stage: whether the adapter is exactly the identity (W_up = 0 and b_up = 0).
+    pub fn identity_adapters(&self) -> [bool; 4] {
+        self.identity
     }
 
     /// Bank features of image `i`: the configured fused scales on the first one's grid,
@@ -270,6 +383,39 @@ impl Head {
     pub fn bank_dim(m: &Manifest) -> usize {
         m.fusion.bank_scales.iter().map(|&s| m.fusion.shared_dims[s - 1]).sum()
     }
+}
+
+/// Rewrites a safetensors header with its keys sorted (same tensors, same data bytes).
+///
+/// The `safetensors` crate writes the metadata map in `HashMap` order, so two saves of the
+/// same weights could differ byte for byte, and a trained model's fingerprint (a hash of
+/// `head.safetensors`) would change from run to run.
+pub(crate) fn canonical_safetensors(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    use std::collections::BTreeMap;
+    let bad = |m: &str| Error::Internal(format!("canonical safetensors: {m}"));
+    let n = bytes.get(..8).map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as usize).ok_or_else(|| bad("short file"))?;
+    let header = bytes.get(8..8 + n).ok_or_else(|| bad("short header"))?;
+    let top: BTreeMap<String, serde_json::Value> = serde_json::from_slice(header).map_err(|e| bad(&e.to_string()))?;
+    let mut sorted = BTreeMap::new();
+    for (k, v) in top {
+        let v = if k == "__metadata__" {
+            let m: BTreeMap<String, String> = serde_json::from_value(v).map_err(|e| bad(&e.to_string()))?;
+            serde_json::to_value(m).map_err(|e| bad(&e.to_string()))?
+        } else {
+            v
+        };
+        sorted.insert(k, v);
+    }
+    let mut h = serde_json::to_vec(&sorted).map_err(|e| bad(&e.to_string()))?;
+    // Keep the data section 8-byte aligned, as the crate does.
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + h.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// Exact GELU, `x Φ(x)`, as torch's default `nn.GELU()`.
@@ -390,6 +536,22 @@ mod tests {
         assert!((y[[4, 0]] - 4.0).abs() < 1e-6);
         // Corner (0,0): mean of 0,1,3,4.
         assert!((y[[0, 0]] - 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn head_bytes_are_canonical() {
+        let m = crate::manifest::Manifest::parse(&std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny/model.json")).unwrap()).unwrap();
+        let h = Head::untrained(&m, 5);
+        let meta: HashMap<String, String> = (0..12).map(|i| (format!("key{i}"), format!("v{i}"))).collect();
+        let a = h.to_bytes(meta.clone()).unwrap();
+        // HashMaps with other insertion histories (other hash seeds) give the same bytes.
+        for _ in 0..4 {
+            let shuffled: HashMap<String, String> = meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            assert_eq!(h.to_bytes(shuffled).unwrap(), a);
+        }
+        let back = Head::from_bytes(&a, Path::new("h"), &m).unwrap();
+        assert_eq!(back.stages(), h.stages());
+        assert_eq!(a.len() % 8, 0);
     }
 
     #[test]

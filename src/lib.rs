@@ -16,6 +16,7 @@ pub mod model;
 pub mod runtime;
 pub mod score;
 pub mod tensors;
+pub mod train;
 pub mod viz;
 
 pub use error::{Error, Result};

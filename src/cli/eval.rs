@@ -33,9 +33,14 @@ pub struct EvalArgs {
 
 pub fn run(a: EvalArgs) -> nexvitad::Result<()> {
     let model = a.model.open()?;
-    let opts = EvalOptions { shots: a.shots, bank: a.bank.options()? };
     let mut bars = Bars::new(&a.category, a.json);
-    let r = evaluate_category(&model, &a.data, &a.category, &opts, &mut |p| bars.update(p))?;
+    // `--scorer decoder`: the trained target segmentation head instead of a memory bank.
+    let r = if a.bank.scorer.trim().eq_ignore_ascii_case("decoder") {
+        nexvitad::train::score::evaluate_decoder(&model, &a.data, &a.category, a.bank.sigma, &mut |p| bars.update(p))?
+    } else {
+        let opts = EvalOptions { shots: a.shots, bank: a.bank.options()? };
+        evaluate_category(&model, &a.data, &a.category, &opts, &mut |p| bars.update(p))?
+    };
     bars.finish();
     if let Some(d) = &a.heatmaps {
         write_heatmaps(&r, d, usize::MAX)?;

@@ -6,11 +6,13 @@ use clap::{Args, Parser, Subcommand};
 mod bankargs;
 mod demo;
 mod eval;
+mod eval_split;
 mod fit;
 mod info;
 mod progress;
 mod score;
 mod synth;
+mod train;
 
 /// Few-shot cross-domain defect detection (NexViTAD).
 #[derive(Parser)]
@@ -34,6 +36,10 @@ enum Command {
     Score(score::ScoreArgs),
     /// Evaluate a category: image/pixel AUROC, pixel AP, PRO, F1-max.
     Eval(eval::EvalArgs),
+    /// Train the fusion head on labelled sources and an unlabeled target domain.
+    Train(train::TrainArgs),
+    /// Cross-domain protocol: train on sources, adapt to each target, evaluate every scorer.
+    EvalSplit(eval_split::EvalSplitArgs),
 }
 
 /// Options shared by every command that opens a model.
@@ -81,6 +87,8 @@ pub fn run() -> i32 {
         Command::Fit(a) => fit::run(a),
         Command::Score(a) => score::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Train(a) => train::run(a),
+        Command::EvalSplit(a) => eval_split::run(a),
     };
     match res {
         Ok(()) => 0,

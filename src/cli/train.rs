@@ -1,0 +1,257 @@
+//! `nexvitad train`: adapt the fusion head to labelled sources and an unlabeled target.
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use nexvitad::train::{train_model, PerturbOptions, TrainConfig, TrainEvent, TrainSpec, TrainSummary, CHECKPOINT_FILE};
+
+use super::ModelArgs;
+
+/// Training options shared by `train` and `eval-split`. Unset θ/λ come from `model.json`.
+#[derive(Args, Clone)]
+pub struct TrainOpts {
+    /// Passes over the source images.
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    pub epochs: usize,
+    /// Source images per step (plus as many target images and their perturbed copies).
+    #[arg(long, default_value_t = TrainConfig::default().batch)]
+    pub batch: usize,
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = TrainConfig::default().lr)]
+    pub lr: f64,
+    /// AdamW decoupled weight decay.
+    #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
+    pub weight_decay: f64,
+    /// Pseudo-label confidence threshold, in (0, 1) (default: model.json, 0.7).
+    #[arg(long)]
+    pub theta: Option<f64>,
+    /// Weight of the pseudo-label loss (default: model.json, 1.0).
+    #[arg(long)]
+    pub lambda1: Option<f64>,
+    /// Weight of the consistency loss (default: model.json, 0.5).
+    #[arg(long)]
+    pub lambda2: Option<f64>,
+    /// Seed of initialisation, batch order and perturbations.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Channels of the decoder.
+    #[arg(long, default_value_t = TrainConfig::default().decoder_width)]
+    pub decoder_width: usize,
+    /// Steps between checkpoints (0: only on stop and at the end).
+    #[arg(long, default_value_t = TrainConfig::default().checkpoint_every)]
+    pub checkpoint_every: usize,
+    /// Perturbed copies per target image (each encoded once).
+    #[arg(long, default_value_t = PerturbOptions::default().copies)]
+    pub copies: usize,
+    /// Pixel noise std of the perturbed copies (8-bit levels).
+    #[arg(long, default_value_t = PerturbOptions::default().noise_std)]
+    pub noise: f64,
+    /// Colour jitter of the perturbed copies (brightness/contrast 1 ± j, gains 1 ± j/2).
+    #[arg(long, default_value_t = PerturbOptions::default().jitter)]
+    pub jitter: f64,
+    /// No flips in the perturbed copies.
+    #[arg(long)]
+    pub no_flips: bool,
+    /// Also train on the target's test images, unlabeled (their masks are never read).
+    #[arg(long)]
+    pub target_test: bool,
+    /// Threads of candle's elementwise kernels (CANDLE_NUM_THREADS wins when set). Its CPU
+    /// pool spin-waits, which costs more than it gains on a few busy cores.
+    #[arg(long, default_value_t = 1)]
+    pub candle_threads: usize,
+}
+
+impl TrainOpts {
+    /// Sets candle's thread counts from the environment's point of view. Must run before
+    /// any thread is started (it is the first thing `train` and `eval-split` do).
+    /// `RAYON_NUM_THREADS` is set to the machine's parallelism (rayon's own default) when
+    /// unset, because candle otherwise re-counts physical cores from /proc on every matmul.
+    pub fn apply_threads(&self) {
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+            std::env::set_var("CANDLE_NUM_THREADS", self.candle_threads.max(1).to_string());
+        }
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        }
+    }
+
+    pub fn config(&self, model: &nexvitad::Model) -> TrainConfig {
+        let d = &model.manifest().defaults;
+        TrainConfig {
+            epochs: self.epochs,
+            batch: self.batch,
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            theta: self.theta.unwrap_or_else(|| decimal(d.theta)),
+            lambda1: self.lambda1.unwrap_or_else(|| decimal(d.lambda1)),
+            lambda2: self.lambda2.unwrap_or_else(|| decimal(d.lambda2)),
+            seed: self.seed,
+            decoder_width: self.decoder_width,
+            checkpoint_every: self.checkpoint_every,
+            perturb: PerturbOptions { copies: self.copies, noise_std: self.noise, jitter: self.jitter, flips: !self.no_flips },
+        }
+    }
+}
+
+/// The f64 nearest to an f32's shortest decimal form (0.7f32 -> 0.7, not 0.69999998...),
+/// so the configuration recorded in `model.json` reads as it was written.
+fn decimal(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(x as f64)
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Dataset root (MVTec AD layout).
+    #[arg(long)]
+    data: PathBuf,
+    /// Labelled source domains, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    sources: Vec<String>,
+    /// The unlabeled target domain.
+    #[arg(long)]
+    target: String,
+    /// Output model folder (new or empty; with --resume, the stopped run's folder).
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run whose checkpoint is in --out.
+    #[arg(long)]
+    resume: bool,
+    #[command(flatten)]
+    train: TrainOpts,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Set by Ctrl-C; the training loop stops after the current step and writes a checkpoint.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Installs the Ctrl-C handler once: the first press asks the run to stop cleanly, a
+/// second one exits at once.
+pub fn install_stop_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            if STOP.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\nstopping after this step (writing a checkpoint); press Ctrl-C again to abort");
+        });
+    });
+}
+
+/// Whether Ctrl-C was pressed.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// Progress bars for a training run: encoding, then steps with the loss terms.
+pub struct TrainBars {
+    bar: ProgressBar,
+    stage: u8,
+}
+
+impl TrainBars {
+    pub fn new(label: &str, quiet: bool) -> Self {
+        let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+        bar.set_prefix(label.to_string());
+        Self { bar, stage: 0 }
+    }
+
+    /// The library callback: false once Ctrl-C was pressed.
+    pub fn update(&mut self, e: TrainEvent<'_>) -> bool {
+        match e {
+            TrainEvent::Encode { done, total } => {
+                if self.stage != 1 {
+                    self.stage = 1;
+                    self.bar.set_style(
+                        ProgressStyle::with_template("{prefix:>10} encode [{bar:30}] {pos}/{len} {elapsed}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                    );
+                }
+                self.bar.set_length(total as u64);
+                self.bar.set_position(done as u64);
+            }
+            TrainEvent::Step(p) => {
+                if self.stage != 2 {
+                    self.stage = 2;
+                    self.bar.set_style(
+                        ProgressStyle::with_template("{prefix:>10} train [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                    );
+                    self.bar.set_length(p.total_steps as u64);
+                }
+                self.bar.set_position(p.global_step as u64);
+                let m = &p.epoch_mean;
+                self.bar.set_message(format!(
+                    "epoch {}/{} L {:.3} src {:.3} pl {:.3} cons {:.4} cov {:.0}%",
+                    p.epoch + 1,
+                    p.epochs,
+                    m.loss,
+                    m.l_src,
+                    m.l_pl,
+                    m.l_cons,
+                    100.0 * m.coverage
+                ));
+            }
+        }
+        !stop_requested()
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+pub fn print_summary(s: &TrainSummary) {
+    println!("trained {} <- {} ({} source images, {} target images)", s.target, s.sources.join(","), s.source_images, s.target_images);
+    println!("{:>6} {:>8} {:>8} {:>8} {:>9} {:>9}", "epoch", "loss", "L_src", "L_pl", "L_cons", "coverage");
+    for (e, h) in s.history.iter().enumerate() {
+        println!("{:>6} {:>8.4} {:>8.4} {:>8.4} {:>9.5} {:>8.1}%", e + 1, h.loss, h.l_src, h.l_pl, h.l_cons, 100.0 * h.coverage);
+    }
+    let epochs = s.history.len().max(1) as f64;
+    println!(
+        "{} steps; encoding {:.1} s (once), training {:.1} s ({:.1} s/epoch); model in {} (fingerprint {}…)",
+        s.steps,
+        s.encode_s,
+        s.train_s,
+        s.train_s / epochs,
+        s.out.display(),
+        &s.fingerprint[..12.min(s.fingerprint.len())]
+    );
+}
+
+pub fn run(a: TrainArgs) -> nexvitad::Result<()> {
+    a.train.apply_threads();
+    let model = a.model.open()?;
+    let cfg = a.train.config(&model);
+    let spec = TrainSpec { root: a.data.clone(), sources: a.sources.clone(), target: a.target.clone(), target_test: a.train.target_test };
+    install_stop_handler();
+    let mut bars = TrainBars::new(&a.target, a.json);
+    let res = train_model(&model, &spec, &cfg, &a.out, a.resume, &mut |e| bars.update(e));
+    bars.finish();
+    match res {
+        Ok(s) => {
+            if a.json {
+                println!("{}", serde_json::to_string(&s).map_err(|e| nexvitad::Error::Internal(e.to_string()))?);
+            } else {
+                print_summary(&s);
+            }
+            Ok(())
+        }
+        Err(nexvitad::Error::Cancelled) => {
+            eprintln!(
+                "stopped; checkpoint in {}. Continue with the same command plus --resume.",
+                a.out.join(CHECKPOINT_FILE).display()
+            );
+            Err(nexvitad::Error::Cancelled)
+        }
+        Err(e) => Err(e),
+    }
+}

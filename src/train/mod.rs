@@ -1,0 +1,187 @@
+//! Training: adapt the fusion head (adapters Eq. 1, projections Eq. 2) to labelled source
+//! domains and one unlabeled target domain through a multi-task decoder (METHOD.md,
+//! Multi-task decoder).
+//!
+//! * Gradients come from candle's autodiff over the same [`crate::fusion::fuse_stage`] that
+//!   inference runs; the optimiser is AdamW (see [`optim`] for why it is candle-nn's update
+//!   with its state exposed).
+//! * Backbones are frozen, so [`data::TrainData::load`] encodes each image once per
+//!   perturbation and every epoch reuses those features.
+//! * Loss `L = L_src + λ1·L_pl + λ2·L_cons` ([`loss`]):
+//!   - `L_src`: each source image through its domain's segmentation head, BCE + Dice
+//!     against its mask (good images: all-normal). The target's pseudo-labelling head is
+//!     supervised by the same masks from every source (**choice**: the paper does not say
+//!     what teaches it; the sources are the only labels there are), so it is a
+//!     domain-general defect detector.
+//!   - `L_pl`: that head labels the target images; cells whose larger class probability
+//!     exceeds θ get its label, and the target segmentation head is trained on them (CE).
+//!   - `L_cons`: MSE between the target head's probabilities on a target image and on a
+//!     perturbed copy (noise, colour jitter, flips mapped back).
+//! * Output ([`train_model`]): a new model folder (backbones linked, `head.safetensors`,
+//!   `decoder.safetensors`, `model.json` with a `training` record) and a checkpoint that
+//!   `--resume` continues from to the same result as an unbroken run.
+
+pub mod data;
+pub mod decoder;
+pub mod loss;
+pub mod ops;
+pub mod optim;
+pub mod score;
+pub mod split;
+pub mod trainer;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use data::{PerturbOptions, TrainData, TrainSpec};
+pub use decoder::{Decoder, DECODER_FILE};
+pub use trainer::{Position, StepProgress, StepStats, TrainConfig, Trainer, CHECKPOINT_FILE};
+
+use crate::error::{Error, Result};
+use crate::model::{Model, HEAD_FILE};
+
+/// What a training run reports to its caller.
+#[derive(Debug, Clone, Copy)]
+pub enum TrainEvent<'a> {
+    /// Encoding the images (once per perturbation): `done` of `total`.
+    Encode { done: usize, total: usize },
+    /// A step finished.
+    Step(&'a StepProgress),
+}
+
+/// Callback for [`train_model`]; returning `false` stops the run (a checkpoint is written).
+pub type TrainProgressFn<'a> = &'a mut dyn FnMut(TrainEvent<'_>) -> bool;
+
+/// The result of [`train_model`].
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    pub out: PathBuf,
+    pub sources: Vec<String>,
+    pub target: String,
+    pub source_images: usize,
+    pub target_images: usize,
+    pub steps: usize,
+    /// Mean loss terms of each epoch.
+    pub history: Vec<StepStats>,
+    /// Seconds spent encoding (once) and training.
+    pub encode_s: f64,
+    pub train_s: f64,
+    /// Fingerprint of the trained model (its banks must be built with it).
+    pub fingerprint: String,
+}
+
+/// Trains `model`'s head on `spec` and writes the trained model folder `out`.
+///
+/// `out` must be new or empty unless `resume` is set, in which case it must hold the
+/// checkpoint of a run with the same data and settings. The backbones are hard-linked from
+/// the base model (copied where linking fails).
+pub fn train_model(model: &Model, spec: &TrainSpec, cfg: &TrainConfig, out: &Path, resume: bool, progress: TrainProgressFn<'_>) -> Result<TrainSummary> {
+    spec.validate()?;
+    cfg.validate()?;
+    let ckpt = out.join(CHECKPOINT_FILE);
+    if resume {
+        if !ckpt.is_file() {
+            return Err(Error::invalid(format!("cannot resume: no checkpoint '{}'", ckpt.display())));
+        }
+    } else if out.exists() {
+        let empty = std::fs::read_dir(out).map_err(|e| Error::io("cannot list", out, e))?.next().is_none();
+        if !empty {
+            return Err(Error::invalid(format!(
+                "output folder '{}' is not empty; choose a new folder, or pass --resume to continue its run",
+                out.display()
+            )));
+        }
+    }
+    if out.exists() && !out.is_dir() {
+        return Err(Error::invalid(format!("output '{}' is not a folder", out.display())));
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io("cannot create", out, e))?;
+    if std::fs::canonicalize(out).ok() == std::fs::canonicalize(model.dir()).ok() {
+        return Err(Error::invalid("the output folder must differ from the base model folder"));
+    }
+
+    let t0 = std::time::Instant::now();
+    let data = TrainData::load(model, spec, &cfg.perturb, cfg.seed, &mut |done, total| progress(TrainEvent::Encode { done, total }))?;
+    let encode_s = t0.elapsed().as_secs_f64();
+    let (n_src, n_tgt) = (data.source_samples.len(), data.target_samples.len());
+    let mut trainer = Trainer::new(model.manifest(), model.head(), data, cfg)?;
+    if resume {
+        trainer.load_checkpoint(&ckpt)?;
+    }
+    link_backbones(model, out)?;
+    let t1 = std::time::Instant::now();
+    trainer.run(Some(&ckpt), &mut |p| progress(TrainEvent::Step(p)))?;
+    let train_s = t1.elapsed().as_secs_f64();
+    trainer.save_checkpoint(&ckpt)?;
+    let fingerprint = write_outputs(model, spec, &trainer, out)?;
+    Ok(TrainSummary {
+        out: out.to_path_buf(),
+        sources: spec.sources.clone(),
+        target: spec.target.clone(),
+        source_images: n_src,
+        target_images: n_tgt,
+        steps: trainer.global_step(),
+        history: trainer.history().to_vec(),
+        encode_s,
+        train_s,
+        fingerprint,
+    })
+}
+
+/// Hard-links (or copies) the two ONNX files into `out`.
+fn link_backbones(model: &Model, out: &Path) -> Result<()> {
+    let m = model.manifest();
+    for name in [&m.hiera.file, &m.dinov2.file] {
+        let src = model.dir().join(name);
+        let dst = out.join(name);
+        if dst.exists() {
+            continue;
+        }
+        if std::fs::hard_link(&src, &dst).is_err() {
+            let tmp = out.join(format!(".{name}.tmp-{}", std::process::id()));
+            std::fs::copy(&src, &tmp).map_err(|e| Error::io("cannot copy backbone", &src, e))?;
+            std::fs::rename(&tmp, &dst).map_err(|e| Error::io("cannot write", &dst, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `head.safetensors`, `decoder.safetensors` and `model.json` (each atomically;
+/// the manifest last, so a folder with a manifest always has its head). Returns the
+/// trained model's fingerprint.
+fn write_outputs(model: &Model, spec: &TrainSpec, trainer: &Trainer, out: &Path) -> Result<String> {
+    let head = trainer.head()?;
+    let mut hm = std::collections::HashMap::new();
+    hm.insert("target".to_string(), spec.target.clone());
+    hm.insert("sources".to_string(), serde_json::to_string(&spec.sources).unwrap_or_default());
+    let head_bytes = head.to_bytes(hm.clone())?;
+    crate::fsutil::atomic_write(&out.join(HEAD_FILE), &head_bytes)?;
+    let fingerprint = crate::model::fingerprint(model.manifest(), &model.backbones().file_hashes, Some(&head_bytes));
+
+    let list = trainer.decoder_tensors()?;
+    let named: Vec<crate::tensors::Named<'_>> = list.iter().map(|(n, s, d)| crate::tensors::Named { name: n.clone(), shape: s.clone(), data: d }).collect();
+    let mut dm = hm;
+    dm.insert("format".to_string(), "nexvitad-decoder".to_string());
+    dm.insert("format_version".to_string(), decoder::DECODER_FORMAT_VERSION.to_string());
+    dm.insert("fingerprint".to_string(), fingerprint.clone());
+    let bytes = crate::fusion::canonical_safetensors(crate::tensors::to_bytes(&named, dm)?)?;
+    crate::fsutil::atomic_write(&out.join(DECODER_FILE), &bytes)?;
+
+    let mut manifest = model.manifest().clone();
+    manifest.training = Some(serde_json::json!({
+        "sources": spec.sources,
+        "target": spec.target,
+        "target_test_images": spec.target_test,
+        "data_root": spec.root,
+        "base_model": model.dir(),
+        "base_fingerprint": model.fingerprint(),
+        "config": trainer.config(),
+        "steps": trainer.global_step(),
+        "epoch_losses": trainer.history(),
+        "source_images": trainer.data().source_samples.len(),
+        "target_images": trainer.data().target_samples.len(),
+    }));
+    crate::fsutil::atomic_write(&out.join("model.json"), manifest.to_json().as_bytes())?;
+    Ok(fingerprint)
+}

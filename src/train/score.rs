@@ -1,0 +1,101 @@
+//! The decoder as a scorer (the paper's ablation): the trained target segmentation head's
+//! defect probability replaces the memory-bank distance; upsampling, smoothing and the
+//! image score are the bank path's own.
+
+use std::path::Path;
+
+use crate::bank::{ImageScoreMode, Progress, ProgressFn, Stage};
+use crate::data::{self, mvtec::GOOD};
+use crate::error::{Error, Result};
+use crate::eval::{load_image, median, rgb_view, EvalReport, ScoredSample};
+use crate::image::Preparer;
+use crate::metrics::{self, MapSample};
+use crate::model::Model;
+use crate::score::{map_from_patches, AnomalyMap, Workspace};
+
+use super::decoder::{Decoder, DECODER_FILE};
+
+/// Loads a trained model's decoder, refusing one trained with another head.
+pub fn load_decoder(model: &Model) -> Result<Decoder> {
+    let path = model.dir().join(DECODER_FILE);
+    if !path.is_file() {
+        return Err(Error::invalid(format!(
+            "model folder '{}' has no {DECODER_FILE}: the decoder scorer needs a model written by `nexvitad train`",
+            model.dir().display()
+        )));
+    }
+    let dec = Decoder::load(&path)?;
+    if dec.fingerprint() != Some(model.fingerprint()) {
+        return Err(Error::Mismatch(format!(
+            "'{}' was trained with another head than this model's (fingerprint differs)",
+            path.display()
+        )));
+    }
+    Ok(dec)
+}
+
+/// The decoder's anomaly map of one image (defect probability, upsampled and smoothed).
+pub fn decoder_map(model: &Model, dec: &Decoder, img: &crate::image::ImageView<'_>, sigma: f32, prep: &mut Preparer, ws: &mut Workspace) -> Result<(AnomalyMap, f64, f64)> {
+    let t0 = std::time::Instant::now();
+    let batch = model.prepare(prep, std::slice::from_ref(img))?;
+    let (feats, _) = model.encode_prepared(&batch)?;
+    let t1 = std::time::Instant::now();
+    let fused = super::ops::fused_tensors(model.head(), &feats, 0)?;
+    let (_, _, gh, gw) = fused[0].dims4().map_err(super::ops::tensor_err)?;
+    let probs = dec.probabilities(&fused)?;
+    let map = map_from_patches(&probs, gw, gh, img.width(), img.height(), sigma, ImageScoreMode::Max, ws)?;
+    Ok((map, (t1 - t0).as_secs_f64(), t1.elapsed().as_secs_f64()))
+}
+
+/// Scores a category's test images with the trained decoder and computes the metrics.
+/// `sigma < 0` takes the model's default.
+pub fn evaluate_decoder(model: &Model, root: &Path, category: &str, sigma: f32, progress: ProgressFn<'_>) -> Result<EvalReport> {
+    let dec = load_decoder(model)?;
+    let sigma = if sigma < 0.0 { model.manifest().defaults.sigma } else { sigma };
+    let cat = data::open_category(root, category)?;
+    if cat.test.is_empty() {
+        return Err(Error::invalid(format!("category '{category}' has no test images")));
+    }
+    let mut ws = Workspace::new();
+    let mut prep = Preparer::new();
+    let (mut enc, mut sc) = (Vec::new(), Vec::new());
+    let mut samples = Vec::with_capacity(cat.test.len());
+    let total = cat.test.len();
+    for (i, s) in cat.test.iter().enumerate() {
+        let img = load_image(&s.path)?;
+        let mask = match &s.mask {
+            Some(m) => data::load_mask(m, img.width(), img.height())?,
+            None => vec![false; img.width() as usize * img.height() as usize],
+        };
+        let (map, e, t) = decoder_map(model, &dec, &rgb_view(model, &img)?, sigma, &mut prep, &mut ws)?;
+        enc.push(e * 1e3);
+        sc.push(t * 1e3);
+        samples.push(ScoredSample { path: s.path.clone(), defect: s.defect.clone(), map, mask });
+        if !progress(Progress { stage: Stage::Encode, done: i + 1, total }) {
+            return Err(Error::Cancelled);
+        }
+    }
+    let image_scores: Vec<f32> = samples.iter().map(|s| s.map.image_score).collect();
+    let labels: Vec<bool> = samples.iter().map(|s| s.defect != GOOD).collect();
+    let maps: Vec<MapSample<'_>> = samples
+        .iter()
+        .map(|s| MapSample { values: &s.map.values, mask: &s.mask, width: s.map.width as usize, height: s.map.height as usize })
+        .collect();
+    let metrics = metrics::evaluate(&image_scores, &labels, &maps)?;
+    Ok(EvalReport {
+        category: category.to_string(),
+        metrics,
+        images: samples.len(),
+        shots: 0,
+        k: 0,
+        scorer: "decoder".into(),
+        encode_ms: median(&mut enc),
+        score_ms: median(&mut sc),
+        fit_s: 0.0,
+        // Probabilities: 0.5 is the decoder's own decision boundary.
+        image_threshold: 0.5,
+        pixel_threshold: 0.5,
+        samples,
+        bank: None,
+    })
+}

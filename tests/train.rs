@@ -1,0 +1,344 @@
+//! Training: one step lowers the loss, candle's head gradients agree with finite
+//! differences, the written model reloads into inference bit for bit, a resumed run equals
+//! an unbroken one, the decoder scorer, the split protocol, and the errors bad input gets.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use candle_core::{DType, Device, Tensor, Var};
+use common::*;
+use nexvitad::fusion::StageParams;
+use nexvitad::train::data::Features;
+use nexvitad::train::ops::{fuse_batch, grid_from_tensor};
+use nexvitad::train::split::{eval_split_target, SplitOptions};
+use nexvitad::train::{train_model, PerturbOptions, TrainConfig, TrainData, TrainSpec, Trainer, CHECKPOINT_FILE, DECODER_FILE};
+use nexvitad::{Error, Model};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+
+/// Three small synthetic domains (64 px; 3 good train, 1 good test, 4 defective test images).
+fn synth_root() -> &'static Path {
+    static D: OnceLock<tempfile::TempDir> = OnceLock::new();
+    D.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        let o = nexvitad::data::SynthOptions {
+            seed: 3,
+            size: 64,
+            train_good: 3,
+            test_good: 1,
+            defects_per_type: 1,
+            domains: vec!["stripes".into(), "weave".into(), "grain".into()],
+        };
+        nexvitad::data::generate(d.path(), &o).unwrap();
+        d
+    })
+    .path()
+}
+
+fn cfg() -> TrainConfig {
+    TrainConfig {
+        epochs: 2,
+        batch: 4,
+        decoder_width: 8,
+        checkpoint_every: 0,
+        perturb: PerturbOptions { copies: 1, ..Default::default() },
+        ..Default::default()
+    }
+}
+
+fn spec(sources: &[&str], target: &str) -> TrainSpec {
+    TrainSpec { root: synth_root().to_path_buf(), sources: sources.iter().map(|s| s.to_string()).collect(), target: target.into(), target_test: false }
+}
+
+/// Features of stripes + weave (sources) and grain (target), encoded once per test binary.
+fn data() -> TrainData {
+    static D: OnceLock<TrainData> = OnceLock::new();
+    D.get_or_init(|| TrainData::load(tiny_model(), &spec(&["stripes", "weave"], "grain"), &cfg().perturb, cfg().seed, &mut |_, _| true).unwrap()).clone()
+}
+
+fn no_progress() -> impl FnMut(nexvitad::train::TrainEvent<'_>) -> bool {
+    |_| true
+}
+
+/// A trained model folder shared by the tests that only read it.
+fn trained_dir() -> &'static Path {
+    static D: OnceLock<tempfile::TempDir> = OnceLock::new();
+    D.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        let c = TrainConfig { epochs: 1, ..cfg() };
+        train_model(tiny_model(), &spec(&["stripes", "weave"], "grain"), &c, d.path(), false, &mut no_progress()).unwrap();
+        d
+    })
+    .path()
+}
+
+fn read_params(path: &Path) -> Vec<(String, Vec<u32>)> {
+    let mut v: Vec<(String, Vec<u32>)> = read_safetensors(path).into_iter().map(|(n, a)| (n, a.iter().map(|x| x.to_bits()).collect())).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn one_training_step_lowers_the_loss_on_a_fixed_batch() {
+    let m = tiny_model();
+    let mut t = Trainer::new(m.manifest(), m.head(), data(), &cfg()).unwrap();
+    let src = [0, 5, 9, 14];
+    let tgt = [(0, 0), (1, 0), (2, 0)];
+    let (l0, s0) = t.loss(&src, &tgt).unwrap();
+    let l0 = l0.to_scalar::<f32>().unwrap();
+    assert!((l0 as f64 - s0.loss).abs() < 1e-5 && s0.l_src > 0.0 && (0.0..=1.0).contains(&s0.coverage));
+    let before = t.head().unwrap();
+    t.train_on(&src, &tgt).unwrap();
+    let (l1, _) = t.loss(&src, &tgt).unwrap();
+    let l1 = l1.to_scalar::<f32>().unwrap();
+    assert!(l1 < l0, "loss {l0} -> {l1} after one step");
+    // The head itself learns, adapters included (W_up starts at zero).
+    let after = t.head().unwrap();
+    for s in 0..4 {
+        assert_ne!(after.stages()[s].up_w, before.stages()[s].up_w, "stage {} W_up did not move", s + 1);
+        assert_ne!(after.stages()[s].proj_h_w, before.stages()[s].proj_h_w);
+    }
+    assert!(t.loss(&[99], &tgt).is_err());
+}
+
+/// candle's gradients of the head's forward pass against central finite differences, in f64.
+#[test]
+fn head_gradients_match_finite_differences() {
+    let dev = Device::Cpu;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let normal = Normal::new(0.0f64, 0.6).unwrap();
+    let mut rand = |shape: &[usize]| {
+        let n: usize = shape.iter().product();
+        Tensor::from_vec((0..n).map(|_| normal.sample(&mut rng)).collect::<Vec<f64>>(), shape, &dev).unwrap()
+    };
+    let (b, c, cd, r, half, g) = (2, 6, 5, 3, 4, 2);
+    let hiera = rand(&[b, c, 5, 4]);
+    let dino = rand(&[b, cd, 3, 3]);
+    let weight = rand(&[b, 2 * half, 5, 4]);
+    for identity_start in [false, true] {
+        let shapes: [Vec<usize>; 8] = [vec![r, c], vec![r], vec![c, r], vec![c], vec![half, c], vec![half], vec![half, cd], vec![half]];
+        let vars: Vec<Var> = shapes
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                let t = if identity_start && (k == 2 || k == 3) { Tensor::zeros(s.as_slice(), DType::F64, &dev).unwrap() } else { rand(s) };
+                Var::from_tensor(&t).unwrap()
+            })
+            .collect();
+        let loss_of = |ts: &[Tensor]| -> Tensor {
+            let p = StageParams::from_array([0, 1, 2, 3, 4, 5, 6, 7].map(|k| ts[k].clone()));
+            let f = fuse_batch(&p, false, g, &hiera, &dino).unwrap();
+            (f.tanh().unwrap() * &weight).unwrap().sum_all().unwrap()
+        };
+        let live: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let grads = loss_of(&live).backward().unwrap();
+        let eps = 1e-6;
+        for (k, v) in vars.iter().enumerate() {
+            let grad = grads.get(v).unwrap_or_else(|| panic!("no gradient for tensor {k}")).flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let base = v.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let n = base.len();
+            for &i in &[0, n / 2, n - 1] {
+                let at = |delta: f64| {
+                    let mut x = base.clone();
+                    x[i] += delta;
+                    let mut ts = live.clone();
+                    ts[k] = Tensor::from_vec(x, v.shape(), &dev).unwrap();
+                    loss_of(&ts).to_scalar::<f64>().unwrap()
+                };
+                let fd = (at(eps) - at(-eps)) / (2.0 * eps);
+                let tol = 1e-6 + 2e-5 * fd.abs().max(grad[i].abs());
+                assert!((grad[i] - fd).abs() <= tol, "identity={identity_start} tensor {k} entry {i}: candle {} vs finite difference {fd}", grad[i]);
+            }
+        }
+        if identity_start {
+            // The identity adapter still gets a gradient for W_up: training can leave it.
+            let gu = grads.get(&vars[2]).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+            assert!(gu > 1e-6, "W_up gradient is {gu}");
+        }
+    }
+}
+
+#[test]
+fn trained_model_folder_reloads_bit_identically() {
+    let m = tiny_model();
+    let out = trained_dir();
+    let trained = Model::open(out, &options()).unwrap();
+    assert!(trained.head().is_trained());
+    assert_ne!(trained.fingerprint(), m.fingerprint());
+    let tr = trained.manifest().training.as_ref().expect("model.json records the training");
+    assert_eq!(tr["target"], "grain");
+    assert_eq!(tr["sources"], serde_json::json!(["stripes", "weave"]));
+    assert_eq!(tr["config"]["theta"], serde_json::json!(0.7));
+
+    // The trainer's final state, restored from the checkpoint, is the head inference loads.
+    let c = TrainConfig { epochs: 1, ..cfg() };
+    let mut t = Trainer::new(m.manifest(), m.head(), data(), &c).unwrap();
+    t.load_checkpoint(&out.join(CHECKPOINT_FILE)).unwrap();
+    let head = t.head().unwrap();
+    assert_eq!(head.stages(), trained.head().stages());
+    assert_ne!(head.stages(), m.head().stages(), "training changed the head");
+
+    let img = nexvitad::data::load_rgb(&synth_root().join("grain/test/good/000.png")).unwrap();
+    let view = nexvitad::eval::rgb_view(&trained, &img).unwrap();
+    let feats = trained.encode(&[view]).unwrap();
+    let a = trained.head().bank_features(&feats, 0).unwrap();
+    let b = head.bank_features(&feats, 0).unwrap();
+    assert_eq!(a.data, b.data, "inference features differ from the trainer's head");
+    // The training forward pass (candle) computes the same fused features as inference.
+    let f = Features::from_batch(&feats, 0).unwrap();
+    let (hiera, dino) = Features::stack(&[&f]).unwrap();
+    for (s, fused) in t.fuse(&hiera, &dino).unwrap().iter().enumerate() {
+        let got = grid_from_tensor(fused).unwrap();
+        let want = trained.head().fuse(&feats, 0, s + 1).unwrap();
+        let scale = want.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = got.data.iter().zip(want.data.iter()).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(d <= 1e-5 * scale, "F{}: training and inference differ by {d} (scale {scale})", s + 1);
+    }
+}
+
+#[test]
+fn resume_equals_an_unbroken_run() {
+    let m = tiny_model();
+    let sp = spec(&["stripes", "weave"], "grain");
+    let c = TrainConfig { checkpoint_every: 3, ..cfg() };
+    let whole = tempfile::tempdir().unwrap();
+    let s = train_model(m, &sp, &c, whole.path(), false, &mut no_progress()).unwrap();
+    assert_eq!(s.steps, 8);
+
+    // Stop after 5 steps, as Ctrl-C does.
+    let part = tempfile::tempdir().unwrap();
+    let mut steps = 0;
+    let e = train_model(m, &sp, &c, part.path(), false, &mut |e| {
+        if let nexvitad::train::TrainEvent::Step(_) = e {
+            steps += 1;
+        }
+        steps < 5
+    })
+    .unwrap_err();
+    assert!(matches!(e, Error::Cancelled), "{e}");
+    assert!(part.path().join(CHECKPOINT_FILE).is_file(), "stopping leaves a checkpoint");
+    assert!(!part.path().join("model.json").exists(), "a stopped run is not a model yet");
+
+    // Another folder's run cannot be resumed with other settings, nor a fresh run started over it.
+    let other = TrainConfig { theta: 0.8, ..c.clone() };
+    assert!(matches!(train_model(m, &sp, &other, part.path(), true, &mut no_progress()), Err(Error::Mismatch(_))));
+    let e = train_model(m, &sp, &c, part.path(), false, &mut no_progress()).unwrap_err();
+    assert!(e.to_string().contains("--resume"), "{e}");
+
+    let r = train_model(m, &sp, &c, part.path(), true, &mut no_progress()).unwrap();
+    assert_eq!(r.steps, 8);
+    assert_eq!(r.fingerprint, s.fingerprint);
+    for f in ["head.safetensors", DECODER_FILE] {
+        assert_eq!(std::fs::read(whole.path().join(f)).unwrap(), std::fs::read(part.path().join(f)).unwrap(), "{f} differs");
+    }
+    assert_eq!(read_params(&whole.path().join(CHECKPOINT_FILE)), read_params(&part.path().join(CHECKPOINT_FILE)));
+    assert_eq!(r.history.len(), 2);
+    assert_eq!(r.history[0].loss.to_bits(), s.history[0].loss.to_bits());
+}
+
+#[test]
+fn decoder_scores_the_target_and_refuses_other_heads() {
+    let out = trained_dir();
+    let trained = Model::open(out, &options()).unwrap();
+    let r = nexvitad::train::score::evaluate_decoder(&trained, synth_root(), "grain", -1.0, &mut |_| true).unwrap();
+    assert_eq!((r.scorer.as_str(), r.images), ("decoder", 5));
+    for v in [r.metrics.image_auroc, r.metrics.pixel_auroc, r.metrics.pixel_ap, r.metrics.pro] {
+        assert!((0.0..=1.0).contains(&v), "{v}");
+    }
+    assert!(r.samples.iter().all(|s| s.map.values.iter().all(|p| (0.0..=1.0).contains(p))));
+
+    let e = nexvitad::train::score::evaluate_decoder(tiny_model(), synth_root(), "grain", -1.0, &mut |_| true).unwrap_err();
+    assert!(e.to_string().contains(DECODER_FILE), "{e}");
+
+    // A decoder next to a head it was not trained with is refused.
+    let t = tempfile::tempdir().unwrap();
+    copy_model(t.path());
+    std::fs::copy(out.join(DECODER_FILE), t.path().join(DECODER_FILE)).unwrap();
+    let other = Model::open(t.path(), &options()).unwrap();
+    let e = nexvitad::train::score::evaluate_decoder(&other, synth_root(), "grain", -1.0, &mut |_| true).unwrap_err();
+    assert!(matches!(e, Error::Mismatch(_)), "{e}");
+}
+
+#[test]
+fn eval_split_reports_every_scorer_for_the_target() {
+    let out = tempfile::tempdir().unwrap();
+    let sources: Vec<String> = ["stripes", "weave", "grain"].iter().map(|s| s.to_string()).collect();
+    let opts = SplitOptions { shots: 2, bank: nexvitad::BankOptions::default(), target_test: false };
+    let c = TrainConfig { epochs: 1, ..cfg() };
+    let dir: PathBuf = out.path().join("grain");
+    let row = eval_split_target(tiny_model(), synth_root(), &sources, "grain", &c, &opts, &dir, &mut |_| true).unwrap();
+    assert_eq!(row.sources, ["stripes", "weave"], "the target is left out of its own sources");
+    assert_eq!(row.base.keys().collect::<Vec<_>>(), ["full", "sinkhorn"]);
+    assert_eq!(row.trained.keys().collect::<Vec<_>>(), ["decoder", "full", "sinkhorn"]);
+    assert!(!row.base_trained);
+    let json = serde_json::to_value(&row).unwrap();
+    assert!(json["trained"]["decoder"]["image_auroc"].is_number() && json["base"]["sinkhorn"]["pro"].is_number());
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let m = tiny_model();
+    let root = tempfile::tempdir().unwrap();
+    let src = synth_root();
+    // A domain without defect masks, and one with no images at all.
+    for (from, to) in [("stripes/train/good/000.png", "plain/train/good/000.png"), ("stripes/test/good/000.png", "plain/test/good/000.png")] {
+        std::fs::create_dir_all(root.path().join(to).parent().unwrap()).unwrap();
+        std::fs::copy(src.join(from), root.path().join(to)).unwrap();
+    }
+    std::fs::create_dir_all(root.path().join("empty/train/good")).unwrap();
+    for d in ["stripes", "grain"] {
+        copy_tree(&src.join(d), &root.path().join(d));
+    }
+    let run = |sources: &[&str], target: &str, c: &TrainConfig| {
+        let out = tempfile::tempdir().unwrap();
+        let sp = TrainSpec { root: root.path().to_path_buf(), sources: sources.iter().map(|s| s.to_string()).collect(), target: target.into(), target_test: false };
+        train_model(m, &sp, c, &out.path().join("m"), false, &mut no_progress()).unwrap_err().to_string()
+    };
+    let e = run(&["plain"], "grain", &cfg());
+    assert!(e.contains("'plain'") && e.contains("masks"), "{e}");
+    let e = run(&["stripes", "grain"], "grain", &cfg());
+    assert!(e.contains("'grain'") && e.contains("also a source"), "{e}");
+    let e = run(&["stripes"], "empty", &cfg());
+    assert!(e.contains("'empty'") && e.contains("no images"), "{e}");
+    let e = run(&["empty"], "grain", &cfg());
+    assert!(e.contains("'empty'") && e.contains("no images"), "{e}");
+    let e = run(&["stripes"], "missing", &cfg());
+    assert!(e.contains("'missing'"), "{e}");
+    for theta in [0.0, 1.0, -0.5, 1.5, f64::NAN] {
+        let e = run(&["stripes"], "grain", &TrainConfig { theta, ..cfg() });
+        assert!(e.contains("theta") && e.contains("(0, 1)"), "theta {theta}: {e}");
+    }
+    let e = run(&["stripes"], "grain", &TrainConfig { lambda2: -1.0, ..cfg() });
+    assert!(e.contains("lambda2"), "{e}");
+}
+
+#[test]
+fn cli_train_rejects_theta_outside_the_unit_interval() {
+    let out = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_nexvitad"))
+        .args(["train", "--data"])
+        .arg(synth_root())
+        .args(["--sources", "stripes,weave", "--target", "grain", "--theta", "1.2", "--out"])
+        .arg(out.path().join("m"))
+        .arg("--model")
+        .arg(tiny_model_dir())
+        .env("NEXVITAD_ORT_LIBRARY", ort_library())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("theta") && err.contains("(0, 1)"), "{err}");
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
