@@ -8,7 +8,6 @@ use indicatif::ProgressBar;
 use nexvitad::train::split::{eval_split_target, SplitEvent, SplitOptions, SplitRow};
 use nexvitad::train::{CHECKPOINT_FILE, DECODER_FILE};
 
-use super::bankargs::BankArgs;
 use super::train::{install_stop_handler, stop_requested, TrainBars, TrainOpts};
 use super::ModelArgs;
 
@@ -34,20 +33,25 @@ pub struct EvalSplitArgs {
     out: PathBuf,
     #[command(flatten)]
     train: TrainOpts,
-    #[command(flatten)]
-    bank: BankArgs,
+    /// Prototypes of the sinkhorn scorer (0 = model default, 30).
+    #[arg(long, default_value_t = 0)]
+    k: usize,
+    /// Gaussian sigma of the maps in pixels (-1 = model default, 4).
+    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
+    sigma: f32,
     /// Print one JSON object per target.
     #[arg(long)]
     json: bool,
 }
 
-/// Removes `dir` only when it is a trained model folder written by us (checkpoint, decoder
-/// and manifest present), so a mistyped --out never deletes unrelated files.
+/// Removes `dir` only when it is a training folder written by us (a finished model, or a
+/// stopped run's checkpoint), so a mistyped --out never deletes unrelated files.
 fn clear_previous(dir: &std::path::Path) -> nexvitad::Result<()> {
     if !dir.exists() {
         return Ok(());
     }
-    let ours = dir.join(CHECKPOINT_FILE).is_file() && dir.join(DECODER_FILE).is_file() && dir.join("model.json").is_file();
+    let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+    let ours = empty || dir.join(CHECKPOINT_FILE).is_file() || (dir.join(DECODER_FILE).is_file() && dir.join("model.json").is_file());
     if !ours {
         return Err(nexvitad::Error::invalid(format!(
             "'{}' exists and is not an earlier eval-split model; choose another --out",
@@ -79,8 +83,8 @@ pub fn run(a: EvalSplitArgs) -> nexvitad::Result<()> {
     let model = a.model.open()?;
     let cfg = a.train.config(&model);
     cfg.validate()?;
-    let mut bank = a.bank.options()?;
-    bank.scorer = nexvitad::ScorerKind::Sinkhorn;
+    // Banks use the training seed too, so one --seed fixes the whole row.
+    let bank = nexvitad::BankOptions { k: a.k, sigma: a.sigma, seed: a.train.seed, ..Default::default() };
     let opts = SplitOptions { shots: a.shots, bank, target_test: a.train.target_test };
     install_stop_handler();
     let mut rows = Vec::new();

@@ -246,12 +246,26 @@ pub fn run(a: TrainArgs) -> nexvitad::Result<()> {
             Ok(())
         }
         Err(nexvitad::Error::Cancelled) => {
-            eprintln!(
-                "stopped; checkpoint in {}. Continue with the same command plus --resume.",
-                a.out.join(CHECKPOINT_FILE).display()
-            );
+            let ckpt = a.out.join(CHECKPOINT_FILE);
+            if ckpt.is_file() {
+                eprintln!("stopped; checkpoint in {}. Continue with the same command plus --resume.", ckpt.display());
+            } else {
+                eprintln!("stopped before the first step; nothing to resume.");
+            }
             Err(nexvitad::Error::Cancelled)
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks over every sub-command (duplicate option names between
+    /// flattened groups, bad defaults) run only on demand: demand them.
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::super::Cli::command().debug_assert();
     }
 }
