@@ -215,13 +215,14 @@ pub fn print_summary(s: &TrainSummary) {
     for (e, h) in s.history.iter().enumerate() {
         println!("{:>6} {:>8.4} {:>8.4} {:>8.4} {:>9.5} {:>8.1}%", e + 1, h.loss, h.l_src, h.l_pl, h.l_cons, 100.0 * h.coverage);
     }
-    let epochs = s.history.len().max(1) as f64;
+    let per_epoch = if s.steps_run > 0 { s.train_s / s.steps_run as f64 * s.steps_per_epoch as f64 } else { 0.0 };
     println!(
-        "{} steps; encoding {:.1} s (once), training {:.1} s ({:.1} s/epoch); model in {} (fingerprint {}…)",
+        "{} steps ({} in this run); encoding {:.1} s (once), training {:.1} s ({:.1} s/epoch); model in {} (fingerprint {}…)",
         s.steps,
+        s.steps_run,
         s.encode_s,
         s.train_s,
-        s.train_s / epochs,
+        per_epoch,
         s.out.display(),
         &s.fingerprint[..12.min(s.fingerprint.len())]
     );

@@ -62,6 +62,9 @@ pub struct TrainSummary {
     pub source_images: usize,
     pub target_images: usize,
     pub steps: usize,
+    /// Steps this call ran (fewer than `steps` after `--resume`) and steps per epoch.
+    pub steps_run: usize,
+    pub steps_per_epoch: usize,
     /// Mean loss terms of each epoch.
     pub history: Vec<StepStats>,
     /// Seconds spent encoding (once) and training.
@@ -109,6 +112,7 @@ pub fn train_model(model: &Model, spec: &TrainSpec, cfg: &TrainConfig, out: &Pat
     if resume {
         trainer.load_checkpoint(&ckpt)?;
     }
+    let first_step = trainer.global_step();
     link_backbones(model, out)?;
     let t1 = std::time::Instant::now();
     trainer.run(Some(&ckpt), &mut |p| progress(TrainEvent::Step(p)))?;
@@ -122,6 +126,8 @@ pub fn train_model(model: &Model, spec: &TrainSpec, cfg: &TrainConfig, out: &Pat
         source_images: n_src,
         target_images: n_tgt,
         steps: trainer.global_step(),
+        steps_run: trainer.global_step() - first_step,
+        steps_per_epoch: trainer.steps_per_epoch(),
         history: trainer.history().to_vec(),
         encode_s,
         train_s,
