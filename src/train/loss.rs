@@ -4,10 +4,10 @@
 //! All are built from candle ops, so autodiff differentiates them; each has a hand-computed
 //! tiny case in the tests.
 
-use candle_core::{DType, Result, Tensor, D};
+use candle_core::{DType, Result, Tensor};
 
-/// Additive smoothing of the Dice ratio: keeps all-normal masks (Σy = 0) well defined, and
-/// then pushes the predictions towards zero instead of dividing by zero.
+/// Additive smoothing of the Dice ratio: keeps a batch without defects (Σy = 0) well
+/// defined (it then pushes the predictions towards zero instead of dividing by zero).
 pub const DICE_SMOOTH: f64 = 1.0;
 
 /// Per-element binary cross-entropy of `logits` against targets `y` in [0, 1], in the
@@ -22,14 +22,18 @@ pub fn bce_with_logits(logits: &Tensor, y: &Tensor) -> Result<Tensor> {
     bce_elements(logits, y)?.mean_all()
 }
 
-/// Soft Dice loss, `1 − (2Σpy + s)/(Σp + Σy + s)` per image (row), averaged over images;
-/// `p = sigmoid(logits)`.
+/// Soft Dice loss over the whole batch, `1 − (2Σpy + s)/(Σp + Σy + s)` with
+/// `p = sigmoid(logits)`, sums over every pixel of every image.
+///
+/// Over the batch rather than per image (a choice): most source images are good, and a
+/// per-image Dice of an all-normal mask is `1 − s/(Σp + s)`, close to 1 until every
+/// probability of the image is near zero, which drowns the defects' term.
 pub fn dice_loss(logits: &Tensor, y: &Tensor) -> Result<Tensor> {
     let p = candle_nn::ops::sigmoid(logits)?;
-    let inter = (&p * y)?.sum(D::Minus1)?;
-    let denom = ((p.sum(D::Minus1)? + y.sum(D::Minus1)?)? + DICE_SMOOTH)?;
+    let inter = (&p * y)?.sum_all()?;
+    let denom = ((p.sum_all()? + y.sum_all()?)? + DICE_SMOOTH)?;
     let ratio = (((inter * 2.0)? + DICE_SMOOTH)? / denom)?;
-    (ratio.neg()? + 1.0)?.mean_all()
+    ratio.neg()? + 1.0
 }
 
 /// The supervised source term for one head: BCE + Dice against (soft) masks.
@@ -106,13 +110,19 @@ mod tests {
 
     #[test]
     fn dice_matches_hand_computation() {
-        // Image 0: p = [σ(0), σ(0)] = [.5, .5], y = [1, 0]: 1 - (2·.5 + 1)/(1 + 1 + 1) = 1/3.
-        // Image 1: all-normal, p = [σ(ln 3), σ(ln 3)] = [.75, .75]: 1 - 1/(1.5 + 1) = 0.6.
+        // p = [σ(0), σ(0), σ(ln 3), σ(ln 3)] = [.5, .5, .75, .75], y = [1, 0, 0, 0]:
+        // Σpy = .5, Σp = 2.5, Σy = 1: 1 - (2·.5 + 1)/(2.5 + 1 + 1) = 1 - 2/4.5.
         let l3 = 3.0f64.ln();
         let x = t(&[0.0, 0.0, l3, l3], (2, 2));
         let y = t(&[1.0, 0.0, 0.0, 0.0], (2, 2));
         let got = s(&dice_loss(&x, &y).unwrap());
-        assert!((got - (1.0 / 3.0 + 0.6) / 2.0).abs() < 1e-12, "{got}");
+        assert!((got - (1.0 - 2.0 / 4.5)).abs() < 1e-12, "{got}");
+        // A perfect, confident prediction has (almost) no Dice loss; an all-normal batch
+        // predicted all-normal neither.
+        let sure = t(&[30.0, -30.0, -30.0, -30.0], (2, 2));
+        assert!(s(&dice_loss(&sure, &y).unwrap()) < 1e-9);
+        let none = t(&[0.0; 4], (2, 2));
+        assert!(s(&dice_loss(&t(&[-30.0; 4], (2, 2)), &none).unwrap()) < 1e-9);
         let both = s(&bce_dice(&x, &y).unwrap());
         assert!((both - got - s(&bce_with_logits(&x, &y).unwrap())).abs() < 1e-12);
     }
