@@ -45,7 +45,7 @@ H=$(grep -o '"height": *[0-9]*' "$FIX/expected.json" | grep -o '[0-9]*$')
 ROW=$((W * 3))
 GH=$((H - 8))
 ppm() { # ppm OUT FIRST_ROW ROWS: rows of the fixture image as a binary PPM
-    { printf 'P6\n# rows %d..\n%d %d\n255\n' "$2" "$W" "$3"; tail -c +$(($2 * ROW + 1)) "$FIX/image.rgb" | head -c $(($3 * ROW)); } > "$1"
+    { printf 'P6\n# rows %d..\n%d %d\n255\n' "$2" "$W" "$3"; dd if="$FIX/image.rgb" bs="$ROW" skip="$2" count="$3" status=none; } > "$1"
 }
 mkdir -p "$OUT/example/good"
 for y in 0 2 4 6 8; do ppm "$OUT/example/good/good-$y.ppm" "$y" "$GH"; done
@@ -54,7 +54,7 @@ ppm "$OUT/example/clean.ppm" 0 "$H"
 cp "$OUT/example/clean.ppm" "$OUT/example/defect.ppm"
 HEADER=$(($(stat -c %s "$OUT/example/clean.ppm") - H * ROW))
 for ((y = 20; y < 36; y++)); do
-    head -c 48 /dev/zero | tr '\0' '\377' \
+    printf '\377%.0s' {1..48} \
         | dd of="$OUT/example/defect.ppm" bs=1 seek=$((HEADER + y * ROW + 40 * 3)) conv=notrunc status=none
 done
 cp "$FIX/image.rgb" "$OUT/example/clean.rgb"

@@ -586,12 +586,15 @@ namespace NexVitad.Tests
                     try
                     {
                         using (m.Score(bank, F.Image, withMap: false)) Interlocked.Increment(ref ok);
-                        started.Set();
                     }
                     catch (ObjectDisposedException)
                     {
                         Interlocked.Increment(ref disposed);
                         return;
+                    }
+                    finally
+                    {
+                        started.Set(); // also on an unexpected exception, which Task.WaitAll then reports
                     }
                 }
             })).ToArray();
