@@ -10,6 +10,14 @@ static int nxgo_progress(void *user, int stage, size_t done, size_t total) {
     return nexvitadGoProgress((uintptr_t)user, stage, done, total);
 }
 
+/* Defined in Go (log.go, //export nexvitadGoLog). */
+extern void nexvitadGoLog(int level, char *message);
+
+static void nxgo_log(void *user, int level, const char *message) {
+    (void)user;
+    nexvitadGoLog(level, (char *)message);
+}
+
 static nexvitad_status fail(nexvitad_status s, char **err) {
     if (s != NEXVITAD_OK && err != NULL) *err = strdup(nexvitad_last_error());
     return s;
@@ -73,4 +81,8 @@ nexvitad_status nxgo_score_batch(const nexvitad_model *m, const nexvitad_bank *b
                                  size_t n, float *const *maps, const size_t *map_lens,
                                  nexvitad_result *results, char **err) {
     return fail(nexvitad_score_batch(m, b, images, n, maps, map_lens, results), err);
+}
+
+nexvitad_status nxgo_set_log(int on, char **err) {
+    return fail(nexvitad_set_log_callback(on ? nxgo_log : NULL, NULL), err);
 }

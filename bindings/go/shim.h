@@ -33,4 +33,7 @@ nexvitad_status nxgo_score_batch(const nexvitad_model *m, const nexvitad_bank *b
                                  size_t n, float *const *maps, const size_t *map_lens,
                                  nexvitad_result *results, char **err);
 
+/* Installs (on != 0) or removes the trampoline that hands log messages to Go. */
+nexvitad_status nxgo_set_log(int on, char **err);
+
 #endif
