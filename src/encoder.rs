@@ -185,8 +185,13 @@ fn describe_type(t: &ValueType) -> String {
     }
 }
 
+/// Largest ONNX file accepted: protobuf's own 2 GiB message limit.
+pub const MAX_ONNX_BYTES: u64 = 2 << 30;
+
 fn open_session(rt: &Runtime, path: &Path, cfg: &SessionConfig) -> Result<(Session, [u8; 32])> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read ONNX model", path, e))?;
+    // Capped at protobuf's 2 GiB limit (larger models need external data files, which this
+    // loader does not take): a device, FIFO or huge file must not hang or exhaust the host.
+    let bytes = crate::fsutil::read_capped(path, "cannot read ONNX model", MAX_ONNX_BYTES)?;
     if bytes.is_empty() {
         return Err(Error::format(path, "the ONNX file is empty"));
     }

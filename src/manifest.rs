@@ -16,6 +16,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Largest accepted encoder input side; bigger inputs are a typo, not a model.
 const MAX_INPUT_SIDE: u32 = 4096;
 
+/// Cap on the size of `model.json` (a real one is a few KB, training notes included).
+pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
 /// Input geometry and normalisation shared by both encoders.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,7 +118,9 @@ pub struct Manifest {
 impl Manifest {
     /// Reads and validates `model.json` at `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read model manifest", path, e))?;
+        // Capped: a `model.json` that is a device, a FIFO or a huge file must not hang or
+        // exhaust the host process.
+        let bytes = crate::fsutil::read_capped(path, "cannot read model manifest", MAX_MANIFEST_BYTES)?;
         Self::parse(&bytes).map_err(|msg| Error::format(path, msg))
     }
 

@@ -13,6 +13,12 @@ use crate::error::{Error, Result};
 /// Rows of `x` per GEMM block: a 1024 x K block of products stays small for any K we use.
 pub(crate) const BLOCK_ROWS: usize = 1024;
 
+/// Rows of `c` per GEMM tile in [`min_sq_distances`]: a full-scorer bank can hold millions
+/// of rows, and one `[BLOCK_ROWS, all rows]` product would make the memory of one score grow
+/// with the bank (12 GB for 4M rows). Tiles bound it to 16 MiB per block; the minimum over
+/// tiles is exact, so results do not depend on the tile size.
+pub(crate) const TILE_COLS: usize = 4096;
+
 /// Squared L2 norm of every row.
 pub fn row_sq_norms(x: ArrayView2<f32>) -> Array1<f32> {
     x.rows().into_iter().map(|r| r.dot(&r)).collect()
@@ -57,18 +63,30 @@ pub fn min_sq_distances(
             x.nrows()
         )));
     }
+    min_sq_distances_tiled(x, c, c_norms, out, TILE_COLS);
+    Ok(())
+}
+
+/// [`min_sq_distances`] with `tile` rows of `c` per GEMM (shapes already checked).
+fn min_sq_distances_tiled(x: ArrayView2<f32>, c: ArrayView2<f32>, c_norms: ArrayView1<f32>, out: &mut [f32], tile: usize) {
     out.par_chunks_mut(BLOCK_ROWS)
         .zip(x.axis_chunks_iter(Axis(0), BLOCK_ROWS).into_par_iter())
         .for_each(|(o, xb)| {
-            let mut prod = Array2::<f32>::zeros((xb.nrows(), c.nrows()));
-            general_mat_mul(-2.0, &xb, &c.t(), 0.0, &mut prod);
-            for ((slot, xr), pr) in o.iter_mut().zip(xb.rows()).zip(prod.rows()) {
+            let mut best = vec![f32::INFINITY; xb.nrows()];
+            let mut prod = Array2::<f32>::zeros((xb.nrows(), tile.min(c.nrows())));
+            for (ct, cnt) in c.axis_chunks_iter(Axis(0), tile).zip(c_norms.axis_chunks_iter(Axis(0), tile)) {
+                let mut p = prod.slice_mut(ndarray::s![.., ..ct.nrows()]);
+                general_mat_mul(-2.0, &xb, &ct.t(), 0.0, &mut p);
+                for (b, pr) in best.iter_mut().zip(p.rows()) {
+                    let m = pr.iter().zip(cnt.iter()).map(|(&p, &cn)| p + cn).fold(f32::INFINITY, f32::min);
+                    *b = b.min(m);
+                }
+            }
+            for ((slot, xr), &m) in o.iter_mut().zip(xb.rows()).zip(&best) {
                 let xn = xr.dot(&xr);
-                let m = pr.iter().zip(c_norms.iter()).map(|(&p, &cn)| p + cn).fold(f32::INFINITY, f32::min);
                 *slot = (xn + m).max(0.0);
             }
         });
-    Ok(())
 }
 
 /// Fills `out` (N x K) with all squared distances between rows of `x` (norms `x_norms`) and
@@ -121,6 +139,22 @@ mod tests {
         for (i, &got) in out.iter().enumerate() {
             let want = (0..c.nrows()).map(|k| naive(&x, &c, i, k)).fold(f32::INFINITY, f32::min);
             assert!((got - want).abs() < 1e-4 * (1.0 + want), "row {i}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn bank_min_sq_distances_tiles_are_bit_identical() {
+        // Tiles of 1, 3 and 64 rows (the last one partial) against a single tile.
+        let x = random(BLOCK_ROWS + 9, 24, 8);
+        let c = random(131, 24, 9);
+        let cn = row_sq_norms(c.view());
+        let mut whole = vec![0.0; x.nrows()];
+        min_sq_distances_tiled(x.view(), c.view(), cn.view(), &mut whole, c.nrows());
+        for tile in [1, 3, 64] {
+            let mut tiled = vec![0.0; x.nrows()];
+            min_sq_distances_tiled(x.view(), c.view(), cn.view(), &mut tiled, tile);
+            let same = whole.iter().zip(&tiled).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "tile {tile} changes results");
         }
     }
 
