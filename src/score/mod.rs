@@ -1,6 +1,7 @@
 //! Turning patch features into an anomaly map: nearest-bank distance per patch, bilinear
 //! upsampling to the input image's own size, Gaussian smoothing, image score.
 
+pub mod features;
 pub mod kernels;
 
 use std::time::Instant;
@@ -55,6 +56,7 @@ pub struct Workspace {
     scratch: Vec<f32>,
     select: Vec<f32>,
     preparer: Preparer,
+    features: features::FeatureScratch,
     /// Upsample+blur operators of the last map size (a stream of same-size images reuses them).
     op_x: AxisOp,
     op_y: AxisOp,
@@ -160,7 +162,7 @@ pub fn score_batch(model: &Model, bank: &MemoryBank, images: &[ImageView<'_>], w
     if images.is_empty() {
         return Err(Error::invalid("no images to score"));
     }
-    let (grids, ft) = model.bank_features(&mut ws.preparer, images)?;
+    let (grids, ft) = model.bank_features_with(&mut ws.preparer, &mut ws.features, images)?;
     let n = images.len() as f64;
     let meta = bank.meta();
     let cal = &meta.calibration;
