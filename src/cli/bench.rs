@@ -72,6 +72,12 @@ pub struct BenchArgs {
     /// Time Sinkhorn K-means on the bank features of `--shots` good images instead.
     #[arg(long)]
     kmeans: bool,
+    /// With --kmeans: also write the features clustered to this `.npy` file.
+    #[arg(long)]
+    features_out: Option<PathBuf>,
+    /// Let ONNX Runtime's intra-op threads spin between operators (default: off).
+    #[arg(long)]
+    spin: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -107,7 +113,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let _ = rayon::ThreadPoolBuilder::new().num_threads(a.model.threads).build_global();
     }
     let scratch = Scratch::new()?;
-    let model = a.model.open()?;
+    let model = open_model(&a)?;
     let (good, test) = image_sets(&a, &scratch.0)?;
     if a.kmeans {
         return kmeans(&a, &model, &good, &scratch.0);
@@ -129,6 +135,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "execution_provider": a.model.ep,
         "threads": a.model.threads,
         "rayon_threads": rayon::current_num_threads(),
+        "ort_spinning": a.spin,
         "batch": a.batch,
         "bank": { "path": bank_path.display().to_string(), "rows": bank.vectors().nrows(), "dim": bank.meta().dim,
                   "scorer": bank.meta().scorer.name(), "grid": [bank.meta().grid_h, bank.meta().grid_w] },
@@ -156,6 +163,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
         print_table(&report);
     }
     Ok(())
+}
+
+/// Opens the model as `ModelArgs::open` does, plus the session settings only bench varies.
+fn open_model(a: &BenchArgs) -> Result<nexvitad::Model> {
+    let mut opts = nexvitad::ModelOptions::default().with_execution_provider(&a.model.ep)?;
+    opts.session.intra_threads = a.model.threads;
+    opts.session.intra_op_spinning = a.spin;
+    opts.ort_library = a.model.ort.clone();
+    nexvitad::Model::open(&a.model.model, &opts)
 }
 
 /// Good images (for fitting) and images to score: from `--images` or synthesised.
@@ -444,11 +460,18 @@ fn kmeans(a: &BenchArgs, model: &nexvitad::Model, good: &[PathBuf], scratch: &Pa
     }
     let parts: Vec<_> = rows.iter().map(|r| r.view()).collect();
     let x = ndarray::concatenate(ndarray::Axis(0), &parts).map_err(|e| Error::Internal(e.to_string()))?;
+    if let Some(p) = &a.features_out {
+        write_npy(p, &x)?;
+    }
     let k = if a.k == 0 { model.manifest().defaults.k } else { a.k };
     let d = BankOptions::default();
     let opts = nexvitad::bank::sinkhorn::KMeansOptions { k, epsilon: d.epsilon, max_iters: d.max_iters, tol: d.tol, seed: 0, ..Default::default() };
     let t = Instant::now();
-    let r = nexvitad::bank::sinkhorn::sinkhorn_kmeans(x.view(), &opts, &mut |_, _| true)?;
+    let mut marks = Vec::new();
+    let r = nexvitad::bank::sinkhorn::sinkhorn_kmeans(x.view(), &opts, &mut |_, _| {
+        marks.push(t.elapsed().as_secs_f64());
+        true
+    })?;
     let secs = t.elapsed().as_secs_f64();
     let cn = nexvitad::bank::distance::row_sq_norms(r.centroids.view());
     let mut dmin = vec![0.0f32; x.nrows()];
@@ -457,7 +480,7 @@ fn kmeans(a: &BenchArgs, model: &nexvitad::Model, good: &[PathBuf], scratch: &Pa
         "n": x.nrows(), "d": x.ncols(), "k": k, "threads": a.model.threads, "rayon_threads": rayon::current_num_threads(),
         "options": { "epsilon": opts.epsilon, "max_iters": opts.max_iters, "tol": opts.tol,
                      "sinkhorn_iters": opts.sinkhorn_iters, "sinkhorn_tol": opts.sinkhorn_tol },
-        "nexvitad": { "seconds": secs, "iterations": r.iterations, "converged": r.converged,
+        "nexvitad": { "seconds": secs, "iterations": r.iterations, "converged": r.converged, "seconds_at_iteration": marks,
                       "mean_min_sq_dist": dmin.iter().map(|&v| v as f64).sum::<f64>() / dmin.len() as f64 },
     });
     if a.reference {
