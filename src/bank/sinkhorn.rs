@@ -24,6 +24,9 @@ use crate::error::{Error, Result};
 /// Rows per parallel work unit. Fixed, so floating-point sums have a fixed order.
 const CHUNK: usize = 512;
 
+/// Feature columns per parallel task of the centroid update `Pᵀ X`.
+const CENTROID_COLS: usize = 128;
+
 /// Column sums below this are treated as underflowed (log would lose all precision).
 const TINY_COLSUM: f64 = 1e-280;
 
@@ -46,6 +49,33 @@ struct Solve<'a> {
     u: Vec<f64>,
     v: Vec<f64>,
     colsum: Vec<f64>,
+    /// Row updates take their exponentials in f32 ([`exp_f32`], ~1e-7 relative error)
+    /// instead of f64 `exp`. Arguments, sums and potentials stay f64; the plan is stored
+    /// as f32 either way. K-means uses it; [`sinkhorn_log`] stays exact.
+    fast_exp: bool,
+}
+
+/// `e^x` for `x <= 0` in f32, written so the compiler vectorises loops over it (no calls,
+/// no branches): Cody-Waite reduction `x = n ln2 + r`, |r| <= ln2/2, and Cephes' `expf`
+/// polynomial on `r` (relative error about 1e-7), scaled by `2^n` through the exponent bits.
+/// Inputs below -87.3 give about 1e-38 instead of a denormal or 0: negligible next to
+/// the row's largest term, which is 1.
+#[inline(always)]
+fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
+    const MAGIC: f32 = 12_582_912.0;
+    let x = x.clamp(-87.3, 0.0);
+    let t = x * LOG2E + MAGIC;
+    let n = t - MAGIC;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1;
+    let e = p * r * r + r + 1.0;
+    // The rounded integer n (-126..=0) sits in t's low mantissa bits, offset by 2^22.
+    let ni = (t.to_bits() as i32) - 0x4B40_0000;
+    e * f32::from_bits(((ni + 127) as u32) << 23)
 }
 
 impl Solve<'_> {
@@ -60,7 +90,7 @@ impl Solve<'_> {
     /// Row update: u_i = log a - logsumexp_k(v_k - C_ik/eps). Writes the resulting plan (whose
     /// rows then sum to a) and its column sums.
     fn row_update(&mut self, mut plan: ArrayViewMut2<f32>) {
-        let (k, inv_eps, log_a) = (self.v.len(), self.inv_eps, self.log_a());
+        let (k, inv_eps, log_a, fast) = (self.v.len(), self.inv_eps, self.log_a(), self.fast_exp);
         let a = log_a.exp();
         let v = &self.v;
         let partials: Vec<Vec<f64>> = plan
@@ -71,16 +101,27 @@ impl Solve<'_> {
             .map(|((mut pb, cb), ub)| {
                 let mut part = vec![0.0f64; k];
                 let mut e = vec![0.0f64; k];
+                let mut e32 = vec![0.0f32; k];
                 for ((mut prow, crow), ui) in pb.rows_mut().into_iter().zip(cb.rows()).zip(ub) {
                     let mut m = f64::NEG_INFINITY;
                     for ((ek, &c), &vk) in e.iter_mut().zip(crow.iter()).zip(v) {
                         *ek = vk - c as f64 * inv_eps;
-                        m = m.max(*ek);
+                        m = if *ek > m { *ek } else { m };
                     }
                     let mut s = 0.0;
-                    for ek in e.iter_mut() {
-                        *ek = (*ek - m).exp();
-                        s += *ek;
+                    if fast {
+                        for (t, &ek) in e32.iter_mut().zip(e.iter()) {
+                            *t = exp_f32((ek - m) as f32);
+                        }
+                        for (ek, &t) in e.iter_mut().zip(e32.iter()) {
+                            *ek = t as f64;
+                            s += *ek;
+                        }
+                    } else {
+                        for ek in e.iter_mut() {
+                            *ek = (*ek - m).exp();
+                            s += *ek;
+                        }
                     }
                     *ui = log_a - m - s.ln();
                     let scale = a / s;
@@ -219,6 +260,7 @@ pub fn sinkhorn_log(cost: ArrayView2<f32>, epsilon: f32, max_iter: usize, tol: f
         u: vec![0.0; n],
         v: vec![0.0; k],
         colsum: vec![0.0; k],
+        fast_exp: false,
     };
     let mut plan = Array2::zeros((n, k));
     let (iterations, converged) = solve.run(plan.view_mut(), max_iter, tol as f64, false);
@@ -369,12 +411,17 @@ pub fn sinkhorn_kmeans(
         let eps = if mean_cost > 0.0 { opts.epsilon as f64 * mean_cost } else { opts.epsilon as f64 };
         let warm = g.is_some();
         let v = g.as_ref().map_or_else(|| vec![0.0; k], |g| g.iter().map(|gk| gk / eps).collect());
-        let mut solve = Solve { cost: cost.view(), inv_eps: 1.0 / eps, u, v, colsum: vec![0.0; k] };
+        let mut solve = Solve { cost: cost.view(), inv_eps: 1.0 / eps, u, v, colsum: vec![0.0; k], fast_exp: true };
         solve.run(plan.view_mut(), opts.sinkhorn_iters, opts.sinkhorn_tol as f64, warm);
         g = Some(solve.v.iter().map(|vk| vk * eps).collect());
         u = solve.u;
 
-        general_mat_mul(1.0, &plan.t(), &x, 0.0, &mut next);
+        // Pᵀ X, split over column blocks of X: each block is an independent product, so
+        // the result does not depend on the thread count.
+        next.axis_chunks_iter_mut(Axis(1), CENTROID_COLS)
+            .into_par_iter()
+            .zip(x.axis_chunks_iter(Axis(1), CENTROID_COLS).into_par_iter())
+            .for_each(|(mut nb, xb)| general_mat_mul(1.0, &plan.t(), &xb, 0.0, &mut nb));
         let (mut shift, mut norm_sum) = (0.0f64, 0.0f64);
         for ((mut row, old), &mass) in next.rows_mut().into_iter().zip(centroids.rows()).zip(&solve.colsum) {
             if mass > TINY_COLSUM {
@@ -493,7 +540,7 @@ mod tests {
         let (n, k) = (50, 3);
         let cost = Array2::from_shape_fn((n, k), |(i, j)| if j == 2 { 1e4 } else { (i % 7) as f32 * 0.1 });
         let mut plan = Array2::zeros((n, k));
-        let mut s = Solve { cost: cost.view(), inv_eps: 1.0, u: vec![0.0; n], v: vec![0.0; k], colsum: vec![0.0; k] };
+        let mut s = Solve { cost: cost.view(), inv_eps: 1.0, u: vec![0.0; n], v: vec![0.0; k], colsum: vec![0.0; k], fast_exp: false };
         s.row_update(plan.view_mut());
         assert!(s.colsum[2] <= TINY_COLSUM, "setup: column 2 should underflow");
         let (_, converged) = s.run(plan.view_mut(), 500, 1e-6, true);
@@ -502,6 +549,44 @@ mod tests {
             let sum: f64 = col.iter().map(|&v| v as f64).sum();
             assert!((sum - 1.0 / k as f64).abs() < 1e-5, "column sum {sum}");
         }
+    }
+
+    #[test]
+    fn bank_exp_f32_is_accurate() {
+        assert_eq!(exp_f32(0.0), 1.0);
+        let mut worst = 0.0f64;
+        for i in 0..=200_000 {
+            let x = -87.0 * i as f64 / 200_000.0;
+            let got = exp_f32(x as f32) as f64;
+            let want = (x as f32 as f64).exp();
+            worst = worst.max(((got - want) / want).abs());
+        }
+        assert!(worst < 3e-7, "max relative error {worst}");
+        // Far below the range: tiny and finite, never NaN or negative.
+        for x in [-88.0f32, -1e3, -1e30, f32::NEG_INFINITY] {
+            let v = exp_f32(x);
+            assert!((0.0..1e-37).contains(&v), "{x}: {v}");
+        }
+    }
+
+    #[test]
+    fn bank_sinkhorn_fast_exp_matches_exact() {
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let (n, k) = (1500, 9);
+        let cost = Array2::from_shape_fn((n, k), |_| rng.random_range(0.0..30.0f32));
+        let solve = |fast: bool| {
+            let mut s = Solve { cost: cost.view(), inv_eps: 1.0 / 0.7, u: vec![0.0; n], v: vec![0.0; k], colsum: vec![0.0; k], fast_exp: fast };
+            let mut plan = Array2::zeros((n, k));
+            let (it, conv) = s.run(plan.view_mut(), 500, 1e-6, false);
+            (plan, it, conv)
+        };
+        let (exact, it_e, ce) = solve(false);
+        let (fast, it_f, cf) = solve(true);
+        assert!(ce && cf);
+        assert!(it_e.abs_diff(it_f) <= 1, "iterations {it_e} vs {it_f}");
+        let scale = 1.0 / (n * k) as f32;
+        let d = exact.iter().zip(fast.iter()).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(d < 1e-5 * scale, "max plan difference {d} (scale {scale})");
     }
 
     #[test]
