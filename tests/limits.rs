@@ -244,6 +244,35 @@ fn regression_model_open_reads_model_files_unbounded() {
     }
 }
 
+/// Regression (found by the `manifest` fuzz target): widths in `model.json` were only checked
+/// for being non-zero and even, and `Model::open` allocates the untrained fusion head from
+/// them, so a typo such as `"shared_dims": [16, 3222222222222, 32, 32]` aborted the process.
+#[test]
+fn regression_manifest_huge_shared_dims_abort() {
+    let text = std::fs::read_to_string(tiny_model_dir().join("model.json")).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    m["fusion"]["shared_dims"][1] = serde_json::json!(3_222_222_222_222u64);
+    let bad = serde_json::to_vec(&m).unwrap();
+    let e = nexvitad::Manifest::parse(&bad).unwrap_err();
+    assert!(e.contains("fusion head") && e.contains("weights"), "{e}");
+    let t = tempfile::tempdir().unwrap();
+    copy_model(t.path());
+    std::fs::write(t.path().join("model.json"), &bad).unwrap();
+    let (r, largest) = largest_alloc(|| Model::open(t.path(), &options()));
+    let e = r.err().expect("the model must not open");
+    assert!(matches!(e, Error::Format { .. }) && e.to_string().contains("model.json"), "{e}");
+    assert!(largest < 64 * MIB, "refused open allocated {largest} bytes at once");
+    // The crash input the fuzzer found, kept in the seed corpus, is refused too.
+    let found = root().join("fuzz/corpus/manifest/regression-huge-shared-dims-crash-2f7c9caa");
+    assert!(nexvitad::Manifest::parse(&std::fs::read(found).unwrap()).is_err());
+    // The tiny model itself still parses; a scale listed twice is refused.
+    assert!(nexvitad::Manifest::parse(text.as_bytes()).is_ok());
+    m["fusion"]["shared_dims"][1] = serde_json::json!(32);
+    m["fusion"]["bank_scales"] = serde_json::json!([2, 3, 2]);
+    let e = nexvitad::Manifest::parse(&serde_json::to_vec(&m).unwrap()).unwrap_err();
+    assert!(e.contains("twice"), "{e}");
+}
+
 #[test]
 fn decode_size_caps_refuse_before_allocating() {
     use image::ImageEncoder;
