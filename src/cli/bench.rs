@@ -72,6 +72,15 @@ pub struct BenchArgs {
     /// Time Sinkhorn K-means on the bank features of `--shots` good images instead.
     #[arg(long)]
     kmeans: bool,
+    /// With --kmeans: entropic regulariser relative to the mean cost (default: BankOptions').
+    #[arg(long)]
+    kmeans_epsilon: Option<f32>,
+    /// With --kmeans: relative centroid-shift tolerance (default: BankOptions').
+    #[arg(long)]
+    kmeans_tol: Option<f32>,
+    /// With --kmeans: iteration cap (default: BankOptions').
+    #[arg(long)]
+    kmeans_max_iters: Option<usize>,
     /// With --kmeans: also write the features clustered to this `.npy` file.
     #[arg(long)]
     features_out: Option<PathBuf>,
@@ -486,7 +495,14 @@ fn kmeans(a: &BenchArgs, model: &nexvitad::Model, good: &[PathBuf], scratch: &Pa
     }
     let k = if a.k == 0 { model.manifest().defaults.k } else { a.k };
     let d = BankOptions::default();
-    let opts = nexvitad::bank::sinkhorn::KMeansOptions { k, epsilon: d.epsilon, max_iters: d.max_iters, tol: d.tol, seed: 0, ..Default::default() };
+    let opts = nexvitad::bank::sinkhorn::KMeansOptions {
+        k,
+        epsilon: a.kmeans_epsilon.unwrap_or(d.epsilon),
+        max_iters: a.kmeans_max_iters.unwrap_or(d.max_iters),
+        tol: a.kmeans_tol.unwrap_or(d.tol),
+        seed: 0,
+        ..Default::default()
+    };
     let t = Instant::now();
     let mut marks = Vec::new();
     let r = nexvitad::bank::sinkhorn::sinkhorn_kmeans(x.view(), &opts, &mut |_, _| {
