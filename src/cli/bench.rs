@@ -72,6 +72,15 @@ pub struct BenchArgs {
     /// Time Sinkhorn K-means on the bank features of `--shots` good images instead.
     #[arg(long)]
     kmeans: bool,
+    /// With --kmeans: entropic regulariser relative to the mean cost (default: BankOptions').
+    #[arg(long)]
+    kmeans_epsilon: Option<f32>,
+    /// With --kmeans: relative centroid-shift tolerance (default: BankOptions').
+    #[arg(long)]
+    kmeans_tol: Option<f32>,
+    /// With --kmeans: iteration cap (default: BankOptions').
+    #[arg(long)]
+    kmeans_max_iters: Option<usize>,
     /// With --kmeans: also write the features clustered to this `.npy` file.
     #[arg(long)]
     features_out: Option<PathBuf>,
@@ -262,15 +271,22 @@ fn measure(a: &BenchArgs, model: &nexvitad::Model, bank: &MemoryBank, paths: &[P
         measured += idx.len();
     }
     let stages: serde_json::Map<String, Value> = STAGES.iter().zip(&samples).map(|(name, s)| (name.to_string(), stats_ms(s))).collect();
-    let med = |name: &str| stages[name]["median_ms"].as_f64().unwrap_or(0.0);
-    let encoders = med("hiera") + med("dinov2");
-    let post = med("head") + med("matching") + med("upsample_smooth");
+    let stat = |name: &str, key: &str| stages[name][key].as_f64().unwrap_or(0.0);
+    let share = |key: &str| {
+        let enc = stat("hiera", key) + stat("dinov2", key);
+        let post = stat("head", key) + stat("matching", key) + stat("upsample_smooth", key);
+        (post, if enc > 0.0 { 100.0 * post / enc } else { 0.0 })
+    };
+    let (post, pct) = share("median_ms");
+    let (post_min, pct_min) = share("min_ms");
     let json = json!({
         "implementation": "nexvitad (Rust)",
         "images": measured,
         "stages": stages,
         "post_encoder_ms": post,
-        "post_encoder_over_encoders_pct": if encoders > 0.0 { 100.0 * post / encoders } else { 0.0 },
+        "post_encoder_over_encoders_pct": pct,
+        "post_encoder_min_ms": post_min,
+        "post_encoder_over_encoders_pct_of_mins": pct_min,
         "images_per_s": if wall > 0.0 { measured as f64 / wall } else { 0.0 },
         "peak_rss_mb": vm_kb("VmHWM").map(|k| k as f64 / 1024.0),
         "peak_rss_scoring_only": reset,
@@ -279,17 +295,19 @@ fn measure(a: &BenchArgs, model: &nexvitad::Model, bank: &MemoryBank, paths: &[P
     Ok(Measured { json, first_maps: first_maps.into_iter().flatten().collect() })
 }
 
-/// Median and p95 (nearest rank, the higher neighbour) in milliseconds.
+/// Median, p95 (nearest rank, the higher neighbour) and minimum in milliseconds. On a
+/// shared machine other processes only ever add time, so the minimum is the best estimate
+/// of the uncontended cost; the median is what a user sees under the same load.
 fn stats_ms(s: &[f64]) -> Value {
     if s.is_empty() {
-        return json!({ "median_ms": null, "p95_ms": null });
+        return json!({ "median_ms": null, "p95_ms": null, "min_ms": null });
     }
     let mut v: Vec<f64> = s.iter().map(|x| x * 1e3).collect();
     v.sort_unstable_by(f64::total_cmp);
     let n = v.len();
     let median = if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) };
     let p95 = v[((0.95 * (n - 1) as f64).ceil() as usize).min(n - 1)];
-    json!({ "median_ms": median, "p95_ms": p95 })
+    json!({ "median_ms": median, "p95_ms": p95, "min_ms": v[0] })
 }
 
 fn python(a: &BenchArgs) -> PathBuf {
@@ -346,6 +364,9 @@ fn run_reference(a: &BenchArgs, head: &Path, bank: &Path, paths: &[PathBuf], map
         a.iters.to_string(),
         "--maps-out".into(),
         maps.display().to_string(),
+        // Same ONNX Runtime settings on both sides, so encoder times compare like with like.
+        "--ort-spinning".into(),
+        u8::from(a.spin).to_string(),
     ];
     args.extend(paths.iter().map(|p| p.display().to_string()));
     run_python(a, &args)
@@ -383,6 +404,11 @@ fn ratios(ours: &Value, theirs: &Value) -> Value {
     }
     let post = |v: &Value| ["head", "matching", "upsample_smooth"].iter().map(|s| med(v, s).unwrap_or(0.0)).sum::<f64>();
     out.insert("post_encoder".into(), json!(post(theirs) / post(ours).max(1e-12)));
+    // The same from the per-stage minimums (the uncontended estimate on a shared machine).
+    let min = |v: &Value, s: &str| v["stages"][s]["min_ms"].as_f64().unwrap_or(0.0);
+    let post_min = |v: &Value| ["head", "matching", "upsample_smooth"].iter().map(|s| min(v, s)).sum::<f64>();
+    out.insert("post_encoder_of_mins".into(), json!(post_min(theirs) / post_min(ours).max(1e-12)));
+    out.insert("total_of_mins".into(), json!(min(theirs, "total") / min(ours, "total").max(1e-12)));
     Value::Object(out)
 }
 
@@ -406,28 +432,32 @@ fn print_table(r: &Value) {
     );
     let f = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.3}"));
     if let Some(t) = theirs {
-        println!("{:<16} {:>12} {:>12} {:>12} {:>12} {:>8}", "stage (ms/img)", "median", "p95", "ref median", "ref p95", "ref/ours");
+        println!("{:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}", "stage (ms/img)", "median", "p95", "min", "ref median", "ref p95", "ref min", "ref/ours");
         for s in STAGES {
             println!(
-                "{:<16} {:>12} {:>12} {:>12} {:>12} {:>8}",
+                "{:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
                 s,
                 f(&ours["stages"][s]["median_ms"]),
                 f(&ours["stages"][s]["p95_ms"]),
+                f(&ours["stages"][s]["min_ms"]),
                 f(&t["stages"][s]["median_ms"]),
                 f(&t["stages"][s]["p95_ms"]),
+                f(&t["stages"][s]["min_ms"]),
                 r["reference_over_nexvitad"][s].as_f64().map_or("-".into(), |x| format!("{x:.2}x")),
             );
         }
     } else {
-        println!("{:<16} {:>12} {:>12}", "stage (ms/img)", "median", "p95");
+        println!("{:<16} {:>10} {:>10} {:>10}", "stage (ms/img)", "median", "p95", "min");
         for s in STAGES {
-            println!("{:<16} {:>12} {:>12}", s, f(&ours["stages"][s]["median_ms"]), f(&ours["stages"][s]["p95_ms"]));
+            println!("{:<16} {:>10} {:>10} {:>10}", s, f(&ours["stages"][s]["median_ms"]), f(&ours["stages"][s]["p95_ms"]), f(&ours["stages"][s]["min_ms"]));
         }
     }
     println!(
-        "post-encoder (head + matching + upsample/smooth): {} ms/img = {}% of encoder time",
+        "post-encoder (head + matching + upsample/smooth): {} ms/img = {}% of encoder time (from minimums: {} ms = {}%)",
         f(&ours["post_encoder_ms"]),
-        f(&ours["post_encoder_over_encoders_pct"])
+        f(&ours["post_encoder_over_encoders_pct"]),
+        f(&ours["post_encoder_min_ms"]),
+        f(&ours["post_encoder_over_encoders_pct_of_mins"])
     );
     println!(
         "throughput {} images/s; peak RSS while scoring {} MB (process peak {} MB, after set-up {} MB)",
@@ -465,7 +495,14 @@ fn kmeans(a: &BenchArgs, model: &nexvitad::Model, good: &[PathBuf], scratch: &Pa
     }
     let k = if a.k == 0 { model.manifest().defaults.k } else { a.k };
     let d = BankOptions::default();
-    let opts = nexvitad::bank::sinkhorn::KMeansOptions { k, epsilon: d.epsilon, max_iters: d.max_iters, tol: d.tol, seed: 0, ..Default::default() };
+    let opts = nexvitad::bank::sinkhorn::KMeansOptions {
+        k,
+        epsilon: a.kmeans_epsilon.unwrap_or(d.epsilon),
+        max_iters: a.kmeans_max_iters.unwrap_or(d.max_iters),
+        tol: a.kmeans_tol.unwrap_or(d.tol),
+        seed: 0,
+        ..Default::default()
+    };
     let t = Instant::now();
     let mut marks = Vec::new();
     let r = nexvitad::bank::sinkhorn::sinkhorn_kmeans(x.view(), &opts, &mut |_, _| {
