@@ -16,6 +16,14 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Largest accepted encoder input side; bigger inputs are a typo, not a model.
 const MAX_INPUT_SIDE: u32 = 4096;
 
+/// Cap on the fusion head's weights (f32 values; 1 GiB, the head file's own cap). The head is
+/// allocated from the manifest's widths when a model opens, before any ONNX output is seen, so
+/// a width typo must be refused here rather than abort the process on allocation.
+pub const MAX_HEAD_PARAMS: u64 = 1 << 28;
+
+/// Cap on the size of `model.json` (a real one is a few KB, training notes included).
+pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
 /// Input geometry and normalisation shared by both encoders.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,7 +123,9 @@ pub struct Manifest {
 impl Manifest {
     /// Reads and validates `model.json` at `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read model manifest", path, e))?;
+        // Capped: a `model.json` that is a device, a FIFO or a huge file must not hang or
+        // exhaust the host process.
+        let bytes = crate::fsutil::read_capped(path, "cannot read model manifest", MAX_MANIFEST_BYTES)?;
         Self::parse(&bytes).map_err(|msg| Error::format(path, msg))
     }
 
@@ -186,6 +196,15 @@ impl Manifest {
         if f.bank_scales.is_empty() || f.bank_scales.iter().any(|&s| !(1..=4).contains(&s)) {
             return Err("fusion.bank_scales must list scales in 1..=4".into());
         }
+        if (1..f.bank_scales.len()).any(|i| f.bank_scales[..i].contains(&f.bank_scales[i])) {
+            return Err(format!("fusion.bank_scales {:?} lists a scale twice", f.bank_scales));
+        }
+        let params = self.head_params();
+        if params > MAX_HEAD_PARAMS as u128 {
+            return Err(format!(
+                "the fusion head these widths describe has {params} weights, above the limit of {MAX_HEAD_PARAMS} (hiera.channels, dinov2.channels, fusion.shared_dims, fusion.adapter_bottleneck)"
+            ));
+        }
         if f.local_avg == 0 || f.local_avg % 2 == 0 {
             return Err("fusion.local_avg must be odd and >= 1".into());
         }
@@ -208,6 +227,20 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+
+    /// Number of f32 weights of the fusion head (see `fusion`), in u128 so no width overflows.
+    pub fn head_params(&self) -> u128 {
+        let r = self.fusion.adapter_bottleneck as u128;
+        let cd = self.dinov2.channels as u128;
+        (0..4)
+            .map(|s| {
+                let c = self.hiera.channels[s] as u128;
+                let half = self.fusion.shared_dims[s] as u128 / 2;
+                // Adapter down and up (weights and biases), then the two projections.
+                (r * c + r) + (c * r + c) + (half * c + half) + (half * cd + half)
+            })
+            .sum()
     }
 
     /// Pretty JSON, as written to `model.json`.

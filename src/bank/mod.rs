@@ -416,6 +416,10 @@ fn augment_batch(b: &PreparedBatch, c: Copy) -> PreparedBatch {
     PreparedBatch { hiera: f(&b.hiera), dinov2: b.dinov2.as_ref().map(f) }
 }
 
+/// Cap on the cost and plan matrices of Sinkhorn K-means (2 x N x K f32), so a large `k` over
+/// many vectors is refused instead of aborting the process on an allocation it cannot make.
+pub const MAX_SINKHORN_BYTES: u64 = 4 << 30;
+
 /// Turns per-image grids into the bank's vectors with the chosen scorer.
 pub(crate) fn fit_vectors(per_image: &[Array2<f32>], opts: &BankOptions, progress: ProgressFn<'_>) -> Result<(Array2<f32>, usize, bool)> {
     let views: Vec<_> = per_image.iter().map(|a| a.view()).collect();
@@ -431,6 +435,15 @@ pub(crate) fn fit_vectors(per_image: &[Array2<f32>], opts: &BankOptions, progres
         ScorerKind::Sinkhorn => {
             if opts.k > n {
                 return Err(Error::invalid(format!("k = {} is larger than the {n} bank vectors; lower k or add images", opts.k)));
+            }
+            let need = 8 * n as u128 * opts.k as u128;
+            if need > MAX_SINKHORN_BYTES as u128 {
+                return Err(Error::LimitExceeded(format!(
+                    "Sinkhorn K-means with k = {} over {n} bank vectors needs {:.1} GiB for its cost and plan matrices, above the {} GiB cap (MAX_SINKHORN_BYTES); lower k or use fewer images",
+                    opts.k,
+                    need as f64 / (1u64 << 30) as f64,
+                    MAX_SINKHORN_BYTES >> 30
+                )));
             }
             let km = sinkhorn::KMeansOptions {
                 k: opts.k,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod bankargs;
+mod bench;
 mod demo;
 mod eval;
 mod eval_split;
@@ -40,6 +41,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Cross-domain protocol: train on sources, adapt to each target, evaluate every scorer.
     EvalSplit(eval_split::EvalSplitArgs),
+    /// Measure where scoring time goes (per stage), throughput and peak RSS.
+    Bench(bench::BenchArgs),
 }
 
 /// Options shared by every command that opens a model.
@@ -89,6 +92,7 @@ pub fn run() -> i32 {
         Command::Eval(a) => eval::run(a),
         Command::Train(a) => train::run(a),
         Command::EvalSplit(a) => eval_split::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match res {
         Ok(()) => 0,
