@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use ndarray::{Array4, ArrayView4, Ix4};
+use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{TensorRef, ValueType};
@@ -68,11 +69,25 @@ pub struct SessionConfig {
     /// after a run the spinning threads keep the cores busy for a while, which slows the
     /// post-encoder work that follows and anything else the host runs (docs/performance.md).
     pub intra_op_spinning: bool,
+    /// Run the encoders through ONNX Runtime's IoBinding: the input is handed over once per
+    /// run and every output is bound to host memory, so a CUDA run writes its results
+    /// straight to where the fusion head reads them instead of returning device tensors.
+    /// `None` (the default) binds exactly when the provider is CUDA; on CPU binding gains
+    /// nothing (ORT then clones the borrowed input once more), so it is off there unless
+    /// forced, which the tests do to exercise the path without a GPU.
+    pub io_binding: Option<bool>,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        Self { execution_provider: ExecutionProvider::Cpu, intra_threads: 0, optimization_level: 3, intra_op_spinning: false }
+        Self { execution_provider: ExecutionProvider::Cpu, intra_threads: 0, optimization_level: 3, intra_op_spinning: false, io_binding: None }
+    }
+}
+
+impl SessionConfig {
+    /// Whether runs go through IoBinding (see [`SessionConfig::io_binding`]).
+    pub fn binds_io(&self) -> bool {
+        self.io_binding.unwrap_or(matches!(self.execution_provider, ExecutionProvider::Cuda(_)))
     }
 }
 
@@ -96,6 +111,8 @@ pub struct Backbones {
     hiera: Mutex<Session>,
     dinov2: Mutex<Session>,
     manifest: Manifest,
+    /// Run through IoBinding ([`SessionConfig::binds_io`]).
+    bind_io: bool,
     /// SHA-256 of the two ONNX files as loaded, for the model fingerprint.
     pub file_hashes: [[u8; 32]; 2],
 }
@@ -122,6 +139,7 @@ impl Backbones {
             hiera: Mutex::new(hiera),
             dinov2: Mutex::new(dinov2),
             manifest: manifest.clone(),
+            bind_io: cfg.binds_io(),
             file_hashes: [hiera_hash, dino_hash],
         })
     }
@@ -137,12 +155,12 @@ impl Backbones {
         let t0 = std::time::Instant::now();
         let hiera_out = {
             let mut s = self.hiera.lock();
-            run_session(&mut s, &m.hiera.input, hiera_in, &m.hiera.outputs.iter().map(String::as_str).collect::<Vec<_>>())?
+            run_session(&mut s, self.bind_io, &m.hiera.input, hiera_in, &m.hiera.outputs.iter().map(String::as_str).collect::<Vec<_>>())?
         };
         let t1 = std::time::Instant::now();
         let mut dino_out = {
             let mut s = self.dinov2.lock();
-            run_session(&mut s, &m.dinov2.input, dino_in, &[m.dinov2.output.as_str()])?
+            run_session(&mut s, self.bind_io, &m.dinov2.input, dino_in, &[m.dinov2.output.as_str()])?
         };
         let t2 = std::time::Instant::now();
         let (w, h) = (m.input.width as usize, m.input.height as usize);
@@ -305,12 +323,31 @@ fn dim_ok(actual: i64, expected: i64) -> bool {
     actual < 0 || actual == expected
 }
 
-fn run_session(s: &mut Session, input: &str, x: ArrayView4<'_, f32>, outputs: &[&str]) -> Result<Vec<Array4<f32>>> {
+fn run_session(s: &mut Session, bind_io: bool, input: &str, x: ArrayView4<'_, f32>, outputs: &[&str]) -> Result<Vec<Array4<f32>>> {
     let x = x.as_standard_layout();
     let t = TensorRef::from_array_view(&x).map_err(|e| Error::runtime(format!("input tensor: {e}")))?;
-    let out = s
-        .run(ort::inputs![input => t])
-        .map_err(|e| Error::runtime(format!("running the encoder failed: {e}")))?;
+    let failed = |e: ort::Error| Error::runtime(format!("running the encoder failed: {e}"));
+    if bind_io {
+        // An owned tensor: ort 2.0.0-rc.15 clones a *borrowed* input on `bind_input` through
+        // an internal identity session whose own binding re-enters the same lock, which
+        // deadlocks (found by `io_binding_runs_equal_plain_runs`). The copy is one prepared
+        // batch, nothing next to the device transfer it feeds.
+        drop(t);
+        let owned = ort::value::Tensor::from_array(x.into_owned()).map_err(|e| Error::runtime(format!("input tensor: {e}")))?;
+        let mut b = s.create_binding().map_err(failed)?;
+        b.bind_input(input, &owned).map_err(failed)?;
+        let host = MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Device, MemoryType::Default).map_err(failed)?;
+        for name in outputs {
+            b.bind_output_to_device(*name, &host).map_err(failed)?;
+        }
+        let out = s.run_binding(&b).map_err(failed)?;
+        return extract_outputs(&out, outputs);
+    }
+    let out = s.run(ort::inputs![input => t]).map_err(failed)?;
+    extract_outputs(&out, outputs)
+}
+
+fn extract_outputs(out: &ort::session::SessionOutputs<'_>, outputs: &[&str]) -> Result<Vec<Array4<f32>>> {
     outputs
         .iter()
         .map(|name| {

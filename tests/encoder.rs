@@ -34,6 +34,29 @@ fn batch_results_equal_single_results() {
 }
 
 #[test]
+fn io_binding_runs_equal_plain_runs() {
+    // CUDA runs go through IoBinding; forcing it on CPU checks that path here, without a GPU.
+    let refs = read_safetensors(&root().join("tests/fixtures/encoder/tiny_refs.safetensors"));
+    let input = tensor(&refs, "input").into_dimensionality::<ndarray::Ix4>().unwrap();
+    let mut o = options();
+    o.session.io_binding = Some(true);
+    assert!(o.session.binds_io() && !options().session.binds_io());
+    let bound = Model::open(&tiny_model_dir(), &o).expect("open with IoBinding");
+    let (got, _) = bound.backbones().run(input.view(), input.view()).expect("bound run");
+    let (want, _) = tiny_model().backbones().run(input.view(), input.view()).unwrap();
+    for (s, (g, w)) in got.hiera.iter().zip(&want.hiera).enumerate() {
+        assert_eq!(g, w, "hiera stage{} differs between bound and plain runs", s + 1);
+    }
+    assert_eq!(got.dinov2, want.dinov2);
+    // Twice: the binding's host outputs are not shared between runs.
+    let one = input.slice(ndarray::s![0..1, .., .., ..]);
+    let (a, _) = bound.backbones().run(one, one).unwrap();
+    let (b, _) = bound.backbones().run(input.slice(ndarray::s![1..2, .., .., ..]), input.slice(ndarray::s![1..2, .., .., ..])).unwrap();
+    assert_ne!(a.dinov2, b.dinov2);
+    assert_eq!(a.dinov2, want.dinov2.slice(ndarray::s![0..1, .., .., ..]));
+}
+
+#[test]
 fn fingerprint_is_stable_and_hex() {
     let a = tiny_model().fingerprint().to_string();
     let b = Model::open(tiny_model_dir(), &options()).unwrap().fingerprint().to_string();
