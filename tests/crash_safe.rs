@@ -3,7 +3,8 @@
 //!
 //! The kill test re-runs this test binary as a child (`crash_child_saves_forever`, ignored in
 //! normal runs and selected by name) that saves two large banks in turn over one file until
-//! the parent SIGKILLs it at a random moment.
+//! the parent SIGKILLs it: half the kills at a random moment of the save cycle, half aimed
+//! at a moment when the child's temp file exists (mid-write).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -122,7 +123,20 @@ fn kill_during_save_leaves_old_or_new_bank() {
                 break;
             }
         }
-        std::thread::sleep(Duration::from_millis(rng.random_range(0..400)));
+        if kill % 2 == 0 {
+            // Anywhere in the save cycle: serialising, writing, syncing, renaming.
+            std::thread::sleep(Duration::from_millis(rng.random_range(0..400)));
+        } else {
+            // Aimed: once the child's temp file exists, so the kill lands inside a write
+            // however the time splits between serialising and writing on this machine.
+            let mut polls = 0;
+            while temp_files(&target).is_empty() {
+                polls += 1;
+                assert!(polls < 600_000, "kill {kill}: the child never started a write");
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            std::thread::sleep(Duration::from_micros(rng.random_range(0..3000)));
+        }
         child.kill().unwrap(); // SIGKILL: no destructor, no flush, no cleanup runs.
         child.wait().unwrap();
 
@@ -136,8 +150,8 @@ fn kill_during_save_leaves_old_or_new_bank() {
         saw[0] |= which[0];
         saw[1] |= which[1];
     }
-    // With 40 MiB saves and kills spread over 0..400 ms, most kills land mid-write; if none
-    // did, the test did not test what it claims.
+    // Aimed kills land mid-write unless the write ends within microseconds of being seen;
+    // if none did, the test did not test what it claims.
     assert!(mid_write > 0, "no kill landed during a write");
     assert!(saw[0] && saw[1], "the file never changed between the two banks: {saw:?}");
     eprintln!("{KILLS} kills, {mid_write} during a write (temp file left behind)");
