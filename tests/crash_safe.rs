@@ -18,6 +18,9 @@ use rand::{Rng, SeedableRng};
 
 /// Where the child saves (set by the parent; the child test does nothing without it).
 const CHILD_ENV: &str = "NEXVITAD_CRASH_CHILD_TARGET";
+/// Which bank the child saves first (0 or 1): alternated between children, so the file keeps
+/// changing however slow a save is on this machine.
+const CHILD_FIRST_ENV: &str = "NEXVITAD_CRASH_CHILD_FIRST";
 /// The child's "first save done" line (libtest may print it after its own "test ... " text).
 const READY: &str = "NEXVITAD-CRASH-CHILD-READY";
 /// Rows of the banks the kill test saves: 160k x 64 f32 = 40 MiB, so each save takes long
@@ -80,15 +83,16 @@ fn work_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir")
 }
 
-/// The child: saves bank 1 and bank 2 in turn over the target forever, printing [`READY`]
-/// once the first save is done.
+/// The child: saves bank 1 and bank 2 in turn (starting with the one [`CHILD_FIRST_ENV`]
+/// names) over the target forever, printing [`READY`] once the first save is done.
 #[test]
 #[ignore = "child process of kill_during_save_leaves_old_or_new_bank; does nothing on its own"]
 fn crash_child_saves_forever() {
     let Some(target) = std::env::var_os(CHILD_ENV).map(PathBuf::from) else { return };
+    let first: usize = std::env::var(CHILD_FIRST_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     let banks = [bank(1, BIG_ROWS), bank(2, BIG_ROWS)];
     for i in 0usize.. {
-        banks[i % 2].save(&target).expect("child save");
+        banks[(first + i) % 2].save(&target).expect("child save");
         if i == 0 {
             println!("\n{READY}");
         }
@@ -109,6 +113,7 @@ fn kill_during_save_leaves_old_or_new_bank() {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["crash_child_saves_forever", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, &target)
+            .env(CHILD_FIRST_ENV, ((kill / 2) % 2).to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
