@@ -4,7 +4,7 @@ ORT_LIB := $(CURDIR)/.ort/lib/libonnxruntime.so
 export NEXVITAD_ORT_LIBRARY ?= $(ORT_LIB)
 CARGO ?= cargo
 
-.PHONY: all build ort demo test test-rust info clean fuzz
+.PHONY: all build ort demo test test-rust test-c test-bindings test-cpp test-csharp test-go lib-release install info clean fuzz
 
 all: build
 
@@ -22,10 +22,64 @@ demo: build
 info: build
 	./target/release/nexvitad info
 
-test: ort test-rust
+test: ort test-rust test-c test-bindings
 
 test-rust:
 	$(CARGO) test --all-targets
+
+# ---- C ABI: `make install PREFIX=...` and the C tests ------------------------------------
+PREFIX ?= /usr/local
+CARGO_OUT := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/release
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
+# What libnexvitad.a needs from the system (`rustc --print native-static-libs`).
+STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+# The same as a CMake list (threads and dl come from Threads::Threads and CMAKE_DL_LIBS).
+empty :=
+space := $(empty) $(empty)
+STATIC_LIBS_CMAKE := $(subst $(space),;,$(patsubst -l%,%,$(filter-out -lc -lpthread -ldl,$(STATIC_LIBS))))
+C_TEST_PREFIX := $(CURDIR)/build/install
+LIBDEST = $(DESTDIR)$(PREFIX)/lib
+
+lib-release: ort
+	$(CARGO) build --release --lib
+
+# lib/libnexvitad.so{,.$(SOMAJOR),.$(VERSION)}, lib/libnexvitad.a, include/nexvitad.h,
+# pkg-config and CMake files, and ONNX Runtime beside libnexvitad.so (found there at run time).
+install: lib-release
+	install -d $(LIBDEST)/pkgconfig $(LIBDEST)/cmake/nexvitad $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(CARGO_OUT)/libnexvitad.so $(LIBDEST)/libnexvitad.so.$(VERSION)
+	ln -sfn libnexvitad.so.$(VERSION) $(LIBDEST)/libnexvitad.so.$(SOMAJOR)
+	ln -sfn libnexvitad.so.$(SOMAJOR) $(LIBDEST)/libnexvitad.so
+	install -m 644 $(CARGO_OUT)/libnexvitad.a $(LIBDEST)/libnexvitad.a
+	install -m 644 include/nexvitad.h $(DESTDIR)$(PREFIX)/include/nexvitad.h
+	cp -Pf .ort/lib/libonnxruntime.so* $(LIBDEST)/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@STATIC_LIBS@|$(STATIC_LIBS)|g' \
+		cmake/nexvitad.pc.in > $(LIBDEST)/pkgconfig/nexvitad.pc
+	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@SOMAJOR@|$(SOMAJOR)|g' \
+		-e 's|@STATIC_LIBS_CMAKE@|$(STATIC_LIBS_CMAKE)|g' \
+		cmake/nexvitad-config.cmake.in > $(LIBDEST)/cmake/nexvitad/nexvitad-config.cmake
+	sed -e 's|@VERSION@|$(VERSION)|g' cmake/nexvitad-config-version.cmake.in \
+		> $(LIBDEST)/cmake/nexvitad/nexvitad-config-version.cmake
+
+# Installs into build/install, then builds the C tests and the example against that tree
+# (pkg-config and CMake) and runs them, under valgrind too when it is installed.
+test-c: lib-release
+	rm -rf $(C_TEST_PREFIX)
+	$(MAKE) --no-print-directory install PREFIX=$(C_TEST_PREFIX)
+	bash tests/c/run.sh $(C_TEST_PREFIX)
+
+# The C++, C# and Go bindings, each against the tree `test-c` installed in build/install.
+test-bindings: test-cpp test-csharp test-go
+
+test-cpp: test-c
+	bash bindings/cpp/test.sh $(C_TEST_PREFIX)
+
+test-csharp: test-c
+	bash bindings/csharp/test.sh $(C_TEST_PREFIX)
+
+test-go: test-c
+	bash bindings/go/test.sh $(C_TEST_PREFIX)
 
 clean:
 	$(CARGO) clean

@@ -64,11 +64,15 @@ pub struct SessionConfig {
     pub intra_threads: usize,
     /// Graph optimisation level 0 (off) ..= 3 (all).
     pub optimization_level: u8,
+    /// Let ONNX Runtime's intra-op threads busy-wait between operators. Off by default:
+    /// after a run the spinning threads keep the cores busy for a while, which slows the
+    /// post-encoder work that follows and anything else the host runs (docs/performance.md).
+    pub intra_op_spinning: bool,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        Self { execution_provider: ExecutionProvider::Cpu, intra_threads: 0, optimization_level: 3 }
+        Self { execution_provider: ExecutionProvider::Cpu, intra_threads: 0, optimization_level: 3, intra_op_spinning: false }
     }
 }
 
@@ -208,6 +212,7 @@ fn open_session(rt: &Runtime, path: &Path, cfg: &SessionConfig) -> Result<(Sessi
     if cfg.intra_threads > 0 {
         b = b.with_intra_threads(cfg.intra_threads).map_err(builder_err)?;
     }
+    b = b.with_intra_op_spinning(cfg.intra_op_spinning).map_err(builder_err)?;
     b = register_provider(b, cfg.execution_provider, path)?;
     let session = b
         .commit_from_memory(&bytes)

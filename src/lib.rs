@@ -3,6 +3,7 @@
 //! The one path data takes:
 //! `image::Preparer -> encoder::Backbones -> fusion::Head -> bank::features -> bank::MemoryBank -> score`.
 pub mod bank;
+pub mod capi;
 pub mod data;
 pub mod encoder;
 pub mod error;

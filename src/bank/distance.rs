@@ -4,20 +4,30 @@
 //! product, which runs at GEMM speed instead of a per-pair loop. Rows are processed in fixed
 //! blocks so memory stays bounded and results do not depend on the number of threads.
 
+use std::cell::RefCell;
+
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
-/// Rows of `x` per GEMM block: a 1024 x K block of products stays small for any K we use.
+/// Rows of `x` per GEMM block in [`sq_distances_into`] (Sinkhorn K-means' full N × K cost).
 pub(crate) const BLOCK_ROWS: usize = 1024;
 
-/// Rows of `c` per GEMM tile in [`min_sq_distances`]: a full-scorer bank can hold millions
-/// of rows, and one `[BLOCK_ROWS, all rows]` product would make the memory of one score grow
-/// with the bank (12 GB for 4M rows). Tiles bound it to 16 MiB per block; the minimum over
-/// tiles is exact, so results do not depend on the tile size.
-pub(crate) const TILE_COLS: usize = 4096;
+/// Rows of `x` (patches) per parallel task in [`min_sq_distances`]: small enough that one
+/// image's 784 patches split over two or more threads, large enough for GEMM efficiency.
+const MATCH_ROWS: usize = 128;
+
+/// Bank rows per GEMM tile in [`min_sq_distances`]: with a full bank (tens of thousands of
+/// rows) the product block stays at `MATCH_ROWS × MATCH_COLS` floats (1 MiB) instead of
+/// growing with the bank.
+const MATCH_COLS: usize = 2048;
+
+thread_local! {
+    /// Per-thread product tile, reused across calls so matching allocates nothing.
+    static TILE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Squared L2 norm of every row.
 pub fn row_sq_norms(x: ArrayView2<f32>) -> Array1<f32> {
@@ -63,30 +73,42 @@ pub fn min_sq_distances(
             x.nrows()
         )));
     }
-    min_sq_distances_tiled(x, c, c_norms, out, TILE_COLS);
+    let block = |(o, xb): (&mut [f32], ArrayView2<f32>)| {
+        TILE.with_borrow_mut(|tile| min_block(xb, c, c_norms, o, tile));
+    };
+    // One block: no fork-join (a thread hop costs more than a small product).
+    if x.nrows() <= MATCH_ROWS {
+        block((out, x));
+    } else {
+        out.par_chunks_mut(MATCH_ROWS).zip(x.axis_chunks_iter(Axis(0), MATCH_ROWS).into_par_iter()).for_each(block);
+    }
     Ok(())
 }
 
-/// [`min_sq_distances`] with `tile` rows of `c` per GEMM (shapes already checked).
-fn min_sq_distances_tiled(x: ArrayView2<f32>, c: ArrayView2<f32>, c_norms: ArrayView1<f32>, out: &mut [f32], tile: usize) {
-    out.par_chunks_mut(BLOCK_ROWS)
-        .zip(x.axis_chunks_iter(Axis(0), BLOCK_ROWS).into_par_iter())
-        .for_each(|(o, xb)| {
-            let mut best = vec![f32::INFINITY; xb.nrows()];
-            let mut prod = Array2::<f32>::zeros((xb.nrows(), tile.min(c.nrows())));
-            for (ct, cnt) in c.axis_chunks_iter(Axis(0), tile).zip(c_norms.axis_chunks_iter(Axis(0), tile)) {
-                let mut p = prod.slice_mut(ndarray::s![.., ..ct.nrows()]);
-                general_mat_mul(-2.0, &xb, &ct.t(), 0.0, &mut p);
-                for (b, pr) in best.iter_mut().zip(p.rows()) {
-                    let m = pr.iter().zip(cnt.iter()).map(|(&p, &cn)| p + cn).fold(f32::INFINITY, f32::min);
-                    *b = b.min(m);
-                }
+/// [`min_sq_distances`] for one block of rows, tiling the centres by [`MATCH_COLS`].
+/// The running minimum visits centres in index order, so the result does not depend on
+/// the tiling or the thread that runs it.
+fn min_block(xb: ArrayView2<f32>, c: ArrayView2<f32>, c_norms: ArrayView1<f32>, out: &mut [f32], tile: &mut Vec<f32>) {
+    let rows = xb.nrows();
+    out.fill(f32::INFINITY);
+    for (cb, nb) in c.axis_chunks_iter(Axis(0), MATCH_COLS).zip(c_norms.axis_chunks_iter(Axis(0), MATCH_COLS)) {
+        let cols = cb.nrows();
+        tile.resize(rows * cols, 0.0);
+        let mut prod = ArrayViewMut2::from_shape((rows, cols), &mut tile[..rows * cols]).expect("tile has rows × cols floats");
+        general_mat_mul(-2.0, &xb, &cb.t(), 0.0, &mut prod);
+        let nb = nb.as_slice().map(std::borrow::Cow::Borrowed).unwrap_or_else(|| std::borrow::Cow::Owned(nb.to_vec()));
+        for (slot, pr) in out.iter_mut().zip(tile.chunks_exact(cols)) {
+            let mut m = *slot;
+            for (&p, &cn) in pr.iter().zip(nb.iter()) {
+                let v = p + cn;
+                m = if v < m { v } else { m };
             }
-            for ((slot, xr), &m) in o.iter_mut().zip(xb.rows()).zip(&best) {
-                let xn = xr.dot(&xr);
-                *slot = (xn + m).max(0.0);
-            }
-        });
+            *slot = m;
+        }
+    }
+    for (slot, xr) in out.iter_mut().zip(xb.rows()) {
+        *slot = (xr.dot(&xr) + *slot).max(0.0);
+    }
 }
 
 /// Fills `out` (N x K) with all squared distances between rows of `x` (norms `x_norms`) and
@@ -116,6 +138,7 @@ pub(crate) fn sq_distances_into(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Array2;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -143,19 +166,24 @@ mod tests {
     }
 
     #[test]
-    fn bank_min_sq_distances_tiles_are_bit_identical() {
-        // Tiles of 1, 3 and 64 rows (the last one partial) against a single tile.
-        let x = random(BLOCK_ROWS + 9, 24, 8);
-        let c = random(131, 24, 9);
+    fn bank_min_sq_distances_tiles_large_banks_exactly() {
+        // More centres than one tile, the nearest one in the last, partial tile; more rows
+        // than one block. Compared with the naive loop, and across thread counts bit for bit.
+        let x = random(3 * MATCH_ROWS + 5, 6, 8);
+        let mut c = random(MATCH_COLS + 300, 6, 9);
+        c.row_mut(MATCH_COLS + 299).assign(&x.row(7));
         let cn = row_sq_norms(c.view());
-        let mut whole = vec![0.0; x.nrows()];
-        min_sq_distances_tiled(x.view(), c.view(), cn.view(), &mut whole, c.nrows());
-        for tile in [1, 3, 64] {
-            let mut tiled = vec![0.0; x.nrows()];
-            min_sq_distances_tiled(x.view(), c.view(), cn.view(), &mut tiled, tile);
-            let same = whole.iter().zip(&tiled).all(|(a, b)| a.to_bits() == b.to_bits());
-            assert!(same, "tile {tile} changes results");
+        let mut out = vec![0.0; x.nrows()];
+        min_sq_distances(x.view(), c.view(), cn.view(), &mut out).unwrap();
+        assert!(out[7] < 1e-5, "row 7 sits on a centre: {}", out[7]);
+        for (i, &got) in out.iter().enumerate().step_by(13) {
+            let want = (0..c.nrows()).map(|k| naive(&x, &c, i, k)).fold(f32::INFINITY, f32::min);
+            assert!((got - want).abs() < 1e-4 * (1.0 + want), "row {i}: {got} vs {want}");
         }
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let mut one = vec![0.0; x.nrows()];
+        pool.install(|| min_sq_distances(x.view(), c.view(), cn.view(), &mut one)).unwrap();
+        assert!(out.iter().zip(&one).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 
     #[test]

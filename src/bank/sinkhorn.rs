@@ -24,6 +24,9 @@ use crate::error::{Error, Result};
 /// Rows per parallel work unit. Fixed, so floating-point sums have a fixed order.
 const CHUNK: usize = 512;
 
+/// Feature columns per parallel task of the centroid update `Pᵀ X`.
+const CENTROID_COLS: usize = 128;
+
 /// Column sums below this are treated as underflowed (log would lose all precision).
 const TINY_COLSUM: f64 = 1e-280;
 
@@ -46,6 +49,107 @@ struct Solve<'a> {
     u: Vec<f64>,
     v: Vec<f64>,
     colsum: Vec<f64>,
+    /// Row updates run in f32 ([`fast_rows`]: f32 arguments and [`exp_f32`], f64 potentials
+    /// and column totals) instead of f64 throughout; the plan is stored as f32 either way.
+    /// K-means uses it; [`sinkhorn_log`] stays exact.
+    fast_exp: bool,
+}
+
+/// `e^x` for `x <= 0` in f32, written so the compiler vectorises loops over it (no calls,
+/// no branches): Cody-Waite reduction `x = n ln2 + r`, |r| <= ln2/2, and Cephes' `expf`
+/// polynomial on `r` (relative error about 1e-7), scaled by `2^n` through the exponent bits.
+/// Inputs below -87.3 give about 1e-38 instead of a denormal or 0: negligible next to
+/// the row's largest term, which is 1.
+#[inline(always)]
+fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
+    const MAGIC: f32 = 12_582_912.0;
+    let x = x.clamp(-87.3, 0.0);
+    let t = x * LOG2E + MAGIC;
+    let n = t - MAGIC;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1;
+    let e = p * r * r + r + 1.0;
+    // The rounded integer n (-126..=0) sits in t's low mantissa bits, offset by 2^22.
+    let ni = (t.to_bits() as i32) - 0x4B40_0000;
+    e * f32::from_bits(((ni + 127) as u32) << 23)
+}
+
+/// Rows of the K-means row update per f32 partial column sum before it is added to the
+/// f64 total: bounds the f32 accumulation error to about 64 ulp.
+const PART_ROWS: usize = 64;
+
+/// The row update of K-means' Sinkhorn in f32 on contiguous row-major blocks (`plan` and
+/// `cost` hold `u.len()` rows of `v32.len()` columns): per row, `e = v - c / eps`, its max
+/// `m`, `t = exp(e - m)`, `s = Σ t`, `u = log a - m - ln s` (f64) and plan `t · a / s`.
+/// Returns the block's column sums (f64). f32 arguments carry ~1e-7 relative error, far
+/// below the 1e-3 marginal tolerance K-means asks of Sinkhorn. Dispatches to an AVX2 build of
+/// the same code where the CPU has it; both compute identical bits (no reassociation, no
+/// fused multiply-add), so results never depend on the machine or the thread count.
+fn fast_rows(plan: &mut [f32], cost: &[f32], u: &mut [f64], v32: &[f32], inv_eps: f32, log_a: f64, a: f64) -> Vec<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { fast_rows_avx2(plan, cost, u, v32, inv_eps, log_a, a) };
+        }
+    }
+    fast_rows_body(plan, cost, u, v32, inv_eps, log_a, a)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fast_rows_avx2(plan: &mut [f32], cost: &[f32], u: &mut [f64], v32: &[f32], inv_eps: f32, log_a: f64, a: f64) -> Vec<f64> {
+    fast_rows_body(plan, cost, u, v32, inv_eps, log_a, a)
+}
+
+#[inline(always)]
+fn fast_rows_body(plan: &mut [f32], cost: &[f32], u: &mut [f64], v32: &[f32], inv_eps: f32, log_a: f64, a: f64) -> Vec<f64> {
+    let k = v32.len();
+    let mut total = vec![0.0f64; k];
+    let mut part = vec![0.0f32; k];
+    let mut t = vec![0.0f32; k];
+    for (r, ((prow, crow), ui)) in plan.chunks_exact_mut(k).zip(cost.chunks_exact(k)).zip(u.iter_mut()).enumerate() {
+        let mut m = f32::NEG_INFINITY;
+        for ((tk, &c), &vk) in t.iter_mut().zip(crow).zip(v32) {
+            *tk = vk - c * inv_eps;
+            m = if *tk > m { *tk } else { m };
+        }
+        // Eight fixed lanes, then the lanes in order: vectorises, and the order never changes.
+        let mut lanes = [0.0f32; 8];
+        let mut chunks = t.chunks_exact_mut(8);
+        for ch in &mut chunks {
+            for (l, x) in lanes.iter_mut().zip(ch.iter_mut()) {
+                *x = exp_f32(*x - m);
+                *l += *x;
+            }
+        }
+        let mut s = 0.0f64;
+        for x in chunks.into_remainder() {
+            *x = exp_f32(*x - m);
+            s += *x as f64;
+        }
+        s += lanes.iter().map(|&l| l as f64).sum::<f64>();
+        *ui = log_a - m as f64 - s.ln();
+        let scale = (a / s) as f32;
+        for ((p, &tk), acc) in prow.iter_mut().zip(&t).zip(part.iter_mut()) {
+            *p = tk * scale;
+            *acc += *p;
+        }
+        if (r + 1) % PART_ROWS == 0 {
+            for (tot, p) in total.iter_mut().zip(part.iter_mut()) {
+                *tot += *p as f64;
+                *p = 0.0;
+            }
+        }
+    }
+    for (tot, p) in total.iter_mut().zip(&part) {
+        *tot += *p as f64;
+    }
+    total
 }
 
 impl Solve<'_> {
@@ -60,22 +164,28 @@ impl Solve<'_> {
     /// Row update: u_i = log a - logsumexp_k(v_k - C_ik/eps). Writes the resulting plan (whose
     /// rows then sum to a) and its column sums.
     fn row_update(&mut self, mut plan: ArrayViewMut2<f32>) {
-        let (k, inv_eps, log_a) = (self.v.len(), self.inv_eps, self.log_a());
+        let (k, inv_eps, log_a, fast) = (self.v.len(), self.inv_eps, self.log_a(), self.fast_exp);
         let a = log_a.exp();
         let v = &self.v;
+        let v32: Vec<f32> = v.iter().map(|&x| x as f32).collect();
         let partials: Vec<Vec<f64>> = plan
             .axis_chunks_iter_mut(Axis(0), CHUNK)
             .into_par_iter()
             .zip(self.cost.axis_chunks_iter(Axis(0), CHUNK).into_par_iter())
             .zip(self.u.par_chunks_mut(CHUNK))
             .map(|((mut pb, cb), ub)| {
+                if fast {
+                    if let (Some(p), Some(c)) = (pb.as_slice_mut(), cb.as_slice()) {
+                        return fast_rows(p, c, ub, &v32, inv_eps as f32, log_a, a);
+                    }
+                }
                 let mut part = vec![0.0f64; k];
                 let mut e = vec![0.0f64; k];
                 for ((mut prow, crow), ui) in pb.rows_mut().into_iter().zip(cb.rows()).zip(ub) {
                     let mut m = f64::NEG_INFINITY;
                     for ((ek, &c), &vk) in e.iter_mut().zip(crow.iter()).zip(v) {
                         *ek = vk - c as f64 * inv_eps;
-                        m = m.max(*ek);
+                        m = if *ek > m { *ek } else { m };
                     }
                     let mut s = 0.0;
                     for ek in e.iter_mut() {
@@ -219,6 +329,7 @@ pub fn sinkhorn_log(cost: ArrayView2<f32>, epsilon: f32, max_iter: usize, tol: f
         u: vec![0.0; n],
         v: vec![0.0; k],
         colsum: vec![0.0; k],
+        fast_exp: false,
     };
     let mut plan = Array2::zeros((n, k));
     let (iterations, converged) = solve.run(plan.view_mut(), max_iter, tol as f64, false);
@@ -369,12 +480,17 @@ pub fn sinkhorn_kmeans(
         let eps = if mean_cost > 0.0 { opts.epsilon as f64 * mean_cost } else { opts.epsilon as f64 };
         let warm = g.is_some();
         let v = g.as_ref().map_or_else(|| vec![0.0; k], |g| g.iter().map(|gk| gk / eps).collect());
-        let mut solve = Solve { cost: cost.view(), inv_eps: 1.0 / eps, u, v, colsum: vec![0.0; k] };
+        let mut solve = Solve { cost: cost.view(), inv_eps: 1.0 / eps, u, v, colsum: vec![0.0; k], fast_exp: true };
         solve.run(plan.view_mut(), opts.sinkhorn_iters, opts.sinkhorn_tol as f64, warm);
         g = Some(solve.v.iter().map(|vk| vk * eps).collect());
         u = solve.u;
 
-        general_mat_mul(1.0, &plan.t(), &x, 0.0, &mut next);
+        // Pᵀ X, split over column blocks of X: each block is an independent product, so
+        // the result does not depend on the thread count.
+        next.axis_chunks_iter_mut(Axis(1), CENTROID_COLS)
+            .into_par_iter()
+            .zip(x.axis_chunks_iter(Axis(1), CENTROID_COLS).into_par_iter())
+            .for_each(|(mut nb, xb)| general_mat_mul(1.0, &plan.t(), &xb, 0.0, &mut nb));
         let (mut shift, mut norm_sum) = (0.0f64, 0.0f64);
         for ((mut row, old), &mass) in next.rows_mut().into_iter().zip(centroids.rows()).zip(&solve.colsum) {
             if mass > TINY_COLSUM {
@@ -493,7 +609,7 @@ mod tests {
         let (n, k) = (50, 3);
         let cost = Array2::from_shape_fn((n, k), |(i, j)| if j == 2 { 1e4 } else { (i % 7) as f32 * 0.1 });
         let mut plan = Array2::zeros((n, k));
-        let mut s = Solve { cost: cost.view(), inv_eps: 1.0, u: vec![0.0; n], v: vec![0.0; k], colsum: vec![0.0; k] };
+        let mut s = Solve { cost: cost.view(), inv_eps: 1.0, u: vec![0.0; n], v: vec![0.0; k], colsum: vec![0.0; k], fast_exp: false };
         s.row_update(plan.view_mut());
         assert!(s.colsum[2] <= TINY_COLSUM, "setup: column 2 should underflow");
         let (_, converged) = s.run(plan.view_mut(), 500, 1e-6, true);
@@ -501,6 +617,71 @@ mod tests {
         for col in plan.columns() {
             let sum: f64 = col.iter().map(|&v| v as f64).sum();
             assert!((sum - 1.0 / k as f64).abs() < 1e-5, "column sum {sum}");
+        }
+    }
+
+    #[test]
+    fn bank_exp_f32_is_accurate() {
+        assert_eq!(exp_f32(0.0), 1.0);
+        let mut worst = 0.0f64;
+        for i in 0..=200_000 {
+            let x = -87.0 * i as f64 / 200_000.0;
+            let got = exp_f32(x as f32) as f64;
+            let want = (x as f32 as f64).exp();
+            worst = worst.max(((got - want) / want).abs());
+        }
+        assert!(worst < 3e-7, "max relative error {worst}");
+        // Far below the range: tiny and finite, never NaN or negative.
+        for x in [-88.0f32, -1e3, -1e30, f32::NEG_INFINITY] {
+            let v = exp_f32(x);
+            assert!((0.0..1e-37).contains(&v), "{x}: {v}");
+        }
+    }
+
+    #[test]
+    fn bank_sinkhorn_fast_exp_matches_exact() {
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let (n, k) = (1500, 9);
+        let cost = Array2::from_shape_fn((n, k), |_| rng.random_range(0.0..30.0f32));
+        let solve = |fast: bool| {
+            let mut s = Solve { cost: cost.view(), inv_eps: 1.0 / 0.7, u: vec![0.0; n], v: vec![0.0; k], colsum: vec![0.0; k], fast_exp: fast };
+            let mut plan = Array2::zeros((n, k));
+            let (it, conv) = s.run(plan.view_mut(), 500, 1e-6, false);
+            (plan, it, conv)
+        };
+        let (exact, it_e, ce) = solve(false);
+        let (fast, it_f, cf) = solve(true);
+        assert!(ce && cf);
+        assert!(it_e.abs_diff(it_f) <= 1, "iterations {it_e} vs {it_f}");
+        let scale = 1.0 / (n * k) as f32;
+        let d = exact.iter().zip(fast.iter()).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(d < 1e-5 * scale, "max plan difference {d} (scale {scale})");
+    }
+
+    #[test]
+    fn bank_fast_rows_same_bits_with_and_without_avx2() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (n, k) = (300, 30);
+        let cost: Vec<f32> = (0..n * k).map(|_| rng.random_range(0.0..40.0f32)).collect();
+        let v32: Vec<f32> = (0..k).map(|_| rng.random_range(-5.0..5.0f32)).collect();
+        let run = |avx: bool| {
+            let (mut plan, mut u) = (vec![0.0f32; n * k], vec![0.0f64; n]);
+            let sums = if avx {
+                fast_rows(&mut plan, &cost, &mut u, &v32, 1.3, -(n as f64).ln(), 1.0 / n as f64)
+            } else {
+                fast_rows_body(&mut plan, &cost, &mut u, &v32, 1.3, -(n as f64).ln(), 1.0 / n as f64)
+            };
+            (plan, u, sums)
+        };
+        let (p1, u1, s1) = run(true);
+        let (p2, u2, s2) = run(false);
+        assert!(p1.iter().zip(&p2).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(u1.iter().zip(&u2).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(s1.iter().zip(&s2).all(|(a, b)| a.to_bits() == b.to_bits()));
+        // Rows sum to a = 1/n.
+        for row in p1.chunks_exact(k) {
+            let r: f64 = row.iter().map(|&x| x as f64).sum();
+            assert!((r * n as f64 - 1.0).abs() < 1e-5, "row sum {r}");
         }
     }
 

@@ -25,6 +25,15 @@ pub struct BankArgs {
     /// Target false-positive rate of the stored thresholds (0 = model default).
     #[arg(long, default_value_t = 0.0)]
     pub target_fpr: f32,
+    /// Sinkhorn K-means: iteration cap.
+    #[arg(long, default_value_t = 50)]
+    pub max_iters: usize,
+    /// Sinkhorn K-means: stop when centroids move less than this (relative).
+    #[arg(long, default_value_t = 1e-4)]
+    pub tol: f32,
+    /// Sinkhorn K-means: entropic regulariser relative to the mean cost.
+    #[arg(long, default_value_t = 0.05)]
+    pub epsilon: f32,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -44,6 +53,9 @@ impl BankArgs {
             augment: if self.augment { Augment { hflip: true, vflip: true, rot90: true } } else { Augment::default() },
             target_fpr: self.target_fpr,
             seed: self.seed,
+            max_iters: self.max_iters,
+            tol: self.tol,
+            epsilon: self.epsilon,
             ..BankOptions::default()
         })
     }

@@ -20,6 +20,10 @@ pub struct FitArgs {
     /// Use only the first M images (file-name order); 0 = all.
     #[arg(long, default_value_t = 0)]
     shots: usize,
+    /// Held-out good images (files or folders) to set the thresholds instead of
+    /// leave-one-out over the shots; recommended with a single shot.
+    #[arg(long, num_args = 1..)]
+    calibrate: Vec<PathBuf>,
     #[command(flatten)]
     bank: BankArgs,
 }
@@ -34,8 +38,16 @@ pub fn run(a: FitArgs) -> nexvitad::Result<()> {
     let views: Vec<_> = imgs.iter().map(|i| nexvitad::eval::rgb_view(&model, i)).collect::<nexvitad::Result<_>>()?;
     let mut bars = Bars::new("fit", false);
     let t = std::time::Instant::now();
-    let bank = nexvitad::MemoryBank::build(&model, &views, &a.bank.options()?, &mut |p| bars.update(p))?;
+    let opts = a.bank.options()?;
+    let mut bank = nexvitad::MemoryBank::build(&model, &views, &opts, &mut |p| bars.update(p))?;
     bars.finish();
+    if !a.calibrate.is_empty() {
+        let cal = nexvitad::data::collect_images(&a.calibrate)?;
+        let imgs: Vec<_> = cal.iter().map(|p| nexvitad::eval::load_image(p)).collect::<nexvitad::Result<_>>()?;
+        let views: Vec<_> = imgs.iter().map(|i| nexvitad::eval::rgb_view(&model, i)).collect::<nexvitad::Result<_>>()?;
+        let fpr = if opts.target_fpr > 0.0 { opts.target_fpr } else { model.manifest().defaults.target_fpr };
+        bank.calibrate_held_out(&model, &views, fpr)?;
+    }
     bank.save(&a.out)?;
     let m = bank.meta();
     println!(

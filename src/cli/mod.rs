@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod bankargs;
+mod bench;
 mod demo;
 mod eval;
 mod fit;
@@ -34,6 +35,8 @@ enum Command {
     Score(score::ScoreArgs),
     /// Evaluate a category: image/pixel AUROC, pixel AP, PRO, F1-max.
     Eval(eval::EvalArgs),
+    /// Measure where scoring time goes (per stage), throughput and peak RSS.
+    Bench(bench::BenchArgs),
 }
 
 /// Options shared by every command that opens a model.
@@ -81,6 +84,7 @@ pub fn run() -> i32 {
         Command::Fit(a) => fit::run(a),
         Command::Score(a) => score::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match res {
         Ok(()) => 0,

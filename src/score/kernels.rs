@@ -207,6 +207,162 @@ fn blur_impl(buf: &mut [f32], w: usize, h: usize, sigma: f32, scratch: &mut Vec<
     }
 }
 
+
+/// One axis of a separable linear map operator: output `o` is
+/// `sum_j w[o * len + j] * src[lo[o] + j]`, a short dense run of source samples.
+///
+/// Bilinear upsampling and Gaussian smoothing are both linear and separable, so along one
+/// axis "upsample n_src → n_dst, then blur with σ (reflect borders)" is one `n_dst × n_src`
+/// matrix `G·U`. Its rows are short: an output pixel sees only the few grid cells within
+/// `4σ` pixels of it (2-5 cells for σ = 4 px at typical upsampling factors), so applying
+/// the product costs a handful of multiply-adds per pixel instead of the `2 + 2·(8σ+1)`
+/// of upsampling and then blurring at full resolution.
+#[derive(Debug, Clone, Default)]
+pub struct AxisOp {
+    n_dst: usize,
+    n_src: usize,
+    sigma_bits: u32,
+    len: usize,
+    lo: Vec<usize>,
+    w: Vec<f32>,
+}
+
+/// Largest accepted weight table (entries) before [`AxisOp::upsample_blur`] declines and
+/// callers fall back to the two-step path; only reached for absurd σ / size combinations.
+const MAX_OP_ENTRIES: usize = 1 << 24;
+
+impl AxisOp {
+    /// The operator "bilinear resize `n_src` → `n_dst` (half-pixel centres, as
+    /// [`upsample_bilinear`]), then Gaussian σ with scipy's `mode="reflect", truncate=4`
+    /// (as [`gaussian_blur`])" along one axis. Weights are composed in f64. `sigma == 0` is
+    /// the plain resize. `None` if the table would exceed [`MAX_OP_ENTRIES`] entries.
+    pub fn upsample_blur(n_dst: usize, n_src: usize, sigma: f32) -> Option<Self> {
+        if n_dst == 0 || n_src == 0 || !(sigma.is_finite() && sigma >= 0.0) {
+            return None;
+        }
+        let scale = n_src as f64 / n_dst as f64;
+        let tap = |x: usize| {
+            let s = ((x as f64 + 0.5) * scale - 0.5).max(0.0);
+            let i0 = (s.floor() as usize).min(n_src - 1);
+            let i1 = (i0 + 1).min(n_src - 1);
+            (i0, i1, (s - i0 as f64).clamp(0.0, 1.0))
+        };
+        let g: Vec<f64> = if sigma > 0.0 {
+            let sd = sigma as f64;
+            let r = (4.0 * sd + 0.5) as isize;
+            let w: Vec<f64> = (-r..=r).map(|x| (-0.5 * (x * x) as f64 / (sd * sd)).exp()).collect();
+            let sum: f64 = w.iter().sum();
+            w.into_iter().map(|v| v / sum).collect()
+        } else {
+            vec![1.0]
+        };
+        let r = (g.len() / 2) as isize;
+        // Row by row into a dense accumulator; only the touched range is cleared afterwards.
+        let mut acc = vec![0.0f64; n_src];
+        let mut rows: Vec<(usize, Vec<f64>)> = Vec::with_capacity(n_dst);
+        let mut len = 1;
+        for o in 0..n_dst {
+            let (mut lo, mut hi) = (usize::MAX, 0usize);
+            for (k, &gk) in g.iter().enumerate() {
+                let y = reflect(o as isize + k as isize - r, n_dst);
+                let (i0, i1, w1) = tap(y);
+                acc[i0] += gk * (1.0 - w1);
+                acc[i1] += gk * w1;
+                lo = lo.min(i0);
+                hi = hi.max(i1);
+            }
+            let run = acc[lo..=hi].to_vec();
+            acc[lo..=hi].fill(0.0);
+            len = len.max(run.len());
+            rows.push((lo, run));
+        }
+        if n_dst.checked_mul(len).is_none_or(|n| n > MAX_OP_ENTRIES) {
+            return None;
+        }
+        let mut op = Self { n_dst, n_src, sigma_bits: sigma.to_bits(), len, lo: Vec::with_capacity(n_dst), w: vec![0.0; n_dst * len] };
+        for (o, (lo, run)) in rows.into_iter().enumerate() {
+            // Every row gets the same length; shift the start left where it would overrun.
+            let start = lo.min(n_src - len);
+            let wrow = &mut op.w[o * len..(o + 1) * len];
+            for (j, v) in run.into_iter().enumerate() {
+                wrow[lo - start + j] = v as f32;
+            }
+            op.lo.push(start);
+        }
+        Some(op)
+    }
+
+    /// Whether this operator is the one [`AxisOp::upsample_blur`] builds for these arguments.
+    pub fn is_for(&self, n_dst: usize, n_src: usize, sigma: f32) -> bool {
+        self.n_dst == n_dst && self.n_src == n_src && self.sigma_bits == sigma.to_bits()
+    }
+
+    /// Source samples each output reads.
+    pub fn taps(&self) -> usize {
+        self.len
+    }
+}
+
+/// Applies `ox` along rows and `oy` along columns to the row-major `sw × sh` grid `src`,
+/// writing the `ox.n_dst × oy.n_dst` result into `dst`, and returns the result's maximum.
+/// `tmp` is scratch (reused between calls). Large outputs are processed with rayon over
+/// rows; each output value is computed by the same operations either way.
+///
+/// # Panics
+/// If the operators do not fit the sizes (`ox.n_src != sw`, `oy.n_src != sh`, or `dst`
+/// not `ox.n_dst * oy.n_dst` long); callers build the operators from those sizes.
+pub fn apply_separable(src: &[f32], sw: usize, sh: usize, ox: &AxisOp, oy: &AxisOp, tmp: &mut Vec<f32>, dst: &mut [f32]) -> f32 {
+    assert!(ox.n_src == sw && oy.n_src == sh && src.len() == sw * sh, "apply_separable: operators do not fit the source");
+    let (dw, dh) = (ox.n_dst, oy.n_dst);
+    assert_eq!(dst.len(), dw * dh, "apply_separable: dst length");
+    // Along x, on the few source rows: sh × dw.
+    tmp.clear();
+    tmp.resize(sh * dw, 0.0);
+    let lx = ox.len;
+    for (srow, trow) in src.chunks_exact(sw).zip(tmp.chunks_exact_mut(dw)) {
+        for ((t, &lo), w) in trow.iter_mut().zip(&ox.lo).zip(ox.w.chunks_exact(lx)) {
+            *t = w.iter().zip(&srow[lo..lo + lx]).map(|(a, b)| a * b).sum();
+        }
+    }
+    // Along y: every output row is a short weighted sum of whole rows of `tmp`.
+    let tmp: &[f32] = tmp;
+    let ly = oy.len;
+    let row = |(y, out): (usize, &mut [f32])| -> f32 {
+        let lo = oy.lo[y];
+        let w = &oy.w[y * ly..(y + 1) * ly];
+        let first = &tmp[lo * dw..(lo + 1) * dw];
+        for (o, &v) in out.iter_mut().zip(first) {
+            *o = w[0] * v;
+        }
+        for (j, &wj) in w.iter().enumerate().skip(1) {
+            let s = &tmp[(lo + j) * dw..(lo + j + 1) * dw];
+            for (o, &v) in out.iter_mut().zip(s) {
+                *o += wj * v;
+            }
+        }
+        max_f32(out)
+    };
+    if dw * dh >= PARALLEL_MIN_PIXELS * 4 {
+        dst.par_chunks_exact_mut(dw).enumerate().map(row).reduce(|| f32::NEG_INFINITY, f32::max)
+    } else {
+        dst.chunks_exact_mut(dw).enumerate().map(row).fold(f32::NEG_INFINITY, f32::max)
+    }
+}
+
+/// Maximum of a slice (NEG_INFINITY when empty), in eight independent lanes so the
+/// compiler vectorises it; NaN-free input assumed (maps are finite).
+pub fn max_f32(v: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let chunks = v.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l = if x > *l { x } else { *l };
+        }
+    }
+    rest.iter().copied().chain(lanes).fold(f32::NEG_INFINITY, f32::max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,5 +498,71 @@ mod tests {
         blur_impl(&mut b, w, h, 4.0, &mut scratch, true);
         assert_ne!(a, orig);
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    #[test]
+    fn fused_upsample_blur_matches_scipy_reference() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/score/fused_refs.json");
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("fused_refs.json")).unwrap();
+        let cases = r["fused"].as_array().unwrap();
+        assert!(cases.len() >= 6);
+        let mut tmp = Vec::new();
+        for c in cases {
+            let (sw, sh, dw, dh) = (dim(c, "sw"), dim(c, "sh"), dim(c, "dw"), dim(c, "dh"));
+            let sigma = c["sigma"].as_f64().unwrap() as f32;
+            let src = floats(&c["src"]);
+            let want = floats(&c["out"]);
+            let ox = AxisOp::upsample_blur(dw, sw, sigma).unwrap();
+            let oy = AxisOp::upsample_blur(dh, sh, sigma).unwrap();
+            let mut got = vec![f32::NAN; dw * dh];
+            let max = apply_separable(&src, sw, sh, &ox, &oy, &mut tmp, &mut got);
+            let d = max_abs_diff(&got, &want);
+            assert!(d <= 1e-5, "{sw}x{sh} -> {dw}x{dh} sigma {sigma}: max abs diff {d}");
+            assert_eq!(max, got.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+        }
+    }
+
+    #[test]
+    fn fused_equals_two_step_kernels_serial_and_parallel() {
+        // 28x28 -> 700x600 crosses the parallel threshold; 28x28 -> 230x250 does not.
+        let (sw, sh) = (28, 28);
+        let src: Vec<f32> = (0..sw * sh).map(|i| ((i * 7919) % 1009) as f32 / 97.0).collect();
+        let mut tmp = Vec::new();
+        for (dw, dh) in [(700, 600), (230, 250)] {
+            let mut two = vec![0.0; dw * dh];
+            upsample_bilinear(&src, sw, sh, &mut two, dw, dh);
+            gaussian_blur(&mut two, dw, dh, 4.0, &mut Vec::new());
+            let ox = AxisOp::upsample_blur(dw, sw, 4.0).unwrap();
+            let oy = AxisOp::upsample_blur(dh, sh, 4.0).unwrap();
+            assert!(ox.taps() <= 6 && oy.taps() <= 6, "taps {} {}", ox.taps(), oy.taps());
+            let mut fused = vec![0.0; dw * dh];
+            apply_separable(&src, sw, sh, &ox, &oy, &mut tmp, &mut fused);
+            let scale = two.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let d = max_abs_diff(&fused, &two);
+            assert!(d <= 1e-5 * scale, "{dw}x{dh}: {d} (scale {scale})");
+        }
+    }
+
+    #[test]
+    fn axis_op_identifies_its_arguments_and_rejects_bad_ones() {
+        let op = AxisOp::upsample_blur(100, 28, 4.0).unwrap();
+        assert!(op.is_for(100, 28, 4.0));
+        assert!(!op.is_for(100, 28, 3.0) && !op.is_for(101, 28, 4.0) && !op.is_for(100, 27, 4.0));
+        assert!(AxisOp::upsample_blur(0, 28, 4.0).is_none());
+        assert!(AxisOp::upsample_blur(10, 0, 4.0).is_none());
+        assert!(AxisOp::upsample_blur(10, 3, f32::NAN).is_none());
+        // Each row of the operator is a weighted average (resize and blur both preserve constants).
+        for row in op.w.chunks_exact(op.taps()) {
+            let s: f32 = row.iter().sum();
+            assert!((s - 1.0).abs() < 1e-5, "row sum {s}");
+        }
+    }
+
+    #[test]
+    fn max_f32_matches_fold() {
+        for n in [0usize, 1, 7, 8, 9, 100] {
+            let v: Vec<f32> = (0..n).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
+            assert_eq!(max_f32(&v), v.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+        }
     }
 }

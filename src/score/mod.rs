@@ -1,13 +1,14 @@
 //! Turning patch features into an anomaly map: nearest-bank distance per patch, bilinear
 //! upsampling to the input image's own size, Gaussian smoothing, image score.
 
+pub mod features;
 pub mod kernels;
 
 use std::time::Instant;
 
 use serde::Serialize;
 
-pub use kernels::{gaussian_blur, upsample_bilinear};
+pub use kernels::{apply_separable, gaussian_blur, upsample_bilinear, AxisOp};
 
 use crate::bank::{distance, ImageScoreMode, MemoryBank};
 use crate::error::{Error, Result};
@@ -55,6 +56,10 @@ pub struct Workspace {
     scratch: Vec<f32>,
     select: Vec<f32>,
     preparer: Preparer,
+    features: features::FeatureScratch,
+    /// Upsample+blur operators of the last map size (a stream of same-size images reuses them).
+    op_x: AxisOp,
+    op_y: AxisOp,
 }
 
 impl Workspace {
@@ -100,18 +105,43 @@ pub fn map_from_patches(
     }
     let (w, h) = (width as usize, height as usize);
     let mut values = vec![0.0f32; w * h];
-    upsample_bilinear(patch, grid_w, grid_h, &mut values, w, h);
-    if sigma > 0.0 {
-        gaussian_blur(&mut values, w, h, sigma, &mut ws.scratch);
-    }
-    let image_score = image_score(&values, mode, &mut ws.select);
+    let max = if fused_ops(ws, grid_w, grid_h, w, h, sigma) {
+        apply_separable(patch, grid_w, grid_h, &ws.op_x, &ws.op_y, &mut ws.scratch, &mut values)
+    } else {
+        upsample_bilinear(patch, grid_w, grid_h, &mut values, w, h);
+        if sigma > 0.0 {
+            gaussian_blur(&mut values, w, h, sigma, &mut ws.scratch);
+        }
+        kernels::max_f32(&values)
+    };
+    let image_score = match mode {
+        ImageScoreMode::Max => max,
+        _ => image_score(&values, mode, &mut ws.select),
+    };
     Ok(AnomalyMap { width, height, values, image_score })
+}
+
+/// Makes sure `ws` holds the fused upsample+blur operators for this size and σ; false
+/// when they would be too large (then the two-step kernels run instead).
+fn fused_ops(ws: &mut Workspace, gw: usize, gh: usize, w: usize, h: usize, sigma: f32) -> bool {
+    for (op, n_dst, n_src) in [(&mut ws.op_x, w, gw), (&mut ws.op_y, h, gh)] {
+        if !op.is_for(n_dst, n_src, sigma) {
+            match AxisOp::upsample_blur(n_dst, n_src, sigma) {
+                Some(o) => *op = o,
+                None => {
+                    *op = AxisOp::default();
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }
 
 /// The image score of a map.
 pub fn image_score(values: &[f32], mode: ImageScoreMode, select: &mut Vec<f32>) -> f32 {
     match mode {
-        ImageScoreMode::Max => values.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        ImageScoreMode::Max => kernels::max_f32(values),
         ImageScoreMode::TopMean { fraction } => {
             let k = ((values.len() as f64 * fraction as f64).ceil() as usize).clamp(1, values.len());
             select.clear();
@@ -132,7 +162,7 @@ pub fn score_batch(model: &Model, bank: &MemoryBank, images: &[ImageView<'_>], w
     if images.is_empty() {
         return Err(Error::invalid("no images to score"));
     }
-    let (grids, ft) = model.bank_features(&mut ws.preparer, images)?;
+    let (grids, ft) = model.bank_features_with(&mut ws.preparer, &mut ws.features, images)?;
     let n = images.len() as f64;
     let meta = bank.meta();
     let cal = &meta.calibration;

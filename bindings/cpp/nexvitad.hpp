@@ -1,0 +1,957 @@
+// nexvitad.hpp - header-only C++17 binding of libnexvitad (few-shot industrial defect detection).
+//
+// Wraps only the C ABI of <nexvitad.h>; link with libnexvitad (CMake: nexvitad::nexvitad).
+//
+//     #include <nexvitad.hpp>
+//
+//     nexvitad::Model model("models/tiny");
+//     std::vector<nexvitad::ImageView> good = ...;           // or cv::Mat, see below
+//     nexvitad::Bank bank = model.build_bank(good);
+//     bank.save("part.bank");                               // later: model.load_bank("part.bank")
+//     nexvitad::Result r = model.score(bank, nexvitad::ImageView(pixels, 640, 480,
+//                                                                 nexvitad::PixelFormat::bgr8));
+//     std::cout << r.image_score << (r.is_anomalous ? " DEFECT\n" : " ok\n");   // r.map: 640x480
+//
+// Design:
+// - Errors are exceptions: every failing C call throws nexvitad::Error carrying the C status
+//   (nexvitad::Status) and the library's message. Using a closed or moved-from Model/Bank
+//   throws Error with Status::invalid_argument; nothing here crashes on bad input.
+// - Model and Bank own one C handle each and are movable, not copyable (like std::unique_ptr).
+//   Why not shared by default: the C library already keeps a bank's model alive and makes
+//   both handles immutable and thread-safe, so a C++ Bank need not hold a Model, and unique
+//   ownership costs nothing and makes it plain when the (large) ONNX sessions are released.
+//   To share one model among components or threads, hold it in a
+//   std::shared_ptr<const nexvitad::Model>: every const member function may be called from any
+//   number of threads at once (only close(), assignment and destruction must not race use).
+// - Raw pixels go in through ImageView (pointer, width, height, row stride, pixel format),
+//   maps come back in Result::map (std::vector<float>) or in a caller buffer (Span<float>).
+// - With NEXVITAD_WITH_OPENCV defined before including this header (CMake: link
+//   nexvitad::cpp_opencv), cv::Mat overloads exist: CV_8UC1 gray, CV_8UC3 BGR, CV_8UC4 BGRA,
+//   any row step (ROIs work without a copy), maps returned as CV_32FC1. It is never
+//   switched on implicitly, so a TU's API does not depend on which headers happen to exist.
+// - Progress callbacks are std::function<bool(Stage, done, total)>; return false to cancel.
+//   An exception thrown inside one is caught before it reaches the C library, the call is
+//   cancelled, and the exception is rethrown to the caller once the C call has returned.
+// - HALCON: see namespace nexvitad::halcon for HImage raw pointers.
+
+#ifndef NEXVITAD_HPP
+#define NEXVITAD_HPP
+
+#include <nexvitad.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <initializer_list>
+#include <iterator>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#ifdef NEXVITAD_WITH_OPENCV
+#include <opencv2/core.hpp>
+#endif
+
+namespace nexvitad {
+
+// ---------------------------------------------------------------------------------------------
+// Status and errors
+
+/// The C ABI's status codes (nexvitad_status), one per class of failure.
+enum class Status : std::int32_t {
+    ok = NEXVITAD_OK,
+    invalid_argument = NEXVITAD_INVALID_ARGUMENT,
+    io = NEXVITAD_IO,
+    format = NEXVITAD_FORMAT,
+    mismatch = NEXVITAD_MISMATCH,
+    runtime = NEXVITAD_RUNTIME,
+    unsupported = NEXVITAD_UNSUPPORTED,
+    limit_exceeded = NEXVITAD_LIMIT_EXCEEDED,
+    cancelled = NEXVITAD_CANCELLED,
+    internal = NEXVITAD_INTERNAL,
+};
+
+/// The C name of a status, e.g. "NEXVITAD_MISMATCH".
+inline const char* status_name(Status s) noexcept {
+    return nexvitad_status_name(static_cast<int>(s));
+}
+
+/// Thrown by every call that fails. what() is "NEXVITAD_<STATUS>: <message>".
+class Error : public std::runtime_error {
+public:
+    Error(Status status, const std::string& message)
+        : std::runtime_error(std::string(status_name(status)) + ": " + message),
+          status_(status),
+          message_(message) {}
+
+    /// Which class of failure (compare with Status::mismatch, Status::cancelled, ...).
+    Status status() const noexcept { return status_; }
+    /// The message alone, naming what was wrong (the parameter, the file, the limit).
+    const std::string& message() const noexcept { return message_; }
+
+private:
+    Status status_;
+    std::string message_;
+};
+
+namespace detail {
+
+/// Turns a C status into an exception. The message is copied at once: the C library keeps
+/// it only until the thread's next nexvitad call.
+inline void check(nexvitad_status s) {
+    if (s != NEXVITAD_OK) {
+        throw Error(static_cast<Status>(s), nexvitad_last_error());
+    }
+}
+
+[[noreturn]] inline void fail(Status s, const std::string& message) { throw Error(s, message); }
+
+}  // namespace detail
+
+/// Library version, e.g. "0.1.0".
+inline const char* version() noexcept { return nexvitad_version(); }
+
+/// The loaded library's C ABI version.
+inline std::uint32_t abi_version() noexcept { return nexvitad_abi_version(); }
+
+/// Throws Status::unsupported when the loaded library speaks another C ABI than the
+/// nexvitad.h this binding was compiled with. Model's constructor calls it.
+inline void check_abi() {
+    if (nexvitad_abi_version() != NEXVITAD_ABI_VERSION) {
+        detail::fail(Status::unsupported,
+                     "libnexvitad has C ABI version " + std::to_string(nexvitad_abi_version()) +
+                         " but this program was compiled against version " +
+                         std::to_string(NEXVITAD_ABI_VERSION));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Span: a non-owning view of contiguous elements (std::span is C++20; this is the subset used
+// here). Converts from any container with data() and size(), from arrays, and - for spans of
+// const elements - from braced lists, which then live until the end of the full expression.
+
+template <class T>
+class Span {
+public:
+    using element_type = T;
+    using value_type = std::remove_cv_t<T>;
+    using iterator = T*;
+
+    constexpr Span() noexcept = default;
+    constexpr Span(T* data, std::size_t size) noexcept : data_(data), size_(size) {}
+
+    template <std::size_t N>
+    constexpr Span(T (&array)[N]) noexcept : data_(array), size_(N) {}
+
+    template <class C,
+              class = std::enable_if_t<
+                  !std::is_same_v<std::decay_t<C>, Span> &&
+                  std::is_convertible_v<decltype(std::data(std::declval<C&>())), T*> &&
+                  std::is_convertible_v<decltype(std::size(std::declval<C&>())), std::size_t>>>
+    constexpr Span(C&& container) noexcept(noexcept(std::data(container)))
+        : data_(std::data(container)), size_(std::size(container)) {}
+
+    // As std::span gained in C++26 (P2447): the list's array lives until the end of the full
+    // expression, which covers passing a braced list as an argument. GCC warns regardless.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winit-list-lifetime"
+#endif
+    template <class U = T, std::enable_if_t<std::is_const_v<U>, int> = 0>
+    constexpr Span(std::initializer_list<value_type> list) noexcept
+        : data_(list.begin()), size_(list.size()) {}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+    constexpr T* data() const noexcept { return data_; }
+    constexpr std::size_t size() const noexcept { return size_; }
+    constexpr bool empty() const noexcept { return size_ == 0; }
+    constexpr T* begin() const noexcept { return data_; }
+    constexpr T* end() const noexcept { return data_ + size_; }
+    constexpr T& operator[](std::size_t i) const noexcept { return data_[i]; }
+
+private:
+    T* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Images
+
+/// Pixel layouts, 8 bits per channel (nexvitad_pixel_format).
+enum class PixelFormat : std::uint32_t {
+    gray8 = NEXVITAD_PIXEL_GRAY8,
+    rgb8 = NEXVITAD_PIXEL_RGB8,
+    bgr8 = NEXVITAD_PIXEL_BGR8,    ///< OpenCV's channel order
+    rgba8 = NEXVITAD_PIXEL_RGBA8,  ///< alpha ignored
+    bgra8 = NEXVITAD_PIXEL_BGRA8,  ///< alpha ignored
+};
+
+/// Bytes per pixel of a format; 0 for a value that is not one.
+constexpr std::size_t bytes_per_pixel(PixelFormat f) noexcept {
+    switch (f) {
+        case PixelFormat::gray8: return 1;
+        case PixelFormat::rgb8:
+        case PixelFormat::bgr8: return 3;
+        case PixelFormat::rgba8:
+        case PixelFormat::bgra8: return 4;
+    }
+    return 0;
+}
+
+/// A borrowed image: the caller keeps the pixels alive for the duration of each call only.
+/// `stride` is the distance in bytes between the starts of two rows; 0 means tightly packed.
+/// A default-constructed view is empty; scoring it throws Status::invalid_argument.
+struct ImageView {
+    const std::uint8_t* data = nullptr;
+    std::uint32_t width = 0;
+    std::uint32_t height = 0;
+    std::size_t stride = 0;
+    PixelFormat format = PixelFormat::rgb8;
+
+    constexpr ImageView() noexcept = default;
+    ImageView(const void* pixels, std::uint32_t w, std::uint32_t h, PixelFormat f,
+              std::size_t row_stride = 0) noexcept
+        : data(static_cast<const std::uint8_t*>(pixels)), width(w), height(h),
+          stride(row_stride), format(f) {}
+
+    bool empty() const noexcept { return data == nullptr || width == 0 || height == 0; }
+    std::size_t pixels() const noexcept { return std::size_t{width} * height; }
+
+    /// The C struct the library reads.
+    nexvitad_image c_image() const noexcept {
+        nexvitad_image img{};
+        img.data = data;
+        img.width = width;
+        img.height = height;
+        img.stride = stride;
+        img.format = static_cast<std::uint32_t>(format);
+        return img;
+    }
+};
+
+#ifdef NEXVITAD_WITH_OPENCV
+/// A view of a cv::Mat without copying: CV_8UC1 is gray, CV_8UC3 BGR and CV_8UC4 BGRA unless
+/// `format` says otherwise (e.g. PixelFormat::rgb8 for a Mat filled in RGB order). ROIs and
+/// other non-contiguous Mats work: the row step becomes the stride. The Mat must outlive
+/// the calls the view is passed to. Throws Status::invalid_argument for an empty Mat, a
+/// Mat that is not 2-D, not 8-bit, or whose channel count does not fit the format.
+inline ImageView view(const cv::Mat& mat, PixelFormat format) {
+    if (mat.empty()) detail::fail(Status::invalid_argument, "image: the cv::Mat is empty");
+    if (mat.dims != 2) {
+        detail::fail(Status::invalid_argument,
+                     "image: the cv::Mat has " + std::to_string(mat.dims) + " dimensions, not 2");
+    }
+    if (mat.depth() != CV_8U) {
+        detail::fail(Status::invalid_argument,
+                     "image: cv::Mat type " + cv::typeToString(mat.type()) +
+                         " is not supported; use CV_8UC1, CV_8UC3 or CV_8UC4");
+    }
+    if (static_cast<std::size_t>(mat.channels()) != bytes_per_pixel(format)) {
+        detail::fail(Status::invalid_argument,
+                     "image: cv::Mat type " + cv::typeToString(mat.type()) + " has " +
+                         std::to_string(mat.channels()) + " channels; the requested format needs " +
+                         std::to_string(bytes_per_pixel(format)));
+    }
+    return ImageView(mat.data, static_cast<std::uint32_t>(mat.cols),
+                     static_cast<std::uint32_t>(mat.rows), format, mat.step[0]);
+}
+
+/// As view(mat, format) with OpenCV's conventions: CV_8UC1 gray, CV_8UC3 BGR, CV_8UC4 BGRA.
+inline ImageView view(const cv::Mat& mat) {
+    PixelFormat f = PixelFormat::bgr8;
+    if (mat.channels() == 1) f = PixelFormat::gray8;
+    if (mat.channels() == 4) f = PixelFormat::bgra8;
+    return view(mat, f);
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Options, progress, results
+
+/// Stages reported to a progress callback (nexvitad_stage).
+enum class Stage : std::uint32_t {
+    encode = NEXVITAD_STAGE_ENCODE,        ///< total = number of images
+    cluster = NEXVITAD_STAGE_CLUSTER,      ///< total = the k-means iteration cap
+    calibrate = NEXVITAD_STAGE_CALIBRATE,  ///< total = number of images
+};
+
+/// Called on the calling thread after each step of a long call; return false to cancel it
+/// (the call then throws Error with Status::cancelled). May throw: the exception cancels the
+/// call and reaches the caller unchanged.
+using ProgressFn = std::function<bool(Stage stage, std::size_t done, std::size_t total)>;
+
+/// How patches are matched against the bank (nexvitad_scorer).
+enum class Scorer : std::uint32_t {
+    sinkhorn = NEXVITAD_SCORER_SINKHORN,
+    full = NEXVITAD_SCORER_FULL,
+    coreset = NEXVITAD_SCORER_CORESET,
+};
+
+/// How the image score is drawn from the map (nexvitad_image_score_mode).
+enum class ImageScoreMode : std::uint32_t {
+    max = NEXVITAD_IMAGE_SCORE_MAX,
+    top_mean = NEXVITAD_IMAGE_SCORE_TOP_MEAN,
+};
+
+/// Bits for BankOptions::augment().
+namespace augment {
+constexpr std::uint32_t none = 0;
+constexpr std::uint32_t hflip = NEXVITAD_AUGMENT_HFLIP;
+constexpr std::uint32_t vflip = NEXVITAD_AUGMENT_VFLIP;
+constexpr std::uint32_t rot90 = NEXVITAD_AUGMENT_ROT90;
+}  // namespace augment
+
+/// How to open a model. Starts from the library's defaults (nexvitad_options_default);
+/// setters chain: ModelOptions().intra_threads(2).execution_provider("cpu").
+class ModelOptions {
+public:
+    ModelOptions() {
+        raw_.struct_size = sizeof raw_;
+        detail::check(nexvitad_options_default(&raw_));
+        if (raw_.ort_library) ort_library_ = raw_.ort_library;
+        if (raw_.execution_provider) provider_ = raw_.execution_provider;
+    }
+
+    /// Path of libonnxruntime.so; empty = search (the default).
+    ModelOptions& ort_library(std::string path) { ort_library_ = std::move(path); return *this; }
+    /// "cpu" (empty = "cpu") or "cuda:N".
+    ModelOptions& execution_provider(std::string ep) { provider_ = std::move(ep); return *this; }
+    ModelOptions& intra_threads(std::uint32_t n) { raw_.intra_threads = n; return *this; }
+    ModelOptions& optimization_level(std::uint32_t level) { raw_.optimization_level = level; return *this; }
+    /// Largest accepted image width or height; 0 = library default.
+    ModelOptions& max_image_side(std::uint32_t side) { raw_.max_image_side = side; return *this; }
+    /// Largest accepted width x height; 0 = library default.
+    ModelOptions& max_image_pixels(std::uint64_t n) { raw_.max_image_pixels = n; return *this; }
+
+    const std::string& ort_library() const noexcept { return ort_library_; }
+    const std::string& execution_provider() const noexcept { return provider_; }
+    std::uint32_t intra_threads() const noexcept { return raw_.intra_threads; }
+    std::uint32_t optimization_level() const noexcept { return raw_.optimization_level; }
+    std::uint32_t max_image_side() const noexcept { return raw_.max_image_side; }
+    std::uint64_t max_image_pixels() const noexcept { return raw_.max_image_pixels; }
+
+    /// The C struct; its string pointers point into this object and live as long as it does.
+    nexvitad_options c_options() const noexcept {
+        nexvitad_options o = raw_;
+        o.ort_library = ort_library_.empty() ? nullptr : ort_library_.c_str();
+        o.execution_provider = provider_.empty() ? nullptr : provider_.c_str();
+        return o;
+    }
+
+private:
+    nexvitad_options raw_{};
+    std::string ort_library_;
+    std::string provider_;
+};
+
+/// How to build a bank. Starts from the library's defaults (nexvitad_bank_options_default:
+/// the method's Sinkhorn K-means, the model's K and sigma, image score = max, seed 0).
+class BankOptions {
+public:
+    BankOptions() {
+        raw_.struct_size = sizeof raw_;
+        detail::check(nexvitad_bank_options_default(&raw_));
+    }
+
+    BankOptions& scorer(Scorer s) { raw_.scorer = static_cast<std::uint32_t>(s); return *this; }
+    /// Prototypes for the Sinkhorn scorer; 0 = the model's default.
+    BankOptions& k(std::uint32_t k) { raw_.k = k; return *this; }
+    BankOptions& epsilon(float e) { raw_.epsilon = e; return *this; }
+    BankOptions& max_iters(std::uint32_t n) { raw_.max_iters = n; return *this; }
+    BankOptions& tol(float t) { raw_.tol = t; return *this; }
+    BankOptions& coreset_ratio(float r) { raw_.coreset_ratio = r; return *this; }
+    /// Gaussian smoothing sigma in pixels; -1 = the model's default.
+    BankOptions& sigma(float s) { raw_.sigma = s; return *this; }
+    /// `top_fraction` is used by ImageScoreMode::top_mean only.
+    BankOptions& image_score_mode(ImageScoreMode m, float top_fraction = 0.1f) {
+        raw_.image_score_mode = static_cast<std::uint32_t>(m);
+        raw_.image_score_top_fraction = top_fraction;
+        return *this;
+    }
+    /// OR of nexvitad::augment bits.
+    BankOptions& augment(std::uint32_t bits) { raw_.augment = bits; return *this; }
+    /// 0 = the model's default.
+    BankOptions& target_fpr(float fpr) { raw_.target_fpr = fpr; return *this; }
+    BankOptions& batch_size(std::uint32_t n) { raw_.batch_size = n; return *this; }
+    BankOptions& seed(std::uint64_t seed) { raw_.seed = seed; return *this; }
+    BankOptions& max_vectors(std::uint64_t n) { raw_.max_vectors = n; return *this; }
+
+    /// The C struct, for fields without a setter here.
+    nexvitad_bank_options& c_options() noexcept { return raw_; }
+    const nexvitad_bank_options& c_options() const noexcept { return raw_; }
+
+private:
+    nexvitad_bank_options raw_{};
+};
+
+/// Where the seconds of one scoring went.
+struct Timings {
+    double prepare_s = 0, hiera_s = 0, dinov2_s = 0, head_s = 0, matching_s = 0,
+           upsample_smooth_s = 0;
+    double total_s() const noexcept {
+        return prepare_s + hiera_s + dinov2_s + head_s + matching_s + upsample_smooth_s;
+    }
+};
+
+/// The outcome of scoring one image.
+struct Result {
+    float image_score = 0;      ///< the map's max (or top-fraction mean)
+    float image_threshold = 0;  ///< the bank's image threshold
+    float pixel_threshold = 0;  ///< compare map values with it for a defect mask
+    bool is_anomalous = false;  ///< image_score > image_threshold
+    std::uint32_t width = 0;    ///< of the map = of the image
+    std::uint32_t height = 0;
+    Timings timings;
+    /// Row-major width x height anomaly map; empty when it went to a caller buffer or was
+    /// not asked for.
+    std::vector<float> map;
+
+    /// The map value at column x, row y (throws std::out_of_range when there is no map).
+    float map_at(std::uint32_t x, std::uint32_t y) const {
+        if (x >= width || y >= height) throw std::out_of_range("nexvitad::Result::map_at");
+        return map.at(std::size_t{y} * width + x);
+    }
+
+    /// Converts the C struct (the map is not part of it).
+    static Result from_c(const nexvitad_result& r) {
+        Result out;
+        out.image_score = r.image_score;
+        out.image_threshold = r.image_threshold;
+        out.pixel_threshold = r.pixel_threshold;
+        out.is_anomalous = r.is_anomalous != 0;
+        out.width = r.width;
+        out.height = r.height;
+        out.timings.prepare_s = r.prepare_s;
+        out.timings.hiera_s = r.hiera_s;
+        out.timings.dinov2_s = r.dinov2_s;
+        out.timings.head_s = r.head_s;
+        out.timings.matching_s = r.matching_s;
+        out.timings.upsample_smooth_s = r.upsample_smooth_s;
+        return out;
+    }
+};
+
+#ifdef NEXVITAD_WITH_OPENCV
+/// A CV_32FC1 copy of a result's map (empty Mat when the result has no map).
+inline cv::Mat map_mat(const Result& r) {
+    if (r.map.empty()) return cv::Mat();
+    return cv::Mat(static_cast<int>(r.height), static_cast<int>(r.width), CV_32FC1,
+                   const_cast<float*>(r.map.data()))
+        .clone();
+}
+#endif
+
+/// What a bank holds (nexvitad_bank_info).
+struct BankInfo {
+    Scorer scorer = Scorer::sinkhorn;
+    std::uint32_t k = 0, dim = 0, grid_w = 0, grid_h = 0, shots = 0;
+    std::uint64_t vectors = 0;
+    float sigma = 0, image_threshold = 0, pixel_threshold = 0, target_fpr = 0;
+    ImageScoreMode image_score_mode = ImageScoreMode::max;
+    float image_score_top_fraction = 0;
+    std::uint32_t augment = 0;
+    bool converged = false;
+    std::uint32_t iterations = 0;
+    std::uint64_t seed = 0;
+};
+
+/// Tag for Model::score: score without producing a map.
+struct NoMap {};
+constexpr NoMap no_map{};
+
+namespace detail {
+
+/// Carries a std::function through the C callback's `user` pointer, and any exception it
+/// throws back out: exceptions must never unwind through the C library.
+struct ProgressState {
+    const ProgressFn* fn;
+    std::exception_ptr error;
+};
+
+inline int progress_trampoline(void* user, int stage, std::size_t done,
+                               std::size_t total) noexcept {
+    auto* st = static_cast<ProgressState*>(user);
+    if (st->error) return 1;
+    try {
+        return (*st->fn)(static_cast<Stage>(stage), done, total) ? 0 : 1;
+    } catch (...) {
+        st->error = std::current_exception();
+        return 1;
+    }
+}
+
+// The image limits nexvitad.h documents for options left at 0. Used only to refuse, before
+// allocating a map, an image the library would refuse anyway (Status::limit_exceeded), so
+// a bogus width x height cannot make this binding allocate gigabytes first.
+constexpr std::uint64_t default_max_image_side = 16384;
+constexpr std::uint64_t default_max_image_pixels = 64ull * 1024 * 1024;
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Bank
+
+class Model;
+
+/// A memory bank of normal features plus its thresholds. Owns a nexvitad_bank handle;
+/// movable, not copyable. Immutable: const members may be used from many threads at once.
+/// A bank keeps its model alive inside the library, so it may outlive the Model object.
+class Bank {
+public:
+    /// An empty (closed) bank.
+    Bank() noexcept = default;
+    /// Takes ownership of a handle from the C API (nullptr gives an empty bank).
+    explicit Bank(nexvitad_bank* handle) noexcept : h_(handle) {}
+
+    Bank(const Bank&) = delete;
+    Bank& operator=(const Bank&) = delete;
+    Bank(Bank&& other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
+    Bank& operator=(Bank&& other) noexcept {
+        if (this != &other) {
+            reset();
+            h_ = std::exchange(other.h_, nullptr);
+        }
+        return *this;
+    }
+    ~Bank() { reset(); }
+
+    /// Saves atomically to `path` (a safetensors file).
+    void save(const std::string& path) const {
+        detail::check(nexvitad_bank_save(handle("save"), path.c_str()));
+    }
+
+    /// Scorer, sizes, sigma, thresholds and build settings.
+    BankInfo info() const {
+        nexvitad_bank_info c{};
+        c.struct_size = sizeof c;
+        detail::check(nexvitad_bank_get_info(handle("info"), &c));
+        BankInfo i;
+        i.scorer = static_cast<Scorer>(c.scorer);
+        i.k = c.k;
+        i.dim = c.dim;
+        i.grid_w = c.grid_w;
+        i.grid_h = c.grid_h;
+        i.shots = c.shots;
+        i.vectors = c.vectors;
+        i.sigma = c.sigma;
+        i.image_threshold = c.image_threshold;
+        i.pixel_threshold = c.pixel_threshold;
+        i.target_fpr = c.target_fpr;
+        i.image_score_mode = static_cast<ImageScoreMode>(c.image_score_mode);
+        i.image_score_top_fraction = c.image_score_top_fraction;
+        i.augment = c.augment;
+        i.converged = c.converged != 0;
+        i.iterations = c.iterations;
+        i.seed = c.seed;
+        return i;
+    }
+
+    /// Releases the handle now; later use throws Status::invalid_argument. Closing twice is
+    /// a no-op. Throws only if the library rejects the handle (it was freed behind our back).
+    void close() {
+        nexvitad_bank* h = std::exchange(h_, nullptr);
+        detail::check(nexvitad_bank_free(h));
+    }
+
+    bool is_open() const noexcept { return h_ != nullptr; }
+    explicit operator bool() const noexcept { return is_open(); }
+
+    /// The C handle (still owned by this object), for calls this binding does not wrap.
+    nexvitad_bank* get() const noexcept { return h_; }
+    /// Gives up ownership: the caller must nexvitad_bank_free() the returned handle.
+    nexvitad_bank* release() noexcept { return std::exchange(h_, nullptr); }
+
+    /// The handle, or Status::invalid_argument naming the operation when closed/moved from.
+    nexvitad_bank* handle(const char* operation) const {
+        if (!h_) {
+            detail::fail(Status::invalid_argument,
+                         std::string("nexvitad::Bank::") + operation +
+                             ": the bank is closed or was moved from");
+        }
+        return h_;
+    }
+
+private:
+    void reset() noexcept { (void)nexvitad_bank_free(std::exchange(h_, nullptr)); }
+
+    nexvitad_bank* h_ = nullptr;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Model
+
+/// An opened model folder (model.json, hiera.onnx, dinov2.onnx[, head.safetensors]). Owns a
+/// nexvitad_model handle; movable, not copyable. Every const member function may be called
+/// from any number of threads at once, with results identical to calling them one at a time.
+class Model {
+public:
+    /// An empty (closed) model.
+    Model() noexcept = default;
+
+    /// Opens the model folder `dir`. Throws Error: io (missing folder or file), format (bad
+    /// model.json or ONNX file), mismatch, runtime (ONNX Runtime not loadable), unsupported.
+    explicit Model(const std::string& dir, const ModelOptions& options = ModelOptions()) {
+        check_abi();
+        const nexvitad_options c = options.c_options();
+        detail::check(nexvitad_model_open(dir.c_str(), &c, &h_));
+        max_side_ = options.max_image_side() ? options.max_image_side()
+                                             : detail::default_max_image_side;
+        max_pixels_ = options.max_image_pixels() ? options.max_image_pixels()
+                                                 : detail::default_max_image_pixels;
+    }
+
+    Model(const Model&) = delete;
+    Model& operator=(const Model&) = delete;
+    Model(Model&& other) noexcept
+        : h_(std::exchange(other.h_, nullptr)),
+          max_side_(other.max_side_),
+          max_pixels_(other.max_pixels_) {}
+    Model& operator=(Model&& other) noexcept {
+        if (this != &other) {
+            reset();
+            h_ = std::exchange(other.h_, nullptr);
+            max_side_ = other.max_side_;
+            max_pixels_ = other.max_pixels_;
+        }
+        return *this;
+    }
+    ~Model() { reset(); }
+
+    /// 64 hex digits identifying encoders, fusion configuration and head; a bank records it.
+    std::string fingerprint() const {
+        const char* fp = nexvitad_model_fingerprint(handle("fingerprint"));
+        if (!fp) detail::check(NEXVITAD_INVALID_ARGUMENT);
+        return fp;
+    }
+
+    /// Builds a bank from normal (defect-free) images of any sizes and formats. `progress`
+    /// may cancel (Status::cancelled) or throw (rethrown here after the C call returns).
+    Bank build_bank(Span<const ImageView> images, const BankOptions& options = BankOptions(),
+                    const ProgressFn& progress = nullptr) const {
+        nexvitad_model* h = handle("build_bank");
+        std::vector<nexvitad_image> c;
+        c.reserve(images.size());
+        for (const ImageView& img : images) c.push_back(img.c_image());
+        detail::ProgressState state{&progress, nullptr};
+        nexvitad_bank* out = nullptr;
+        const nexvitad_status s = nexvitad_bank_build(
+            h, c.data(), c.size(), &options.c_options(),
+            progress ? &detail::progress_trampoline : nullptr, progress ? &state : nullptr, &out);
+        Bank bank(out);  // owns whatever came back, also when we throw below
+        if (state.error) std::rethrow_exception(state.error);
+        detail::check(s);
+        return bank;
+    }
+
+    /// Loads a bank saved by Bank::save. Throws Error: io, format, mismatch (built by another
+    /// model), limit_exceeded.
+    Bank load_bank(const std::string& path) const {
+        nexvitad_bank* out = nullptr;
+        detail::check(nexvitad_bank_load(handle("load_bank"), path.c_str(), &out));
+        return Bank(out);
+    }
+
+    /// Scores one image; the map (image width x height) is returned in Result::map.
+    Result score(const Bank& bank, const ImageView& image) const {
+        nexvitad_model* h = handle("score");
+        nexvitad_bank* b = bank.handle("score");
+        std::vector<float> map;
+        if (!image.empty()) {
+            check_limits(image, "image");
+            map.resize(image.pixels());
+        }
+        Result r = score_c(h, b, image, map.data(), map.size());
+        r.map = std::move(map);
+        return r;
+    }
+
+    /// Scores one image into a caller buffer of at least width x height floats (row-major);
+    /// Result::map stays empty.
+    Result score(const Bank& bank, const ImageView& image, Span<float> map_out) const {
+        nexvitad_model* h = handle("score");
+        nexvitad_bank* b = bank.handle("score");
+        if (map_out.data() == nullptr) {
+            detail::fail(Status::invalid_argument,
+                         "map_out: the buffer is empty; pass nexvitad::no_map to score without "
+                         "a map");
+        }
+        return score_c(h, b, image, map_out.data(), map_out.size());
+    }
+
+    /// Scores one image without producing a map (cheaper when only the decision is wanted).
+    Result score(const Bank& bank, const ImageView& image, NoMap) const {
+        return score_c(handle("score"), bank.handle("score"), image, nullptr, 0);
+    }
+
+    /// Scores several images in one call (the encoders batch them). All succeed or it throws;
+    /// an empty list gives an empty vector.
+    std::vector<Result> score_batch(const Bank& bank, Span<const ImageView> images,
+                                    bool with_maps = true) const {
+        nexvitad_model* h = handle("score_batch");
+        nexvitad_bank* b = bank.handle("score_batch");
+        const std::size_t n = images.size();
+        if (n == 0) return {};
+        std::vector<nexvitad_image> c;
+        c.reserve(n);
+        std::vector<std::vector<float>> maps(with_maps ? n : 0);
+        std::vector<float*> map_ptrs(maps.size(), nullptr);
+        std::vector<std::size_t> map_lens(maps.size(), 0);
+        for (std::size_t i = 0; i < n; ++i) {
+            c.push_back(images[i].c_image());
+            if (with_maps && !images[i].empty()) {
+                check_limits(images[i], ("images[" + std::to_string(i) + "]").c_str());
+                maps[i].resize(images[i].pixels());
+                map_ptrs[i] = maps[i].data();
+                map_lens[i] = maps[i].size();
+            }
+        }
+        std::vector<nexvitad_result> cr(n);
+        cr[0].struct_size = sizeof(nexvitad_result);
+        detail::check(nexvitad_score_batch(h, b, c.data(), n,
+                                           with_maps ? map_ptrs.data() : nullptr,
+                                           with_maps ? map_lens.data() : nullptr, cr.data()));
+        std::vector<Result> out;
+        out.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            out.push_back(Result::from_c(cr[i]));
+            if (with_maps) out.back().map = std::move(maps[i]);
+        }
+        return out;
+    }
+
+#ifdef NEXVITAD_WITH_OPENCV
+    /// build_bank over cv::Mats (CV_8UC1 gray, CV_8UC3 BGR, CV_8UC4 BGRA; ROIs fine).
+    Bank build_bank(Span<const cv::Mat> images, const BankOptions& options = BankOptions(),
+                    const ProgressFn& progress = nullptr) const {
+        std::vector<ImageView> views;
+        views.reserve(images.size());
+        for (const cv::Mat& m : images) views.push_back(view(m));
+        return build_bank(views, options, progress);
+    }
+
+    /// Scores a cv::Mat; the map is written to `map` as CV_32FC1 of the image's size
+    /// (reallocated unless it already is one; a non-continuous `map` is filled row by row).
+    Result score(const Bank& bank, const cv::Mat& image, cv::Mat& map) const {
+        const ImageView v = view(image);
+        check_limits(v, "image");
+        map.create(image.rows, image.cols, CV_32FC1);
+        if (map.isContinuous()) {
+            return score(bank, v, Span<float>(map.ptr<float>(), map.total()));
+        }
+        cv::Mat tmp(image.rows, image.cols, CV_32FC1);
+        Result r = score(bank, v, Span<float>(tmp.ptr<float>(), tmp.total()));
+        tmp.copyTo(map);
+        return r;
+    }
+
+    /// Scores a cv::Mat; the map is returned in Result::map (see also map_mat()).
+    Result score(const Bank& bank, const cv::Mat& image) const { return score(bank, view(image)); }
+
+    /// Scores a cv::Mat without producing a map.
+    Result score(const Bank& bank, const cv::Mat& image, NoMap) const {
+        return score(bank, view(image), no_map);
+    }
+#endif
+
+    /// Releases the handle now (banks keep what they need); later use throws
+    /// Status::invalid_argument. Closing twice is a no-op.
+    void close() {
+        nexvitad_model* h = std::exchange(h_, nullptr);
+        detail::check(nexvitad_model_free(h));
+    }
+
+    bool is_open() const noexcept { return h_ != nullptr; }
+    explicit operator bool() const noexcept { return is_open(); }
+
+    /// The C handle (still owned by this object), for calls this binding does not wrap.
+    nexvitad_model* get() const noexcept { return h_; }
+    /// Gives up ownership: the caller must nexvitad_model_free() the returned handle.
+    nexvitad_model* release() noexcept { return std::exchange(h_, nullptr); }
+
+    /// The handle, or Status::invalid_argument naming the operation when closed/moved from.
+    nexvitad_model* handle(const char* operation) const {
+        if (!h_) {
+            detail::fail(Status::invalid_argument,
+                         std::string("nexvitad::Model::") + operation +
+                             ": the model is closed or was moved from");
+        }
+        return h_;
+    }
+
+private:
+    void reset() noexcept { (void)nexvitad_model_free(std::exchange(h_, nullptr)); }
+
+    void check_limits(const ImageView& img, const char* what) const {
+        if (img.width > max_side_ || img.height > max_side_ || img.pixels() > max_pixels_) {
+            detail::fail(Status::limit_exceeded,
+                         std::string(what) + ": " + std::to_string(img.width) + "x" +
+                             std::to_string(img.height) + " is above the model's limits (side " +
+                             std::to_string(max_side_) + ", " + std::to_string(max_pixels_) +
+                             " pixels)");
+        }
+    }
+
+    static Result score_c(nexvitad_model* h, nexvitad_bank* b, const ImageView& image,
+                          float* map, std::size_t map_len) {
+        const nexvitad_image c = image.c_image();
+        nexvitad_result r{};
+        r.struct_size = sizeof r;
+        detail::check(nexvitad_score(h, b, &c, map, map_len, &r));
+        return Result::from_c(r);
+    }
+
+    nexvitad_model* h_ = nullptr;
+    std::uint64_t max_side_ = detail::default_max_image_side;
+    std::uint64_t max_pixels_ = detail::default_max_image_pixels;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Logging
+
+/// Log levels (nexvitad_log_level).
+enum class LogLevel : std::uint32_t { info = NEXVITAD_LOG_INFO, warn = NEXVITAD_LOG_WARN };
+
+/// Receives the library's log lines, on whichever thread logs (so it must be thread-safe).
+/// `message` is valid during the call only. Exceptions it throws are swallowed.
+using LogFn = std::function<void(LogLevel level, const char* message)>;
+
+namespace detail {
+
+inline void log_trampoline(void* user, int level, const char* message) noexcept {
+    try {
+        (*static_cast<const LogFn*>(user))(static_cast<LogLevel>(level), message);
+    } catch (...) {
+        // Nowhere to report it: a log sink failing must not fail the logged operation.
+    }
+}
+
+struct LogSlot {
+    std::mutex mutex;
+    LogFn* current = nullptr;  // deliberately leaked at exit: library threads may still log
+};
+
+inline LogSlot& log_slot() {
+    static LogSlot* slot = new LogSlot();
+    return *slot;
+}
+
+}  // namespace detail
+
+/// Sets the process-wide log callback, or removes it when `fn` is empty. Without one the
+/// library writes nothing. Must not be called from inside the callback (throws
+/// Status::invalid_argument then).
+inline void set_log_callback(LogFn fn) {
+    std::unique_ptr<LogFn> next(fn ? new LogFn(std::move(fn)) : nullptr);
+    detail::LogSlot& slot = detail::log_slot();
+    std::lock_guard<std::mutex> lock(slot.mutex);
+    detail::check(nexvitad_set_log_callback(next ? &detail::log_trampoline : nullptr, next.get()));
+    // The C call guarantees no thread still runs the previous callback: free it now.
+    std::unique_ptr<LogFn> previous(slot.current);
+    slot.current = next.release();
+}
+
+// ---------------------------------------------------------------------------------------------
+// HALCON
+//
+// HALCON images are planar and unpadded: get_image_pointer1 gives one pointer to width x height
+// bytes (a "byte" image), get_image_pointer3 three such pointers (red, green, blue). A
+// one-channel image can be viewed in place; a three-channel one must be interleaved into a
+// temporary RGB buffer first, since the C API takes interleaved pixels only. HALCON is not
+// needed to compile these helpers: they take the raw pointers and sizes. With HALCON/C++:
+//
+//     #include "HalconCpp.h"
+//     #include <nexvitad.hpp>
+//
+//     nexvitad::Result score_himage(const nexvitad::Model& model, const nexvitad::Bank& bank,
+//                                   const HalconCpp::HImage& image) {
+//         HalconCpp::HString type;
+//         Hlong width = 0, height = 0;
+//         if (image.CountChannels().I() == 1) {
+//             void* p = image.GetImagePointer1(&type, &width, &height);
+//             return model.score(bank, nexvitad::halcon::gray_view(p, type.Text(), width, height));
+//         }
+//         void *r = nullptr, *g = nullptr, *b = nullptr;
+//         image.GetImagePointer3(&r, &g, &b, &type, &width, &height);
+//         std::vector<std::uint8_t> rgb;   // reuse it across images to avoid reallocating
+//         return model.score(bank, nexvitad::halcon::interleave_rgb(r, g, b, type.Text(),
+//                                                                   width, height, rgb));
+//     }
+//
+// Convert other pixel types first (convert_image_type(Image, &Byte, "byte"), or
+// scale_image_max). The returned views borrow the HImage (or `rgb`): keep it alive meanwhile.
+
+namespace halcon {
+
+namespace detail {
+
+inline void check_byte_image(const char* type, std::int64_t width, std::int64_t height) {
+    if (type == nullptr || std::strcmp(type, "byte") != 0) {
+        nexvitad::detail::fail(
+            Status::invalid_argument,
+            std::string("HALCON image type '") + (type ? type : "(null)") +
+                "' is not supported; convert it with convert_image_type(..., 'byte')");
+    }
+    constexpr std::int64_t max = std::numeric_limits<std::uint32_t>::max();
+    if (width <= 0 || height <= 0 || width > max || height > max) {
+        nexvitad::detail::fail(Status::invalid_argument,
+                               "HALCON image size " + std::to_string(width) + "x" +
+                                   std::to_string(height) + " is out of range");
+    }
+}
+
+}  // namespace detail
+
+/// A view of a one-channel "byte" HImage from get_image_pointer1 (no copy).
+inline ImageView gray_view(const void* pointer, const char* type, std::int64_t width,
+                           std::int64_t height) {
+    detail::check_byte_image(type, width, height);
+    if (pointer == nullptr) {
+        nexvitad::detail::fail(Status::invalid_argument, "HALCON image pointer is null");
+    }
+    return ImageView(pointer, static_cast<std::uint32_t>(width),
+                     static_cast<std::uint32_t>(height), PixelFormat::gray8);
+}
+
+/// Interleaves the three planes of a "byte" HImage from get_image_pointer3 into `buffer`
+/// (resized to width x height x 3) and returns an RGB view of it.
+inline ImageView interleave_rgb(const void* red, const void* green, const void* blue,
+                                const char* type, std::int64_t width, std::int64_t height,
+                                std::vector<std::uint8_t>& buffer) {
+    detail::check_byte_image(type, width, height);
+    if (red == nullptr || green == nullptr || blue == nullptr) {
+        nexvitad::detail::fail(Status::invalid_argument, "HALCON channel pointer is null");
+    }
+    const std::size_t w = static_cast<std::size_t>(width);
+    const std::size_t h = static_cast<std::size_t>(height);
+    if (w > std::numeric_limits<std::size_t>::max() / 3 / h) {
+        nexvitad::detail::fail(Status::invalid_argument, "HALCON image is too large");
+    }
+    const std::size_t n = w * h;
+    buffer.resize(n * 3);
+    const auto* r = static_cast<const std::uint8_t*>(red);
+    const auto* g = static_cast<const std::uint8_t*>(green);
+    const auto* b = static_cast<const std::uint8_t*>(blue);
+    std::uint8_t* out = buffer.data();
+    for (std::size_t i = 0; i < n; ++i) {
+        out[3 * i] = r[i];
+        out[3 * i + 1] = g[i];
+        out[3 * i + 2] = b[i];
+    }
+    return ImageView(buffer.data(), static_cast<std::uint32_t>(w), static_cast<std::uint32_t>(h),
+                     PixelFormat::rgb8);
+}
+
+}  // namespace halcon
+
+}  // namespace nexvitad
+
+#endif  // NEXVITAD_HPP

@@ -1,0 +1,164 @@
+#include "support.hpp"
+
+#include <openssl/evp.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+
+#include <unistd.h>
+
+namespace support {
+
+fs::path repo_root() { return fs::path(NEXVITAD_REPO_ROOT); }
+fs::path model_dir() { return repo_root() / "models" / "tiny"; }
+fs::path crosslang_dir() { return repo_root() / "tests" / "fixtures" / "crosslang"; }
+
+std::vector<std::uint8_t> read_bytes(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + path.string());
+    return std::vector<std::uint8_t>(std::istreambuf_iterator<char>(in),
+                                     std::istreambuf_iterator<char>());
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) throw std::runtime_error("cannot write " + path.string());
+}
+
+namespace {
+
+// expected.json is one flat object of strings, numbers and booleans; a regex per key reads it.
+std::string json_field(const std::string& json, const std::string& key) {
+    const std::regex re("\"" + key + "\"\\s*:\\s*(\"([^\"]*)\"|[^,}\\s]+)");
+    std::smatch m;
+    if (!std::regex_search(json, m, re)) {
+        throw std::runtime_error("expected.json has no field " + key);
+    }
+    return m[2].matched ? m[2].str() : m[1].str();
+}
+
+}  // namespace
+
+const Expected& expected() {
+    static const Expected e = [] {
+        const auto raw = read_bytes(crosslang_dir() / "expected.json");
+        const std::string json(raw.begin(), raw.end());
+        if (json_field(json, "format") != "rgb8") throw std::runtime_error("image.rgb is not rgb8");
+        Expected x;
+        x.width = static_cast<std::uint32_t>(std::stoul(json_field(json, "width")));
+        x.height = static_cast<std::uint32_t>(std::stoul(json_field(json, "height")));
+        x.image_score_bits =
+            static_cast<std::uint32_t>(std::stoul(json_field(json, "image_score_bits"), nullptr, 16));
+        x.is_anomalous = json_field(json, "is_anomalous") == "true";
+        x.map_len = std::stoul(json_field(json, "map_len"));
+        x.map_sha256 = json_field(json, "map_sha256");
+        return x;
+    }();
+    return e;
+}
+
+const std::vector<std::uint8_t>& fixture_rgb() {
+    static const std::vector<std::uint8_t> px = [] {
+        auto v = read_bytes(crosslang_dir() / "image.rgb");
+        if (v.size() != std::size_t{expected().width} * expected().height * 3) {
+            throw std::runtime_error("image.rgb size does not match expected.json");
+        }
+        return v;
+    }();
+    return px;
+}
+
+nexvitad::ImageView fixture_view() {
+    return nexvitad::ImageView(fixture_rgb().data(), expected().width, expected().height,
+                               nexvitad::PixelFormat::rgb8);
+}
+
+const nexvitad::Model& model() {
+    static const nexvitad::Model m(model_dir().string());
+    return m;
+}
+
+const nexvitad::Bank& fixture_bank() {
+    static const nexvitad::Bank b = model().load_bank((crosslang_dir() / "tiny.bank").string());
+    return b;
+}
+
+std::string sha256_hex(const float* values, std::size_t n) {
+    std::vector<unsigned char> bytes(n * 4);
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint32_t b = bits(values[i]);
+        for (int k = 0; k < 4; ++k) bytes[4 * i + static_cast<std::size_t>(k)] =
+            static_cast<unsigned char>(b >> (8 * k));
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr) != 1) {
+        throw std::runtime_error("EVP_Digest failed");
+    }
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+        out += hex[md[i] >> 4];
+        out += hex[md[i] & 15];
+    }
+    return out;
+}
+
+std::uint32_t bits(float f) {
+    std::uint32_t b;
+    std::memcpy(&b, &f, sizeof b);
+    return b;
+}
+
+std::vector<std::uint8_t> hflip(const std::vector<std::uint8_t>& px, std::uint32_t w,
+                                std::uint32_t h, std::size_t bpp) {
+    std::vector<std::uint8_t> out(px.size());
+    for (std::size_t y = 0; y < h; ++y)
+        for (std::size_t x = 0; x < w; ++x)
+            std::memcpy(&out[(y * w + x) * bpp], &px[(y * w + (w - 1 - x)) * bpp], bpp);
+    return out;
+}
+
+std::vector<std::uint8_t> vflip(const std::vector<std::uint8_t>& px, std::uint32_t w,
+                                std::uint32_t h, std::size_t bpp) {
+    std::vector<std::uint8_t> out(px.size());
+    const std::size_t row = w * bpp;
+    for (std::size_t y = 0; y < h; ++y)
+        std::memcpy(&out[y * row], &px[(h - 1 - y) * row], row);
+    return out;
+}
+
+nexvitad::BankOptions quick_bank_options() { return nexvitad::BankOptions().max_iters(5); }
+
+TempDir::TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "nexvitad-cpp-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+}
+
+fs::path make_wrong_model(const TempDir& dir) {
+    const fs::path out = dir.path() / "wrong-model";
+    fs::copy(model_dir(), out, fs::copy_options::recursive);
+    const auto raw = read_bytes(out / "model.json");
+    std::string json(raw.begin(), raw.end());
+    std::smatch m;
+    if (!std::regex_search(json, m, std::regex("\"local_avg\"\\s*:\\s*(3)\\b"))) {
+        throw std::runtime_error("model.json has no \"local_avg\": 3");
+    }
+    json.replace(static_cast<std::size_t>(m.position(1)), 1, "1");
+    write_text(out / "model.json", json);
+    return out;
+}
+
+}  // namespace support

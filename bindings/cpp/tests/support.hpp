@@ -1,0 +1,74 @@
+// Shared helpers of the C++ binding's tests: paths, the cross-language fixture, temp dirs.
+#pragma once
+
+#include <nexvitad.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace support {
+
+namespace fs = std::filesystem;
+
+/// The repository root (compiled in by CMake as a path relative to the tests' sources).
+fs::path repo_root();
+/// models/tiny: the tiny random-weight model.
+fs::path model_dir();
+/// tests/fixtures/crosslang: tiny.bank, image.rgb, expected.json.
+fs::path crosslang_dir();
+
+/// expected.json of the cross-language fixture, as produced by the Rust API.
+struct Expected {
+    std::uint32_t width = 0;
+    std::uint32_t height = 0;
+    std::uint32_t image_score_bits = 0;
+    bool is_anomalous = false;
+    std::size_t map_len = 0;
+    std::string map_sha256;
+};
+const Expected& expected();
+
+/// image.rgb: packed RGB8, expected().width x expected().height.
+const std::vector<std::uint8_t>& fixture_rgb();
+/// A packed RGB view of fixture_rgb().
+nexvitad::ImageView fixture_view();
+
+/// The model (opened once per test process) and the fixture bank loaded with it.
+const nexvitad::Model& model();
+const nexvitad::Bank& fixture_bank();
+
+std::vector<std::uint8_t> read_bytes(const fs::path& path);
+void write_text(const fs::path& path, const std::string& text);
+
+/// SHA-256 (lowercase hex) of floats serialised little-endian, as expected.json hashes maps.
+std::string sha256_hex(const float* values, std::size_t n);
+std::uint32_t bits(float f);
+
+/// Mirror an interleaved image left-right / top-bottom.
+std::vector<std::uint8_t> hflip(const std::vector<std::uint8_t>& px, std::uint32_t w,
+                                std::uint32_t h, std::size_t bpp);
+std::vector<std::uint8_t> vflip(const std::vector<std::uint8_t>& px, std::uint32_t w,
+                                std::uint32_t h, std::size_t bpp);
+
+/// Few k-means iterations: bank building stays quick in tests; the numerics are unchanged.
+nexvitad::BankOptions quick_bank_options();
+
+/// A fresh directory under the system temp dir, removed with its contents on destruction.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const fs::path& path() const { return path_; }
+
+private:
+    fs::path path_;
+};
+
+/// A copy of models/tiny in `dir` with fusion.local_avg 3 -> 1: another fingerprint.
+fs::path make_wrong_model(const TempDir& dir);
+
+}  // namespace support

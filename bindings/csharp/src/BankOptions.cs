@@ -1,0 +1,97 @@
+using System;
+using NexVitad.Native;
+
+namespace NexVitad
+{
+    /// <summary>
+    /// How to build a bank (nexvitad_bank_options). A new instance holds the library's
+    /// defaults, which follow the method: Sinkhorn K-means with the model's K, the model's
+    /// sigma, image score = max, no augmentation, seed 0. The library checks the values when
+    /// building and names a bad one in a <see cref="NexVitadException"/> with
+    /// <see cref="Status.InvalidArgument"/>.
+    /// </summary>
+    public sealed class BankOptions
+    {
+        private nexvitad_bank_options _o;
+
+        /// <summary>Reads the defaults from the library.</summary>
+        public BankOptions()
+        {
+            _o = new nexvitad_bank_options { struct_size = NativeMethods.SizeOf<nexvitad_bank_options>() };
+            Errors.Check(NativeMethods.nexvitad_bank_options_default(ref _o));
+        }
+
+        /// <summary>How patches are matched against the bank.</summary>
+        public Scorer Scorer { get => (Scorer)_o.scorer; set => _o.scorer = (uint)value; }
+
+        /// <summary>Prototypes for the Sinkhorn scorer; null = the model's default (30).</summary>
+        public int? K
+        {
+            get => _o.k == 0 ? (int?)null : (int)_o.k;
+            set => _o.k = value == null ? 0u : Positive(value.Value, nameof(K));
+        }
+
+        /// <summary>Entropic regulariser of Sinkhorn, relative to the mean cost; &gt; 0.</summary>
+        public float Epsilon { get => _o.epsilon; set => _o.epsilon = value; }
+
+        /// <summary>K-means iteration cap; &gt; 0.</summary>
+        public int MaxIterations { get => (int)_o.max_iters; set => _o.max_iters = Positive(value, nameof(MaxIterations)); }
+
+        /// <summary>K-means relative centroid-shift tolerance; &gt;= 0.</summary>
+        public float Tolerance { get => _o.tol; set => _o.tol = value; }
+
+        /// <summary>Share of vectors kept by the coreset scorer, in (0, 1].</summary>
+        public float CoresetRatio { get => _o.coreset_ratio; set => _o.coreset_ratio = value; }
+
+        /// <summary>Gaussian smoothing sigma in pixels of the scored image; null = the model's default.</summary>
+        public float? Sigma
+        {
+            get => _o.sigma == -1f ? (float?)null : _o.sigma;
+            set => _o.sigma = value ?? -1f;
+        }
+
+        /// <summary>How the image score is drawn from the anomaly map.</summary>
+        public ImageScoreMode ImageScoreMode { get => (ImageScoreMode)_o.image_score_mode; set => _o.image_score_mode = (uint)value; }
+
+        /// <summary>Fraction for <see cref="NexVitad.ImageScoreMode.TopMean"/>, in (0, 1].</summary>
+        public float ImageScoreTopFraction { get => _o.image_score_top_fraction; set => _o.image_score_top_fraction = value; }
+
+        /// <summary>Extra copies of each normal image in the bank.</summary>
+        public Augment Augment { get => (Augment)_o.augment; set => _o.augment = (uint)value; }
+
+        /// <summary>False-positive rate the thresholds aim at, in (0, 1); null = the model's default.</summary>
+        public float? TargetFpr
+        {
+            get => _o.target_fpr == 0f ? (float?)null : _o.target_fpr;
+            set => _o.target_fpr = value ?? 0f;
+        }
+
+        /// <summary>Images per encoder call; &gt; 0.</summary>
+        public int BatchSize { get => (int)_o.batch_size; set => _o.batch_size = Positive(value, nameof(BatchSize)); }
+
+        /// <summary>Seed of every random choice; the same seed and images give the same bank.</summary>
+        public long Seed { get => unchecked((long)_o.seed); set => _o.seed = unchecked((ulong)value); }
+
+        /// <summary>Cap on bank vectors (images x copies x patches), to bound memory.</summary>
+        public long MaxVectors
+        {
+            get => (long)_o.max_vectors;
+            set
+            {
+                if (value <= 0) throw new ArgumentOutOfRangeException(nameof(MaxVectors), value, "must be > 0");
+                _o.max_vectors = (ulong)value;
+            }
+        }
+
+        private static uint Positive(int value, string name)
+        {
+            if (value <= 0) throw new ArgumentOutOfRangeException(name, value, "must be > 0");
+            return (uint)value;
+        }
+
+        internal nexvitad_bank_options ToNative()
+        {
+            return _o;
+        }
+    }
+}

@@ -1,0 +1,80 @@
+using System;
+
+namespace NexVitad
+{
+    /// <summary>Pixel layouts, 8 bits per channel (nexvitad_pixel_format).</summary>
+    public enum PixelFormat
+    {
+        /// <summary>One byte per pixel, gray.</summary>
+        Gray8 = 0,
+        /// <summary>Three bytes per pixel, R G B.</summary>
+        Rgb8 = 1,
+        /// <summary>Three bytes per pixel, B G R (OpenCV's and most Windows bitmaps' order).</summary>
+        Bgr8 = 2,
+        /// <summary>Four bytes per pixel, R G B A (alpha ignored).</summary>
+        Rgba8 = 3,
+        /// <summary>Four bytes per pixel, B G R A (alpha ignored; System.Drawing's Format32bppArgb in memory).</summary>
+        Bgra8 = 4,
+    }
+
+    /// <summary>How patches are matched against the bank (nexvitad_scorer).</summary>
+    public enum Scorer
+    {
+        /// <summary>K prototypes from Sinkhorn K-means (the method's choice, default).</summary>
+        Sinkhorn = 0,
+        /// <summary>Every normal patch vector (exact nearest neighbour; largest bank).</summary>
+        Full = 1,
+        /// <summary>A greedy-coreset subsample of the normal patch vectors.</summary>
+        Coreset = 2,
+    }
+
+    /// <summary>How the image score is drawn from the anomaly map (nexvitad_image_score_mode).</summary>
+    public enum ImageScoreMode
+    {
+        /// <summary>The map's maximum (default).</summary>
+        Max = 0,
+        /// <summary>Mean of the top <see cref="BankOptions.ImageScoreTopFraction"/> of the map's values.</summary>
+        TopMean = 1,
+    }
+
+    /// <summary>Extra copies of each normal image in the bank (nexvitad_augment bits).</summary>
+    [Flags]
+    public enum Augment
+    {
+        /// <summary>No augmentation.</summary>
+        None = 0,
+        /// <summary>Mirror left-right.</summary>
+        HorizontalFlip = 1,
+        /// <summary>Mirror top-bottom.</summary>
+        VerticalFlip = 2,
+        /// <summary>Rotations by 90, 180 and 270 degrees (needs a square encoder input).</summary>
+        Rotate90 = 4,
+    }
+
+    /// <summary>Log message levels (nexvitad_log_level).</summary>
+    public enum LogLevel
+    {
+        /// <summary>Something worth knowing (a model opened, a bank built or saved).</summary>
+        Info = 1,
+        /// <summary>Something that worked but may not be what was wanted.</summary>
+        Warn = 2,
+    }
+
+    internal static class PixelFormats
+    {
+        /// <summary>Bytes per pixel; throws for a value that is not a <see cref="PixelFormat"/>.</summary>
+        public static int BytesPerPixel(PixelFormat format, string paramName)
+        {
+            switch (format)
+            {
+                case PixelFormat.Gray8: return 1;
+                case PixelFormat.Rgb8:
+                case PixelFormat.Bgr8: return 3;
+                case PixelFormat.Rgba8:
+                case PixelFormat.Bgra8: return 4;
+                default:
+                    throw new ArgumentOutOfRangeException(paramName, format, "not a PixelFormat value");
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+using System;
+using System.Runtime.InteropServices;
+using NexVitad.Native;
+
+namespace NexVitad
+{
+    /// <summary>
+    /// How to open a model (nexvitad_options). A new instance holds the library's defaults:
+    /// ONNX Runtime found beside libnexvitad, CPU, ONNX Runtime's own thread count, full graph
+    /// optimisation, the default image limits.
+    /// </summary>
+    public sealed class ModelOptions
+    {
+        private int _intraThreads;
+        private int _optimizationLevel;
+        private int _maxImageSide;
+        private long _maxImagePixels;
+
+        /// <summary>Reads the defaults from the library.</summary>
+        public ModelOptions()
+        {
+            var o = new nexvitad_options { struct_size = NativeMethods.SizeOf<nexvitad_options>() };
+            Errors.Check(NativeMethods.nexvitad_options_default(ref o));
+            OrtLibrary = Utf8.FromNative(o.ort_library);
+            ExecutionProvider = Utf8.FromNative(o.execution_provider) ?? "cpu";
+            _intraThreads = checked((int)o.intra_threads);
+            _optimizationLevel = checked((int)o.optimization_level);
+            _maxImageSide = checked((int)o.max_image_side);
+            _maxImagePixels = checked((long)o.max_image_pixels);
+        }
+
+        /// <summary>Path of libonnxruntime.so to load; null searches $NEXVITAD_ORT_LIBRARY, $ORT_DYLIB_PATH, then libnexvitad's folder.</summary>
+        public string OrtLibrary { get; set; }
+
+        /// <summary>"cpu" (default) or "cuda:N" (needs a CUDA build of ONNX Runtime).</summary>
+        public string ExecutionProvider { get; set; }
+
+        /// <summary>ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime choose.</summary>
+        public int IntraThreads { get => _intraThreads; set => _intraThreads = NonNegative(value, nameof(IntraThreads)); }
+
+        /// <summary>Graph optimisation level 0 (off) .. 3 (all, the default).</summary>
+        public int OptimizationLevel { get => _optimizationLevel; set => _optimizationLevel = NonNegative(value, nameof(OptimizationLevel)); }
+
+        /// <summary>Largest accepted image width or height; 0 = library default.</summary>
+        public int MaxImageSide { get => _maxImageSide; set => _maxImageSide = NonNegative(value, nameof(MaxImageSide)); }
+
+        /// <summary>Largest accepted width x height; 0 = library default.</summary>
+        public long MaxImagePixels
+        {
+            get => _maxImagePixels;
+            set
+            {
+                if (value < 0) throw new ArgumentOutOfRangeException(nameof(MaxImagePixels), value, "must be >= 0");
+                _maxImagePixels = value;
+            }
+        }
+
+        private static int NonNegative(int value, string name)
+        {
+            if (value < 0) throw new ArgumentOutOfRangeException(name, value, "must be >= 0");
+            return value;
+        }
+
+        /// <summary>The C struct; its two strings are allocated here and freed by <see cref="Free"/>.</summary>
+        internal nexvitad_options ToNative()
+        {
+            var o = new nexvitad_options
+            {
+                struct_size = NativeMethods.SizeOf<nexvitad_options>(),
+                intra_threads = (uint)_intraThreads,
+                optimization_level = (uint)_optimizationLevel,
+                max_image_side = (uint)_maxImageSide,
+                max_image_pixels = (ulong)_maxImagePixels,
+            };
+            try
+            {
+                o.ort_library = Utf8.Alloc(OrtLibrary);
+                o.execution_provider = Utf8.Alloc(ExecutionProvider);
+            }
+            catch
+            {
+                Free(ref o);
+                throw;
+            }
+            return o;
+        }
+
+        internal static void Free(ref nexvitad_options o)
+        {
+            if (o.ort_library != IntPtr.Zero) Marshal.FreeHGlobal(o.ort_library);
+            if (o.execution_provider != IntPtr.Zero) Marshal.FreeHGlobal(o.execution_provider);
+            o.ort_library = IntPtr.Zero;
+            o.execution_provider = IntPtr.Zero;
+        }
+    }
+}

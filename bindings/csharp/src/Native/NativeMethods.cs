@@ -1,0 +1,192 @@
+// The raw C ABI of libnexvitad (include/nexvitad.h, ABI version 1), one DllImport per
+// function. Struct and field names mirror the C header exactly so that the layout test
+// (tests/layout.c) can compare every field offset with Marshal.OffsetOf by name.
+//
+// size_t is UIntPtr (pointer-sized on every platform nexvitad supports). Strings go in as
+// NUL-terminated UTF-8 byte arrays and come back as IntPtr decoded by Utf8.FromNative,
+// because the marshaller's "Ansi" is not UTF-8 on Windows.
+using System;
+using System.Runtime.InteropServices;
+
+// Each field and function is documented in nexvitad.h, which this file mirrors name for name.
+#pragma warning disable 1591
+
+namespace NexVitad.Native
+{
+    /// <summary>nexvitad_options: how to open a model.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct nexvitad_options
+    {
+        public UIntPtr struct_size;
+        public IntPtr ort_library;
+        public IntPtr execution_provider;
+        public uint intra_threads;
+        public uint optimization_level;
+        public uint max_image_side;
+        public uint reserved0;
+        public ulong max_image_pixels;
+    }
+
+    /// <summary>nexvitad_bank_options: how to build a bank.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct nexvitad_bank_options
+    {
+        public UIntPtr struct_size;
+        public uint scorer;
+        public uint k;
+        public float epsilon;
+        public uint max_iters;
+        public float tol;
+        public float coreset_ratio;
+        public float sigma;
+        public uint image_score_mode;
+        public float image_score_top_fraction;
+        public uint augment;
+        public float target_fpr;
+        public uint batch_size;
+        public ulong seed;
+        public ulong max_vectors;
+    }
+
+    /// <summary>nexvitad_image: a borrowed view of caller pixels (not versioned).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct nexvitad_image
+    {
+        public IntPtr data;
+        public uint width;
+        public uint height;
+        public UIntPtr stride;
+        public uint format;
+    }
+
+    /// <summary>nexvitad_bank_info: what a bank holds.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct nexvitad_bank_info
+    {
+        public UIntPtr struct_size;
+        public uint scorer;
+        public uint k;
+        public uint dim;
+        public uint grid_w;
+        public uint grid_h;
+        public uint shots;
+        public ulong vectors;
+        public float sigma;
+        public float image_threshold;
+        public float pixel_threshold;
+        public float target_fpr;
+        public uint image_score_mode;
+        public float image_score_top_fraction;
+        public uint augment;
+        public uint converged;
+        public uint iterations;
+        public uint reserved0;
+        public ulong seed;
+    }
+
+    /// <summary>nexvitad_result: the outcome of scoring one image.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct nexvitad_result
+    {
+        public UIntPtr struct_size;
+        public float image_score;
+        public float image_threshold;
+        public float pixel_threshold;
+        public int is_anomalous;
+        public uint width;
+        public uint height;
+        public double prepare_s;
+        public double hiera_s;
+        public double dinov2_s;
+        public double head_s;
+        public double matching_s;
+        public double upsample_smooth_s;
+    }
+
+    /// <summary>nexvitad_progress_cb. Return non-zero to cancel. Must not throw.</summary>
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    public delegate int ProgressCallback(IntPtr user, int stage, UIntPtr done, UIntPtr total);
+
+    /// <summary>nexvitad_log_cb. <paramref name="message"/> is UTF-8, valid during the call only. Must not throw.</summary>
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    public delegate void LogCallback(IntPtr user, int level, IntPtr message);
+
+    /// <summary>
+    /// The C functions. Handles are passed as <see cref="ModelHandle"/>/<see cref="BankHandle"/>
+    /// so the marshaller holds a reference on them for the duration of each call: a concurrent
+    /// Dispose then waits for the call to finish instead of freeing a handle in use.
+    /// </summary>
+    public static class NativeMethods
+    {
+        /// <summary>Library name: libnexvitad.so on Linux, nexvitad.dll on Windows, libnexvitad.dylib on macOS.</summary>
+        public const string Lib = "nexvitad";
+
+        /// <summary>The C ABI version this binding was written against (NEXVITAD_ABI_VERSION).</summary>
+        public const uint AbiVersion = 1;
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern IntPtr nexvitad_version();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern uint nexvitad_abi_version();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern IntPtr nexvitad_last_error();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern IntPtr nexvitad_status_name(int status);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_selftest_panic();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_set_log_callback(LogCallback cb, IntPtr user);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_options_default(ref nexvitad_options options);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_model_open(byte[] dir, ref nexvitad_options options, out ModelHandle model);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern IntPtr nexvitad_model_fingerprint(ModelHandle model);
+
+        /// <summary>Takes the raw pointer: only <see cref="ModelHandle.ReleaseHandle"/> calls it.</summary>
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_model_free(IntPtr model);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_bank_options_default(ref nexvitad_bank_options options);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_bank_build(ModelHandle model, [In] nexvitad_image[] images, UIntPtr n,
+            ref nexvitad_bank_options options, ProgressCallback cb, IntPtr user, out BankHandle bank);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_bank_save(BankHandle bank, byte[] path);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_bank_load(ModelHandle model, byte[] path, out BankHandle bank);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_bank_get_info(BankHandle bank, ref nexvitad_bank_info info);
+
+        /// <summary>Takes the raw pointer: only <see cref="BankHandle.ReleaseHandle"/> calls it.</summary>
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_bank_free(IntPtr bank);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_score(ModelHandle model, BankHandle bank, ref nexvitad_image image,
+            IntPtr map_out, UIntPtr map_len, ref nexvitad_result result);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_score_batch(ModelHandle model, BankHandle bank, [In] nexvitad_image[] images,
+            UIntPtr n, [In] IntPtr[] maps_out, [In] UIntPtr[] map_lens, [In, Out] nexvitad_result[] results);
+
+        /// <summary>Marshal.SizeOf as a size_t, for the struct_size fields.</summary>
+        public static UIntPtr SizeOf<T>() where T : struct
+        {
+            return (UIntPtr)(uint)Marshal.SizeOf(typeof(T));
+        }
+    }
+}

@@ -1,0 +1,132 @@
+using System;
+using System.Buffers;
+using NexVitad.Native;
+
+namespace NexVitad
+{
+    /// <summary>Where the time of one scoring call went.</summary>
+    public struct ScoreTimings
+    {
+        /// <summary>Resizing and normalising (batch time split evenly over its images).</summary>
+        public TimeSpan Prepare;
+        /// <summary>The Hiera encoder.</summary>
+        public TimeSpan Hiera;
+        /// <summary>The DINOv2 encoder.</summary>
+        public TimeSpan Dinov2;
+        /// <summary>The fusion head.</summary>
+        public TimeSpan Head;
+        /// <summary>Matching patches against the bank.</summary>
+        public TimeSpan Matching;
+        /// <summary>Upsampling and smoothing the map.</summary>
+        public TimeSpan UpsampleSmooth;
+
+        /// <summary>The sum of the parts.</summary>
+        public TimeSpan Total => Prepare + Hiera + Dinov2 + Head + Matching + UpsampleSmooth;
+
+        internal static TimeSpan Seconds(double s)
+        {
+            // TimeSpan.FromSeconds rounds to whole milliseconds on .NET Framework and mono.
+            return TimeSpan.FromTicks((long)Math.Round(s * TimeSpan.TicksPerSecond));
+        }
+    }
+
+    /// <summary>
+    /// The outcome of scoring one image: its score, the bank's thresholds, the decision and,
+    /// unless scored with <c>withMap: false</c>, the anomaly map at the image's own size.
+    /// </summary>
+    /// <remarks>
+    /// The map lives in an array rented from <see cref="ArrayPool{T}.Shared"/>; Dispose returns it,
+    /// after which <see cref="Map"/> and the other map accessors throw
+    /// <see cref="ObjectDisposedException"/> (the scalar properties stay readable). Not disposing
+    /// is safe, it only leaves the array to the garbage collector. Do not dispose while another
+    /// thread still reads <see cref="Map"/>.
+    /// </remarks>
+    public sealed class ScoreResult : IDisposable
+    {
+        private float[] _map;
+        private readonly bool _hasMap;
+
+        internal ScoreResult(ref nexvitad_result r, float[] map)
+        {
+            ImageScore = r.image_score;
+            ImageThreshold = r.image_threshold;
+            PixelThreshold = r.pixel_threshold;
+            IsAnomalous = r.is_anomalous != 0;
+            Width = (int)r.width;
+            Height = (int)r.height;
+            Timings = new ScoreTimings
+            {
+                Prepare = ScoreTimings.Seconds(r.prepare_s),
+                Hiera = ScoreTimings.Seconds(r.hiera_s),
+                Dinov2 = ScoreTimings.Seconds(r.dinov2_s),
+                Head = ScoreTimings.Seconds(r.head_s),
+                Matching = ScoreTimings.Seconds(r.matching_s),
+                UpsampleSmooth = ScoreTimings.Seconds(r.upsample_smooth_s),
+            };
+            _map = map;
+            _hasMap = map != null;
+        }
+
+        /// <summary>The image's anomaly score (the map's max, or its top-fraction mean).</summary>
+        public float ImageScore { get; }
+        /// <summary>The bank's image threshold.</summary>
+        public float ImageThreshold { get; }
+        /// <summary>The bank's pixel threshold: map values above it form the defect mask.</summary>
+        public float PixelThreshold { get; }
+        /// <summary><see cref="ImageScore"/> &gt; <see cref="ImageThreshold"/>.</summary>
+        public bool IsAnomalous { get; }
+        /// <summary>Width of the anomaly map (= the image's).</summary>
+        public int Width { get; }
+        /// <summary>Height of the anomaly map (= the image's).</summary>
+        public int Height { get; }
+        /// <summary>Where the time went.</summary>
+        public ScoreTimings Timings { get; }
+
+        /// <summary>Whether the result carries an anomaly map (false when scored with withMap: false).</summary>
+        public bool HasMap => _hasMap;
+
+        /// <summary>True once <see cref="Dispose"/> has been called.</summary>
+        public bool IsDisposed => _hasMap && _map == null;
+
+        /// <summary>The anomaly map, row-major, <see cref="Width"/> x <see cref="Height"/> values.</summary>
+        /// <exception cref="ObjectDisposedException">After Dispose.</exception>
+        /// <exception cref="InvalidOperationException">Scored with withMap: false.</exception>
+        public ReadOnlySpan<float> Map => new ReadOnlySpan<float>(MapArray(), 0, Width * Height);
+
+        /// <summary>The map value at column <paramref name="x"/>, row <paramref name="y"/>.</summary>
+        public float this[int x, int y]
+        {
+            get
+            {
+                if ((uint)x >= (uint)Width) throw new ArgumentOutOfRangeException(nameof(x));
+                if ((uint)y >= (uint)Height) throw new ArgumentOutOfRangeException(nameof(y));
+                return MapArray()[(long)y * Width + x];
+            }
+        }
+
+        /// <summary>A new array holding the map (outlives Dispose).</summary>
+        public float[] ToArray()
+        {
+            return Map.ToArray();
+        }
+
+        /// <summary>Returns the map's array to the pool. Idempotent.</summary>
+        public void Dispose()
+        {
+            float[] map = _map;
+            _map = null;
+            if (map != null)
+                ArrayPool<float>.Shared.Return(map);
+        }
+
+        private float[] MapArray()
+        {
+            float[] map = _map;
+            if (map != null)
+                return map;
+            if (_hasMap)
+                throw new ObjectDisposedException(nameof(ScoreResult));
+            throw new InvalidOperationException("this result was scored with withMap: false and has no anomaly map");
+        }
+    }
+}

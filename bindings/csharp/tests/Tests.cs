@@ -1,0 +1,742 @@
+// Tests of the C# binding against a real libnexvitad and the tiny model.
+//
+//   mono Tests.exe --model models/tiny --fixtures tests/fixtures/crosslang [--layout layout.txt]
+//
+// A tiny runner (no NUnit on Debian's mono): each test is a method that throws on failure; the
+// last line is exactly "N passed, M failed" and the exit code is non-zero if any failed.
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.RegularExpressions;
+using System.Threading;
+using System.Threading.Tasks;
+using NexVitad;
+using NexVitad.Native;
+
+namespace NexVitad.Tests
+{
+    internal sealed class AssertionFailed : Exception
+    {
+        public AssertionFailed(string message) : base(message) { }
+    }
+
+    internal static class Assert
+    {
+        public static void True(bool condition, string what)
+        {
+            if (!condition) throw new AssertionFailed(what);
+        }
+
+        public static void Equal<T>(T expected, T actual, string what)
+        {
+            if (!EqualityComparer<T>.Default.Equals(expected, actual))
+                throw new AssertionFailed(what + ": expected <" + expected + "> but got <" + actual + ">");
+        }
+
+        /// <summary>Runs <paramref name="action"/> and demands an exception of exactly type T.</summary>
+        public static T Throws<T>(Action action, string what) where T : Exception
+        {
+            try
+            {
+                action();
+            }
+            catch (Exception e)
+            {
+                if (e.GetType() == typeof(T))
+                    return (T)e;
+                throw new AssertionFailed(what + ": expected " + typeof(T).Name + " but got " + e.GetType().Name + ": " + e.Message);
+            }
+            throw new AssertionFailed(what + ": expected " + typeof(T).Name + " but nothing was thrown");
+        }
+
+        public static NexVitadException Status(Status status, Action action, string what)
+        {
+            NexVitadException e = Throws<NexVitadException>(action, what);
+            Equal(status, e.Status, what + " (status; message: " + e.Message + ")");
+            return e;
+        }
+    }
+
+    /// <summary>One image scored: the bits that must match across runs and threads.</summary>
+    internal struct Outcome : IEquatable<Outcome>
+    {
+        public uint ScoreBits;
+        public uint ThresholdBits;
+        public bool Anomalous;
+        public string MapSha256;
+
+        public static Outcome Of(ScoreResult r)
+        {
+            return new Outcome
+            {
+                ScoreBits = Fixture.Bits(r.ImageScore),
+                ThresholdBits = Fixture.Bits(r.ImageThreshold),
+                Anomalous = r.IsAnomalous,
+                MapSha256 = r.HasMap ? Fixture.Sha256(r.Map) : null,
+            };
+        }
+
+        public bool Equals(Outcome o)
+        {
+            return ScoreBits == o.ScoreBits && ThresholdBits == o.ThresholdBits && Anomalous == o.Anomalous && MapSha256 == o.MapSha256;
+        }
+
+        public override bool Equals(object o) { return o is Outcome && Equals((Outcome)o); }
+        public override int GetHashCode() { return (int)ScoreBits; }
+        public override string ToString() { return ScoreBits.ToString("x8") + "/" + ThresholdBits.ToString("x8") + "/" + Anomalous + "/" + MapSha256; }
+    }
+
+    /// <summary>The shared cross-language fixture and images derived from it.</summary>
+    internal sealed class Fixture
+    {
+        public readonly string ModelDir;
+        public readonly string Dir;
+        public readonly byte[] Rgb;
+        public readonly int Width;
+        public readonly int Height;
+        public readonly Dictionary<string, string> Expected;
+
+        public Fixture(string modelDir, string dir)
+        {
+            ModelDir = modelDir;
+            Dir = dir;
+            Expected = ParseFlatJson(File.ReadAllText(Path.Combine(dir, "expected.json")));
+            Width = int.Parse(Expected["width"], CultureInfo.InvariantCulture);
+            Height = int.Parse(Expected["height"], CultureInfo.InvariantCulture);
+            Rgb = File.ReadAllBytes(Path.Combine(dir, "image.rgb"));
+            if (Expected["format"] != "rgb8" || Rgb.Length != Width * Height * 3)
+                throw new InvalidDataException("image.rgb is not the " + Width + "x" + Height + " rgb8 image expected.json describes");
+        }
+
+        public string BankPath => Path.Combine(Dir, "tiny.bank");
+
+        /// <summary>Reads a one-level JSON object of strings, numbers and booleans (all expected.json is).</summary>
+        public static Dictionary<string, string> ParseFlatJson(string text)
+        {
+            var d = new Dictionary<string, string>();
+            foreach (Match m in Regex.Matches(text, "\"([^\"]+)\"\\s*:\\s*(\"([^\"]*)\"|[^,}\\s]+)"))
+                d[m.Groups[1].Value] = m.Groups[3].Success ? m.Groups[3].Value : m.Groups[2].Value;
+            return d;
+        }
+
+        public static uint Bits(float f)
+        {
+            return BitConverter.ToUInt32(BitConverter.GetBytes(f), 0);
+        }
+
+        /// <summary>SHA-256 of the floats' little-endian bytes, lowercase hex.</summary>
+        public static string Sha256(ReadOnlySpan<float> values)
+        {
+            byte[] bytes = MemoryMarshal.AsBytes(values).ToArray();
+            if (!BitConverter.IsLittleEndian)
+                for (int i = 0; i < bytes.Length; i += 4)
+                    Array.Reverse(bytes, i, 4);
+            using (SHA256 sha = SHA256.Create())
+                return string.Concat(sha.ComputeHash(bytes).Select(b => b.ToString("x2")));
+        }
+
+        /// <summary>A packed RGB crop of the fixture image.</summary>
+        public byte[] Crop(int x0, int y0, int w, int h)
+        {
+            var o = new byte[w * h * 3];
+            for (int y = 0; y < h; y++)
+                Buffer.BlockCopy(Rgb, ((y0 + y) * Width + x0) * 3, o, y * w * 3, w * 3);
+            return o;
+        }
+
+        /// <summary>The fixture image mirrored left-right.</summary>
+        public byte[] Mirrored()
+        {
+            var o = new byte[Rgb.Length];
+            for (int y = 0; y < Height; y++)
+                for (int x = 0; x < Width; x++)
+                    Buffer.BlockCopy(Rgb, (y * Width + x) * 3, o, (y * Width + Width - 1 - x) * 3, 3);
+            return o;
+        }
+
+        /// <summary>Normal images for building banks: overlapping crops of the fixture image.</summary>
+        public List<ImageBuffer> GoodImages()
+        {
+            return new List<ImageBuffer>
+            {
+                new ImageBuffer(Crop(0, 0, 80, 64), 80, 64, PixelFormat.Rgb8),
+                new ImageBuffer(Crop(16, 8, 80, 64), 80, 64, PixelFormat.Rgb8),
+                new ImageBuffer(Crop(8, 4, 80, 64), 80, 64, PixelFormat.Rgb8),
+                new ImageBuffer(Crop(4, 6, 64, 64), 64, 64, PixelFormat.Rgb8),
+            };
+        }
+
+        public ImageBuffer Image => new ImageBuffer(Rgb, Width, Height, PixelFormat.Rgb8);
+    }
+
+    internal static class Program
+    {
+        private static Fixture F;
+        private static Model M;
+        private static MemoryBank B;
+        private static string Temp;
+        private static string LayoutFile;
+
+        private static int Main(string[] args)
+        {
+            string model = null, fixtures = null;
+            for (int i = 0; i + 1 < args.Length; i += 2)
+            {
+                if (args[i] == "--model") model = args[i + 1];
+                else if (args[i] == "--fixtures") fixtures = args[i + 1];
+                else if (args[i] == "--layout") LayoutFile = args[i + 1];
+                else { Console.Error.WriteLine("unknown argument " + args[i]); return 2; }
+            }
+            if (model == null || fixtures == null)
+            {
+                Console.Error.WriteLine("usage: Tests.exe --model DIR --fixtures DIR [--layout FILE]");
+                return 2;
+            }
+            F = new Fixture(model, fixtures);
+            Temp = Path.Combine(Path.GetTempPath(), "nexvitad-cs-" + Guid.NewGuid().ToString("N"));
+            Directory.CreateDirectory(Temp);
+
+            var tests = typeof(Program).GetMethods(BindingFlags.NonPublic | BindingFlags.Static)
+                .Where(m => m.Name.StartsWith("Test_", StringComparison.Ordinal))
+                .OrderBy(m => m.MetadataToken)
+                .ToList();
+            int passed = 0, failed = 0;
+            try
+            {
+                M = Model.Open(F.ModelDir);
+                B = M.LoadBank(F.BankPath);
+                foreach (MethodInfo t in tests)
+                {
+                    string name = t.Name.Substring(5);
+                    var watch = System.Diagnostics.Stopwatch.StartNew();
+                    try
+                    {
+                        t.Invoke(null, null);
+                        passed++;
+                        Console.WriteLine("ok   " + name + " (" + watch.ElapsedMilliseconds + " ms)");
+                    }
+                    catch (TargetInvocationException e)
+                    {
+                        failed++;
+                        Exception inner = e.InnerException;
+                        Console.WriteLine("FAIL " + name + ": " + (inner is AssertionFailed ? inner.Message : inner.ToString()));
+                    }
+                }
+            }
+            finally
+            {
+                B?.Dispose();
+                M?.Dispose();
+                try { Directory.Delete(Temp, true); } catch (IOException) { }
+            }
+            Console.WriteLine(passed + " passed, " + failed + " failed");
+            return failed == 0 ? 0 : 1;
+        }
+
+        // ---- the native layer ------------------------------------------------------------
+
+        private static void Test_StructLayoutMatchesC()
+        {
+            if (LayoutFile == null)
+                throw new AssertionFailed("run with --layout FILE (the output of tests/layout.c)");
+            var c = new Dictionary<string, long>();
+            foreach (string line in File.ReadAllLines(LayoutFile))
+            {
+                string[] p = line.Split(' ');
+                c[p[0] + " " + p[1]] = long.Parse(p[2], CultureInfo.InvariantCulture);
+            }
+            Type[] structs = { typeof(nexvitad_options), typeof(nexvitad_bank_options), typeof(nexvitad_image),
+                typeof(nexvitad_bank_info), typeof(nexvitad_result) };
+            int fields = 0;
+            foreach (Type t in structs)
+            {
+                Assert.Equal(c[t.Name + " sizeof"], (long)Marshal.SizeOf(t), t.Name + " size");
+                foreach (FieldInfo f in t.GetFields(BindingFlags.Public | BindingFlags.Instance))
+                {
+                    long offset;
+                    Assert.True(c.TryGetValue(t.Name + " " + f.Name, out offset), t.Name + "." + f.Name + " is not in the C layout");
+                    Assert.Equal(offset, (long)Marshal.OffsetOf(t, f.Name), t.Name + "." + f.Name + " offset");
+                    fields++;
+                }
+            }
+            Assert.Equal(c.Count - structs.Length, fields, "every C field has a C# twin");
+        }
+
+        private static void Test_VersionAndAbi()
+        {
+            Assert.True(Regex.IsMatch(Library.Version, "^[0-9]+\\.[0-9]+\\.[0-9]+"), "version looks like x.y.z: " + Library.Version);
+            Assert.Equal((int)NativeMethods.AbiVersion, Library.AbiVersion, "ABI version");
+        }
+
+        private static void Test_PanicsBecomeInternalStatus()
+        {
+            Assert.Equal(Status.Internal, NativeMethods.nexvitad_selftest_panic(), "selftest panic status");
+            string message = Marshal.PtrToStringAnsi(NativeMethods.nexvitad_last_error());
+            Assert.True(message.Contains("deliberate panic"), "message: " + message);
+        }
+
+        private static void Test_StatusNamesComeFromTheLibrary()
+        {
+            var e = new NexVitadException(Status.Mismatch, "m");
+            Assert.Equal("NEXVITAD_MISMATCH", e.StatusName, "status name");
+            Assert.True(e.ToString().StartsWith("NEXVITAD_MISMATCH: "), "ToString starts with the status: " + e);
+        }
+
+        // ---- scoring -----------------------------------------------------------------------
+
+        private static void Test_CrossLanguageFixtureBitExact()
+        {
+            Assert.True(Regex.IsMatch(M.Fingerprint, "^[0-9a-f]{64}$"), "fingerprint is 64 hex digits: " + M.Fingerprint);
+            using (ScoreResult r = M.Score(B, F.Rgb, F.Width, F.Height, PixelFormat.Rgb8))
+            {
+                Assert.Equal(F.Expected["image_score_bits"], Fixture.Bits(r.ImageScore).ToString("x8"), "image_score bits");
+                Assert.Equal(F.Expected["image_threshold_bits"], Fixture.Bits(r.ImageThreshold).ToString("x8"), "image_threshold bits");
+                Assert.Equal(bool.Parse(F.Expected["is_anomalous"]), r.IsAnomalous, "is_anomalous");
+                Assert.Equal(F.Width, r.Width, "map width");
+                Assert.Equal(F.Height, r.Height, "map height");
+                Assert.Equal(int.Parse(F.Expected["map_len"], CultureInfo.InvariantCulture), r.Map.Length, "map length");
+                Assert.Equal(F.Expected["map_sha256"], Fixture.Sha256(r.Map), "map SHA-256");
+                Assert.Equal(r.IsAnomalous, r.ImageScore > r.ImageThreshold, "decision = score > threshold");
+                Assert.Equal(B.Info.ImageThreshold, r.ImageThreshold, "result threshold = bank info threshold");
+                Assert.Equal(B.Info.PixelThreshold, r.PixelThreshold, "pixel threshold = bank info");
+                Assert.True(r.Timings.Total > TimeSpan.Zero, "timings are filled in");
+                float max = float.MinValue;
+                foreach (float v in r.Map) max = Math.Max(max, v);
+                Assert.Equal(Fixture.Bits(max), Fixture.Bits(r.ImageScore), "image score = map max (MAX mode)");
+                Assert.Equal(r.Map[5 * F.Width + 7], r[7, 5], "indexer is [x, y] row-major");
+            }
+        }
+
+        private static void Test_EveryImageOverloadAndLayoutScoresTheSame()
+        {
+            Outcome want;
+            using (ScoreResult r = M.Score(B, F.Image)) want = Outcome.Of(r);
+
+            var results = new List<KeyValuePair<string, Func<ScoreResult>>>();
+            // byte[] + offset inside a larger array
+            byte[] shifted = new byte[F.Rgb.Length + 11];
+            Buffer.BlockCopy(F.Rgb, 0, shifted, 7, F.Rgb.Length);
+            results.Add(Pair("byte[] offset", () => M.Score(B, shifted, 7, F.Width, F.Height, PixelFormat.Rgb8)));
+            results.Add(Pair("span slice", () => M.Score(B, new ReadOnlySpan<byte>(shifted, 7, F.Rgb.Length), F.Width, F.Height, PixelFormat.Rgb8)));
+            // padded rows (a stride like a cv::Mat ROI or a bitmap's 4-byte alignment)
+            int stride = F.Width * 3 + 13;
+            byte[] padded = new byte[stride * F.Height];
+            for (int y = 0; y < F.Height; y++)
+                Buffer.BlockCopy(F.Rgb, y * F.Width * 3, padded, y * stride, F.Width * 3);
+            results.Add(Pair("padded stride", () => M.Score(B, padded, F.Width, F.Height, PixelFormat.Rgb8, stride)));
+            results.Add(Pair("ImageBuffer stride", () => M.Score(B, new ImageBuffer(padded, F.Width, F.Height, PixelFormat.Rgb8, stride))));
+            results.Add(Pair("ImageBuffer memory", () => M.Score(B, new ImageBuffer(new ReadOnlyMemory<byte>(shifted, 7, F.Rgb.Length), F.Width, F.Height, PixelFormat.Rgb8))));
+            // the same pixels as BGR, RGBA, BGRA
+            int n = F.Width * F.Height;
+            byte[] bgr = new byte[n * 3], rgba = new byte[n * 4], bgra = new byte[n * 4];
+            for (int i = 0; i < n; i++)
+            {
+                byte r = F.Rgb[3 * i], g = F.Rgb[3 * i + 1], b = F.Rgb[3 * i + 2];
+                bgr[3 * i] = b; bgr[3 * i + 1] = g; bgr[3 * i + 2] = r;
+                rgba[4 * i] = r; rgba[4 * i + 1] = g; rgba[4 * i + 2] = b; rgba[4 * i + 3] = (byte)(i * 7);
+                bgra[4 * i] = b; bgra[4 * i + 1] = g; bgra[4 * i + 2] = r; bgra[4 * i + 3] = 255;
+            }
+            results.Add(Pair("bgr8", () => M.Score(B, bgr, F.Width, F.Height, PixelFormat.Bgr8)));
+            results.Add(Pair("rgba8", () => M.Score(B, rgba, F.Width, F.Height, PixelFormat.Rgba8)));
+            results.Add(Pair("bgra8", () => M.Score(B, bgra, F.Width, F.Height, PixelFormat.Bgra8)));
+            foreach (var kv in results)
+                using (ScoreResult r = kv.Value())
+                    Assert.Equal(want, Outcome.Of(r), kv.Key);
+        }
+
+        private static KeyValuePair<string, Func<ScoreResult>> Pair(string name, Func<ScoreResult> f)
+        {
+            return new KeyValuePair<string, Func<ScoreResult>>(name, f);
+        }
+
+        private static void Test_WithoutMapSameScoreAndNoMap()
+        {
+            Outcome full;
+            using (ScoreResult r = M.Score(B, F.Image)) full = Outcome.Of(r);
+            using (ScoreResult r = M.Score(B, F.Image, withMap: false))
+            {
+                Assert.True(!r.HasMap, "HasMap is false");
+                Assert.Equal(full.ScoreBits, Fixture.Bits(r.ImageScore), "score without a map");
+                Assert.Throws<InvalidOperationException>(() => { var m = r.Map; }, "Map without a map");
+            }
+        }
+
+        private static void Test_GrayImageScores()
+        {
+            byte[] gray = new byte[F.Width * F.Height];
+            for (int i = 0; i < gray.Length; i++)
+                gray[i] = (byte)((F.Rgb[3 * i] * 299 + F.Rgb[3 * i + 1] * 587 + F.Rgb[3 * i + 2] * 114) / 1000);
+            using (ScoreResult r = M.Score(B, gray, F.Width, F.Height, PixelFormat.Gray8))
+            {
+                Assert.Equal(gray.Length, r.Map.Length, "gray map length");
+                Assert.True(!float.IsNaN(r.ImageScore) && r.ImageScore >= 0, "gray score is a distance: " + r.ImageScore);
+            }
+        }
+
+        private static void Test_BatchEqualsOneAtATime()
+        {
+            var images = new List<ImageBuffer> { F.Image, new ImageBuffer(F.Mirrored(), F.Width, F.Height, PixelFormat.Rgb8) };
+            images.AddRange(F.GoodImages());
+            var want = images.Select(img => { using (var r = M.Score(B, img)) return Outcome.Of(r); }).ToList();
+            ScoreResult[] batch = M.ScoreBatch(B, images);
+            Assert.Equal(images.Count, batch.Length, "batch length");
+            for (int i = 0; i < images.Count; i++)
+            {
+                Assert.Equal(images[i].Width, batch[i].Width, "batch map width " + i);
+                Assert.Equal(want[i], Outcome.Of(batch[i]), "batch image " + i);
+                batch[i].Dispose();
+            }
+            ScoreResult[] noMaps = M.ScoreBatch(B, images, withMaps: false);
+            for (int i = 0; i < images.Count; i++)
+            {
+                Assert.True(!noMaps[i].HasMap, "no map " + i);
+                Assert.Equal(want[i].ScoreBits, Fixture.Bits(noMaps[i].ImageScore), "batch score without maps " + i);
+            }
+            Assert.Equal(0, M.ScoreBatch(B, new ImageBuffer[0]).Length, "empty batch");
+        }
+
+        // ---- banks -------------------------------------------------------------------------
+
+        private static void Test_BuildSaveLoadRoundTrip()
+        {
+            var options = new BankOptions { K = 12, Seed = 7, Sigma = 3f };
+            Outcome built, loaded;
+            string path = Path.Combine(Temp, "built.bank");
+            using (MemoryBank bank = M.BuildBank(F.GoodImages(), options))
+            {
+                BankInfo info = bank.Info;
+                Assert.Equal(Scorer.Sinkhorn, info.Scorer, "scorer");
+                Assert.Equal(12, info.K, "K");
+                Assert.Equal(12L, info.Vectors, "vectors = K prototypes");
+                Assert.Equal(4, info.Shots, "shots");
+                Assert.Equal(7L, info.Seed, "seed");
+                Assert.Equal(3f, info.Sigma, "sigma");
+                Assert.True(info.Dim > 0 && info.GridWidth > 0 && info.GridHeight > 0, "dims filled in");
+                using (ScoreResult r = M.Score(bank, F.Image)) built = Outcome.Of(r);
+                bank.Save(path);
+            }
+            Assert.True(new FileInfo(path).Length > 0, "bank file written");
+            using (MemoryBank bank = M.LoadBank(path))
+            {
+                Assert.Equal(12, bank.Info.K, "loaded K");
+                using (ScoreResult r = M.Score(bank, F.Image)) loaded = Outcome.Of(r);
+            }
+            Assert.Equal(built, loaded, "loaded bank scores as the built one");
+            using (MemoryBank again = M.BuildBank(F.GoodImages(), options))
+            using (ScoreResult r = M.Score(again, F.Image))
+                Assert.Equal(built, Outcome.Of(r), "building twice gives the same bank");
+        }
+
+        private static void Test_BankOptionsReachTheLibrary()
+        {
+            var defaults = new BankOptions();
+            Assert.Equal(Scorer.Sinkhorn, defaults.Scorer, "default scorer");
+            Assert.True(defaults.K == null && defaults.Sigma == null && defaults.TargetFpr == null, "model defaults are null");
+            var options = new BankOptions { Scorer = Scorer.Full, Augment = Augment.HorizontalFlip, Seed = -3 };
+            using (MemoryBank bank = M.BuildBank(F.GoodImages().Take(2), options))
+            {
+                BankInfo info = bank.Info;
+                Assert.Equal(Scorer.Full, info.Scorer, "scorer");
+                Assert.Equal(Augment.HorizontalFlip, info.Augment, "augment");
+                Assert.Equal(-3L, info.Seed, "seed round-trips through uint64");
+                Assert.Equal(2L * 2 * info.GridWidth * info.GridHeight, info.Vectors, "full bank = images x copies x patches");
+            }
+            var bad = new BankOptions { Epsilon = -1f };
+            NexVitadException e = Assert.Status(Status.InvalidArgument, () => M.BuildBank(F.GoodImages(), bad), "negative epsilon");
+            Assert.True(e.Message.Contains("epsilon"), "message names epsilon: " + e.Message);
+            Assert.Status(Status.InvalidArgument, () => M.BuildBank(F.GoodImages(), new BankOptions { K = 100000 }), "K above the patches");
+            Assert.Throws<ArgumentOutOfRangeException>(() => new BankOptions { BatchSize = 0 }, "batch size 0");
+        }
+
+        private static void Test_ModelOptionsReachTheLibrary()
+        {
+            var defaults = new ModelOptions();
+            Assert.Equal("cpu", defaults.ExecutionProvider, "default provider");
+            using (Model small = Model.Open(F.ModelDir, new ModelOptions { MaxImageSide = 64, IntraThreads = 1 }))
+            using (MemoryBank bank = small.LoadBank(F.BankPath))
+            {
+                Assert.Equal(M.Fingerprint, small.Fingerprint, "options do not change the fingerprint");
+                Assert.Status(Status.LimitExceeded, () => small.Score(bank, F.Image), "96 px wide image, 64 px limit");
+                using (ScoreResult r = small.Score(bank, F.Crop(0, 0, 64, 64), 64, 64, PixelFormat.Rgb8))
+                    Assert.Equal(64 * 64, r.Map.Length, "64x64 within the limit");
+            }
+            Assert.Status(Status.Unsupported, () => Model.Open(F.ModelDir, new ModelOptions { ExecutionProvider = "cuda:0" }).Dispose(), "CUDA on a CPU build");
+        }
+
+        private static void Test_LoadErrors()
+        {
+            Assert.Status(Status.Io, () => M.LoadBank(Path.Combine(Temp, "missing.bank")), "missing bank");
+            string junk = Path.Combine(Temp, "junk.bank");
+            File.WriteAllBytes(junk, Encoding.ASCII.GetBytes("this is not a safetensors bank"));
+            Assert.Status(Status.Format, () => M.LoadBank(junk), "junk bank");
+            Assert.Status(Status.Io, () => Model.Open(Path.Combine(Temp, "no-model")), "missing model folder");
+            Assert.Status(Status.Io, () => B.Save(Path.Combine(Temp, "no-such-dir", "x.bank")), "save into a missing folder");
+            Assert.Throws<ArgumentNullException>(() => Model.Open(null), "null model path");
+            Assert.Throws<ArgumentException>(() => M.LoadBank(""), "empty bank path");
+            Assert.Throws<ArgumentException>(() => B.Save("a\0b"), "NUL in a path");
+        }
+
+        private static void Test_WrongModelBankIsMismatch()
+        {
+            string other = Path.Combine(Temp, "tiny-local1");
+            Directory.CreateDirectory(other);
+            foreach (string file in Directory.GetFiles(F.ModelDir))
+                File.Copy(file, Path.Combine(other, Path.GetFileName(file)));
+            string json = Path.Combine(other, "model.json");
+            string text = File.ReadAllText(json);
+            string changed = Regex.Replace(text, "\"local_avg\"\\s*:\\s*3", "\"local_avg\": 1");
+            Assert.True(changed != text, "model.json has fusion.local_avg = 3");
+            File.WriteAllText(json, changed);
+            using (Model m2 = Model.Open(other))
+            {
+                Assert.True(m2.Fingerprint != M.Fingerprint, "a different fusion gives a different fingerprint");
+                NexVitadException e = Assert.Status(Status.Mismatch, () => m2.LoadBank(F.BankPath), "fixture bank on the other model");
+                Assert.True(e.Message.Length > 0, "mismatch has a message");
+                Assert.Status(Status.Mismatch, () => m2.Score(B, F.Image), "scoring with another model's bank");
+            }
+        }
+
+        // ---- bad input -----------------------------------------------------------------------
+
+        private static void Test_BadImagesThrowArgumentExceptions()
+        {
+            int w = F.Width, h = F.Height;
+            Assert.Throws<ArgumentNullException>(() => M.Score(B, (byte[])null, 0, w, h, PixelFormat.Rgb8), "null array");
+            Assert.Throws<ArgumentNullException>(() => M.Score(B, (ImageBuffer)null), "null ImageBuffer");
+            Assert.Throws<ArgumentNullException>(() => M.Score(null, F.Image), "null bank");
+            Assert.Throws<ArgumentException>(() => M.Score(B, new byte[0], w, h, PixelFormat.Rgb8), "empty array");
+            Assert.Throws<ArgumentException>(() => M.Score(B, ReadOnlySpan<byte>.Empty, w, h, PixelFormat.Rgb8), "empty span");
+            Assert.Throws<ArgumentOutOfRangeException>(() => M.Score(B, F.Rgb, 0, h, PixelFormat.Rgb8), "width 0");
+            Assert.Throws<ArgumentOutOfRangeException>(() => M.Score(B, F.Rgb, w, -1, PixelFormat.Rgb8), "negative height");
+            ArgumentException e = Assert.Throws<ArgumentException>(() => M.Score(B, F.Rgb, w, h, PixelFormat.Rgb8, w * 3 - 1), "stride below a row");
+            Assert.Equal("stride", e.ParamName, "the stride is named");
+            Assert.Throws<ArgumentOutOfRangeException>(() => M.Score(B, F.Rgb, w, h, PixelFormat.Rgb8, -4), "negative stride");
+            Assert.Throws<ArgumentException>(() => M.Score(B, F.Rgb, w, h, PixelFormat.Rgb8, w * 3 + 1), "stride past the buffer end");
+            Assert.Throws<ArgumentException>(() => M.Score(B, F.Rgb, w, h + 1, PixelFormat.Rgb8), "one row too many");
+            Assert.Throws<ArgumentException>(() => M.Score(B, F.Rgb, w, h, PixelFormat.Rgba8), "RGBA needs 4 bytes a pixel");
+            Assert.Throws<ArgumentOutOfRangeException>(() => M.Score(B, F.Rgb, w, h, (PixelFormat)9), "unknown pixel format");
+            Assert.Throws<ArgumentOutOfRangeException>(() => M.Score(B, F.Rgb, F.Rgb.Length + 1, w, h, PixelFormat.Rgb8), "offset past the end");
+            Assert.Throws<ArgumentException>(() => M.Score(B, F.Rgb, 1, w, h, PixelFormat.Rgb8), "offset leaves too few bytes");
+            Assert.Throws<ArgumentException>(() => new ImageBuffer(new byte[10], 4, 4, PixelFormat.Gray8), "ImageBuffer checks on construction");
+            Assert.Throws<ArgumentNullException>(() => M.BuildBank(null), "null image list");
+            Assert.Throws<ArgumentException>(() => M.BuildBank(new ImageBuffer[0]), "no images");
+            Assert.Throws<ArgumentException>(() => M.BuildBank(new ImageBuffer[] { F.Image, null }), "null image in the list");
+            Assert.Throws<ArgumentException>(() => M.ScoreBatch(B, new ImageBuffer[] { null }), "null image in a batch");
+            // The model still works after all of that.
+            using (ScoreResult r = M.Score(B, F.Image))
+                Assert.Equal(F.Expected["image_score_bits"], Fixture.Bits(r.ImageScore).ToString("x8"), "still scores");
+        }
+
+        // ---- disposal ------------------------------------------------------------------------
+
+        private static void Test_DisposedObjectsThrowObjectDisposed()
+        {
+            Model m = Model.Open(F.ModelDir);
+            MemoryBank bank = m.LoadBank(F.BankPath);
+            ScoreResult r = m.Score(bank, F.Image);
+            float score = r.ImageScore;
+            r.Dispose();
+            r.Dispose();
+            Assert.True(r.IsDisposed, "result disposed");
+            Assert.Throws<ObjectDisposedException>(() => { var x = r.Map; }, "Map after Dispose");
+            Assert.Throws<ObjectDisposedException>(() => { var x = r[0, 0]; }, "indexer after Dispose");
+            Assert.Throws<ObjectDisposedException>(() => r.ToArray(), "ToArray after Dispose");
+            Assert.Equal(score, r.ImageScore, "scalars stay readable");
+
+            m.Dispose();
+            m.Dispose();
+            Assert.True(m.IsDisposed, "model disposed");
+            Assert.Throws<ObjectDisposedException>(() => m.Score(bank, F.Image), "Score on a disposed model");
+            Assert.Throws<ObjectDisposedException>(() => m.LoadBank(F.BankPath), "LoadBank on a disposed model");
+            Assert.Throws<ObjectDisposedException>(() => m.BuildBank(F.GoodImages()), "BuildBank on a disposed model");
+            Assert.Throws<ObjectDisposedException>(() => m.ScoreBatch(bank, new[] { F.Image }), "ScoreBatch on a disposed model");
+            Assert.Equal(M.Fingerprint, m.Fingerprint, "the fingerprint was copied at open");
+
+            // The bank keeps the native model alive: it still saves and scores with an identical model.
+            string path = Path.Combine(Temp, "after-model-dispose.bank");
+            bank.Save(path);
+            Assert.Equal(B.Info.Shots, bank.Info.Shots, "bank info after the model's disposal");
+            using (ScoreResult again = M.Score(bank, F.Image))
+                Assert.Equal(Fixture.Bits(score), Fixture.Bits(again.ImageScore), "the bank scores with an identical model");
+
+            bank.Dispose();
+            bank.Dispose();
+            Assert.True(bank.IsDisposed, "bank disposed");
+            Assert.Throws<ObjectDisposedException>(() => M.Score(bank, F.Image), "Score with a disposed bank");
+            Assert.Throws<ObjectDisposedException>(() => bank.Save(path), "Save on a disposed bank");
+            Assert.Throws<ObjectDisposedException>(() => { var i = bank.Info; }, "Info on a disposed bank");
+        }
+
+        private static void Test_DisposeWhileScoringNeverCrashes()
+        {
+            Model m = Model.Open(F.ModelDir);
+            MemoryBank bank = m.LoadBank(F.BankPath);
+            int ok = 0, disposed = 0;
+            var started = new ManualResetEventSlim(false);
+            Task[] workers = Enumerable.Range(0, 3).Select(_ => Task.Run(() =>
+            {
+                for (int i = 0; i < 20; i++)
+                {
+                    try
+                    {
+                        using (m.Score(bank, F.Image, withMap: false)) Interlocked.Increment(ref ok);
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                        Interlocked.Increment(ref disposed);
+                        return;
+                    }
+                    finally
+                    {
+                        started.Set(); // also on an unexpected exception, which Task.WaitAll then reports
+                    }
+                }
+            })).ToArray();
+            started.Wait();
+            m.Dispose();
+            bank.Dispose();
+            Task.WaitAll(workers); // any other exception fails the test here
+            Assert.True(ok >= 1, "some scores finished before the dispose");
+            Assert.True(ok + disposed <= 60, "each worker stopped at its first ObjectDisposedException");
+        }
+
+        // ---- progress and cancellation -----------------------------------------------------------
+
+        /// <summary>Reports synchronously, unlike Progress&lt;T&gt; which posts to a SynchronizationContext.</summary>
+        private sealed class SyncProgress : IProgress<float>
+        {
+            private readonly Action<float> _report;
+            public SyncProgress(Action<float> report) { _report = report; }
+            public void Report(float value) { _report(value); }
+        }
+
+        private static void Test_ProgressIsMonotoneAndReachesOne()
+        {
+            var seen = new List<float>();
+            int thread = Thread.CurrentThread.ManagedThreadId;
+            bool sameThread = true;
+            using (MemoryBank bank = M.BuildBank(F.GoodImages(), null, new SyncProgress(f =>
+            {
+                seen.Add(f);
+                sameThread &= Thread.CurrentThread.ManagedThreadId == thread;
+                // Collecting mid-call must not free anything native code still holds (the callback, its state, pinned pixels).
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+            })))
+                Assert.True(!bank.IsDisposed, "built");
+            Assert.True(seen.Count >= 3, "progress reported at least once per stage: " + seen.Count);
+            Assert.True(sameThread, "progress runs on the building thread");
+            for (int i = 0; i < seen.Count; i++)
+            {
+                Assert.True(seen[i] >= 0f && seen[i] <= 1f, "fraction in [0, 1]: " + seen[i]);
+                if (i > 0) Assert.True(seen[i] >= seen[i - 1], "non-decreasing at " + i + ": " + seen[i - 1] + " -> " + seen[i]);
+            }
+            Assert.Equal(1f, seen[seen.Count - 1], "the last report is 1");
+        }
+
+        private static void Test_CancellationThroughTheProgressCallback()
+        {
+            using (var cts = new CancellationTokenSource())
+            {
+                int reports = 0;
+                var progress = new SyncProgress(f => { if (++reports == 1) cts.Cancel(); });
+                OperationCanceledException e = Assert.Throws<OperationCanceledException>(
+                    () => M.BuildBank(F.GoodImages(), null, progress, cts.Token), "cancelled build");
+                Assert.Equal(cts.Token, e.CancellationToken, "the exception carries the token");
+                Assert.Equal(1, reports, "no progress after cancelling");
+            }
+            using (var cts = new CancellationTokenSource())
+            {
+                cts.Cancel();
+                Assert.Throws<OperationCanceledException>(() => M.BuildBank(F.GoodImages(), null, null, cts.Token), "already cancelled");
+            }
+            // Cancelled on another thread mid-build, without any progress reporter.
+            using (var cts = new CancellationTokenSource())
+            {
+                var progress = new SyncProgress(f => { if (f > 0.3f) cts.Cancel(); });
+                Assert.Throws<OperationCanceledException>(() => M.BuildBank(F.GoodImages(), null, progress, cts.Token), "cancelled in a later stage");
+            }
+            using (MemoryBank bank = M.BuildBank(F.GoodImages().Take(2)))
+                Assert.Equal(2, bank.Info.Shots, "the model builds again after cancellations");
+        }
+
+        private static void Test_ProgressExceptionPropagatesWithoutCrossingNative()
+        {
+            int reports = 0;
+            var progress = new SyncProgress(f => { reports++; throw new InvalidTimeZoneException("boom from progress"); });
+            InvalidTimeZoneException e = Assert.Throws<InvalidTimeZoneException>(() => M.BuildBank(F.GoodImages(), null, progress), "progress throws");
+            Assert.Equal("boom from progress", e.Message, "the original exception");
+            Assert.True(e.StackTrace.Contains("Test_ProgressExceptionPropagatesWithoutCrossingNative"), "stack trace kept: " + e.StackTrace);
+            Assert.Equal(1, reports, "the build stopped at the first exception");
+        }
+
+        // ---- threads -----------------------------------------------------------------------------
+
+        private static void Test_ParallelScoringEqualsSerial()
+        {
+            var images = new List<ImageBuffer> { F.Image, new ImageBuffer(F.Mirrored(), F.Width, F.Height, PixelFormat.Rgb8) };
+            images.AddRange(F.GoodImages());
+            var serial = images.Select(img => { using (var r = M.Score(B, img)) return Outcome.Of(r); }).ToArray();
+            const int Rounds = 4;
+            var parallel = new Outcome[images.Count * Rounds];
+            Parallel.For(0, parallel.Length, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+            {
+                using (ScoreResult r = M.Score(B, images[i % images.Count]))
+                    parallel[i] = Outcome.Of(r);
+            });
+            for (int i = 0; i < parallel.Length; i++)
+                Assert.Equal(serial[i % images.Count], parallel[i], "parallel score " + i);
+            Assert.True(serial.Select(o => o.ScoreBits).Distinct().Count() > 1, "the images score differently");
+
+            // Tasks on dedicated threads, each with its own span overload call.
+            Task<Outcome>[] tasks = Enumerable.Range(0, 6).Select(i => Task.Factory.StartNew(() =>
+            {
+                using (ScoreResult r = M.Score(B, new ReadOnlySpan<byte>(F.Rgb), F.Width, F.Height, PixelFormat.Rgb8))
+                    return Outcome.Of(r);
+            }, TaskCreationOptions.LongRunning)).ToArray();
+            foreach (Task<Outcome> t in tasks)
+                Assert.Equal(serial[0], t.Result, "task score");
+        }
+
+        private static void Test_ConcurrentBuildsAreDeterministic()
+        {
+            var options = new BankOptions { K = 10, MaxIterations = 20 };
+            Task<Outcome>[] builds = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
+            {
+                using (MemoryBank bank = M.BuildBank(F.GoodImages(), options, null, CancellationToken.None))
+                using (ScoreResult r = M.Score(bank, F.Image))
+                    return Outcome.Of(r);
+            })).ToArray();
+            Assert.Equal(builds[0].Result, builds[1].Result, "two concurrent builds give the same bank");
+        }
+
+        // ---- logging -------------------------------------------------------------------------
+
+        private static void Test_LoggerReceivesLibraryMessages()
+        {
+            var messages = new List<string>();
+            try
+            {
+                Library.SetLogger((level, message) => { lock (messages) messages.Add(level + " " + message); });
+                using (Model m = Model.Open(F.ModelDir)) { }
+                Library.SetLogger((level, message) => { throw new InvalidOperationException("a failing logger"); });
+                using (Model m = Model.Open(F.ModelDir))
+                    Assert.Equal(M.Fingerprint, m.Fingerprint, "a throwing logger does not break the call");
+            }
+            finally
+            {
+                Library.SetLogger(null);
+            }
+            Assert.True(messages.Any(s => s.StartsWith("Info ") && s.Contains("opened model")), "an Info message on open: " + string.Join(" | ", messages));
+            int count = messages.Count;
+            using (Model m = Model.Open(F.ModelDir)) { }
+            Assert.Equal(count, messages.Count, "no messages after SetLogger(null)");
+        }
+    }
+}

@@ -1,0 +1,49 @@
+/* Prints the size of every nexvitad.h struct and the offset of every field, one per line
+ * ("struct field offset"; "struct sizeof size"), for the C# layout test (Tests.cs) to compare
+ * with Marshal.SizeOf / Marshal.OffsetOf of the mirrored structs in NativeMethods.cs. */
+#include <stddef.h>
+#include <stdio.h>
+#include <nexvitad.h>
+
+#define S(T) printf(#T " sizeof %zu\n", sizeof(struct T));
+#define F(T, f) printf(#T " " #f " %zu\n", offsetof(struct T, f));
+
+int main(void) {
+    S(nexvitad_options)
+    F(nexvitad_options, struct_size) F(nexvitad_options, ort_library)
+    F(nexvitad_options, execution_provider) F(nexvitad_options, intra_threads)
+    F(nexvitad_options, optimization_level) F(nexvitad_options, max_image_side)
+    F(nexvitad_options, reserved0) F(nexvitad_options, max_image_pixels)
+
+    S(nexvitad_bank_options)
+    F(nexvitad_bank_options, struct_size) F(nexvitad_bank_options, scorer)
+    F(nexvitad_bank_options, k) F(nexvitad_bank_options, epsilon)
+    F(nexvitad_bank_options, max_iters) F(nexvitad_bank_options, tol)
+    F(nexvitad_bank_options, coreset_ratio) F(nexvitad_bank_options, sigma)
+    F(nexvitad_bank_options, image_score_mode) F(nexvitad_bank_options, image_score_top_fraction)
+    F(nexvitad_bank_options, augment) F(nexvitad_bank_options, target_fpr)
+    F(nexvitad_bank_options, batch_size) F(nexvitad_bank_options, seed)
+    F(nexvitad_bank_options, max_vectors)
+
+    S(nexvitad_image)
+    F(nexvitad_image, data) F(nexvitad_image, width) F(nexvitad_image, height)
+    F(nexvitad_image, stride) F(nexvitad_image, format)
+
+    S(nexvitad_bank_info)
+    F(nexvitad_bank_info, struct_size) F(nexvitad_bank_info, scorer) F(nexvitad_bank_info, k)
+    F(nexvitad_bank_info, dim) F(nexvitad_bank_info, grid_w) F(nexvitad_bank_info, grid_h)
+    F(nexvitad_bank_info, shots) F(nexvitad_bank_info, vectors) F(nexvitad_bank_info, sigma)
+    F(nexvitad_bank_info, image_threshold) F(nexvitad_bank_info, pixel_threshold)
+    F(nexvitad_bank_info, target_fpr) F(nexvitad_bank_info, image_score_mode)
+    F(nexvitad_bank_info, image_score_top_fraction) F(nexvitad_bank_info, augment)
+    F(nexvitad_bank_info, converged) F(nexvitad_bank_info, iterations)
+    F(nexvitad_bank_info, reserved0) F(nexvitad_bank_info, seed)
+
+    S(nexvitad_result)
+    F(nexvitad_result, struct_size) F(nexvitad_result, image_score)
+    F(nexvitad_result, image_threshold) F(nexvitad_result, pixel_threshold)
+    F(nexvitad_result, is_anomalous) F(nexvitad_result, width) F(nexvitad_result, height)
+    F(nexvitad_result, prepare_s) F(nexvitad_result, hiera_s) F(nexvitad_result, dinov2_s)
+    F(nexvitad_result, head_s) F(nexvitad_result, matching_s) F(nexvitad_result, upsample_smooth_s)
+    return 0;
+}

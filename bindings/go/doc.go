@@ -1,0 +1,26 @@
+// Package nexvitad is the Go binding of libnexvitad, a few-shot industrial defect
+// detector (NexViTAD): open a model folder, build a memory bank from a few images of
+// good parts (or load a saved one), then score images for anomalies.
+//
+//	model, err := nexvitad.Open("models/tiny", nil)
+//	if err != nil { ... }
+//	defer model.Close()
+//	bank, err := model.LoadBank("part.bank")
+//	if err != nil { ... }
+//	defer bank.Close()
+//	res, err := model.Score(bank, img) // img is any image.Image
+//	fmt.Println(res.Score, res.Threshold, res.Anomalous)
+//
+// Models and banks are safe for concurrent use by many goroutines. Close releases them;
+// it waits for calls in flight and is idempotent, and later calls fail with an error
+// wrapping ErrClosed. A finalizer frees a forgotten handle, but only as a safety net.
+//
+// Every failure is an *Error carrying the library's Status and message; it matches the
+// status's sentinel with errors.Is (ErrInvalidArgument, ErrMismatch, ErrCancelled, ...).
+//
+// BuildBank takes a context.Context: cancelling it stops the build at its next progress
+// step, through the C library's progress callback.
+//
+// The package wraps only the C API (nexvitad.h) and links libnexvitad through cgo and
+// pkg-config; see README.md for building.
+package nexvitad

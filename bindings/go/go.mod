@@ -1,0 +1,3 @@
+module github.com/nexvitad/nexvitad/bindings/go
+
+go 1.22

@@ -1,0 +1,39 @@
+/*
+ * shim.h - thin C helpers between the Go package and libnexvitad.
+ *
+ * Why they exist: nexvitad_last_error() is per OS thread, and a goroutine may move to
+ * another thread (or another goroutine may use this one) between two cgo calls. Each
+ * helper therefore makes the library call and, on failure, copies the message on the
+ * same thread in the same cgo call. The copy is malloc'd; the Go side frees it.
+ */
+#ifndef NEXVITAD_GO_SHIM_H
+#define NEXVITAD_GO_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <nexvitad.h>
+
+nexvitad_status nxgo_options_default(nexvitad_options *o, char **err);
+nexvitad_status nxgo_bank_options_default(nexvitad_bank_options *o, char **err);
+nexvitad_status nxgo_model_open(const char *dir, const nexvitad_options *o, nexvitad_model **out,
+                                char **fingerprint, char **err);
+nexvitad_status nxgo_model_free(nexvitad_model *m, char **err);
+/* `user` is a runtime/cgo.Handle value; the progress callback, when `progress` is set, is
+ * a C function that hands it back to Go (no Go pointer ever reaches the library). */
+nexvitad_status nxgo_bank_build(const nexvitad_model *m, const nexvitad_image *images, size_t n,
+                                const nexvitad_bank_options *o, int progress, uintptr_t user,
+                                nexvitad_bank **out, char **err);
+nexvitad_status nxgo_bank_load(const nexvitad_model *m, const char *path, nexvitad_bank **out, char **err);
+nexvitad_status nxgo_bank_save(const nexvitad_bank *b, const char *path, char **err);
+nexvitad_status nxgo_bank_get_info(const nexvitad_bank *b, nexvitad_bank_info *info, char **err);
+nexvitad_status nxgo_bank_free(nexvitad_bank *b, char **err);
+nexvitad_status nxgo_score(const nexvitad_model *m, const nexvitad_bank *b, const nexvitad_image *image,
+                           float *map, size_t map_len, nexvitad_result *out, char **err);
+nexvitad_status nxgo_score_batch(const nexvitad_model *m, const nexvitad_bank *b, const nexvitad_image *images,
+                                 size_t n, float *const *maps, const size_t *map_lens,
+                                 nexvitad_result *results, char **err);
+
+/* Installs (on != 0) or removes the trampoline that hands log messages to Go. */
+nexvitad_status nxgo_set_log(int on, char **err);
+
+#endif

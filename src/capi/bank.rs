@@ -1,0 +1,321 @@
+//! Bank handles: options, build, save, load, info, free.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::mem::size_of;
+
+use super::handles::{self, BankHandle};
+use super::images::{image_array, view};
+use super::log::log;
+use super::status::{c_path, guard, non_null};
+use super::types::{
+    nexvitad_augment::*, nexvitad_bank, nexvitad_bank_info, nexvitad_bank_options, nexvitad_image, nexvitad_log_level,
+    nexvitad_model, nexvitad_progress_cb, nexvitad_status,
+};
+use super::versioned::{read_in, write_out};
+use crate::bank::{Augment, BankOptions, ImageScoreMode, MemoryBank, Progress, ScorerKind};
+use crate::error::{Error, Result};
+
+fn scorer_code(s: ScorerKind) -> u32 {
+    match s {
+        ScorerKind::Sinkhorn => 0,
+        ScorerKind::Full => 1,
+        ScorerKind::Coreset => 2,
+    }
+}
+
+fn image_score_codes(m: ImageScoreMode) -> (u32, f32) {
+    match m {
+        ImageScoreMode::Max => (0, 0.0),
+        ImageScoreMode::TopMean { fraction } => (1, fraction),
+    }
+}
+
+fn augment_bits(a: Augment) -> u32 {
+    let bit = |on: bool, b| if on { b as u32 } else { 0 };
+    bit(a.hflip, NEXVITAD_AUGMENT_HFLIP) | bit(a.vflip, NEXVITAD_AUGMENT_VFLIP) | bit(a.rot90, NEXVITAD_AUGMENT_ROT90)
+}
+
+/// The defaults nexvitad_bank_options_default() writes: the safe API's `BankOptions::default()`.
+fn default_bank_options() -> nexvitad_bank_options {
+    let d = BankOptions::default();
+    let (mode, fraction) = image_score_codes(d.image_score);
+    nexvitad_bank_options {
+        struct_size: size_of::<nexvitad_bank_options>(),
+        scorer: scorer_code(d.scorer),
+        k: d.k as u32,
+        epsilon: d.epsilon,
+        max_iters: d.max_iters as u32,
+        tol: d.tol,
+        coreset_ratio: d.coreset_ratio,
+        sigma: d.sigma,
+        image_score_mode: mode,
+        image_score_top_fraction: if fraction > 0.0 { fraction } else { 0.1 },
+        augment: augment_bits(d.augment),
+        target_fpr: d.target_fpr,
+        batch_size: d.batch_size as u32,
+        seed: d.seed,
+        max_vectors: d.max_vectors as u64,
+    }
+}
+
+/// C bank options to the safe API's. Enum codes and flag bits are checked here; value
+/// ranges by `BankOptions::resolved` (during the build), which names the field.
+fn to_bank_options(o: &nexvitad_bank_options) -> Result<BankOptions> {
+    let scorer = match o.scorer {
+        0 => ScorerKind::Sinkhorn,
+        1 => ScorerKind::Full,
+        2 => ScorerKind::Coreset,
+        s => return Err(Error::invalid(format!("options->scorer {s} is not a nexvitad_scorer (0 SINKHORN, 1 FULL, 2 CORESET)"))),
+    };
+    let image_score = match o.image_score_mode {
+        0 => ImageScoreMode::Max,
+        1 => ImageScoreMode::TopMean { fraction: o.image_score_top_fraction },
+        m => return Err(Error::invalid(format!("options->image_score_mode {m} is not a nexvitad_image_score_mode (0 MAX, 1 TOP_MEAN)"))),
+    };
+    let known = NEXVITAD_AUGMENT_HFLIP as u32 | NEXVITAD_AUGMENT_VFLIP as u32 | NEXVITAD_AUGMENT_ROT90 as u32;
+    if o.augment & !known != 0 {
+        return Err(Error::invalid(format!("options->augment {:#x} has bits that are not nexvitad_augment flags", o.augment)));
+    }
+    let max_vectors = usize::try_from(o.max_vectors)
+        .map_err(|_| Error::invalid(format!("options->max_vectors {} does not fit this machine's size_t", o.max_vectors)))?;
+    Ok(BankOptions {
+        scorer,
+        k: o.k as usize,
+        epsilon: o.epsilon,
+        max_iters: o.max_iters as usize,
+        tol: o.tol,
+        coreset_ratio: o.coreset_ratio,
+        sigma: o.sigma,
+        image_score,
+        augment: Augment {
+            hflip: o.augment & NEXVITAD_AUGMENT_HFLIP as u32 != 0,
+            vflip: o.augment & NEXVITAD_AUGMENT_VFLIP as u32 != 0,
+            rot90: o.augment & NEXVITAD_AUGMENT_ROT90 as u32 != 0,
+        },
+        target_fpr: o.target_fpr,
+        seed: o.seed,
+        batch_size: o.batch_size as usize,
+        max_vectors,
+    })
+}
+
+/// Logs what a new or loaded bank holds; `what` says which ("built bank", ...).
+fn log_bank(what: &str, b: &MemoryBank) {
+    let m = b.meta();
+    log(
+        nexvitad_log_level::NEXVITAD_LOG_INFO,
+        &format!(
+            "{what}: scorer {}, {} vectors of width {}, grid {}x{}, {} shots, image threshold {}, pixel threshold {}",
+            m.scorer.name(),
+            b.vectors().nrows(),
+            m.dim,
+            m.grid_w,
+            m.grid_h,
+            m.shots,
+            m.calibration.image_threshold,
+            m.calibration.pixel_threshold
+        ),
+    );
+}
+
+/// Fills `options` with the defaults: Sinkhorn K-means with the model's K (0 = model
+/// default), epsilon 0.05, 50 iterations, tol 1e-4, coreset ratio 0.1, the model's sigma
+/// (-1), image score = max (top fraction 0.1 if switched to TOP_MEAN), no augmentation,
+/// the model's target FPR (0), seed 0, batch size 4, at most 4 Mi bank vectors.
+///
+/// Set `options->struct_size = sizeof(nexvitad_bank_options)` first; only fields within it
+/// are written.
+///
+/// Thread-safety: any thread. Errors: NEXVITAD_INVALID_ARGUMENT (NULL or bad struct_size).
+#[no_mangle]
+pub unsafe extern "C" fn nexvitad_bank_options_default(options: *mut nexvitad_bank_options) -> nexvitad_status {
+    guard("nexvitad_bank_options_default", || unsafe { write_out(options, &default_bank_options(), "options") })
+}
+
+/// Builds a memory bank from `n` normal (defect-free) images of the product: encodes them,
+/// fits the bank (Sinkhorn K-means prototypes by default) and calibrates the decision
+/// thresholds by leave-one-out over the images. Minutes for many large images on CPU; use
+/// `cb` to show progress or cancel.
+///
+/// `model`: a live model handle. `images`: `n` caller-owned images (any sizes and formats
+/// mixed), read during the call only. `options`: NULL for the defaults, else read during
+/// the call only. `cb`: NULL, or called after each batch/iteration on the calling thread
+/// with `user`; returning non-zero cancels. `out`: receives the new bank on success, owned
+/// by the caller (nexvitad_bank_free()); untouched on any failure, including cancellation.
+///
+/// The result depends only on the images, the options (including the seed) and the model:
+/// building twice gives the same bank.
+///
+/// Thread-safety: any thread; builds on one model may run concurrently.
+///
+/// Errors: NEXVITAD_INVALID_ARGUMENT (NULL pointer, n = 0, bad image or option, k larger
+/// than the number of patch vectors), NEXVITAD_LIMIT_EXCEEDED (image above the model's
+/// limits, more than max_vectors bank vectors), NEXVITAD_CANCELLED (the callback returned
+/// non-zero), NEXVITAD_RUNTIME (ONNX Runtime failed).
+#[no_mangle]
+pub unsafe extern "C" fn nexvitad_bank_build(
+    model: *const nexvitad_model,
+    images: *const nexvitad_image,
+    n: usize,
+    options: *const nexvitad_bank_options,
+    cb: nexvitad_progress_cb,
+    user: *mut c_void,
+    out: *mut *mut nexvitad_bank,
+) -> nexvitad_status {
+    guard("nexvitad_bank_build", || unsafe {
+        non_null(out, "out")?;
+        let mh = handles::model(model, "model")?;
+        let imgs = image_array(images, n, "images")?;
+        let views = imgs
+            .iter()
+            .enumerate()
+            .map(|(i, im)| view(&mh.model, im, &format!("images[{i}]")))
+            .collect::<Result<Vec<_>>>()?;
+        let opts = if options.is_null() { default_bank_options() } else { read_in(options, default_bank_options(), "options")? };
+        let opts = to_bank_options(&opts)?;
+        let mut progress = |p: Progress| match cb {
+            None => true,
+            Some(f) => f(user, p.stage as c_int, p.done, p.total) == 0,
+        };
+        let bank = MemoryBank::build(&mh.model, &views, &opts, &mut progress)?;
+        log_bank("built bank", &bank);
+        if opts.scorer == ScorerKind::Sinkhorn && !bank.meta().converged {
+            log(
+                nexvitad_log_level::NEXVITAD_LOG_WARN,
+                &format!(
+                    "Sinkhorn K-means stopped at max_iters {} without converging (tol {}); the prototypes may be less stable",
+                    opts.max_iters, opts.tol
+                ),
+            );
+        }
+        *out = handles::insert_bank(BankHandle { bank, model: mh });
+        Ok(())
+    })
+}
+
+/// Saves the bank to `path` (a safetensors file, readable from Python). The write is
+/// atomic: a temp file beside `path` is written, synced and renamed over it, so a crash
+/// never leaves a half-written bank and an existing file is replaced only on success.
+///
+/// `path`: NUL-terminated, read during the call only.
+///
+/// Thread-safety: any thread; do not save two banks to the same path at the same moment.
+///
+/// Errors: NEXVITAD_INVALID_ARGUMENT (NULL or empty argument, not a live bank),
+/// NEXVITAD_IO (cannot write).
+#[no_mangle]
+pub unsafe extern "C" fn nexvitad_bank_save(bank: *const nexvitad_bank, path: *const c_char) -> nexvitad_status {
+    guard("nexvitad_bank_save", || unsafe {
+        let b = handles::bank(bank, "bank")?;
+        let path = c_path(path, "path")?;
+        b.bank.save(&path)?;
+        log(nexvitad_log_level::NEXVITAD_LOG_INFO, &format!("saved bank to '{}'", path.display()));
+        Ok(())
+    })
+}
+
+/// Loads a bank saved by nexvitad_bank_save() and checks that `model` built it.
+///
+/// `model`: a live model handle (the bank keeps it alive). `path`: NUL-terminated, read
+/// during the call only. `out`: receives the new bank on success, owned by the caller
+/// (nexvitad_bank_free()); untouched on failure.
+///
+/// Thread-safety: any thread.
+///
+/// Errors: NEXVITAD_INVALID_ARGUMENT (NULL or empty argument), NEXVITAD_IO (missing or
+/// unreadable file), NEXVITAD_FORMAT (not a bank, corrupt or truncated),
+/// NEXVITAD_MISMATCH (built by another model), NEXVITAD_LIMIT_EXCEEDED (file above 8 GiB).
+#[no_mangle]
+pub unsafe extern "C" fn nexvitad_bank_load(
+    model: *const nexvitad_model,
+    path: *const c_char,
+    out: *mut *mut nexvitad_bank,
+) -> nexvitad_status {
+    guard("nexvitad_bank_load", || unsafe {
+        non_null(out, "out")?;
+        let mh = handles::model(model, "model")?;
+        let path = c_path(path, "path")?;
+        let bank = MemoryBank::load(&path, &mh.model)?;
+        log_bank(&format!("loaded bank '{}'", path.display()), &bank);
+        *out = handles::insert_bank(BankHandle { bank, model: mh });
+        Ok(())
+    })
+}
+
+/// Describes the bank: scorer, sizes, sigma, thresholds, build settings.
+///
+/// Set `info->struct_size = sizeof(nexvitad_bank_info)` first; only fields within it are
+/// written, and nothing is written on failure.
+///
+/// Thread-safety: any thread. Errors: NEXVITAD_INVALID_ARGUMENT (NULL, bad struct_size, not
+/// a live bank).
+#[no_mangle]
+pub unsafe extern "C" fn nexvitad_bank_get_info(bank: *const nexvitad_bank, info: *mut nexvitad_bank_info) -> nexvitad_status {
+    guard("nexvitad_bank_get_info", || unsafe {
+        let b = handles::bank(bank, "bank")?;
+        let m = b.bank.meta();
+        let (mode, fraction) = image_score_codes(m.image_score);
+        let sat = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        let value = nexvitad_bank_info {
+            struct_size: size_of::<nexvitad_bank_info>(),
+            scorer: scorer_code(m.scorer),
+            k: sat(m.k),
+            dim: sat(m.dim),
+            grid_w: sat(m.grid_w),
+            grid_h: sat(m.grid_h),
+            shots: sat(m.shots),
+            vectors: b.bank.vectors().nrows() as u64,
+            sigma: m.sigma,
+            image_threshold: m.calibration.image_threshold,
+            pixel_threshold: m.calibration.pixel_threshold,
+            target_fpr: m.calibration.target_fpr,
+            image_score_mode: mode,
+            image_score_top_fraction: fraction,
+            augment: augment_bits(m.augment),
+            converged: m.converged as u32,
+            iterations: sat(m.iterations),
+            reserved0: 0,
+            seed: m.seed,
+        };
+        write_out(info, &value, "info")
+    })
+}
+
+/// Releases a bank handle (and, if it was the last user, its model). NULL is a no-op.
+///
+/// Thread-safety: any thread, but not while another thread still passes the same handle.
+///
+/// Errors: NEXVITAD_INVALID_ARGUMENT when `bank` is not a live bank handle (already freed,
+/// a model handle, or a stray pointer); nothing is freed then.
+#[no_mangle]
+pub unsafe extern "C" fn nexvitad_bank_free(bank: *mut nexvitad_bank) -> nexvitad_status {
+    guard("nexvitad_bank_free", || handles::free_bank(bank))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_options_round_trip_to_the_safe_defaults() {
+        let o = to_bank_options(&default_bank_options()).unwrap();
+        assert_eq!(o, BankOptions::default());
+    }
+
+    #[test]
+    fn bad_codes_name_the_field() {
+        let mut o = default_bank_options();
+        o.scorer = 9;
+        assert!(to_bank_options(&o).unwrap_err().to_string().contains("options->scorer 9"));
+        let mut o = default_bank_options();
+        o.image_score_mode = 2;
+        assert!(to_bank_options(&o).unwrap_err().to_string().contains("options->image_score_mode 2"));
+        let mut o = default_bank_options();
+        o.augment = 8 | 1;
+        assert!(to_bank_options(&o).unwrap_err().to_string().contains("options->augment 0x9"));
+        o.augment = 1 | 4;
+        let a = to_bank_options(&o).unwrap().augment;
+        assert!(a.hflip && !a.vflip && a.rot90);
+        assert_eq!(augment_bits(a), 5);
+    }
+}

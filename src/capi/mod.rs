@@ -1,0 +1,78 @@
+//! The stable C ABI of `libnexvitad.so` / `libnexvitad.a`; `include/nexvitad.h` is generated
+//! from this module by cbindgen (see `build.rs`), and the doc comments here are the header's
+//! documentation.
+//!
+//! This layer only converts: C types to the safe API and back. Rules every entry point keeps:
+//! - it runs inside [`status::guard`]: the thread's last error is reset, an `Err` becomes its
+//!   status code plus message, and a panic becomes `NEXVITAD_INTERNAL` (never unwinding into C;
+//!   this needs `panic = "unwind"`, the default, which the release profile must keep);
+//! - every pointer is checked for NULL, and handles are looked up in a registry
+//!   ([`handles`]) instead of being dereferenced;
+//! - outputs (`*out`, maps, result structs) are written only once everything has succeeded;
+//! - versioned structs are read and written field by field within their `struct_size`
+//!   ([`versioned`]).
+//!
+//! The safety contract of each `unsafe extern "C"` function is its pointer documentation,
+//! written for C readers in the header (what must be valid, for how long, who owns it).
+#![allow(clippy::missing_safety_doc)]
+
+// Declaration order is the header's order: types first, then the functions by topic.
+pub mod types;
+pub mod status;
+pub mod versioned;
+pub mod handles;
+pub mod images;
+pub mod log;
+pub mod model;
+pub mod bank;
+pub mod score;
+
+use std::ffi::{c_char, c_int};
+
+pub use types::*;
+
+/// The C ABI version this header describes; nexvitad_abi_version() returns the library's.
+/// It changes only when an existing function, struct field or constant changes meaning or
+/// layout; additions (new functions, fields appended to struct_size structs) keep it.
+pub const NEXVITAD_ABI_VERSION: u32 = 1;
+
+/// The library version, e.g. "0.1.0". Static storage; never NULL. Any thread.
+#[no_mangle]
+pub extern "C" fn nexvitad_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}
+
+/// The C ABI version of the loaded library. A program should check at start-up that it
+/// equals the NEXVITAD_ABI_VERSION it was compiled with. Any thread.
+#[no_mangle]
+pub extern "C" fn nexvitad_abi_version() -> u32 {
+    NEXVITAD_ABI_VERSION
+}
+
+/// The message of the last failed nexvitad call on the calling thread, naming what was
+/// wrong; "" when the last call succeeded. Never NULL.
+///
+/// The string is owned by the library and stays valid until the next nexvitad call on the
+/// same thread (nexvitad_last_error(), nexvitad_status_name(), nexvitad_version() and
+/// nexvitad_abi_version() do not count). Each thread has its own message.
+#[no_mangle]
+pub extern "C" fn nexvitad_last_error() -> *const c_char {
+    status::last_error_ptr()
+}
+
+/// The name of a status code, e.g. "NEXVITAD_MISMATCH"; "NEXVITAD_UNKNOWN_STATUS" for a
+/// value that is not one. Static storage; never NULL. Any thread.
+#[no_mangle]
+pub extern "C" fn nexvitad_status_name(status: c_int) -> *const c_char {
+    status::status_name(status).as_ptr()
+}
+
+/// Diagnostics for bindings and packagers: panics deliberately inside the library and
+/// returns what the panic became, which in a correct build is always NEXVITAD_INTERNAL
+/// with nexvitad_last_error() containing "deliberate panic". A build whose panics abort
+/// the process instead (panic = "abort") would break every promise of this header; this
+/// lets a test suite prove the shipped binary is not such a build. Any thread.
+#[no_mangle]
+pub extern "C" fn nexvitad_selftest_panic() -> nexvitad_status {
+    status::guard("nexvitad_selftest_panic", || panic!("deliberate panic (nexvitad_selftest_panic)"))
+}

@@ -1,0 +1,173 @@
+//! Scoring: one image or a batch, into caller buffers.
+
+use std::cell::RefCell;
+use std::mem::size_of;
+
+use super::handles;
+use super::images::{image_array, view};
+use super::status::{guard, non_null};
+use super::types::{nexvitad_bank, nexvitad_image, nexvitad_model, nexvitad_result, nexvitad_status};
+use super::versioned::{struct_size, write_out};
+use crate::error::{Error, Result};
+use crate::image::ImageView;
+use crate::score::{score_batch, ScoreResult, Workspace};
+
+/// Images per encoder call in nexvitad_score_batch(): bounds the memory one call takes
+/// (about 2 MB of encoder input per image) whatever `n` is.
+const BATCH_CHUNK: usize = 16;
+
+thread_local! {
+    /// Scoring buffers reused by every call on this thread.
+    static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::new());
+}
+
+/// Scores with this thread's workspace (a fresh one if it is busy or gone).
+fn with_workspace<R>(f: impl FnOnce(&mut Workspace) -> R) -> R {
+    let mut f = Some(f);
+    let reused = WORKSPACE.try_with(|ws| ws.try_borrow_mut().ok().map(|mut ws| (f.take().unwrap())(&mut ws)));
+    match reused {
+        Ok(Some(r)) => r,
+        _ => (f.take().expect("workspace closure already ran"))(&mut Workspace::new()),
+    }
+}
+
+/// Floats needed for an image's anomaly map.
+fn map_floats(v: &ImageView<'_>) -> usize {
+    v.width() as usize * v.height() as usize
+}
+
+/// Checks a caller map buffer against the image before any work is done.
+fn check_map(map: *const f32, len: usize, v: &ImageView<'_>, what: &str, len_name: &str) -> Result<()> {
+    let need = map_floats(v);
+    if !map.is_null() && len < need {
+        return Err(Error::invalid(format!(
+            "{len_name} {len} is smaller than the {}x{} map the image needs ({need} floats) for {what}",
+            v.width(),
+            v.height()
+        )));
+    }
+    Ok(())
+}
+
+fn c_result(r: &ScoreResult, size: usize) -> nexvitad_result {
+    let t = &r.timings;
+    nexvitad_result {
+        struct_size: size,
+        image_score: r.map.image_score,
+        image_threshold: r.image_threshold,
+        pixel_threshold: r.pixel_threshold,
+        is_anomalous: r.is_anomalous as i32,
+        width: r.map.width,
+        height: r.map.height,
+        prepare_s: t.prepare_s,
+        hiera_s: t.hiera_s,
+        dinov2_s: t.dinov2_s,
+        head_s: t.head_s,
+        matching_s: t.matching_s,
+        upsample_smooth_s: t.upsample_smooth_s,
+    }
+}
+
+/// Copies a map into a caller buffer (NULL = not wanted).
+///
+/// # Safety
+/// `dst` is NULL or holds at least `r.map.values.len()` floats (checked by `check_map`).
+unsafe fn copy_map(r: &ScoreResult, dst: *mut f32) {
+    if !dst.is_null() {
+        std::ptr::copy_nonoverlapping(r.map.values.as_ptr(), dst, r.map.values.len());
+    }
+}
+
+/// Scores one image: its anomaly map at the image's own width x height, its image score,
+/// the bank's thresholds and the decision.
+///
+/// `model`, `bank`: live handles; the bank must have been built or loaded with this model
+/// (or an identical one). `image`: caller-owned, read during the call only. `map_out`:
+/// NULL if only the result is wanted, else a caller buffer of `map_len` floats that
+/// receives the row-major map (width x height floats; `map_len` may be larger). `out`:
+/// caller struct with `struct_size` set; receives the result. Nothing is written unless the
+/// call succeeds.
+///
+/// Thread-safety: any thread; any number of threads may score with the same model and bank
+/// at once, with results identical to scoring one at a time.
+///
+/// Errors: NEXVITAD_INVALID_ARGUMENT (NULL handle, image or out; bad image; map_len below
+/// width x height), NEXVITAD_LIMIT_EXCEEDED (image above the model's limits),
+/// NEXVITAD_MISMATCH (bank from another model), NEXVITAD_RUNTIME (ONNX Runtime failed).
+#[no_mangle]
+pub unsafe extern "C" fn nexvitad_score(
+    model: *const nexvitad_model,
+    bank: *const nexvitad_bank,
+    image: *const nexvitad_image,
+    map_out: *mut f32,
+    map_len: usize,
+    out: *mut nexvitad_result,
+) -> nexvitad_status {
+    guard("nexvitad_score", || unsafe {
+        let mh = handles::model(model, "model")?;
+        let bh = handles::bank(bank, "bank")?;
+        non_null(image, "image")?;
+        struct_size(out as *const nexvitad_result, "out")?;
+        let v = view(&mh.model, &*image, "image")?;
+        check_map(map_out, map_len, &v, "image", "map_len")?;
+        let mut r = with_workspace(|ws| score_batch(&mh.model, &bh.bank, std::slice::from_ref(&v), ws))?;
+        let r = r.pop().ok_or_else(|| Error::Internal("no result for one image".into()))?;
+        copy_map(&r, map_out);
+        write_out(out, &c_result(&r, size_of::<nexvitad_result>()), "out")
+    })
+}
+
+/// Scores `n` images in one call (the encoders run on groups of up to 16 images, which is
+/// faster than one at a time on most machines).
+///
+/// `images`: `n` caller-owned images, any sizes. `maps_out`: NULL if no maps are wanted,
+/// else an array of `n` pointers, each NULL (no map for that image) or a buffer of
+/// `map_lens[i]` floats that receives image i's row-major map. `map_lens`: `n` lengths;
+/// may be NULL only when `maps_out` is NULL. `results`: an array of `n` nexvitad_result;
+/// set `results[0].struct_size = sizeof(nexvitad_result)`, which the library also takes as
+/// the array's element size and writes into every element. Nothing is written unless the
+/// whole call succeeds.
+///
+/// Thread-safety and errors: as nexvitad_score(); messages name the image index.
+#[no_mangle]
+pub unsafe extern "C" fn nexvitad_score_batch(
+    model: *const nexvitad_model,
+    bank: *const nexvitad_bank,
+    images: *const nexvitad_image,
+    n: usize,
+    maps_out: *const *mut f32,
+    map_lens: *const usize,
+    results: *mut nexvitad_result,
+) -> nexvitad_status {
+    guard("nexvitad_score_batch", || unsafe {
+        let mh = handles::model(model, "model")?;
+        let bh = handles::bank(bank, "bank")?;
+        let imgs = image_array(images, n, "images")?;
+        let stride = struct_size(results as *const nexvitad_result, "results")?;
+        if !maps_out.is_null() && map_lens.is_null() {
+            return Err(Error::invalid("map_lens is NULL but maps_out is not"));
+        }
+        let maps: &[*mut f32] = if maps_out.is_null() { &[] } else { std::slice::from_raw_parts(maps_out, n) };
+        let lens: &[usize] = if maps_out.is_null() { &[] } else { std::slice::from_raw_parts(map_lens, n) };
+        let mut views = Vec::with_capacity(n);
+        for (i, im) in imgs.iter().enumerate() {
+            let v = view(&mh.model, im, &format!("images[{i}]"))?;
+            if let (Some(&m), Some(&len)) = (maps.get(i), lens.get(i)) {
+                check_map(m, len, &v, &format!("images[{i}]"), &format!("map_lens[{i}]"))?;
+            }
+            views.push(v);
+        }
+        let mut all = Vec::with_capacity(n);
+        for chunk in views.chunks(BATCH_CHUNK) {
+            all.extend(with_workspace(|ws| score_batch(&mh.model, &bh.bank, chunk, ws))?);
+        }
+        for (i, r) in all.iter().enumerate() {
+            copy_map(r, maps.get(i).copied().unwrap_or(std::ptr::null_mut()));
+            let dst = (results as *mut u8).add(i * stride) as *mut nexvitad_result;
+            // Element i's struct_size is ours to set: the caller declared the size once, in [0].
+            std::ptr::write_unaligned(dst as *mut usize, stride);
+            write_out(dst, &c_result(r, stride), "results")?;
+        }
+        Ok(())
+    })
+}

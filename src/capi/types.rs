@@ -1,0 +1,301 @@
+//! The C ABI's plain data types. Only integers, floats and pointers cross the boundary: a
+//! C caller can put any bit pattern in a field, and a Rust `enum` or `bool` field would make
+//! an unexpected value undefined behaviour. The enums below exist for their constants; the
+//! structs carry their values as `uint32_t` and the library checks them.
+//!
+//! Versioned structs (`struct_size` first) follow one layout rule, checked by the tests in
+//! `versioned.rs`: no padding anywhere, so every byte below `sizeof` belongs to a field and
+//! a field added at the end always starts at or after the old `sizeof`.
+#![allow(non_camel_case_types)]
+
+use std::ffi::{c_char, c_int, c_void};
+
+/// Status returned by every function that can fail. Each value is one class of failure;
+/// nexvitad_last_error() holds the detailed message, which names the offending argument,
+/// file or limit.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum nexvitad_status {
+    /// Success.
+    NEXVITAD_OK = 0,
+    /// An argument is NULL, out of range or malformed (the message names the parameter).
+    NEXVITAD_INVALID_ARGUMENT = 1,
+    /// A file or folder could not be read or written.
+    NEXVITAD_IO = 2,
+    /// A file exists but is corrupt, truncated or of the wrong kind.
+    NEXVITAD_FORMAT = 3,
+    /// Two things that must belong together do not (a bank built by another model).
+    NEXVITAD_MISMATCH = 4,
+    /// ONNX Runtime could not be loaded or failed while running the model.
+    NEXVITAD_RUNTIME = 5,
+    /// The request needs something this build or machine lacks (e.g. CUDA).
+    NEXVITAD_UNSUPPORTED = 6,
+    /// A configured limit (image size, bank size) would be exceeded.
+    NEXVITAD_LIMIT_EXCEEDED = 7,
+    /// A progress callback returned non-zero; nothing was produced.
+    NEXVITAD_CANCELLED = 8,
+    /// A bug in nexvitad (a caught panic); the message says where. Please report it.
+    NEXVITAD_INTERNAL = 9,
+}
+
+/// An opened model: the encoders, the fusion head and the model fingerprint.
+///
+/// Opaque: only ever handled through a pointer returned by nexvitad_model_open().
+/// Immutable once opened; one handle may be used from any number of threads at once.
+pub struct nexvitad_model {
+    _opaque: [u8; 0],
+}
+
+/// A memory bank of normal features plus its decision thresholds.
+///
+/// Opaque: only ever handled through a pointer returned by nexvitad_bank_build() or
+/// nexvitad_bank_load(). Immutable; usable from any number of threads at once. A bank
+/// keeps its model alive, so the model may be freed first.
+pub struct nexvitad_bank {
+    _opaque: [u8; 0],
+}
+
+/// Pixel layouts accepted in nexvitad_image.format (8 bits per channel).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+pub enum nexvitad_pixel_format {
+    /// One byte per pixel, gray.
+    NEXVITAD_PIXEL_GRAY8 = 0,
+    /// Three bytes per pixel, R G B.
+    NEXVITAD_PIXEL_RGB8 = 1,
+    /// Three bytes per pixel, B G R (OpenCV's default).
+    NEXVITAD_PIXEL_BGR8 = 2,
+    /// Four bytes per pixel, R G B A (alpha ignored).
+    NEXVITAD_PIXEL_RGBA8 = 3,
+    /// Four bytes per pixel, B G R A (alpha ignored).
+    NEXVITAD_PIXEL_BGRA8 = 4,
+}
+
+/// How patches are matched against the bank (nexvitad_bank_options.scorer).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+pub enum nexvitad_scorer {
+    /// K prototypes from Sinkhorn K-means (the method's choice, default).
+    NEXVITAD_SCORER_SINKHORN = 0,
+    /// Every normal patch vector (exact nearest neighbour; largest bank).
+    NEXVITAD_SCORER_FULL = 1,
+    /// A greedy-coreset subsample of the normal patch vectors.
+    NEXVITAD_SCORER_CORESET = 2,
+}
+
+/// How the image score is drawn from the anomaly map (nexvitad_bank_options.image_score_mode).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+pub enum nexvitad_image_score_mode {
+    /// The map's maximum (default).
+    NEXVITAD_IMAGE_SCORE_MAX = 0,
+    /// Mean of the top `image_score_top_fraction` of the map's values.
+    NEXVITAD_IMAGE_SCORE_TOP_MEAN = 1,
+}
+
+/// Bits of nexvitad_bank_options.augment: extra copies of each normal image in the bank.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+pub enum nexvitad_augment {
+    /// Mirror left-right.
+    NEXVITAD_AUGMENT_HFLIP = 1,
+    /// Mirror top-bottom.
+    NEXVITAD_AUGMENT_VFLIP = 2,
+    /// Rotations by 90, 180 and 270 degrees (needs a square encoder input).
+    NEXVITAD_AUGMENT_ROT90 = 4,
+}
+
+/// The `stage` argument of a nexvitad_progress_cb.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+pub enum nexvitad_stage {
+    /// Running the encoders over the normal images (`total` = number of images).
+    NEXVITAD_STAGE_ENCODE = 0,
+    /// Sinkhorn K-means iterations (`total` = the iteration cap).
+    NEXVITAD_STAGE_CLUSTER = 1,
+    /// Leave-one-out calibration of the thresholds (`total` = number of images).
+    NEXVITAD_STAGE_CALIBRATE = 2,
+}
+
+/// The `level` argument of a nexvitad_log_cb.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum nexvitad_log_level {
+    /// Something worth knowing (a model opened, a bank built or saved).
+    NEXVITAD_LOG_INFO = 1,
+    /// Something that worked but may not be what was wanted (k-means did not converge).
+    NEXVITAD_LOG_WARN = 2,
+}
+
+/// A caller-owned image. The library reads the pixels during the call only and never keeps
+/// the pointer. Not versioned: this layout is fixed for ABI version 1.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct nexvitad_image {
+    /// First byte of the top row. Must not be NULL. The buffer must hold at least
+    /// `stride * (height - 1) + width * bytes_per_pixel` bytes.
+    pub data: *const u8,
+    /// Width in pixels, > 0.
+    pub width: u32,
+    /// Height in pixels, > 0.
+    pub height: u32,
+    /// Bytes from the start of one row to the next; 0 means tightly packed
+    /// (`width * bytes_per_pixel`). Must not be smaller than one row.
+    pub stride: usize,
+    /// A nexvitad_pixel_format value.
+    pub format: u32,
+}
+
+/// How to open a model. Set `struct_size = sizeof(nexvitad_options)`, then call
+/// nexvitad_options_default() and change what you need. Fields beyond `struct_size` are
+/// neither read nor written, so a program built against an older header keeps working.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct nexvitad_options {
+    /// sizeof(nexvitad_options) as the caller compiled it. Set it before any call.
+    pub struct_size: usize,
+    /// Path of libonnxruntime.so to load, or NULL to search: $NEXVITAD_ORT_LIBRARY,
+    /// $ORT_DYLIB_PATH, then the folder holding libnexvitad.so. A process loads ONNX Runtime
+    /// once; a later model asking for a different file fails with NEXVITAD_RUNTIME.
+    /// Read during nexvitad_model_open() only (the caller keeps ownership).
+    pub ort_library: *const c_char,
+    /// "cpu" (the default; NULL also means "cpu") or "cuda:N" (needs a CUDA build of
+    /// ONNX Runtime). Read during nexvitad_model_open() only.
+    pub execution_provider: *const c_char,
+    /// ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime choose.
+    pub intra_threads: u32,
+    /// Graph optimisation level 0 (off) .. 3 (all, the default).
+    pub optimization_level: u32,
+    /// Largest accepted image width or height; 0 = library default (16384).
+    pub max_image_side: u32,
+    /// Reserved, must be 0.
+    pub reserved0: u32,
+    /// Largest accepted width x height; 0 = library default (64 Mi pixels).
+    pub max_image_pixels: u64,
+}
+
+/// How to build a bank. Set `struct_size = sizeof(nexvitad_bank_options)`, then call
+/// nexvitad_bank_options_default() and change what you need. The defaults follow the
+/// method: Sinkhorn K-means, K and sigma from the model's model.json, image score = max.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct nexvitad_bank_options {
+    /// sizeof(nexvitad_bank_options) as the caller compiled it.
+    pub struct_size: usize,
+    /// A nexvitad_scorer value.
+    pub scorer: u32,
+    /// Prototypes for the Sinkhorn scorer; 0 = the model's default (30).
+    pub k: u32,
+    /// Entropic regulariser of Sinkhorn, relative to the mean cost; > 0.
+    pub epsilon: f32,
+    /// K-means iteration cap; > 0.
+    pub max_iters: u32,
+    /// K-means relative centroid-shift tolerance; >= 0.
+    pub tol: f32,
+    /// Share of vectors kept by the coreset scorer, in (0, 1].
+    pub coreset_ratio: f32,
+    /// Gaussian smoothing sigma in pixels of the scored image; -1 = the model's default.
+    pub sigma: f32,
+    /// A nexvitad_image_score_mode value.
+    pub image_score_mode: u32,
+    /// Fraction for NEXVITAD_IMAGE_SCORE_TOP_MEAN, in (0, 1]; ignored for MAX.
+    pub image_score_top_fraction: f32,
+    /// OR of nexvitad_augment bits; 0 = no augmentation.
+    pub augment: u32,
+    /// False-positive rate the stored thresholds aim at, in (0, 1); 0 = the model's default.
+    pub target_fpr: f32,
+    /// Images per encoder call; > 0.
+    pub batch_size: u32,
+    /// Seed of every random choice; the same seed and images give the same bank.
+    pub seed: u64,
+    /// Cap on bank vectors (images x copies x patches), to bound memory.
+    pub max_vectors: u64,
+}
+
+/// What a bank holds (nexvitad_bank_get_info()). Set `struct_size = sizeof(nexvitad_bank_info)`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct nexvitad_bank_info {
+    /// sizeof(nexvitad_bank_info) as the caller compiled it.
+    pub struct_size: usize,
+    /// A nexvitad_scorer value.
+    pub scorer: u32,
+    /// Prototypes asked for (Sinkhorn scorer).
+    pub k: u32,
+    /// Width of each bank vector.
+    pub dim: u32,
+    /// Patch grid of the bank features, width.
+    pub grid_w: u32,
+    /// Patch grid of the bank features, height.
+    pub grid_h: u32,
+    /// Number of normal images the bank was built from.
+    pub shots: u32,
+    /// Rows stored in the bank.
+    pub vectors: u64,
+    /// Gaussian smoothing sigma in pixels.
+    pub sigma: f32,
+    /// Image scores above this are anomalous.
+    pub image_threshold: f32,
+    /// Pixels scoring above this are anomalous (for defect masks).
+    pub pixel_threshold: f32,
+    /// False-positive rate the thresholds aim at.
+    pub target_fpr: f32,
+    /// A nexvitad_image_score_mode value.
+    pub image_score_mode: u32,
+    /// Fraction for NEXVITAD_IMAGE_SCORE_TOP_MEAN (0 for MAX).
+    pub image_score_top_fraction: f32,
+    /// OR of nexvitad_augment bits used when building.
+    pub augment: u32,
+    /// 1 if Sinkhorn K-means converged within max_iters, else 0 (0 for other scorers).
+    pub converged: u32,
+    /// Sinkhorn K-means iterations run (0 for other scorers).
+    pub iterations: u32,
+    /// Reserved, written as 0.
+    pub reserved0: u32,
+    /// Seed the bank was built with.
+    pub seed: u64,
+}
+
+/// The outcome of scoring one image. Set `struct_size = sizeof(nexvitad_result)`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct nexvitad_result {
+    /// sizeof(nexvitad_result) as the caller compiled it.
+    pub struct_size: usize,
+    /// The image's anomaly score (the map's max, or its top-fraction mean).
+    pub image_score: f32,
+    /// The bank's image threshold.
+    pub image_threshold: f32,
+    /// The bank's pixel threshold (compare map values with it for a defect mask).
+    pub pixel_threshold: f32,
+    /// 1 if image_score > image_threshold, else 0.
+    pub is_anomalous: i32,
+    /// Width of the anomaly map (= the input image's width).
+    pub width: u32,
+    /// Height of the anomaly map (= the input image's height).
+    pub height: u32,
+    /// Seconds spent resizing and normalising (batch time split evenly over its images).
+    pub prepare_s: f64,
+    /// Seconds in the Hiera encoder.
+    pub hiera_s: f64,
+    /// Seconds in the DINOv2 encoder.
+    pub dinov2_s: f64,
+    /// Seconds in the fusion head.
+    pub head_s: f64,
+    /// Seconds matching patches against the bank.
+    pub matching_s: f64,
+    /// Seconds upsampling and smoothing the map.
+    pub upsample_smooth_s: f64,
+}
+
+/// Progress of a long call. `stage` is a nexvitad_stage value; `done` of `total` steps of it
+/// are finished. Return 0 to continue, non-zero to cancel: the call then returns
+/// NEXVITAD_CANCELLED and produces nothing. Called on the thread that made the call; must
+/// not throw (C++) or longjmp out.
+pub type nexvitad_progress_cb = Option<unsafe extern "C" fn(user: *mut c_void, stage: c_int, done: usize, total: usize) -> c_int>;
+
+/// Receives the library's log messages. `level` is a nexvitad_log_level value; `message` is
+/// valid only during the call. Called on whichever thread logs, possibly from several
+/// threads at once, so it must be thread-safe; it must not call
+/// nexvitad_set_log_callback() and must not throw.
+pub type nexvitad_log_cb = Option<unsafe extern "C" fn(user: *mut c_void, level: c_int, message: *const c_char)>;

@@ -1,0 +1,80 @@
+/*
+ * abi_check.h - compile-time checks of nexvitad.h, shared by the C99 and the C++ check.
+ * Pins ABI version 1 for x86_64/aarch64 Linux (LP64): struct sizes and field offsets, and
+ * every function's exact signature. A change here is an ABI change: bump
+ * NEXVITAD_ABI_VERSION (and the soname) instead of editing these numbers.
+ */
+#include <nexvitad.h>
+#include <nexvitad.h> /* the include guard holds */
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+#define ABI_ASSERT(name, cond) static_assert(cond, #name)
+#else
+#define ABI_ASSERT(name, cond) typedef char abi_check_##name[(cond) ? 1 : -1]
+#endif
+
+ABI_ASSERT(abi_version, NEXVITAD_ABI_VERSION == 1);
+ABI_ASSERT(status_size, sizeof(nexvitad_status) == 4);
+ABI_ASSERT(status_cancelled, NEXVITAD_CANCELLED == 8 && NEXVITAD_INTERNAL == 9);
+
+ABI_ASSERT(image_size, sizeof(nexvitad_image) == 32);
+ABI_ASSERT(image_stride, offsetof(nexvitad_image, stride) == 16 && offsetof(nexvitad_image, format) == 24);
+
+ABI_ASSERT(options_size, sizeof(nexvitad_options) == 48);
+ABI_ASSERT(options_ep, offsetof(nexvitad_options, execution_provider) == 16);
+ABI_ASSERT(options_pixels, offsetof(nexvitad_options, max_image_pixels) == 40);
+
+ABI_ASSERT(bank_options_size, sizeof(nexvitad_bank_options) == 72);
+ABI_ASSERT(bank_options_seed, offsetof(nexvitad_bank_options, seed) == 56);
+ABI_ASSERT(bank_options_max_vectors, offsetof(nexvitad_bank_options, max_vectors) == 64);
+
+ABI_ASSERT(bank_info_size, sizeof(nexvitad_bank_info) == 88);
+ABI_ASSERT(bank_info_vectors, offsetof(nexvitad_bank_info, vectors) == 32);
+ABI_ASSERT(bank_info_seed, offsetof(nexvitad_bank_info, seed) == 80);
+
+ABI_ASSERT(result_size, sizeof(nexvitad_result) == 80);
+ABI_ASSERT(result_width, offsetof(nexvitad_result, width) == 24);
+ABI_ASSERT(result_timings, offsetof(nexvitad_result, prepare_s) == 32);
+
+/* Each function with the exact type it must have: a table of typed function pointers (a
+   mismatch is a compile error in C++ and an incompatible-pointer warning, made an error by
+   -Werror, in C). */
+struct abi_functions {
+    const char *(*version)(void);
+    uint32_t (*abi_version)(void);
+    const char *(*last_error)(void);
+    const char *(*status_name)(int);
+    nexvitad_status (*selftest_panic)(void);
+    nexvitad_status (*set_log_callback)(nexvitad_log_cb, void *);
+    nexvitad_status (*options_default)(nexvitad_options *);
+    nexvitad_status (*model_open)(const char *, const nexvitad_options *, nexvitad_model **);
+    const char *(*model_fingerprint)(const nexvitad_model *);
+    nexvitad_status (*model_free)(nexvitad_model *);
+    nexvitad_status (*bank_options_default)(nexvitad_bank_options *);
+    nexvitad_status (*bank_build)(const nexvitad_model *, const nexvitad_image *, size_t, const nexvitad_bank_options *,
+                                  nexvitad_progress_cb, void *, nexvitad_bank **);
+    nexvitad_status (*bank_save)(const nexvitad_bank *, const char *);
+    nexvitad_status (*bank_load)(const nexvitad_model *, const char *, nexvitad_bank **);
+    nexvitad_status (*bank_get_info)(const nexvitad_bank *, nexvitad_bank_info *);
+    nexvitad_status (*bank_free)(nexvitad_bank *);
+    nexvitad_status (*score)(const nexvitad_model *, const nexvitad_bank *, const nexvitad_image *, float *, size_t,
+                             nexvitad_result *);
+    nexvitad_status (*score_batch)(const nexvitad_model *, const nexvitad_bank *, const nexvitad_image *, size_t,
+                                   float *const *, const size_t *, nexvitad_result *);
+};
+
+static const struct abi_functions abi_table = {
+    nexvitad_version,       nexvitad_abi_version,  nexvitad_last_error,          nexvitad_status_name,
+    nexvitad_selftest_panic, nexvitad_set_log_callback, nexvitad_options_default, nexvitad_model_open,
+    nexvitad_model_fingerprint, nexvitad_model_free, nexvitad_bank_options_default, nexvitad_bank_build,
+    nexvitad_bank_save,     nexvitad_bank_load,    nexvitad_bank_get_info,       nexvitad_bank_free,
+    nexvitad_score,         nexvitad_score_batch,
+};
+
+/* Links and calls through the table: the loaded library matches this header. */
+static int abi_runtime_check(void) {
+    return abi_table.abi_version() == NEXVITAD_ABI_VERSION &&
+           abi_table.status_name(NEXVITAD_MISMATCH)[9] == 'M' && abi_table.last_error() != NULL;
+}

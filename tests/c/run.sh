@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The C ABI checks, run by `make test-c` against an installed tree (argument: its prefix):
+#   1. the header compiles as C99 and as C++17 (-Wall -Wextra -Werror -pedantic), with the
+#      ABI layout and signature checks of abi_check.h;
+#   2. the C tests and the example build with `pkg-config nexvitad`, the example also with
+#      CMake `find_package(nexvitad)` and statically against libnexvitad.a;
+#   3. the tests and the example run with no ONNX Runtime environment variable (the
+#      installed libonnxruntime.so beside libnexvitad.so must be found on its own);
+#   4. when valgrind is installed: tests (quick mode) and example under valgrind, failing on
+#      any error or any definitely lost byte.
+set -euo pipefail
+
+PREFIX=$(realpath "$1")
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+B="$ROOT/build/c"
+cd "$ROOT"
+rm -rf "$B"
+mkdir -p "$B/work" "$B/example-out" "$B/example-cmake-out" "$B/example-static-out" "$B/vg-work" "$B/vg-example-out"
+
+export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+# Prove the installed tree needs no environment: ONNX Runtime is found beside libnexvitad.so.
+unset NEXVITAD_ORT_LIBRARY ORT_DYLIB_PATH LD_LIBRARY_PATH
+# nexvitad_selftest_panic() panics on purpose; keep its report to the one-line message.
+export RUST_BACKTRACE=0
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "pkg-config: $(pkg-config --modversion nexvitad)"
+read -r -a PC_CFLAGS <<<"$(pkg-config --cflags nexvitad)"
+read -r -a PC_LIBS <<<"$(pkg-config --libs nexvitad)"
+read -r -a PC_STATIC <<<"$(pkg-config --static --libs nexvitad)"
+# The consumer finds libnexvitad.so through its rpath; nothing else is configured.
+RPATH=(-Wl,-rpath,"$PREFIX/lib")
+CWARN=(-Wall -Wextra -Werror)
+
+step "header: C99 and C++17"
+gcc -std=c99 -pedantic "${CWARN[@]}" "${PC_CFLAGS[@]}" tests/c/header_c99.c -o "$B/header_c99" "${PC_LIBS[@]}" "${RPATH[@]}"
+g++ -std=c++17 -pedantic "${CWARN[@]}" "${PC_CFLAGS[@]}" tests/c/header_cpp.cpp -o "$B/header_cpp" "${PC_LIBS[@]}" "${RPATH[@]}"
+"$B/header_c99"
+"$B/header_cpp"
+
+step "build: tests and example via pkg-config"
+gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/c tests/c/test_capi.c \
+    -o "$B/test_capi" "${PC_LIBS[@]}" "${RPATH[@]}" -lpthread -lm
+gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" examples/c/nexvitad_example.c \
+    -o "$B/nexvitad_example" "${PC_LIBS[@]}" "${RPATH[@]}"
+readelf -d "$B/nexvitad_example" | grep -q 'NEEDED.*\[libnexvitad.so.0\]' || { echo "example does not link the soname"; exit 1; }
+
+step "build: example via CMake find_package(nexvitad)"
+cmake -S examples/c -B "$B/cmake" -DCMAKE_PREFIX_PATH="$PREFIX" -DCMAKE_BUILD_TYPE=Release >"$B/cmake.log" \
+    || { cat "$B/cmake.log"; exit 1; }
+cmake --build "$B/cmake" >>"$B/cmake.log" || { cat "$B/cmake.log"; exit 1; }
+
+step "build: example statically linked (libnexvitad.a)"
+STATIC_LIBS=("${PC_STATIC[@]/#-lnexvitad/-l:libnexvitad.a}")
+gcc -std=c99 -pedantic "${CWARN[@]}" "${PC_CFLAGS[@]}" examples/c/nexvitad_example.c \
+    -o "$B/nexvitad_example_static" "${STATIC_LIBS[@]}"
+if readelf -d "$B/nexvitad_example_static" | grep -q 'libnexvitad'; then
+    echo "static example still needs libnexvitad.so"; exit 1
+fi
+
+# A second model whose fusion differs: another fingerprint, for the wrong-model cases.
+mkdir -p "$B/tiny_other"
+cp models/tiny/* "$B/tiny_other/"
+sed -i 's/"local_avg": 3/"local_avg": 1/' "$B/tiny_other/model.json"
+grep -q '"local_avg": 1' "$B/tiny_other/model.json"
+
+IMAGES=(examples/c/data/test/good_4.ppm examples/c/data/test/scratch.ppm examples/c/data/test/spot_gray.pgm)
+
+step "run: C tests"
+"$B/test_capi" models/tiny "$B/tiny_other" examples/c/data "$B/work"
+
+step "run: example (pkg-config build)"
+"$B/nexvitad_example" models/tiny examples/c/data/good "$B/example-out" "${IMAGES[@]}"
+for i in "${IMAGES[@]}"; do test -s "$B/example-out/$(basename "$i").heat.pgm"; done
+
+step "run: example (CMake build)"
+"$B/cmake/nexvitad_example" models/tiny examples/c/data/good "$B/example-cmake-out" "${IMAGES[@]}" >/dev/null
+cmp "$B/example-out/scratch.ppm.heat.pgm" "$B/example-cmake-out/scratch.ppm.heat.pgm"
+
+step "run: example (static build; ONNX Runtime named by NEXVITAD_ORT_LIBRARY)"
+NEXVITAD_ORT_LIBRARY="$PREFIX/lib/libonnxruntime.so" \
+    "$B/nexvitad_example_static" models/tiny examples/c/data/good "$B/example-static-out" "${IMAGES[@]}" >/dev/null
+cmp "$B/example-out/scratch.ppm.heat.pgm" "$B/example-static-out/scratch.ppm.heat.pgm"
+
+if command -v valgrind >/dev/null; then
+    # Valgrind runs ONNX Runtime ~50x slower, so it gets a reduced load: the tests in quick
+    # mode (2 good images, 2 threads, no cases that only repeat encoder work) and the example
+    # with 2 good images and 1 test image. Both run at once (one per core).
+    mkdir -p "$B/vg-good"
+    ln -s "$ROOT/examples/c/data/good/good_0.ppm" "$ROOT/examples/c/data/good/good_1.ppm" "$B/vg-good/"
+    VG=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+        --show-leak-kinds=definite --suppressions=tests/c/valgrind.supp)
+    step "valgrind: C tests (NEXVITAD_TEST_QUICK=1) and example, in parallel"
+    NEXVITAD_TEST_QUICK=1 "${VG[@]}" --log-file="$B/valgrind-tests.log" \
+        "$B/test_capi" models/tiny "$B/tiny_other" examples/c/data "$B/vg-work" >"$B/valgrind-tests.out" 2>&1 &
+    TESTS_PID=$!
+    "${VG[@]}" --log-file="$B/valgrind-example.log" \
+        "$B/nexvitad_example" models/tiny "$B/vg-good" "$B/vg-example-out" examples/c/data/test/scratch.ppm \
+        >"$B/valgrind-example.out" 2>&1 &
+    EXAMPLE_PID=$!
+    rc=0
+    wait "$TESTS_PID" || rc=1
+    tail -n 3 "$B/valgrind-tests.out"
+    if [ $rc -ne 0 ]; then cat "$B/valgrind-tests.out" "$B/valgrind-tests.log"; fi
+    wait "$EXAMPLE_PID" || { rc=1; cat "$B/valgrind-example.out" "$B/valgrind-example.log"; }
+    [ $rc -eq 0 ] || { echo "valgrind found errors or definite leaks"; exit 1; }
+    for log in "$B/valgrind-tests.log" "$B/valgrind-example.log"; do
+        echo "$(basename "$log"):"
+        grep -E "ERROR SUMMARY|definitely lost|possibly lost|still reachable" "$log" | sed 's/^==[0-9]*==/ /'
+    done
+else
+    step "valgrind not installed: skipped"
+fi
+
+step "C ABI checks passed"

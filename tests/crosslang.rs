@@ -1,0 +1,79 @@
+//! The shared cross-language fixture: one bank, one image, and the exact score and map
+//! checksum the Rust API gives. The C, C++, C# and Go test suites score the same image with
+//! the same bank and must reproduce these bits exactly.
+//!
+//! Regenerate after a deliberate numerical change with
+//! `NEXVITAD_REGEN_CROSSLANG=1 cargo test --test crosslang`.
+mod common;
+
+use common::*;
+use nexvitad::bank::BankOptions;
+use nexvitad::{MemoryBank, PixelFormat, Workspace};
+use sha2::Digest;
+
+const W: u32 = 96;
+const H: u32 = 72;
+
+fn dir() -> std::path::PathBuf {
+    root().join("tests/fixtures/crosslang")
+}
+
+/// The test image: a 96×72 crop of the bundled sample, packed RGB8.
+fn image_rgb() -> Vec<u8> {
+    let img = image::open(root().join("tests/fixtures/images/sample.png")).unwrap().to_rgb8();
+    let crop = image::imageops::crop_imm(&img, 40, 30, W, H).to_image();
+    crop.into_raw()
+}
+
+fn map_sha256(values: &[f32]) -> String {
+    let mut h = sha2::Sha256::new();
+    for v in values {
+        h.update(v.to_le_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn regenerate() {
+    let model = tiny_model();
+    let mut goods = Vec::new();
+    for p in ["tests/fixtures/images/sample.png", "tests/fixtures/prep/rgb_300x200.png", "tests/fixtures/prep/gray_300x200.png"] {
+        goods.push(image::open(root().join(p)).unwrap().to_rgb8());
+    }
+    let views: Vec<_> = goods
+        .iter()
+        .map(|g| model.view(g.as_raw(), g.width(), g.height(), g.width() as usize * 3, PixelFormat::Rgb8).unwrap())
+        .collect();
+    let bank = MemoryBank::build(model, &views, &BankOptions { k: 8, ..Default::default() }, &mut |_| true).unwrap();
+    bank.save(&dir().join("tiny.bank")).unwrap();
+    std::fs::write(dir().join("image.rgb"), image_rgb()).unwrap();
+}
+
+#[test]
+fn rust_api_reproduces_the_shared_fixture() {
+    if std::env::var_os("NEXVITAD_REGEN_CROSSLANG").is_some() {
+        regenerate();
+    }
+    let model = tiny_model();
+    let bank = MemoryBank::load(&dir().join("tiny.bank"), model).expect("load shared bank (regenerate if the model changed)");
+    let px = std::fs::read(dir().join("image.rgb")).unwrap();
+    assert_eq!(px, image_rgb(), "image.rgb must be the sample crop");
+    let view = model.view(&px, W, H, W as usize * 3, PixelFormat::Rgb8).unwrap();
+    let r = nexvitad::score::score(model, &bank, &view, &mut Workspace::new()).unwrap();
+    let got = serde_json::json!({
+        "width": W,
+        "height": H,
+        "format": "rgb8",
+        "image_score_bits": format!("{:08x}", r.map.image_score.to_bits()),
+        "image_score": r.map.image_score,
+        "image_threshold_bits": format!("{:08x}", r.image_threshold.to_bits()),
+        "is_anomalous": r.is_anomalous,
+        "map_sha256": map_sha256(&r.map.values),
+        "map_len": r.map.values.len(),
+    });
+    let path = dir().join("expected.json");
+    if std::env::var_os("NEXVITAD_REGEN_CROSSLANG").is_some() {
+        std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
+    }
+    let want: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(got, want, "the Rust API no longer reproduces tests/fixtures/crosslang/expected.json");
+}
