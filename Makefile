@@ -4,7 +4,7 @@ ORT_LIB := $(CURDIR)/.ort/lib/libonnxruntime.so
 export NEXVITAD_ORT_LIBRARY ?= $(ORT_LIB)
 CARGO ?= cargo
 
-.PHONY: all build ort demo test test-rust test-c test-bindings test-cpp test-csharp test-go lib-release install info clean fuzz
+.PHONY: all build ort demo test test-rust test-c c-install test-sanitize matrix-doc test-bindings test-cpp test-csharp test-go lib-release install info clean fuzz
 
 all: build
 
@@ -62,12 +62,26 @@ install: lib-release
 	sed -e 's|@VERSION@|$(VERSION)|g' cmake/nexvitad-config-version.cmake.in \
 		> $(LIBDEST)/cmake/nexvitad/nexvitad-config-version.cmake
 
-# Installs into build/install, then builds the C tests and the example against that tree
-# (pkg-config and CMake) and runs them, under valgrind too when it is installed.
-test-c: lib-release
+# A fresh install into build/install: what the C, C++, C# and Go tests build against.
+c-install: lib-release
 	rm -rf $(C_TEST_PREFIX)
 	$(MAKE) --no-print-directory install PREFIX=$(C_TEST_PREFIX)
+
+# Builds the C tests, the bad-input matrix and the example against build/install (pkg-config
+# and CMake) and runs them, under valgrind too when it is installed.
+test-c: c-install
 	bash tests/c/run.sh $(C_TEST_PREFIX)
+
+# The C tests and the C++ binding's tests again, built with -fsanitize=address,undefined
+# (Debian gcc's runtime) against the same libnexvitad.so. Not part of `test`; CI runs it
+# after `make test`. See docs/reliability.md.
+test-sanitize: c-install
+	bash tests/c/sanitize.sh $(C_TEST_PREFIX)
+
+# Rewrites the bad-input matrix table in docs/reliability.md from tests/c/test_matrix.c
+# (`make test-c` fails while the two differ).
+matrix-doc: c-install
+	bash tests/c/matrix-doc.sh --write $(C_TEST_PREFIX)
 
 # The C++, C# and Go bindings, each against the tree `test-c` installed in build/install.
 test-bindings: test-cpp test-csharp test-go

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the file-format seeds in fuzz/corpus/ (bank_loader, manifest, head_loader).
-# The structured targets (image_view, mvtec_reader) take libFuzzer-encoded inputs; their
-# seeds are a `cargo fuzz cmin`-minimised corpus of a short run (see docs/reliability.md).
+# The structured targets (image_view, mvtec_reader) take `arbitrary`-encoded inputs: their
+# hand-made seeds come from fuzz/make_image_view_seeds.py, the cmin-* ones from a run's corpus
+# reduced to a set cover of its edges (see docs/reliability.md).
 #
 # Needs: a built `nexvitad` (NEXVITAD=path, default target/debug/nexvitad), the ORT library
 # (NEXVITAD_ORT_LIBRARY or .ort/lib), and Python with numpy + safetensors (PYTHON=...).

@@ -65,12 +65,11 @@ impl Model {
     /// Opens the model folder `dir` (`model.json`, the two ONNX files, optional `head.safetensors`).
     pub fn open(dir: impl AsRef<Path>, options: &ModelOptions) -> Result<Self> {
         let dir = dir.as_ref();
-        if !dir.is_dir() {
-            return Err(Error::io(
-                "cannot open model folder",
-                dir,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
-            ));
+        // Say what is wrong: a missing (or unreachable) folder gets the OS's reason, a file
+        // in its place ENOTDIR.
+        let meta = std::fs::metadata(dir).map_err(|e| Error::io("cannot open model folder", dir, e))?;
+        if !meta.is_dir() {
+            return Err(Error::io("cannot open model folder", dir, std::io::Error::from_raw_os_error(libc::ENOTDIR)));
         }
         let manifest = Manifest::load(&dir.join("model.json"))?;
         let rt = runtime::runtime(options.ort_library.as_deref())?;

@@ -209,13 +209,60 @@ fn damaged_bank_files_are_refused() {
     assert!(matches!(e, Error::Format { .. }), "bit flip: {e}");
     let e = MemoryBank::load(&t.path().join("missing.bank"), model).unwrap_err();
     assert!(matches!(e, Error::Io { .. }) && e.to_string().contains("missing.bank"), "{e}");
-    // A data bit flip yields finite but different values: still loads, but never NaN.
+    // A NaN in the data is named as such (checked before the checksum).
     let mut nan = bytes.clone();
     let n = nan.len();
     nan[n - 1] = 0x7F;
     nan[n - 2] = 0xC0;
     let e = try_load(&nan);
     assert!(e.to_string().contains("NaN"), "{e}");
+}
+
+/// Bank files had no checksum: a bit flipped in the vectors (a finite value) or a digit changed
+/// in the stored thresholds (still valid JSON) loaded without a word, and the bank then scored
+/// with silently different prototypes or decided with a different threshold. Now the file
+/// carries a SHA-256 of its metadata and vectors, and any such change is a `Format` error;
+/// banks written before the checksum (no `sha256` key) still load.
+#[test]
+fn regression_bank_bit_flip_loads_silently() {
+    let model = tiny_model();
+    let bank = build(&small_opts()).unwrap();
+    let bytes = bank.to_bytes().unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("x.bank");
+    let load = |b: &[u8]| {
+        std::fs::write(&p, b).unwrap();
+        MemoryBank::load(&p, model)
+    };
+    assert_eq!(load(&bytes).unwrap().vectors(), bank.vectors(), "an intact bank loads");
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let data = 8 + header_len;
+
+    // The lowest mantissa bit of one float in the middle of the vectors.
+    let mut flipped = bytes.clone();
+    let at = data + ((bytes.len() - data) / 2 & !3);
+    flipped[at] ^= 1;
+    let e = load(&flipped).expect_err("a flipped vector bit must not load");
+    assert!(matches!(e, Error::Format { .. }) && e.to_string().contains("checksum"), "{e}");
+
+    // One digit of the image threshold inside the metadata JSON: still a valid number.
+    let header = std::str::from_utf8(&bytes[8..data]).unwrap();
+    let key = "image_threshold\\\":";
+    let pos = header.find(key).expect("threshold in the meta JSON") + key.len();
+    let digit = pos + header[pos..].find(|c: char| c.is_ascii_digit()).unwrap();
+    let mut edited = bytes.clone();
+    edited[8 + digit] = if edited[8 + digit] == b'1' { b'2' } else { b'1' };
+    let e = load(&edited).expect_err("a changed threshold must not load");
+    assert!(matches!(e, Error::Format { .. }) && e.to_string().contains("checksum"), "{e}");
+
+    // A bank without the checksum key (an older file) still loads.
+    let rd = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, st_meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = st_meta.metadata().clone().unwrap();
+    assert!(meta.remove("sha256").is_some(), "new banks carry a checksum");
+    let v = rd.tensor("vectors").unwrap();
+    let old = safetensors::serialize([("vectors", v)], Some(meta)).unwrap();
+    assert_eq!(load(&old).unwrap().vectors(), bank.vectors(), "a bank without a checksum loads");
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //!
 //! The kill test re-runs this test binary as a child (`crash_child_saves_forever`, ignored in
 //! normal runs and selected by name) that saves two large banks in turn over one file until
-//! the parent SIGKILLs it at a random moment.
+//! the parent SIGKILLs it: half the kills at a random moment of the save cycle, half aimed
+//! at a moment when the child's temp file exists (mid-write).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -17,6 +18,9 @@ use rand::{Rng, SeedableRng};
 
 /// Where the child saves (set by the parent; the child test does nothing without it).
 const CHILD_ENV: &str = "NEXVITAD_CRASH_CHILD_TARGET";
+/// Which bank the child saves first (0 or 1): alternated between children, so the file keeps
+/// changing however slow a save is on this machine.
+const CHILD_FIRST_ENV: &str = "NEXVITAD_CRASH_CHILD_FIRST";
 /// The child's "first save done" line (libtest may print it after its own "test ... " text).
 const READY: &str = "NEXVITAD-CRASH-CHILD-READY";
 /// Rows of the banks the kill test saves: 160k x 64 f32 = 40 MiB, so each save takes long
@@ -79,15 +83,16 @@ fn work_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir")
 }
 
-/// The child: saves bank 1 and bank 2 in turn over the target forever, printing [`READY`]
-/// once the first save is done.
+/// The child: saves bank 1 and bank 2 in turn (starting with the one [`CHILD_FIRST_ENV`]
+/// names) over the target forever, printing [`READY`] once the first save is done.
 #[test]
 #[ignore = "child process of kill_during_save_leaves_old_or_new_bank; does nothing on its own"]
 fn crash_child_saves_forever() {
     let Some(target) = std::env::var_os(CHILD_ENV).map(PathBuf::from) else { return };
+    let first: usize = std::env::var(CHILD_FIRST_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     let banks = [bank(1, BIG_ROWS), bank(2, BIG_ROWS)];
     for i in 0usize.. {
-        banks[i % 2].save(&target).expect("child save");
+        banks[(first + i) % 2].save(&target).expect("child save");
         if i == 0 {
             println!("\n{READY}");
         }
@@ -108,6 +113,7 @@ fn kill_during_save_leaves_old_or_new_bank() {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["crash_child_saves_forever", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, &target)
+            .env(CHILD_FIRST_ENV, ((kill / 2) % 2).to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -122,7 +128,20 @@ fn kill_during_save_leaves_old_or_new_bank() {
                 break;
             }
         }
-        std::thread::sleep(Duration::from_millis(rng.random_range(0..400)));
+        if kill % 2 == 0 {
+            // Anywhere in the save cycle: serialising, writing, syncing, renaming.
+            std::thread::sleep(Duration::from_millis(rng.random_range(0..400)));
+        } else {
+            // Aimed: once the child's temp file exists, so the kill lands inside a write
+            // however the time splits between serialising and writing on this machine.
+            let mut polls = 0;
+            while temp_files(&target).is_empty() {
+                polls += 1;
+                assert!(polls < 600_000, "kill {kill}: the child never started a write");
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            std::thread::sleep(Duration::from_micros(rng.random_range(0..3000)));
+        }
         child.kill().unwrap(); // SIGKILL: no destructor, no flush, no cleanup runs.
         child.wait().unwrap();
 
@@ -136,8 +155,8 @@ fn kill_during_save_leaves_old_or_new_bank() {
         saw[0] |= which[0];
         saw[1] |= which[1];
     }
-    // With 40 MiB saves and kills spread over 0..400 ms, most kills land mid-write; if none
-    // did, the test did not test what it claims.
+    // Aimed kills land mid-write unless the write ends within microseconds of being seen;
+    // if none did, the test did not test what it claims.
     assert!(mid_write > 0, "no kill landed during a write");
     assert!(saw[0] && saw[1], "the file never changed between the two banks: {saw:?}");
     eprintln!("{KILLS} kills, {mid_write} during a write (temp file left behind)");

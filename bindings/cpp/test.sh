@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs the C++ binding's tests and the inspect example's test against an installed
 # nexvitad (the C library): bindings/cpp/test.sh PREFIX   (or NEXVITAD_PREFIX=PREFIX).
-# Build tree: build/cpp at the repository root. Installs nothing.
+# Build tree: build/cpp at the repository root, or $NEXVITAD_CPP_BUILD_DIR (a fresh tree picks
+# up $CXXFLAGS and $LDFLAGS: tests/c/sanitize.sh builds a sanitized copy that way). Installs nothing.
 # Needs: g++ cmake libgtest-dev libopencv-dev libssl-dev (Debian).
 set -euo pipefail
 
@@ -13,7 +14,7 @@ fi
 prefix="$(cd "$prefix" && pwd)"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-build="$root/build/cpp"
+build="${NEXVITAD_CPP_BUILD_DIR:-$root/build/cpp}"
 
 # -U: forget a nexvitad found under an earlier PREFIX.
 cmake -S "$here" -B "$build" -U 'nexvitad_DIR' \

@@ -5,12 +5,16 @@
 //! `meta`, the JSON of [`BankMeta`] (fingerprint, grid, K, σ, scorer, thresholds, normal
 //! score statistics). The most used fields are repeated as plain keys for other readers:
 //! `fingerprint`, `scorer`, `k`, `sigma`, `grid_h`, `grid_w`, `dim`, `image_threshold`,
-//! `pixel_threshold`, `image_score`.
+//! `pixel_threshold`, `image_score`. `sha256` is a checksum of `meta` and the vectors (see
+//! [`content_sha256`]): a bank whose bytes changed on disk is refused instead of scoring with
+//! silently different prototypes or thresholds. Files without it (written before it existed)
+//! still load.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use ndarray::Array2;
+use sha2::{Digest, Sha256};
 
 use super::{BankMeta, MemoryBank};
 use crate::error::{Error, Result};
@@ -30,7 +34,7 @@ impl MemoryBank {
         let mut meta = HashMap::new();
         meta.insert("format".to_string(), "nexvitad-bank".to_string());
         meta.insert("format_version".to_string(), BANK_FORMAT_VERSION.to_string());
-        meta.insert("meta".to_string(), json);
+        meta.insert("meta".to_string(), json.clone());
         meta.insert("fingerprint".to_string(), m.fingerprint.clone());
         meta.insert("scorer".to_string(), m.scorer.name().to_string());
         meta.insert("k".to_string(), m.k.to_string());
@@ -43,6 +47,7 @@ impl MemoryBank {
         meta.insert("image_score".to_string(), serde_json::to_string(&m.image_score).unwrap_or_default());
         let v = self.vectors().as_standard_layout();
         let data = v.as_slice().ok_or_else(|| Error::Internal("bank vectors not contiguous".into()))?;
+        meta.insert("sha256".to_string(), content_sha256(&json, data));
         tensors::to_bytes(&[Named { name: "vectors".into(), shape: vec![v.nrows(), v.ncols()], data }], meta)
     }
 
@@ -61,9 +66,18 @@ impl MemoryBank {
         if v == 0 || v > BANK_FORMAT_VERSION {
             return Err(Error::format(path, format!("bank format_version {v} is not one this nexvitad reads (1..={BANK_FORMAT_VERSION})")));
         }
-        let meta: BankMeta = serde_json::from_str(rd.meta("meta")?).map_err(|e| Error::format(path, format!("bank metadata: {e}")))?;
+        let meta_json = rd.meta("meta")?;
+        let meta: BankMeta = serde_json::from_str(meta_json).map_err(|e| Error::format(path, format!("bank metadata: {e}")))?;
         validate_meta(&meta).map_err(|m| Error::format(path, m))?;
         let (shape, data) = rd.f32("vectors", &[None, Some(meta.dim)])?;
+        if let Some(want) = rd.metadata().get("sha256") {
+            if content_sha256(meta_json, &data) != *want {
+                return Err(Error::format(
+                    path,
+                    "the bank's contents do not match its checksum (metadata 'sha256'): the file is damaged; restore it or rebuild the bank",
+                ));
+            }
+        }
         if shape[0] == 0 {
             return Err(Error::format(path, "the bank holds no vectors"));
         }
@@ -86,6 +100,21 @@ impl MemoryBank {
         }
         Self::from_bytes(&bytes, path)
     }
+}
+
+/// SHA-256 (lowercase hex) of the bank's `meta` JSON, a NUL byte, and the vectors as
+/// little-endian f32: everything a score depends on besides the model.
+fn content_sha256(meta_json: &str, vectors: &[f32]) -> String {
+    let mut h = Sha256::new();
+    h.update(meta_json.as_bytes());
+    h.update([0u8]);
+    let mut buf = Vec::with_capacity(16 * 1024 * 4);
+    for chunk in vectors.chunks(16 * 1024) {
+        buf.clear();
+        buf.extend(chunk.iter().flat_map(|x| x.to_le_bytes()));
+        h.update(&buf);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn validate_meta(m: &BankMeta) -> std::result::Result<(), String> {

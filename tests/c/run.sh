@@ -6,7 +6,9 @@
 #      CMake `find_package(nexvitad)` and statically against libnexvitad.a;
 #   3. the tests and the example run with no ONNX Runtime environment variable (the
 #      installed libonnxruntime.so beside libnexvitad.so must be found on its own);
-#   4. when valgrind is installed: tests (quick mode) and example under valgrind, failing on
+#   4. the bad-input matrix (test_matrix.c: each row's status and message), and that
+#      docs/reliability.md shows the same table (matrix-doc.sh --check);
+#   5. when valgrind is installed: tests (quick mode) and example under valgrind, failing on
 #      any error or any definitely lost byte.
 set -euo pipefail
 
@@ -15,7 +17,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B="$ROOT/build/c"
 cd "$ROOT"
 rm -rf "$B"
-mkdir -p "$B/work" "$B/example-out" "$B/example-cmake-out" "$B/example-static-out" "$B/vg-work" "$B/vg-example-out"
+mkdir -p "$B/work" "$B/matrix-work" "$B/example-out" "$B/example-cmake-out" "$B/example-static-out" "$B/vg-work" "$B/vg-example-out"
 
 export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 # Prove the installed tree needs no environment: ONNX Runtime is found beside libnexvitad.so.
@@ -42,6 +44,10 @@ g++ -std=c++17 -pedantic "${CWARN[@]}" "${PC_CFLAGS[@]}" tests/c/header_cpp.cpp 
 step "build: tests and example via pkg-config"
 gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/c tests/c/test_capi.c \
     -o "$B/test_capi" "${PC_LIBS[@]}" "${RPATH[@]}" -lpthread -lm
+gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/c tests/c/test_matrix.c \
+    -o "$B/test_matrix" "${PC_LIBS[@]}" "${RPATH[@]}" -lm -ldl
+# A stand-in ONNX Runtime of an old version, for the matrix's wrong-version row.
+gcc -shared -fPIC -O2 "${CWARN[@]}" -DFAKE_ORT_VERSION='"1.10.0"' tests/c/fake_ort.c -o "$B/libonnxruntime-1.10.0.so"
 gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" examples/c/nexvitad_example.c \
     -o "$B/nexvitad_example" "${PC_LIBS[@]}" "${RPATH[@]}"
 readelf -d "$B/nexvitad_example" | grep -q 'NEEDED.*\[libnexvitad.so.0\]' || { echo "example does not link the soname"; exit 1; }
@@ -69,6 +75,10 @@ IMAGES=(examples/c/data/test/good_4.ppm examples/c/data/test/scratch.ppm example
 
 step "run: C tests"
 "$B/test_capi" models/tiny "$B/tiny_other" examples/c/data "$B/work"
+
+step "run: bad-input matrix"
+"$B/test_matrix" models/tiny examples/c/data "$B/matrix-work" "$B/libonnxruntime-1.10.0.so"
+bash tests/c/matrix-doc.sh --check "$PREFIX"
 
 step "run: example (pkg-config build)"
 "$B/nexvitad_example" models/tiny examples/c/data/good "$B/example-out" "${IMAGES[@]}"
