@@ -33,5 +33,13 @@ done
   jq -r '. as $r | (["base","trained"][] as $h | $r[$h] | to_entries[] |
       "| \($r.target) | \($h) | \(.key) | \(.value.image_auroc*1000|round/1000) | \(.value.pixel_auroc*1000|round/1000) | \(.value.pixel_ap*1000|round/1000) | \(.value.pro*1000|round/1000) | \(.value.f1_max*1000|round/1000) |")' \
     "$out/rows.jsonl"
+  echo
+  echo "Means over the targets:"
+  echo
+  echo "| head | scorer | img AUROC | pix AUROC | pix AP | PRO | F1-max |"
+  echo "|---|---|---|---|---|---|---|"
+  jq -rs '[.[] as $r | ("base","trained") as $h | $r[$h] | to_entries[] | {h: $h, s: .key, m: .value}]
+      | group_by([.h, .s])[] | "| \(.[0].h) | \(.[0].s) | " + ([["image_auroc","pixel_auroc","pixel_ap","pro","f1_max"][] as $k
+      | [.[].m[$k]] | add / length * 1000 | round / 1000 | tostring] | join(" | ")) + " |"' "$out/rows.jsonl"
 } >"$out/table.md"
 cat "$out/table.md"
