@@ -105,6 +105,9 @@ pub fn run(a: EvalSplitArgs) -> nexvitad::Result<()> {
         });
         train_bars.finish();
         eval_bar.finish_and_clear();
+        if let Err(nexvitad::Error::Cancelled) = &row {
+            eprintln!("stopped during target '{t}'; rows above are complete");
+        }
         let row = row?;
         if a.json {
             println!("{}", serde_json::to_string(&row).map_err(|e| nexvitad::Error::Internal(e.to_string()))?);

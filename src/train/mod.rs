@@ -135,6 +135,11 @@ pub fn train_model(model: &Model, spec: &TrainSpec, cfg: &TrainConfig, out: &Pat
     })
 }
 
+/// `p` made absolute (as given where that fails).
+fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
 /// Hard-links (or copies) the two ONNX files into `out`.
 fn link_backbones(model: &Model, out: &Path) -> Result<()> {
     let m = model.manifest();
@@ -179,8 +184,9 @@ fn write_outputs(model: &Model, spec: &TrainSpec, trainer: &Trainer, out: &Path)
         "sources": spec.sources,
         "target": spec.target,
         "target_test_images": spec.target_test,
-        "data_root": spec.root,
-        "base_model": model.dir(),
+        // Absolute, so the record still says where they were when the folder is moved.
+        "data_root": absolute(&spec.root),
+        "base_model": absolute(model.dir()),
         "base_fingerprint": model.fingerprint(),
         "config": trainer.config(),
         "steps": trainer.global_step(),
