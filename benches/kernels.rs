@@ -20,7 +20,7 @@ use nexvitad::bank::ImageScoreMode;
 use nexvitad::encoder::BackboneFeatures;
 use nexvitad::fusion::Head;
 use nexvitad::image::{ImageView, Normalization, PixelFormat, Preparer};
-use nexvitad::score::features::{FeatureScratch, InferenceHead};
+use nexvitad::score::features::{bank_features, FeatureScratch};
 use nexvitad::score::{gaussian_blur, map_from_patches, upsample_bilinear, Workspace};
 use nexvitad::Manifest;
 use rand::{Rng, SeedableRng};
@@ -103,10 +103,15 @@ fn head(c: &mut Criterion) {
     let mut map = |c: usize, s: usize| Array4::from_shape_fn((1, c, s, s), |_| rng.random_range(-2.0..2.0f32));
     let feats = BackboneFeatures { hiera: [map(96, 56), map(192, 28), map(384, 14), map(768, 7)], dinov2: map(384, 16) };
     let head = Head::untrained(&m, 7);
-    let fast = InferenceHead::new(&head, &m).expect("inference head");
     let mut scratch = FeatureScratch::default();
     let mut g = c.benchmark_group("head_full224");
-    g.bench_function("inference_head", |b| b.iter(|| black_box(fast.bank_features(&feats, 0, &mut scratch).expect("features").h)));
+    g.bench_function("scoring_backend", |b| {
+        b.iter(|| {
+            let grid = bank_features(&head, &feats, 0, &mut scratch).expect("features");
+            black_box(grid.h);
+            scratch.recycle(grid);
+        })
+    });
     g.bench_function("fusion_head_bank_features", |b| b.iter(|| black_box(head.bank_features(&feats, 0).expect("features").h)));
     g.finish();
 }

@@ -38,13 +38,15 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use ndarray::{s, Array1, Array2, ArrayView2, ArrayView3, Axis};
+use ndarray::{Array1, Array2, ArrayView2, ArrayView3, Axis};
+use rayon::prelude::*;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
 use crate::encoder::BackboneFeatures;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
+use crate::score::kernels::{bilinear_taps, Tap};
 use crate::tensors::{self, Named};
 
 /// Head file format version.
@@ -353,30 +355,27 @@ impl Head {
     }
 
     /// Bank features of image `i`: the configured fused scales on the first one's grid,
-    /// concatenated and averaged over a `local_avg` window (valid neighbours only).
+    /// concatenated and averaged over a `local_avg` window (valid neighbours only); see
+    /// [`bank_grid`]. The scoring path computes the same with
+    /// [`crate::score::features::bank_features`].
     pub fn bank_features(&self, feats: &BackboneFeatures, i: usize) -> Result<Grid> {
-        let mut parts = Vec::with_capacity(self.bank_scales.len());
-        for &sc in &self.bank_scales {
-            parts.push(self.fuse(feats, i, sc)?);
-        }
-        let (h, w) = (parts[0].h, parts[0].w);
-        let dim: usize = parts.iter().map(|g| g.data.ncols()).sum();
-        let mut out = Array2::<f32>::zeros((h * w, dim));
-        let mut col = 0;
-        for g in &parts {
-            let d = g.data.ncols();
-            let resized;
-            let src = if (g.h, g.w) == (h, w) {
-                g.data.view()
-            } else {
-                resized = resize_bilinear_hwc(g.data.view(), g.h, g.w, h, w);
-                resized.view()
-            };
-            out.slice_mut(s![.., col..col + d]).assign(&src);
-            col += d;
-        }
-        let data = if self.local_avg > 1 { box_mean_hwc(out.view(), h, w, self.local_avg) } else { out };
-        Ok(Grid { h, w, data })
+        let parts = self.bank_scales.iter().map(|&sc| self.fuse(feats, i, sc)).collect::<Result<Vec<_>>>()?;
+        Ok(bank_grid(&parts, self.local_avg, &BufferPool::default()))
+    }
+
+    /// The fused scales bank features are made of (1-based, in order).
+    pub fn bank_scales(&self) -> &[usize] {
+        &self.bank_scales
+    }
+
+    /// Channels per interleaved slice (Eq. 3).
+    pub fn interleave_group(&self) -> usize {
+        self.group
+    }
+
+    /// Side of the local averaging window of bank features (1 = none).
+    pub fn local_avg(&self) -> usize {
+        self.local_avg
     }
 
     /// Width of bank feature vectors for a manifest.
@@ -430,19 +429,107 @@ fn channel_last(x: ArrayView3<'_, f32>, c: usize, p: usize) -> Array2<f32> {
     flat.unwrap_or_else(|_| Array2::zeros((p, c)))
 }
 
+/// Reusable `f32` storage: the scoring backend takes every map's buffer from here and gives
+/// it back when the map is dropped, so a stream of same-size images stops allocating (large
+/// fresh allocations cost page faults: more than the arithmetic of the steps that fill them).
+/// An empty pool allocates. Thread-safe (rayon tasks share one).
+#[derive(Debug, Default)]
+pub struct BufferPool(parking_lot::Mutex<Vec<Vec<f32>>>);
+
+impl BufferPool {
+    /// Buffers kept at most (the head of a batch of a few images needs about a dozen).
+    const KEEP: usize = 64;
+
+    /// A buffer of `n` floats with unspecified contents (the caller overwrites them all).
+    pub fn take(&self, n: usize) -> Vec<f32> {
+        let mut v = self.fitting(n);
+        // Old contents stay (no refill); only a grown tail is initialised.
+        if v.len() >= n {
+            v.truncate(n);
+        } else {
+            v.resize(n, 0.0);
+        }
+        v
+    }
+
+    /// An empty buffer with room for `n` floats.
+    pub fn take_empty(&self, n: usize) -> Vec<f32> {
+        let mut v = self.fitting(n);
+        v.clear();
+        v
+    }
+
+    /// The smallest kept buffer with room for `n` floats (large buffers stay for large
+    /// maps), or a new one.
+    fn fitting(&self, n: usize) -> Vec<f32> {
+        let mut pool = self.0.lock();
+        let best = pool.iter().enumerate().filter(|(_, v)| v.capacity() >= n).min_by_key(|(_, v)| v.capacity()).map(|(i, _)| i);
+        match best {
+            Some(i) => pool.swap_remove(i),
+            None => Vec::with_capacity(n),
+        }
+    }
+
+    /// Hands a buffer back.
+    pub fn give(&self, v: Vec<f32>) {
+        if v.capacity() == 0 {
+            return;
+        }
+        let mut pool = self.0.lock();
+        if pool.len() < Self::KEEP {
+            pool.push(v);
+        }
+    }
+
+    /// Hands an array's storage back.
+    pub fn give_array(&self, a: Array2<f32>) {
+        self.give(a.into_raw_vec_and_offset().0);
+    }
+}
+
 /// Interleaves slices of `g` channels: `[a0..g, b0..g, ag..2g, bg..2g, ...]`.
 pub fn interleave(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, g: usize) -> Array2<f32> {
     let (p, half) = a.dim();
-    let mut out = Array2::<f32>::zeros((p, 2 * half));
-    for ((mut o, ra), rb) in out.rows_mut().into_iter().zip(a.rows()).zip(b.rows()) {
-        for j in 0..half / g {
-            for k in 0..g {
-                o[2 * j * g + k] = ra[j * g + k];
-                o[2 * j * g + g + k] = rb[j * g + k];
+    let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
+    let mut out = vec![0.0f32; p * 2 * half];
+    interleave_into(contiguous(&a), contiguous(&b), half, g, &mut out);
+    Array2::from_shape_vec((p, 2 * half), out).unwrap_or_else(|_| unreachable!("p*2*half floats"))
+}
+
+/// The slice of a standard-layout array.
+pub(crate) fn contiguous<'s>(a: &'s ndarray::CowArray<'_, f32, ndarray::Ix2>) -> &'s [f32] {
+    a.as_slice().unwrap_or_else(|| unreachable!("standard layout arrays are contiguous"))
+}
+
+/// [`interleave`] of row-major `[p, half]` slices into `out` (`[p, 2*half]`, every element
+/// written), rows split over rayon.
+pub(crate) fn interleave_into(a: &[f32], b: &[f32], half: usize, g: usize, out: &mut [f32]) {
+    if half == 0 {
+        return;
+    }
+    const ROWS: usize = 64;
+    out.par_chunks_mut(ROWS * 2 * half)
+        .zip(a.par_chunks(ROWS * half).zip(b.par_chunks(ROWS * half)))
+        .for_each(|(o, (a, b))| interleave_rows(o, a, b, half, g.max(1)));
+}
+
+crate::simd::multiversion! {
+    /// Rows of [`interleave_into`].
+    fn interleave_rows(out: &mut [f32], a: &[f32], b: &[f32], half: usize, g: usize) {
+        for ((orow, ar), br) in out.chunks_exact_mut(2 * half).zip(a.chunks_exact(half)).zip(b.chunks_exact(half)) {
+            if g == 1 {
+                for ((pair, &x), &y) in orow.chunks_exact_mut(2).zip(ar).zip(br) {
+                    pair[0] = x;
+                    pair[1] = y;
+                }
+            } else {
+                for ((pair, x), y) in orow.chunks_exact_mut(2 * g).zip(ar.chunks_exact(g)).zip(br.chunks_exact(g)) {
+                    pair[..g].copy_from_slice(x);
+                    pair[g..].copy_from_slice(y);
+                }
             }
         }
     }
-    out
 }
 
 /// Bilinear resize of a channel-last grid `[sh*sw, c]` → `[dh*dw, c]`.
@@ -451,60 +538,144 @@ pub fn resize_bilinear_hwc(x: ArrayView2<'_, f32>, sh: usize, sw: usize, dh: usi
     if (sh, sw) == (dh, dw) {
         return x.to_owned();
     }
+    let x = x.as_standard_layout();
+    let mut out = vec![0.0f32; dh * dw * c];
+    resize_into(contiguous(&x), c, (sh, sw), (dh, dw), &mut out);
+    Array2::from_shape_vec((dh * dw, c), out).unwrap_or_else(|_| unreachable!("dh*dw*c floats"))
+}
+
+/// [`resize_bilinear_hwc`] of a row-major slice into `out` (`[dh*dw, c]`, every element
+/// written), output rows split over rayon (each element is computed the same way on any
+/// thread).
+pub(crate) fn resize_into(src: &[f32], c: usize, (sh, sw): (usize, usize), (dh, dw): (usize, usize), out: &mut [f32]) {
+    if c == 0 || dh * dw == 0 {
+        return;
+    }
     // Same sampling table as the anomaly-map upsampling, so both follow one convention.
-    let ty: Vec<(usize, usize, f32)> = crate::score::kernels::bilinear_taps(dh, sh).iter().map(|t| (t.i0, t.i1, t.w1)).collect();
-    let tx: Vec<(usize, usize, f32)> = crate::score::kernels::bilinear_taps(dw, sw).iter().map(|t| (t.i0, t.i1, t.w1)).collect();
-    let mut out = Array2::<f32>::zeros((dh * dw, c));
-    let mut row = vec![0.0f32; sw * c];
-    for (oy, &(y0, y1, fy)) in ty.iter().enumerate() {
-        // Blend the two source rows once, then interpolate along x.
-        for xx in 0..sw {
-            let a = x.row(y0 * sw + xx);
-            let b = x.row(y1 * sw + xx);
-            let r = &mut row[xx * c..(xx + 1) * c];
-            for k in 0..c {
-                r[k] = a[k] * (1.0 - fy) + b[k] * fy;
-            }
+    let ty = bilinear_taps(dh, sh);
+    let tx = bilinear_taps(dw, sw);
+    let src_row = |y: usize| &src[y * sw * c..(y + 1) * sw * c];
+    out.par_chunks_mut(dw * c).zip(ty.par_iter()).with_min_len(4).for_each_init(
+        || vec![0.0f32; sw * c],
+        |blend, (orow, t)| resize_row(orow, blend, src_row(t.i0), src_row(t.i1), t.w1, &tx, c),
+    );
+}
+
+crate::simd::multiversion! {
+    /// One output row of [`resize_into`]: blend the two source rows `r0`, `r1` (weight `fy`
+    /// on `r1`) into `blend` once, then interpolate along x with the taps `tx`.
+    fn resize_row(orow: &mut [f32], blend: &mut [f32], r0: &[f32], r1: &[f32], fy: f32, tx: &[Tap], c: usize) {
+        for ((r, &a), &b) in blend.iter_mut().zip(r0).zip(r1) {
+            *r = a * (1.0 - fy) + b * fy;
         }
-        for (ox, &(x0, x1, fx)) in tx.iter().enumerate() {
-            let mut o = out.row_mut(oy * dw + ox);
-            let a = &row[x0 * c..(x0 + 1) * c];
-            let b = &row[x1 * c..(x1 + 1) * c];
-            for k in 0..c {
-                o[k] = a[k] * (1.0 - fx) + b[k] * fx;
+        for (o, t) in orow.chunks_exact_mut(c).zip(tx) {
+            let fx = t.w1;
+            let (a, b) = (&blend[t.i0 * c..(t.i0 + 1) * c], &blend[t.i1 * c..(t.i1 + 1) * c]);
+            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                *o = a * (1.0 - fx) + b * fx;
             }
         }
     }
-    out
 }
 
 /// Mean over a `k`×`k` window of valid neighbours (no zero padding), channel-last.
 pub fn box_mean_hwc(x: ArrayView2<'_, f32>, h: usize, w: usize, k: usize) -> Array2<f32> {
     let c = x.ncols();
+    let x = x.as_standard_layout();
+    let mut out = vec![0.0f32; h * w * c];
+    let mut tmp = vec![0.0f32; h * w * c];
+    box_mean_into(contiguous(&x), c, h, w, k, &mut tmp, &mut out, c, 0);
+    Array2::from_shape_vec((h * w, c), out).unwrap_or_else(|_| unreachable!("h*w*c floats"))
+}
+
+/// [`box_mean_hwc`] of a row-major `[h*w, c]` slice written into columns `col..col + c` of
+/// `out` (`h*w` rows of `stride` floats; those columns all written): a horizontal pass into
+/// `tmp` (`h*w*c` floats, contents irrelevant), then a vertical one, each split over rayon
+/// by image rows. Every element is summed in the same order on any thread.
+#[allow(clippy::too_many_arguments)]
+fn box_mean_into(src: &[f32], c: usize, h: usize, w: usize, k: usize, tmp: &mut [f32], out: &mut [f32], stride: usize, col: usize) {
     let r = k / 2;
-    let mut tmp = Array2::<f32>::zeros((h * w, c));
-    for y in 0..h {
-        for xx in 0..w {
+    if c == 0 || h * w == 0 {
+        return;
+    }
+    tmp.par_chunks_mut(w * c).zip(src.par_chunks(w * c)).for_each(|(t, s)| box_row(t, s, c, r));
+    let tmp: &[f32] = tmp;
+    out.par_chunks_mut(w * stride).enumerate().for_each(|(y, o)| {
+        let (lo, hi) = (y.saturating_sub(r), (y + r).min(h - 1));
+        box_column(o, stride, col, &tmp[lo * w * c..(hi + 1) * w * c], w, c, 1.0 / (hi - lo + 1) as f32);
+    });
+}
+
+crate::simd::multiversion! {
+    /// Horizontal box-mean pass over one image row `s` (pixels of `c` floats) into `t`.
+    fn box_row(t: &mut [f32], s: &[f32], c: usize, r: usize) {
+        let w = s.len() / c;
+        for (xx, o) in t.chunks_exact_mut(c).enumerate() {
             let (lo, hi) = (xx.saturating_sub(r), (xx + r).min(w - 1));
             let inv = 1.0 / (hi - lo + 1) as f32;
-            let mut o = tmp.row_mut(y * w + xx);
+            o.fill(0.0);
             for j in lo..=hi {
-                o.scaled_add(inv, &x.row(y * w + j));
+                for (o, &v) in o.iter_mut().zip(&s[j * c..(j + 1) * c]) {
+                    *o += inv * v;
+                }
             }
         }
     }
-    let mut out = Array2::<f32>::zeros((h * w, c));
-    for y in 0..h {
-        let (lo, hi) = (y.saturating_sub(r), (y + r).min(h - 1));
-        let inv = 1.0 / (hi - lo + 1) as f32;
+}
+
+crate::simd::multiversion! {
+    /// Vertical box-mean pass for one output image row: pixel `x` of `out` (floats
+    /// `x*stride + col..+c`) is `inv` times the sum of pixel `x` over the image rows in
+    /// `rows` (consecutive rows of `w` pixels of `c` floats), in order.
+    fn box_column(out: &mut [f32], stride: usize, col: usize, rows: &[f32], w: usize, c: usize, inv: f32) {
         for xx in 0..w {
-            let mut o = out.row_mut(y * w + xx);
-            for j in lo..=hi {
-                o.scaled_add(inv, &tmp.row(j * w + xx));
+            let o = &mut out[xx * stride + col..xx * stride + col + c];
+            o.fill(0.0);
+            for row in rows.chunks_exact(w * c) {
+                for (o, &v) in o.iter_mut().zip(&row[xx * c..(xx + 1) * c]) {
+                    *o += inv * v;
+                }
             }
         }
     }
-    out
+}
+
+/// Bank features from fused scales: each part resized to the first part's grid (the bank
+/// grid), averaged over a `local_avg` window (valid neighbours only) and written into its
+/// columns of the output, in order. Every buffer, the output's included, comes from `pool`.
+pub fn bank_grid(parts: &[Grid], local_avg: usize, pool: &BufferPool) -> Grid {
+    let Some(first) = parts.first() else { return Grid { h: 0, w: 0, data: Array2::zeros((0, 0)) } };
+    let (h, w) = (first.h, first.w);
+    let dim: usize = parts.iter().map(|g| g.data.ncols()).sum();
+    let mut out = pool.take(h * w * dim);
+    let mut col = 0;
+    for g in parts {
+        let d = g.data.ncols();
+        let part = g.data.as_standard_layout();
+        let mut resized = None;
+        let src = if (g.h, g.w) == (h, w) {
+            contiguous(&part)
+        } else {
+            let mut r = pool.take(h * w * d);
+            resize_into(contiguous(&part), d, (g.h, g.w), (h, w), &mut r);
+            &resized.insert(r)[..]
+        };
+        if local_avg > 1 {
+            let mut tmp = pool.take(h * w * d);
+            box_mean_into(src, d, h, w, local_avg, &mut tmp, &mut out, dim, col);
+            pool.give(tmp);
+        } else if d > 0 {
+            for (o, s) in out.chunks_exact_mut(dim).zip(src.chunks_exact(d)) {
+                o[col..col + d].copy_from_slice(s);
+            }
+        }
+        if let Some(r) = resized {
+            pool.give(r);
+        }
+        col += d;
+    }
+    let out = Array2::from_shape_vec((h * w, dim), out).unwrap_or_else(|_| unreachable!("h*w*dim floats"));
+    Grid { h, w, data: out }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::fusion::{Grid, Head};
 use crate::image::{ImageLimits, ImageView, Normalization, Preparer};
 use crate::manifest::Manifest;
 use crate::runtime;
-use crate::score::features::{FeatureScratch, InferenceHead};
+use crate::score::features::{self, FeatureScratch};
 
 /// How to open a model. `Default` gives CPU, ORT's own thread count and full optimisation.
 #[derive(Debug, Clone, Default)]
@@ -37,8 +37,6 @@ pub struct Model {
     manifest: Manifest,
     backbones: Backbones,
     head: Head,
-    /// The head's bank-feature pass compiled for scoring (see `score::features`).
-    fast_head: InferenceHead,
     fingerprint: String,
     options: ModelOptions,
 }
@@ -86,8 +84,7 @@ impl Model {
             let seed = u64::from_str_radix(&fp[..16], 16).unwrap_or(0);
             (Head::untrained(&manifest, seed), fp)
         };
-        let fast_head = InferenceHead::new(&head, &manifest)?;
-        Ok(Self { dir: dir.to_path_buf(), manifest, backbones, head, fast_head, fingerprint, options: options.clone() })
+        Ok(Self { dir: dir.to_path_buf(), manifest, backbones, head, fingerprint, options: options.clone() })
     }
 
     pub fn dir(&self) -> &Path {
@@ -101,10 +98,6 @@ impl Model {
     }
     pub fn head(&self) -> &Head {
         &self.head
-    }
-    /// The head's bank-feature pass as scoring runs it (equal to `head().bank_features`).
-    pub fn inference_head(&self) -> &InferenceHead {
-        &self.fast_head
     }
     pub fn options(&self) -> &ModelOptions {
         &self.options
@@ -150,12 +143,14 @@ impl Model {
         self.backbones.run(batch.hiera.view(), dino.view())
     }
 
-    /// Bank features (see [`Head::bank_features`]) of each image of a batch, with timings.
+    /// Bank features (see [`Head::bank_features`]; computed by the scoring backend,
+    /// [`features::bank_features`]) of each image of a batch, with timings.
     pub fn bank_features(&self, preparer: &mut Preparer, images: &[ImageView<'_>]) -> Result<(Vec<Grid>, FeatureTimings)> {
         self.bank_features_with(preparer, &mut FeatureScratch::default(), images)
     }
 
-    /// [`Model::bank_features`] with caller-owned head buffers (a scoring stream reuses them).
+    /// [`Model::bank_features`] with caller-owned head buffers (a scoring stream hands its
+    /// grids back with [`FeatureScratch::recycle`] and reuses them).
     pub fn bank_features_with(
         &self,
         preparer: &mut Preparer,
@@ -170,7 +165,7 @@ impl Model {
         let prepare_s = t0.elapsed().as_secs_f64();
         let (feats, enc) = self.encode_prepared(&batch)?;
         let t1 = std::time::Instant::now();
-        let grids = (0..images.len()).map(|i| self.fast_head.bank_features(&feats, i, scratch)).collect::<Result<Vec<_>>>()?;
+        let grids = (0..images.len()).map(|i| features::bank_features(&self.head, &feats, i, scratch)).collect::<Result<Vec<_>>>()?;
         let head_s = t1.elapsed().as_secs_f64();
         Ok((grids, FeatureTimings { prepare_s, hiera_s: enc.hiera_s, dinov2_s: enc.dinov2_s, head_s }))
     }
@@ -179,7 +174,7 @@ impl Model {
     pub fn bank_features_prepared(&self, batch: &PreparedBatch) -> Result<Vec<Grid>> {
         let (feats, _) = self.encode_prepared(batch)?;
         let mut scratch = FeatureScratch::default();
-        (0..batch.hiera.dim().0).map(|i| self.fast_head.bank_features(&feats, i, &mut scratch)).collect()
+        (0..batch.hiera.dim().0).map(|i| features::bank_features(&self.head, &feats, i, &mut scratch)).collect()
     }
 
     /// Prepares and encodes a batch of images.

@@ -95,12 +95,13 @@ fn min_block(xb: ArrayView2<f32>, c: ArrayView2<f32>, c_norms: ArrayView1<f32>, 
         let cols = cb.nrows();
         tile.resize(rows * cols, 0.0);
         let mut prod = ArrayViewMut2::from_shape((rows, cols), &mut tile[..rows * cols]).expect("tile has rows × cols floats");
-        general_mat_mul(-2.0, &xb, &cb.t(), 0.0, &mut prod);
+        crate::matmul::matmul(xb, cb.t(), &mut prod, false);
         let nb = nb.as_slice().map(std::borrow::Cow::Borrowed).unwrap_or_else(|| std::borrow::Cow::Owned(nb.to_vec()));
         for (slot, pr) in out.iter_mut().zip(tile.chunks_exact(cols)) {
             let mut m = *slot;
             for (&p, &cn) in pr.iter().zip(nb.iter()) {
-                let v = p + cn;
+                // -2 x·c (scaling by a power of two is exact) + ||c||².
+                let v = -2.0 * p + cn;
                 m = if v < m { v } else { m };
             }
             *slot = m;

@@ -1,334 +1,241 @@
-//! Bank features on the scoring path: the fusion head's inference forward pass, compiled
-//! once from its weights into a few large matrix products.
+//! Bank features on the scoring path: the fusion head's one forward pass,
+//! [`crate::fusion::fuse_stage`], run on [`ScoringOps`], a backend built for speed.
 //!
-//! [`crate::fusion::Head::bank_features`] is the definition (and what training uses); this
-//! computes the same features (tests assert equality to f32 rounding) with less work per
+//! It computes what [`Head::bank_features`] (the [`crate::fusion::NdarrayOps`] backend)
+//! computes, to f32 rounding (tests hold them within 1e-5 relative), with less work per
 //! image:
-//! - the encoder maps are read in place as transposed views (no channel-last copies); the
-//!   GEMM packs them anyway;
-//! - the DINOv2 projections of every bank scale are one product `D · [W_d(s1); W_d(s2)]ᵀ`;
-//! - biases are pre-filled into the outputs (GEMM with β = 1) and the projections are written
-//!   straight into their interleaved columns of the concatenated bank feature;
-//! - products are split over rayon by row blocks, so both cores work on them;
-//! - every buffer lives in a reusable [`FeatureScratch`].
+//! - encoder maps enter the head in place, as transposed (channel-last) views of the
+//!   encoder's `[c, h*w]` output: no channel-last copies (the GEMM reads any strides);
+//! - 1x1 convolutions are `gemm`-crate products (see [`crate::matmul`]) accumulated onto
+//!   outputs pre-filled with the bias, split over rayon by fixed row blocks;
+//! - the bank scales are fused in parallel, and their local averaging writes straight into
+//!   the columns of the bank feature ([`crate::fusion::bank_grid`]);
+//! - every map's storage comes from the [`FeatureScratch`]'s [`BufferPool`] and goes back
+//!   to it, the returned grid's too once the caller recycles it: a stream of images
+//!   allocates nothing after the first.
+//!
+//! Every split is by fixed blocks, so results are bit-identical whatever the thread count.
 
-use std::ops::Range;
-
-use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, ArrayView3, Axis};
 use rayon::prelude::*;
 
 use crate::encoder::BackboneFeatures;
 use crate::error::{Error, Result};
-use crate::fusion::{gelu, Grid, Head};
-use crate::manifest::Manifest;
+use crate::fusion::{bank_grid, fuse_stage, gelu, interleave_into, resize_into, BufferPool, FusionOps, Grid, Head};
 
-use super::kernels::bilinear_taps;
+/// Rows per parallel GEMM task: large enough to keep the micro-kernel busy, small enough
+/// that one image's products split over both cores.
+const GEMM_ROWS: usize = 112;
 
-/// Rows per parallel GEMM task: large enough to keep the micro-kernel busy.
-const GEMM_ROWS: usize = 128;
-
-/// One bank scale's weights, laid out for `X · Wᵀ` products (`[in, out]`).
-#[derive(Debug, Clone)]
-struct ScalePlan {
-    /// 0-based Hiera stage.
-    stage: usize,
-    /// Adapter as (W_downᵀ, b_down, W_upᵀ, b_up); `None` when W_up and b_up are zero.
-    adapter: Option<(Array2<f32>, Array1<f32>, Array2<f32>, Array1<f32>)>,
-    proj_h_t: Array2<f32>,
-    proj_h_b: Array1<f32>,
-    /// This scale's columns in the stacked DINOv2 projection.
-    dino_cols: Range<usize>,
-    half: usize,
-    /// First column of this scale in the concatenated bank feature.
-    col: usize,
+/// A map of [`ScoringOps`]: channel-last `[patches, channels]`, either an encoder output
+/// read in place (a transposed view) or a row-major array whose storage goes back to the
+/// pool when the map is dropped.
+pub struct ScoringMap<'a> {
+    data: MapData<'a>,
+    pool: &'a BufferPool,
 }
 
-/// The head's bank-feature forward pass, compiled from a [`Head`]. Immutable; shared by
-/// every scoring thread (each brings its own [`FeatureScratch`]).
-#[derive(Debug, Clone)]
-pub struct InferenceHead {
-    scales: Vec<ScalePlan>,
-    /// Stacked DINOv2 projections of every bank scale, `[C_d, Σ half]`, and their biases.
-    dino_t: Array2<f32>,
-    dino_b: Array1<f32>,
-    group: usize,
-    local_avg: usize,
-    dim: usize,
+enum MapData<'a> {
+    View(ArrayView2<'a, f32>),
+    Owned(Array2<f32>),
 }
 
-/// Per-thread buffers of [`InferenceHead::bank_features`].
-#[derive(Default)]
+impl<'a> ScoringMap<'a> {
+    fn owned(a: Array2<f32>, pool: &'a BufferPool) -> Self {
+        Self { data: MapData::Owned(a), pool }
+    }
+
+    pub fn view(&self) -> ArrayView2<'_, f32> {
+        match &self.data {
+            MapData::View(v) => v.view(),
+            MapData::Owned(a) => a.view(),
+        }
+    }
+
+    /// The map as an owned row-major array (storage from the pool when it was a view).
+    pub fn into_array(mut self) -> Array2<f32> {
+        let empty = MapData::View(ArrayView2::from_shape((0, 0), &[]).unwrap_or_else(|_| unreachable!("empty view")));
+        match std::mem::replace(&mut self.data, empty) {
+            MapData::Owned(a) => a,
+            MapData::View(v) => standard(v, self.pool),
+        }
+    }
+
+    /// The row-major contents (copied into pool storage when this is a strided view).
+    fn contiguous(&self) -> std::borrow::Cow<'_, [f32]> {
+        match &self.data {
+            MapData::Owned(a) if a.is_standard_layout() => std::borrow::Cow::Borrowed(a.as_slice().unwrap_or_default()),
+            _ => std::borrow::Cow::Owned(standard(self.view(), self.pool).into_raw_vec_and_offset().0),
+        }
+    }
+}
+
+impl Drop for ScoringMap<'_> {
+    fn drop(&mut self) {
+        if let MapData::Owned(a) = std::mem::replace(&mut self.data, MapData::View(ArrayView2::from_shape((0, 0), &[]).unwrap_or_else(|_| unreachable!("empty view")))) {
+            self.pool.give_array(a);
+        }
+    }
+}
+
+/// A row-major copy of `v` in pool storage.
+fn standard(v: ArrayView2<'_, f32>, pool: &BufferPool) -> Array2<f32> {
+    let mut buf = pool.take_empty(v.len());
+    buf.extend(v.iter().copied());
+    Array2::from_shape_vec(v.dim(), buf).unwrap_or_else(|_| unreachable!("rows*cols floats"))
+}
+
+/// The scoring backend of [`fuse_stage`]. Weights are the head's own `[out, in]` matrices,
+/// read transposed in place; map storage comes from a [`BufferPool`].
+#[derive(Debug, Clone, Copy)]
+pub struct ScoringOps<'a> {
+    pub pool: &'a BufferPool,
+}
+
+impl<'a> ScoringOps<'a> {
+    /// An encoder map `[c, h, w]` (one image) as a channel-last `[h*w, c]` map: a transposed
+    /// view of the same memory when it is contiguous (it always is for ORT outputs), else
+    /// a copy.
+    pub fn input(&self, x: ArrayView3<'a, f32>) -> ScoringMap<'a> {
+        let (c, h, w) = x.dim();
+        match x.into_shape_with_order((c, h * w)) {
+            Ok(v) => ScoringMap { data: MapData::View(v.reversed_axes()), pool: self.pool },
+            Err(_) => {
+                let mut buf = self.pool.take_empty(c * h * w);
+                buf.extend(x.permuted_axes([1, 2, 0]).iter().copied());
+                ScoringMap::owned(Array2::from_shape_vec((h * w, c), buf).unwrap_or_else(|_| unreachable!("c*h*w floats")), self.pool)
+            }
+        }
+    }
+}
+
+impl<'a> FusionOps for ScoringOps<'a> {
+    type Map = ScoringMap<'a>;
+    type Mat = Array2<f32>;
+    type Vec = Array1<f32>;
+    type Error = Error;
+
+    fn linear(&self, x: &ScoringMap<'a>, w: &Array2<f32>, b: &Array1<f32>) -> Result<ScoringMap<'a>> {
+        let x = x.view();
+        let (p, n) = (x.nrows(), w.nrows());
+        if x.ncols() != w.ncols() || b.len() != n {
+            return Err(Error::Mismatch(format!(
+                "fusion head: a {}-channel map meets a [{n}, {}] weight with {} biases",
+                x.ncols(),
+                w.ncols(),
+                b.len()
+            )));
+        }
+        // The bias pre-fills the output; the product accumulates onto it.
+        let bias = b.as_standard_layout();
+        let bias = bias.as_slice().unwrap_or_else(|| unreachable!("standard layout arrays are contiguous"));
+        let mut data = self.pool.take_empty(p * n);
+        for _ in 0..p {
+            data.extend_from_slice(bias);
+        }
+        let mut out = Array2::from_shape_vec((p, n), data).unwrap_or_else(|_| unreachable!("p*n floats"));
+        crate::matmul::par_rows(x, w.t(), out.view_mut(), true, GEMM_ROWS);
+        Ok(ScoringMap::owned(out, self.pool))
+    }
+    fn gelu(&self, x: ScoringMap<'a>) -> Result<ScoringMap<'a>> {
+        let mut a = x.into_array();
+        if let Some(v) = a.as_slice_mut() {
+            v.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|v| *v = gelu(*v)));
+        }
+        Ok(ScoringMap::owned(a, self.pool))
+    }
+    fn add(&self, a: ScoringMap<'a>, b: &ScoringMap<'a>) -> Result<ScoringMap<'a>> {
+        let b = b.view();
+        if a.view().dim() != b.dim() {
+            return Err(Error::Mismatch(format!("fusion head: adding maps of shapes {:?} and {:?}", a.view().dim(), b.dim())));
+        }
+        let mut a = a.into_array();
+        ndarray::Zip::from(&mut a).and(&b).par_for_each(|x, &y| *x += y);
+        Ok(ScoringMap::owned(a, self.pool))
+    }
+    fn resize(&self, x: ScoringMap<'a>, src: (usize, usize), dst: (usize, usize)) -> Result<ScoringMap<'a>> {
+        let c = x.view().ncols();
+        if x.view().nrows() != src.0 * src.1 {
+            return Err(Error::Mismatch(format!("fusion head: a map of {} patches is not a {}x{} grid", x.view().nrows(), src.0, src.1)));
+        }
+        if src == dst {
+            return Ok(x);
+        }
+        let mut out = self.pool.take(dst.0 * dst.1 * c);
+        resize_into(&x.contiguous(), c, src, dst, &mut out);
+        Ok(ScoringMap::owned(Array2::from_shape_vec((dst.0 * dst.1, c), out).unwrap_or_else(|_| unreachable!("dh*dw*c floats")), self.pool))
+    }
+    fn interleave(&self, a: &ScoringMap<'a>, b: &ScoringMap<'a>, group: usize) -> Result<ScoringMap<'a>> {
+        let (p, half) = a.view().dim();
+        if b.view().dim() != (p, half) {
+            return Err(Error::Mismatch(format!("fusion head: interleaving maps of shapes {:?} and {:?}", a.view().dim(), b.view().dim())));
+        }
+        let mut out = self.pool.take(p * 2 * half);
+        interleave_into(&a.contiguous(), &b.contiguous(), half, group, &mut out);
+        Ok(ScoringMap::owned(Array2::from_shape_vec((p, 2 * half), out).unwrap_or_else(|_| unreachable!("p*2*half floats")), self.pool))
+    }
+}
+
+/// Buffers [`bank_features`] reuses across images: map storage, and the storage of
+/// bank-feature grids the caller hands back with [`FeatureScratch::recycle`]. One per
+/// scoring thread.
+#[derive(Debug, Default)]
 pub struct FeatureScratch {
-    dino: Vec<f32>,
-    ph: Vec<f32>,
-    pd: Vec<f32>,
-    fused: Vec<f32>,
-    adapter_z: Vec<f32>,
-    adapter_a: Vec<f32>,
-    concat: Vec<f32>,
-    rows: Vec<f32>,
-    boxed: Vec<f32>,
+    pool: BufferPool,
 }
 
-impl InferenceHead {
-    /// Compiles `head` (built for `m`) for inference.
-    pub fn new(head: &Head, m: &Manifest) -> Result<Self> {
-        let stages = head.stages();
-        if stages.len() != 4 {
-            return Err(Error::Internal(format!("fusion head has {} stages, expected 4", stages.len())));
-        }
-        let f = &m.fusion;
-        let mut scales = Vec::with_capacity(f.bank_scales.len());
-        let (mut dino_rows, mut dino_b) = (Vec::new(), Vec::new());
-        let (mut dcol, mut col) = (0usize, 0usize);
-        for &sc in &f.bank_scales {
-            let s = sc.checked_sub(1).filter(|s| *s < 4).ok_or_else(|| Error::invalid(format!("bank scale {sc} is not in 1..=4")))?;
-            let w = &stages[s];
-            let half = w.proj_h_w.nrows();
-            if w.proj_d_w.nrows() != half || w.proj_d_w.ncols() != m.dinov2.channels {
-                return Err(Error::Mismatch(format!("stage {sc}: projection shapes disagree with the manifest")));
-            }
-            let identity = w.up_w.iter().all(|v| *v == 0.0) && w.up_b.iter().all(|v| *v == 0.0);
-            let adapter = (!identity).then(|| (w.down_w.t().to_owned(), w.down_b.clone(), w.up_w.t().to_owned(), w.up_b.clone()));
-            dino_rows.push(w.proj_d_w.view());
-            dino_b.extend(w.proj_d_b.iter().copied());
-            scales.push(ScalePlan {
-                stage: s,
-                adapter,
-                proj_h_t: w.proj_h_w.t().as_standard_layout().into_owned(),
-                proj_h_b: w.proj_h_b.clone(),
-                dino_cols: dcol..dcol + half,
-                half,
-                col,
-            });
-            dcol += half;
-            col += 2 * half;
-        }
-        let stacked = ndarray::concatenate(Axis(0), &dino_rows).map_err(|e| Error::Internal(format!("stack projections: {e}")))?;
-        Ok(Self {
-            scales,
-            dino_t: stacked.t().as_standard_layout().into_owned(),
-            dino_b: Array1::from_vec(dino_b),
-            group: f.interleave_group.max(1),
-            local_avg: f.local_avg,
-            dim: col,
-        })
+impl FeatureScratch {
+    /// Hands a grid's storage back for the next image.
+    pub fn recycle(&mut self, g: Grid) {
+        self.pool.give_array(g.data);
     }
+}
 
-    /// Width of the bank features.
-    pub fn dim(&self) -> usize {
-        self.dim
+/// Bank features of image `i` of a batch through `head`: [`Head::bank_features`] on the
+/// scoring backend (equal to it to f32 rounding).
+pub fn bank_features(head: &Head, feats: &BackboneFeatures, i: usize, ws: &mut FeatureScratch) -> Result<Grid> {
+    let n = feats.dinov2.dim().0;
+    if i >= n {
+        return Err(Error::invalid(format!("image index {i} is outside the batch of {n}")));
     }
-
-    /// Bank features of image `i` of a batch: equal (to f32 rounding) to
-    /// [`Head::bank_features`] of the head this was compiled from.
-    pub fn bank_features(&self, feats: &BackboneFeatures, i: usize, ws: &mut FeatureScratch) -> Result<Grid> {
-        let n = feats.dinov2.dim().0;
-        if i >= n || self.scales.iter().any(|p| feats.hiera[p.stage].dim().0 != n) {
-            return Err(Error::invalid(format!("image index {i} is outside the batch of {n}")));
+    let (scales, stages) = (head.bank_scales(), head.stages());
+    for &sc in scales {
+        let s = sc.checked_sub(1).filter(|s| *s < 4 && *s < stages.len()).ok_or_else(|| Error::invalid(format!("bank scale {sc} is not in 1..=4")))?;
+        if feats.hiera[s].dim().0 != n {
+            return Err(Error::Mismatch(format!("Hiera stage {sc} holds {} images, DINOv2 {n}", feats.hiera[s].dim().0)));
         }
+    }
+    let ops = ScoringOps { pool: &ws.pool };
+    // One entry into the thread pool for the whole image: every parallel step below then
+    // runs on pool threads, where forking is cheap (entering from outside costs a wake-up).
+    rayon::scope(|_| {
         let dino = feats.dinov2.index_axis(Axis(0), i);
-        let (cd, dh, dw) = dino.dim();
-        if cd != self.dino_t.nrows() {
-            return Err(Error::Mismatch(format!("DINOv2 grid has {cd} channels, the head expects {}", self.dino_t.nrows())));
+        let dino_grid = (dino.dim().1, dino.dim().2);
+        let y = ops.input(dino);
+        let identity = head.identity_adapters();
+        let parts = scales
+            .par_iter()
+            .map(|&sc| {
+                let s = sc - 1;
+                let x = feats.hiera[s].index_axis(Axis(0), i);
+                let grid = (x.dim().1, x.dim().2);
+                let f = fuse_stage(&ops, &stages[s], identity[s], head.interleave_group(), ops.input(x), grid, &y, dino_grid)?;
+                Ok(Grid { h: grid.0, w: grid.1, data: f.into_array() })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let out = bank_grid(&parts, head.local_avg(), ops.pool);
+        for p in parts {
+            ops.pool.give_array(p.data);
         }
-        let dino = dino.as_standard_layout();
-        let y = dino.to_shape((cd, dh * dw)).map_err(|e| Error::Internal(e.to_string()))?;
-        // All scales' DINOv2 projections in one product: [dh*dw, Σ half].
-        gemm_bias(y.t(), self.dino_t.view(), &self.dino_b, &mut ws.dino);
-        let dstride = self.dino_t.ncols();
-
-        let first = feats.hiera[self.scales[0].stage].dim();
-        let (gh, gw) = (first.2, first.3);
-        let p = gh * gw;
-        ws.concat.clear();
-        ws.concat.resize(p * self.dim, 0.0);
-        for plan in &self.scales {
-            let hm = feats.hiera[plan.stage].index_axis(Axis(0), i);
-            let (c, h, w) = hm.dim();
-            let hm = hm.as_standard_layout();
-            let x = hm.to_shape((c, h * w)).map_err(|e| Error::Internal(e.to_string()))?;
-            let x = x.t();
-            let half = plan.half;
-            match &plan.adapter {
-                None => gemm_bias(x, plan.proj_h_t.view(), &plan.proj_h_b, &mut ws.ph),
-                Some(ad) => {
-                    adapter(x, ad, &mut ws.adapter_z, &mut ws.adapter_a);
-                    let a = ArrayView2::from_shape((h * w, c), &ws.adapter_a[..]).map_err(|e| Error::Internal(e.to_string()))?;
-                    gemm_bias(a, plan.proj_h_t.view(), &plan.proj_h_b, &mut ws.ph)
-                }
-            }
-            let src = Strided { data: &ws.dino, stride: dstride, off: plan.dino_cols.start, c: half };
-            resize_hwc(src, dh, dw, h, w, &mut ws.pd, &mut ws.rows);
-            if (h, w) == (gh, gw) {
-                interleave_into(&ws.ph, &ws.pd, half, self.group, &mut ws.concat, self.dim, plan.col);
-            } else {
-                ws.fused.clear();
-                ws.fused.resize(h * w * 2 * half, 0.0);
-                interleave_into(&ws.ph, &ws.pd, half, self.group, &mut ws.fused, 2 * half, 0);
-                let src = Strided { data: &ws.fused, stride: 2 * half, off: 0, c: 2 * half };
-                resize_hwc(src, h, w, gh, gw, &mut ws.pd, &mut ws.rows);
-                for (dst, row) in ws.concat.chunks_exact_mut(self.dim).zip(ws.pd.chunks_exact(2 * half)) {
-                    dst[plan.col..plan.col + 2 * half].copy_from_slice(row);
-                }
-            }
-        }
-        let data = if self.local_avg > 1 {
-            box_mean(&ws.concat, gh, gw, self.dim, self.local_avg, &mut ws.boxed)
-        } else {
-            Array2::from_shape_vec((p, self.dim), ws.concat.clone()).map_err(|e| Error::Internal(e.to_string()))?
-        };
-        Ok(Grid { h: gh, w: gw, data })
-    }
-}
-
-/// `a · b + bias` (bias broadcast over rows) into `buf` as a row-major `[a.rows, b.cols]`
-/// matrix, split over rayon by row blocks.
-fn gemm_bias(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, bias: &Array1<f32>, buf: &mut Vec<f32>) {
-    let (m, n) = (a.nrows(), b.ncols());
-    buf.clear();
-    buf.reserve(m * n);
-    for _ in 0..m {
-        buf.extend(bias.iter().copied());
-    }
-    let mut c = ArrayViewMut2::from_shape((m, n), &mut buf[..]).expect("buffer holds m × n");
-    let task = |(ab, mut cb): (ArrayView2<f32>, ArrayViewMut2<f32>)| general_mat_mul(1.0, &ab, &b, 1.0, &mut cb);
-    if m <= GEMM_ROWS {
-        task((a, c.view_mut()));
-    } else {
-        a.axis_chunks_iter(Axis(0), GEMM_ROWS)
-            .into_par_iter()
-            .zip(c.axis_chunks_iter_mut(Axis(0), GEMM_ROWS).into_par_iter())
-            .for_each(task);
-    }
-}
-
-/// Eq. 1: `A = X + (GELU(X W_downᵀ + b_down) W_upᵀ + b_up)`, into `a_buf` (`[m, c]`).
-fn adapter(
-    x: ArrayView2<'_, f32>,
-    (down_t, down_b, up_t, up_b): &(Array2<f32>, Array1<f32>, Array2<f32>, Array1<f32>),
-    z_buf: &mut Vec<f32>,
-    a_buf: &mut Vec<f32>,
-) {
-    let (m, c) = x.dim();
-    gemm_bias(x, down_t.view(), down_b, z_buf);
-    for v in z_buf.iter_mut() {
-        *v = gelu(*v);
-    }
-    let z = ArrayView2::from_shape((m, down_t.ncols()), &z_buf[..]).expect("adapter bottleneck");
-    gemm_bias(z, up_t.view(), up_b, a_buf);
-    let mut a = ArrayViewMut2::from_shape((m, c), &mut a_buf[..]).expect("adapter output");
-    a += &x;
-}
-
-/// Columns `off..off + c` of a row-major matrix with `stride` floats per row.
-#[derive(Clone, Copy)]
-struct Strided<'a> {
-    data: &'a [f32],
-    stride: usize,
-    off: usize,
-    c: usize,
-}
-
-impl Strided<'_> {
-    fn row(&self, q: usize) -> &[f32] {
-        &self.data[q * self.stride + self.off..q * self.stride + self.off + self.c]
-    }
-}
-
-/// Writes `[a0..g, b0..g, ag..2g, bg..2g, ...]` of every row of `a`, `b` (`[p, half]`,
-/// row-major) into columns `off..off + 2·half` of `dst` (`stride` floats per row).
-fn interleave_into(a: &[f32], b: &[f32], half: usize, g: usize, dst: &mut [f32], stride: usize, off: usize) {
-    for ((drow, ar), br) in dst.chunks_exact_mut(stride).zip(a.chunks_exact(half)).zip(b.chunks_exact(half)) {
-        let o = &mut drow[off..off + 2 * half];
-        if g == 1 {
-            for ((pair, &x), &y) in o.chunks_exact_mut(2).zip(ar).zip(br) {
-                pair[0] = x;
-                pair[1] = y;
-            }
-        } else {
-            for ((pair, x), y) in o.chunks_exact_mut(2 * g).zip(ar.chunks_exact(g)).zip(br.chunks_exact(g)) {
-                pair[..g].copy_from_slice(x);
-                pair[g..].copy_from_slice(y);
-            }
-        }
-    }
-}
-
-/// Bilinear resize of a channel-last grid (`sh*sw` rows of `src.c` channels) to `dh*dw`
-/// rows, into `out` (row-major), with the sampling table and operation order of
-/// [`crate::fusion::resize_bilinear_hwc`]. `row` is scratch.
-fn resize_hwc(src: Strided<'_>, sh: usize, sw: usize, dh: usize, dw: usize, out: &mut Vec<f32>, row: &mut Vec<f32>) {
-    let c = src.c;
-    out.clear();
-    out.resize(dh * dw * c, 0.0);
-    if (sh, sw) == (dh, dw) {
-        for (q, o) in out.chunks_exact_mut(c).enumerate() {
-            o.copy_from_slice(src.row(q));
-        }
-        return;
-    }
-    let ty = bilinear_taps(dh, sh);
-    let tx = bilinear_taps(dw, sw);
-    row.clear();
-    row.resize(sw * c, 0.0);
-    for (t, out_row) in ty.iter().zip(out.chunks_exact_mut(dw * c)) {
-        let fy = t.w1;
-        for (xx, r) in row.chunks_exact_mut(c).enumerate() {
-            let (a, b) = (src.row(t.i0 * sw + xx), src.row(t.i1 * sw + xx));
-            for ((r, &a), &b) in r.iter_mut().zip(a).zip(b) {
-                *r = a * (1.0 - fy) + b * fy;
-            }
-        }
-        for (o, tx) in out_row.chunks_exact_mut(c).zip(&tx) {
-            let fx = tx.w1;
-            let (a, b) = (&row[tx.i0 * c..(tx.i0 + 1) * c], &row[tx.i1 * c..(tx.i1 + 1) * c]);
-            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                *o = a * (1.0 - fx) + b * fx;
-            }
-        }
-    }
-}
-
-/// Mean over a `k`×`k` window of valid neighbours of a row-major `[h*w, c]` grid, with the
-/// operation order of [`crate::fusion::box_mean_hwc`] (horizontal pass, then vertical).
-fn box_mean(src: &[f32], h: usize, w: usize, c: usize, k: usize, tmp: &mut Vec<f32>) -> Array2<f32> {
-    let r = k / 2;
-    tmp.clear();
-    tmp.resize(h * w * c, 0.0);
-    tmp.par_chunks_mut(w * c).enumerate().for_each(|(y, trow)| {
-        for (xx, o) in trow.chunks_exact_mut(c).enumerate() {
-            let (lo, hi) = (xx.saturating_sub(r), (xx + r).min(w - 1));
-            let inv = 1.0 / (hi - lo + 1) as f32;
-            for j in lo..=hi {
-                let s = &src[(y * w + j) * c..(y * w + j + 1) * c];
-                for (o, &v) in o.iter_mut().zip(s) {
-                    *o += inv * v;
-                }
-            }
-        }
-    });
-    let mut out = Array2::<f32>::zeros((h * w, c));
-    let tmp: &[f32] = tmp;
-    if let Some(o) = out.as_slice_mut() {
-        o.par_chunks_mut(w * c).enumerate().for_each(|(y, orow)| {
-            let (lo, hi) = (y.saturating_sub(r), (y + r).min(h - 1));
-            let inv = 1.0 / (hi - lo + 1) as f32;
-            for j in lo..=hi {
-                for (o, &v) in orow.iter_mut().zip(&tmp[j * w * c..(j + 1) * w * c]) {
-                    *o += inv * v;
-                }
-            }
-        });
-    }
-    out
+        Ok(out)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fusion::StageWeights;
+    use crate::manifest::Manifest;
     use ndarray::Array4;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -368,24 +275,27 @@ mod tests {
     }
 
     fn assert_same(head: &Head, m: &Manifest, feats: &BackboneFeatures) {
-        let fast = InferenceHead::new(head, m).unwrap();
         let mut ws = FeatureScratch::default();
         for i in 0..feats.dinov2.dim().0 {
             let want = head.bank_features(feats, i).unwrap();
-            // Twice with the same scratch: reused buffers must not leak into the result.
-            for _ in 0..2 {
-                let got = fast.bank_features(feats, i, &mut ws).unwrap();
+            // Twice, the second time in the first one's recycled buffer (filled with junk):
+            // reused storage must not leak into the result.
+            for round in 0..2 {
+                let got = bank_features(head, feats, i, &mut ws).unwrap();
                 assert_eq!((got.h, got.w, got.data.dim()), (want.h, want.w, want.data.dim()));
-                assert_eq!(got.data.ncols(), fast.dim());
+                assert_eq!(got.data.ncols(), Head::bank_dim(m));
                 let scale = want.data.iter().fold(0.0f32, |a, v| a.max(v.abs()));
                 let d = got.data.iter().zip(want.data.iter()).fold(0.0f32, |a, (x, y)| a.max((x - y).abs()));
-                assert!(d <= 1e-5 * scale.max(1.0), "image {i}: max diff {d} (scale {scale})");
+                assert!(d <= 1e-5 * scale.max(1.0), "image {i} round {round}: max diff {d} (scale {scale})");
+                let mut junk = got;
+                junk.data.fill(f32::NAN);
+                ws.recycle(junk);
             }
         }
     }
 
     #[test]
-    fn inference_head_equals_head_bank_features() {
+    fn scoring_backend_equals_head_bank_features() {
         let m = manifest();
         let feats = features(&m, 2, 1);
         assert_same(&Head::untrained(&m, 3), &m, &feats);
@@ -393,7 +303,7 @@ mod tests {
     }
 
     #[test]
-    fn inference_head_follows_the_manifest_fusion_settings() {
+    fn scoring_backend_follows_the_manifest_fusion_settings() {
         // Other scale order and count, wider interleave groups, no local averaging.
         let mut m = manifest();
         m.fusion.bank_scales = vec![3, 1, 2];
@@ -407,10 +317,45 @@ mod tests {
     }
 
     #[test]
-    fn inference_head_rejects_a_bad_image_index() {
+    fn scoring_backend_is_bit_identical_on_any_thread_count() {
+        let m = manifest();
+        let feats = features(&m, 1, 7);
+        let head = trained_like(&m, 8);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| bank_features(&head, &feats, 0, &mut FeatureScratch::default()).unwrap())
+        };
+        let one = run(1);
+        for t in [2, 3, 5] {
+            assert_eq!(run(t).data, one.data, "{t} threads");
+        }
+    }
+
+    #[test]
+    fn scoring_backend_copies_maps_it_cannot_view() {
+        let m = manifest();
+        let feats = features(&m, 2, 9);
+        let head = trained_like(&m, 10);
+        // The same values in channel-last memory: no `[c, h*w]` view of it exists.
+        let nhwc = |a: &ndarray::Array4<f32>| a.view().permuted_axes([0, 2, 3, 1]).as_standard_layout().into_owned().permuted_axes([0, 3, 1, 2]);
+        let strided = BackboneFeatures { hiera: feats.hiera.each_ref().map(nhwc), dinov2: nhwc(&feats.dinov2) };
+        assert!(strided.dinov2.as_slice().is_none());
+        let mut ws = FeatureScratch::default();
+        for i in 0..2 {
+            assert_eq!(bank_features(&head, &strided, i, &mut ws).unwrap().data, bank_features(&head, &feats, i, &mut ws).unwrap().data);
+        }
+    }
+
+    #[test]
+    fn scoring_backend_rejects_bad_input() {
         let m = manifest();
         let feats = features(&m, 1, 3);
-        let fast = InferenceHead::new(&Head::untrained(&m, 1), &m).unwrap();
-        assert!(fast.bank_features(&feats, 1, &mut FeatureScratch::default()).is_err());
+        let head = Head::untrained(&m, 1);
+        assert!(bank_features(&head, &feats, 1, &mut FeatureScratch::default()).is_err());
+        // Encoder maps whose width disagrees with the head's weights.
+        let mut narrow = features(&m, 1, 3);
+        narrow.dinov2 = narrow.dinov2.slice_move(ndarray::s![.., 1.., .., ..]).to_owned();
+        let e = bank_features(&head, &narrow, 0, &mut FeatureScratch::default()).unwrap_err();
+        assert!(matches!(e, Error::Mismatch(_)), "{e}");
     }
 }

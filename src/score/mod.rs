@@ -196,6 +196,9 @@ pub fn score_batch(model: &Model, bank: &MemoryBank, images: &[ImageView<'_>], w
             },
         });
     }
+    for g in grids {
+        ws.features.recycle(g);
+    }
     Ok(out)
 }
 
