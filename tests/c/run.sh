@@ -6,8 +6,11 @@
 #      CMake `find_package(nexvitad)` and statically against libnexvitad.a;
 #   3. the tests and the example run with no ONNX Runtime environment variable (the
 #      installed libonnxruntime.so beside libnexvitad.so must be found on its own);
-#   4. when valgrind is installed: tests (quick mode) and example under valgrind, failing on
-#      any error or any definitely lost byte.
+#   4. the training tests (tests/c/test_train.c) train the tiny model on the synthetic
+#      fixture tests/fixtures/train/data, cancel, resume and check the bad inputs;
+#   5. when valgrind is installed: tests (quick mode) and example under valgrind, failing on
+#      any error or any definitely lost byte; the training tests there run their option and
+#      bad-input cases only (no training run: far too slow under valgrind).
 set -euo pipefail
 
 PREFIX=$(realpath "$1")
@@ -42,6 +45,8 @@ g++ -std=c++17 -pedantic "${CWARN[@]}" "${PC_CFLAGS[@]}" tests/c/header_cpp.cpp 
 step "build: tests and example via pkg-config"
 gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/c tests/c/test_capi.c \
     -o "$B/test_capi" "${PC_LIBS[@]}" "${RPATH[@]}" -lpthread -lm
+gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/c tests/c/test_train.c \
+    -o "$B/test_train" "${PC_LIBS[@]}" "${RPATH[@]}" -lm
 gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" examples/c/nexvitad_example.c \
     -o "$B/nexvitad_example" "${PC_LIBS[@]}" "${RPATH[@]}"
 readelf -d "$B/nexvitad_example" | grep -q 'NEEDED.*\[libnexvitad.so.0\]' || { echo "example does not link the soname"; exit 1; }
@@ -69,6 +74,11 @@ IMAGES=(examples/c/data/test/good_4.ppm examples/c/data/test/scratch.ppm example
 
 step "run: C tests"
 "$B/test_capi" models/tiny "$B/tiny_other" examples/c/data "$B/work"
+
+# Training: 1 thread for candle's kernels (its pool spin-waits; see `nexvitad train --help`).
+step "run: C training tests"
+mkdir -p "$B/train-work"
+CANDLE_NUM_THREADS=1 "$B/test_train" models/tiny tests/fixtures/train/data examples/c/data "$B/train-work"
 
 step "run: example (pkg-config build)"
 "$B/nexvitad_example" models/tiny examples/c/data/good "$B/example-out" "${IMAGES[@]}"
@@ -104,8 +114,16 @@ if command -v valgrind >/dev/null; then
     tail -n 3 "$B/valgrind-tests.out"
     if [ $rc -ne 0 ]; then cat "$B/valgrind-tests.out" "$B/valgrind-tests.log"; fi
     wait "$EXAMPLE_PID" || { rc=1; cat "$B/valgrind-example.out" "$B/valgrind-example.log"; }
+    # Training tests in quick mode: options and bad inputs only (each fails before encoding);
+    # a training run under valgrind would take many minutes.
+    step "valgrind: C training tests (NEXVITAD_TEST_QUICK=1: no training runs)"
+    mkdir -p "$B/vg-train-work"
+    NEXVITAD_TEST_QUICK=1 "${VG[@]}" --log-file="$B/valgrind-train.log" \
+        "$B/test_train" models/tiny tests/fixtures/train/data examples/c/data "$B/vg-train-work" \
+        >"$B/valgrind-train.out" 2>&1 || { rc=1; cat "$B/valgrind-train.out" "$B/valgrind-train.log"; }
+    tail -n 2 "$B/valgrind-train.out"
     [ $rc -eq 0 ] || { echo "valgrind found errors or definite leaks"; exit 1; }
-    for log in "$B/valgrind-tests.log" "$B/valgrind-example.log"; do
+    for log in "$B/valgrind-tests.log" "$B/valgrind-example.log" "$B/valgrind-train.log"; do
         echo "$(basename "$log"):"
         grep -E "ERROR SUMMARY|definitely lost|possibly lost|still reachable" "$log" | sed 's/^==[0-9]*==/ /'
     done
