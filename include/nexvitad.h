@@ -57,10 +57,20 @@
  * - The library must not be unloaded: never dlclose() libnexvitad.so (ONNX Runtime and the
  *   library keep process-wide state and threads that cannot be torn down safely).
  *
- * Roadmap: training the fusion head (nexvitad_train, with a progress callback and
- * cancellation) will be added, as an ABI addition, once the library can train; until then
- * a model folder's head.safetensors comes from outside this API (without one, the model
- * uses its deterministic untrained head).
+ * Training (ABI revision 1): nexvitad_train() adapts a model's fusion head to labelled
+ * source domains and one unlabeled target domain (MVTec AD folders) and writes a new model
+ * folder, open it with nexvitad_model_open() and build banks with it. It reports progress
+ * (phase, step, loss terms, pseudo-label coverage) through a callback that can cancel; a
+ * cancelled run leaves a checkpoint that options->resume = 1 continues to the same result
+ * as an unbroken run:
+ *
+ *     const char *sources[] = {"bottle", "cable"};
+ *     nexvitad_train_options to;
+ *     to.struct_size = sizeof to;
+ *     nexvitad_train_options_default(&to);
+ *     to.epochs = 10;
+ *     nexvitad_train(model, "mvtec", sources, 2, "screw", "models/screw", &to,
+ *                    NULL, NULL, NULL);   // then nexvitad_model_open("models/screw", ...)
  */
 
 
@@ -79,9 +89,20 @@
 /**
  * The C ABI version this header describes; nexvitad_abi_version() returns the library's.
  * It changes only when an existing function, struct field or constant changes meaning or
- * layout; additions (new functions, fields appended to struct_size structs) keep it.
+ * layout; additions (new functions, fields appended to struct_size structs) keep it and
+ * raise NEXVITAD_ABI_REVISION instead.
  */
 #define NEXVITAD_ABI_VERSION 1
+
+/**
+ * The additions this header has on top of NEXVITAD_ABI_VERSION; nexvitad_abi_revision()
+ * returns the library's. Revisions only add, so a library of revision R serves every
+ * program built against a header of revision <= R with the same NEXVITAD_ABI_VERSION.
+ *   0: the first release of ABI version 1 (models, banks, scoring, logging).
+ *   1: training: nexvitad_train(), nexvitad_train_options_default() and the
+ *      nexvitad_train_* types.
+ */
+#define NEXVITAD_ABI_REVISION 1
 
 /**
  * Status returned by every function that can fail. Each value is one class of failure;
@@ -126,7 +147,8 @@ enum nexvitad_status
      */
     NEXVITAD_LIMIT_EXCEEDED = 7,
     /**
-     * A progress callback returned non-zero; nothing was produced.
+     * A progress callback returned non-zero; nothing was produced (except the checkpoint a
+     * cancelled nexvitad_train() leaves to resume from).
      */
     NEXVITAD_CANCELLED = 8,
     /**
@@ -313,6 +335,33 @@ enum nexvitad_log_level
 typedef enum nexvitad_log_level nexvitad_log_level;
 #else
 typedef uint32_t nexvitad_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The `phase` of a nexvitad_train_progress.
+ */
+enum nexvitad_train_phase
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Encoding the training images once each (and each perturbed target copy):
+     * `done` of `total` images; the loss fields are 0.
+     */
+    NEXVITAD_TRAIN_ENCODE = 0,
+    /**
+     * A training step finished: `done` of `total` steps of the whole run (a resumed run
+     * starts past 0), with this step's loss terms and the epoch's running means.
+     */
+    NEXVITAD_TRAIN_STEP = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum nexvitad_train_phase nexvitad_train_phase;
+#else
+typedef uint32_t nexvitad_train_phase;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -630,6 +679,241 @@ typedef struct nexvitad_result {
     double upsample_smooth_s;
 } nexvitad_result;
 
+/**
+ * How to train (nexvitad_train()). Set `struct_size = sizeof(nexvitad_train_options)`, then
+ * call nexvitad_train_options_default() and change what you need. The defaults are those of
+ * `nexvitad train`: 4 epochs, batch 8, AdamW lr 1e-3 / weight decay 0.01, theta, lambda1, lambda2 from the
+ * model's model.json (0.7, 1.0, 0.5), seed 0, decoder width 32, a checkpoint every 20
+ * steps, 2 perturbed copies per target image (noise 8, jitter 0.2, flips).
+ */
+typedef struct nexvitad_train_options {
+    /**
+     * sizeof(nexvitad_train_options) as the caller compiled it.
+     */
+    size_t struct_size;
+    /**
+     * Passes over the source images; >= 1.
+     */
+    uint32_t epochs;
+    /**
+     * Source images per step (plus as many target images and their perturbed copies); >= 1.
+     */
+    uint32_t batch;
+    /**
+     * AdamW learning rate; finite, > 0.
+     */
+    double lr;
+    /**
+     * AdamW decoupled weight decay; finite, >= 0.
+     */
+    double weight_decay;
+    /**
+     * Pseudo-label confidence threshold theta, in (0, 1); 0 = the model's default.
+     */
+    double theta;
+    /**
+     * Weight lambda1 of the pseudo-label loss, >= 0; -1 = the model's default.
+     */
+    double lambda1;
+    /**
+     * Weight lambda2 of the consistency loss, >= 0; -1 = the model's default.
+     */
+    double lambda2;
+    /**
+     * Seed of initialisation, batch order and perturbations: the same seed, data and
+     * options give the same model, bit for bit.
+     */
+    uint64_t seed;
+    /**
+     * Channels of the decoder trunk; >= 1.
+     */
+    uint32_t decoder_width;
+    /**
+     * Steps between checkpoints; 0 = only when cancelled and at the end.
+     */
+    uint32_t checkpoint_every;
+    /**
+     * Perturbed copies per target image (each encoded once); >= 1.
+     */
+    uint32_t copies;
+    /**
+     * 1: the perturbed copies may be flipped (mapped back before comparing); 0: no flips.
+     */
+    uint32_t flips;
+    /**
+     * Pixel noise std of the perturbed copies, in 8-bit levels; >= 0.
+     */
+    double noise_std;
+    /**
+     * Colour jitter of the perturbed copies (brightness/contrast 1 +/- j, gains 1 +/- j/2), in [0, 1).
+     */
+    double jitter;
+    /**
+     * 1: continue the run whose checkpoint is in `out_dir` (same data and options; only
+     * `epochs` and `checkpoint_every` may differ); 0: start a new run in a new or empty folder.
+     */
+    uint32_t resume;
+    /**
+     * 1: also train on the target's test images, unlabeled (their masks are never read).
+     */
+    uint32_t target_test;
+} nexvitad_train_options;
+
+/**
+ * What a training run reports to its callback. Written by the library; `struct_size` is
+ * the library's sizeof(nexvitad_train_progress): a program built against a newer header
+ * must read only the fields that lie below it.
+ */
+typedef struct nexvitad_train_progress {
+    /**
+     * sizeof(nexvitad_train_progress) of the library that wrote it.
+     */
+    size_t struct_size;
+    /**
+     * A nexvitad_train_phase value.
+     */
+    uint32_t phase;
+    /**
+     * The step's epoch, counted from 0 (0 while encoding).
+     */
+    uint32_t epoch;
+    /**
+     * Epochs of the run.
+     */
+    uint32_t epochs;
+    /**
+     * Steps done in this epoch (1..=steps_per_epoch; 0 while encoding).
+     */
+    uint32_t step;
+    /**
+     * Steps per epoch (0 while encoding).
+     */
+    uint32_t steps_per_epoch;
+    /**
+     * Reserved, written as 0.
+     */
+    uint32_t reserved0;
+    /**
+     * ENCODE: images encoded; STEP: steps done in the whole run.
+     */
+    uint64_t done;
+    /**
+     * ENCODE: images to encode; STEP: steps of the whole run (epochs x steps_per_epoch).
+     */
+    uint64_t total;
+    /**
+     * This step's loss L = L_src + lambda1*L_pl + lambda2*L_cons.
+     */
+    double loss;
+    /**
+     * This step's supervised source loss (BCE + Dice).
+     */
+    double l_src;
+    /**
+     * This step's pseudo-label loss.
+     */
+    double l_pl;
+    /**
+     * This step's consistency loss.
+     */
+    double l_cons;
+    /**
+     * This step's pseudo-label coverage: share of target cells whose label passed theta, in [0, 1].
+     */
+    double coverage;
+    /**
+     * Running mean of `loss` over this epoch's steps so far.
+     */
+    double mean_loss;
+    /**
+     * Running mean of `l_src` over this epoch.
+     */
+    double mean_l_src;
+    /**
+     * Running mean of `l_pl` over this epoch.
+     */
+    double mean_l_pl;
+    /**
+     * Running mean of `l_cons` over this epoch.
+     */
+    double mean_l_cons;
+    /**
+     * Running mean of `coverage` over this epoch.
+     */
+    double mean_coverage;
+} nexvitad_train_progress;
+
+/**
+ * Progress of nexvitad_train(), after each encoded image and each training step.
+ * `progress` is valid during the call only. Return 0 to continue, non-zero to cancel: the
+ * call then returns NEXVITAD_CANCELLED (after a step: with a checkpoint written, so the run
+ * can be resumed). Called on the thread that called nexvitad_train(); must not throw (C++)
+ * or longjmp out.
+ */
+typedef int (*nexvitad_train_progress_cb)(void *user, const struct nexvitad_train_progress *progress);
+
+/**
+ * The outcome of nexvitad_train(). Set `struct_size = sizeof(nexvitad_train_result)`.
+ */
+typedef struct nexvitad_train_result {
+    /**
+     * sizeof(nexvitad_train_result) as the caller compiled it.
+     */
+    size_t struct_size;
+    /**
+     * Steps of the whole run (epochs x steps_per_epoch).
+     */
+    uint64_t steps;
+    /**
+     * Steps this call ran (fewer than `steps` after a resume).
+     */
+    uint64_t steps_run;
+    /**
+     * Epochs of the run.
+     */
+    uint32_t epochs;
+    /**
+     * Steps per epoch.
+     */
+    uint32_t steps_per_epoch;
+    /**
+     * Source images trained on (good and defective).
+     */
+    uint32_t source_images;
+    /**
+     * Target images trained on (each with its perturbed copies).
+     */
+    uint32_t target_images;
+    /**
+     * Mean loss of the last epoch.
+     */
+    double loss;
+    /**
+     * Mean L_src of the last epoch.
+     */
+    double l_src;
+    /**
+     * Mean L_pl of the last epoch.
+     */
+    double l_pl;
+    /**
+     * Mean L_cons of the last epoch.
+     */
+    double l_cons;
+    /**
+     * Mean pseudo-label coverage of the last epoch.
+     */
+    double coverage;
+    /**
+     * Seconds spent encoding the images (once per call).
+     */
+    double encode_s;
+    /**
+     * Seconds spent in training steps in this call.
+     */
+    double train_s;
+} nexvitad_train_result;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -644,6 +928,14 @@ const char *nexvitad_version(void);
  * equals the NEXVITAD_ABI_VERSION it was compiled with. Any thread.
  */
 uint32_t nexvitad_abi_version(void);
+
+/**
+ * The ABI revision of the loaded library (see NEXVITAD_ABI_REVISION). A program that uses a
+ * function added in revision R should check `nexvitad_abi_revision() >= R` before calling
+ * it: with lazy symbol binding an older library would otherwise fail only at that call.
+ * (Libraries of revision 0 lack this function too; `dlsym` tells them apart.) Any thread.
+ */
+uint32_t nexvitad_abi_revision(void);
 
 /**
  * The message of the last failed nexvitad call on the calling thread, naming what was
@@ -887,6 +1179,84 @@ nexvitad_status nexvitad_score_batch(const struct nexvitad_model *model,
                                      float *const *maps_out,
                                      const size_t *map_lens,
                                      struct nexvitad_result *results);
+
+/**
+ * Fills `options` with the defaults of `nexvitad train`: 4 epochs, batch 8, lr 1e-3,
+ * weight decay 0.01, theta 0 and lambda1, lambda2 -1 (= the model's model.json values, normally 0.7,
+ * 1.0, 0.5), seed 0, decoder width 32, a checkpoint every 20 steps, 2 perturbed copies
+ * per target image with flips, noise 8, jitter 0.2, resume 0, target_test 0.
+ *
+ * Set `options->struct_size = sizeof(nexvitad_train_options)` first; only fields within it
+ * are written.
+ *
+ * Thread-safety: any thread. Errors: NEXVITAD_INVALID_ARGUMENT (NULL or bad struct_size).
+ */
+nexvitad_status nexvitad_train_options_default(struct nexvitad_train_options *options);
+
+/**
+ * Trains `model`'s fusion head on labelled source domains and one unlabeled target domain
+ * (adapters and projections through a multi-task decoder with pseudo-labels and a
+ * consistency loss; the encoders stay frozen) and writes the trained model to `out_dir`.
+ * Minutes or more on CPU for real data; use `cb` to show progress or cancel.
+ *
+ * `model`: a live model handle, the base model (its head, trained or not, is the start).
+ * `data_root`: a dataset folder in MVTec AD layout, one sub-folder per domain. `sources`:
+ * `n_sources` (>= 1) distinct domain names, each with defective test images and masks
+ * (`<domain>/test/<defect>/<stem>.png` with `<domain>/ground_truth/<defect>/<stem>_mask.png`; its
+ * good images count as all-normal). `target`: the unlabeled domain to adapt to (its
+ * train/good images; with options->target_test also its test images; its masks are never
+ * read); it must not be among the sources. `out_dir`: the new model folder; it must be new
+ * or empty, unless options->resume is 1. `options`: NULL for the defaults, else read
+ * during the call only. Strings are NUL-terminated and read during the call only.
+ * `cb`: NULL, or called with `user` on the calling thread after each encoded image and
+ * each step; returning non-zero cancels. `result`: NULL, or (with its struct_size set)
+ * receives the run's summary on success; untouched on failure.
+ *
+ * What is written to `out_dir`: hiera.onnx and dinov2.onnx (hard links to the base
+ * model's, copies where linking fails), head.safetensors (the trained head),
+ * decoder.safetensors (the decoder and its heads), model.json (the base model's, plus a
+ * `training` record of the data, domains and options) and checkpoint.safetensors
+ * (weights, optimiser state and position). Each file is written atomically (temp file,
+ * sync, rename), model.json last: a folder with a model.json always holds its head, and
+ * only after success is `out_dir` a model folder for nexvitad_model_open() (its banks
+ * must be built with it: the fingerprint differs from the base model's).
+ *
+ * Checkpoints: every options->checkpoint_every steps, when cancelled after a step, and at
+ * the end. Cancelling (`cb` returns non-zero) returns NEXVITAD_CANCELLED and leaves the
+ * checkpoint of the last finished step (none if cancelled while encoding; the folder may
+ * then be reused for a new run). Calling again with the same model, data, domains and
+ * options plus options->resume = 1 continues from it; the finished model is then
+ * bit-identical to that of an unbroken run (`epochs` may be raised to train longer). A
+ * resumed call re-encodes the images (encoding is not checkpointed).
+ *
+ * Deterministic: the same base model, data, domains and options (seed included) give the
+ * same files, bit for bit, with the same number of compute threads. Training runs on the
+ * CPU through candle; its kernel threads come from the environment variable
+ * CANDLE_NUM_THREADS (read at each call; unset = every core; 1 is fastest on a few busy
+ * cores), the encoders from the model's options.
+ *
+ * Thread-safety: any thread; trainings on one model may run concurrently (and so may
+ * scoring with it), but never two into the same `out_dir`.
+ *
+ * Errors: NEXVITAD_INVALID_ARGUMENT (NULL pointer or empty string, n_sources = 0, a
+ * repeated source, the target among the sources, a domain that is missing or has no
+ * images, a source without masks, `out_dir` not empty without resume, resume without a
+ * checkpoint, an option out of range such as theta outside (0, 1) - the message names it),
+ * NEXVITAD_IO (data_root missing, a file unreadable or unwritable), NEXVITAD_FORMAT (a
+ * corrupt image or checkpoint), NEXVITAD_MISMATCH (resume with a checkpoint of other
+ * data or options), NEXVITAD_CANCELLED (the callback returned non-zero), NEXVITAD_RUNTIME
+ * (ONNX Runtime failed), NEXVITAD_INTERNAL (training diverged: the loss is not finite).
+ */
+nexvitad_status nexvitad_train(const struct nexvitad_model *model,
+                               const char *data_root,
+                               const char *const *sources,
+                               size_t n_sources,
+                               const char *target,
+                               const char *out_dir,
+                               const struct nexvitad_train_options *options,
+                               nexvitad_train_progress_cb cb,
+                               void *user,
+                               struct nexvitad_train_result *result);
 
 #ifdef __cplusplus
 }  // extern "C"

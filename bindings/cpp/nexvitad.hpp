@@ -32,6 +32,8 @@
 // - Progress callbacks are std::function<bool(Stage, done, total)>; return false to cancel.
 //   An exception thrown inside one is caught before it reaches the C library, the call is
 //   cancelled, and the exception is rethrown to the caller once the C call has returned.
+// - Training: nexvitad::train(base, data_root, sources, target, out_dir, TrainOptions, progress)
+//   writes a new model folder; its progress callback gets loss terms and can cancel.
 // - HALCON: see namespace nexvitad::halcon for HImage raw pointers.
 
 #ifndef NEXVITAD_HPP
@@ -813,6 +815,166 @@ private:
     std::uint64_t max_side_ = detail::default_max_image_side;
     std::uint64_t max_pixels_ = detail::default_max_image_pixels;
 };
+
+// ---------------------------------------------------------------------------------------------
+// Training (C ABI revision 1)
+
+/// Phases reported to a training progress callback (nexvitad_train_phase).
+enum class TrainPhase : std::uint32_t {
+    encode = NEXVITAD_TRAIN_ENCODE,  ///< done/total = images encoded (once each)
+    step = NEXVITAD_TRAIN_STEP,      ///< done/total = steps of the whole run
+};
+
+/// The loss terms of a step (or a mean over steps) and the pseudo-label coverage.
+struct TrainLosses {
+    double loss = 0;      ///< L = L_src + λ1·L_pl + λ2·L_cons
+    double src = 0;       ///< supervised source loss (BCE + Dice)
+    double pl = 0;        ///< pseudo-label loss
+    double cons = 0;      ///< consistency loss
+    double coverage = 0;  ///< share of target cells whose pseudo label passed θ, in [0, 1]
+};
+
+/// One progress report of nexvitad::train (nexvitad_train_progress).
+struct TrainProgress {
+    TrainPhase phase = TrainPhase::encode;
+    std::uint64_t done = 0, total = 0;
+    std::uint32_t epoch = 0;  ///< from 0 (0 while encoding)
+    std::uint32_t epochs = 0, step = 0, steps_per_epoch = 0;
+    TrainLosses losses;      ///< this step's (zero while encoding)
+    TrainLosses epoch_mean;  ///< running mean over this epoch's steps
+};
+
+/// Called on the calling thread after each encoded image and each step; return false to
+/// cancel (train then throws Error with Status::cancelled, leaving a checkpoint after the
+/// first step). May throw: the exception cancels the run and reaches the caller unchanged.
+using TrainProgressFn = std::function<bool(const TrainProgress&)>;
+
+/// How to train. Starts from the library's defaults (nexvitad_train_options_default: 4 epochs,
+/// batch 8, lr 1e-3, θ/λ1/λ2 from the model, seed 0, a checkpoint every 20 steps).
+class TrainOptions {
+public:
+    TrainOptions() {
+        raw_.struct_size = sizeof raw_;
+        detail::check(nexvitad_train_options_default(&raw_));
+    }
+
+    TrainOptions& epochs(std::uint32_t n) { raw_.epochs = n; return *this; }
+    TrainOptions& batch(std::uint32_t n) { raw_.batch = n; return *this; }
+    TrainOptions& lr(double v) { raw_.lr = v; return *this; }
+    TrainOptions& weight_decay(double v) { raw_.weight_decay = v; return *this; }
+    /// Pseudo-label confidence threshold in (0, 1); 0 = the model's default.
+    TrainOptions& theta(double v) { raw_.theta = v; return *this; }
+    /// Pseudo-label loss weight >= 0; -1 = the model's default.
+    TrainOptions& lambda1(double v) { raw_.lambda1 = v; return *this; }
+    /// Consistency loss weight >= 0; -1 = the model's default.
+    TrainOptions& lambda2(double v) { raw_.lambda2 = v; return *this; }
+    TrainOptions& seed(std::uint64_t v) { raw_.seed = v; return *this; }
+    TrainOptions& decoder_width(std::uint32_t n) { raw_.decoder_width = n; return *this; }
+    /// Steps between checkpoints; 0 = only when cancelled and at the end.
+    TrainOptions& checkpoint_every(std::uint32_t n) { raw_.checkpoint_every = n; return *this; }
+    TrainOptions& copies(std::uint32_t n) { raw_.copies = n; return *this; }
+    TrainOptions& flips(bool on) { raw_.flips = on ? 1 : 0; return *this; }
+    TrainOptions& noise_std(double v) { raw_.noise_std = v; return *this; }
+    TrainOptions& jitter(double v) { raw_.jitter = v; return *this; }
+    /// Continue the run whose checkpoint is in the output folder (same data and options).
+    TrainOptions& resume(bool on) { raw_.resume = on ? 1 : 0; return *this; }
+    /// Also train on the target's test images, unlabeled.
+    TrainOptions& target_test(bool on) { raw_.target_test = on ? 1 : 0; return *this; }
+
+    /// The C struct, for fields without a setter here.
+    nexvitad_train_options& c_options() noexcept { return raw_; }
+    const nexvitad_train_options& c_options() const noexcept { return raw_; }
+
+private:
+    nexvitad_train_options raw_{};
+};
+
+/// The summary of a finished run (nexvitad_train_result).
+struct TrainResult {
+    std::uint64_t steps = 0;      ///< of the whole run
+    std::uint64_t steps_run = 0;  ///< in this call (fewer after a resume)
+    std::uint32_t epochs = 0, steps_per_epoch = 0, source_images = 0, target_images = 0;
+    TrainLosses last_epoch;  ///< mean loss terms of the last epoch
+    double encode_s = 0, train_s = 0;
+};
+
+namespace detail {
+
+struct TrainProgressState {
+    const TrainProgressFn* fn;
+    std::exception_ptr error;
+};
+
+inline TrainLosses losses(double loss, double src, double pl, double cons, double coverage) {
+    TrainLosses l;
+    l.loss = loss;
+    l.src = src;
+    l.pl = pl;
+    l.cons = cons;
+    l.coverage = coverage;
+    return l;
+}
+
+inline int train_trampoline(void* user, const nexvitad_train_progress* p) noexcept {
+    auto* st = static_cast<TrainProgressState*>(user);
+    if (st->error) return 1;
+    try {
+        TrainProgress t;
+        t.phase = static_cast<TrainPhase>(p->phase);
+        t.done = p->done;
+        t.total = p->total;
+        t.epoch = p->epoch;
+        t.epochs = p->epochs;
+        t.step = p->step;
+        t.steps_per_epoch = p->steps_per_epoch;
+        t.losses = losses(p->loss, p->l_src, p->l_pl, p->l_cons, p->coverage);
+        t.epoch_mean = losses(p->mean_loss, p->mean_l_src, p->mean_l_pl, p->mean_l_cons,
+                              p->mean_coverage);
+        return (*st->fn)(t) ? 0 : 1;
+    } catch (...) {
+        st->error = std::current_exception();
+        return 1;
+    }
+}
+
+}  // namespace detail
+
+/// Trains `base`'s fusion head on the labelled `sources` and the unlabeled `target` domain of
+/// the MVTec-layout dataset `data_root` and writes a new model folder `out_dir` (open it with
+/// nexvitad::Model; build its banks with it). `out_dir` must be new or empty unless
+/// options.resume(true) continues a cancelled run there, to the same result as an unbroken
+/// run. Throws Error: invalid_argument (bad domains or options, e.g. θ outside (0, 1)), io,
+/// format, mismatch (resume with other options or data), cancelled (progress returned false),
+/// or whatever `progress` threw. May run on any thread, also next to scoring with `base`.
+inline TrainResult train(const Model& base, const std::string& data_root,
+                         const std::vector<std::string>& sources, const std::string& target,
+                         const std::string& out_dir, const TrainOptions& options = TrainOptions(),
+                         const TrainProgressFn& progress = nullptr) {
+    nexvitad_model* h = base.handle("train");
+    std::vector<const char*> names;
+    names.reserve(sources.size());
+    for (const std::string& s : sources) names.push_back(s.c_str());
+    detail::TrainProgressState state{&progress, nullptr};
+    nexvitad_train_result r{};
+    r.struct_size = sizeof r;
+    const nexvitad_status s = nexvitad_train(
+        h, data_root.c_str(), names.empty() ? nullptr : names.data(), names.size(), target.c_str(),
+        out_dir.c_str(), &options.c_options(), progress ? &detail::train_trampoline : nullptr,
+        progress ? &state : nullptr, &r);
+    if (state.error) std::rethrow_exception(state.error);
+    detail::check(s);
+    TrainResult out;
+    out.steps = r.steps;
+    out.steps_run = r.steps_run;
+    out.epochs = r.epochs;
+    out.steps_per_epoch = r.steps_per_epoch;
+    out.source_images = r.source_images;
+    out.target_images = r.target_images;
+    out.last_epoch = detail::losses(r.loss, r.l_src, r.l_pl, r.l_cons, r.coverage);
+    out.encode_s = r.encode_s;
+    out.train_s = r.train_s;
+    return out;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Logging

@@ -20,5 +20,7 @@ build="${NEXVITAD_CPP_BUILD_DIR:-$root/build/cpp}"
 cmake -S "$here" -B "$build" -U 'nexvitad_DIR' \
     -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}"
 cmake --build "$build" -j "$(nproc)"
+# Training tests: candle's kernels on 1 thread (its pool spin-waits; see `nexvitad train --help`).
+export CANDLE_NUM_THREADS=${CANDLE_NUM_THREADS:-1}
 cd "$build"
 ctest --output-on-failure -j "$(nproc)"

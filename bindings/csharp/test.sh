@@ -83,8 +83,11 @@ if [[ $example_ok == 1 ]]; then
     fi
 fi
 
+# Training tests: candle's kernels on 1 thread (its pool spin-waits; see `nexvitad train --help`).
+export CANDLE_NUM_THREADS=${CANDLE_NUM_THREADS:-1}
 # --- the tests, found through LD_LIBRARY_PATH -------------------------------------------------
 tests_rc=0
 LD_LIBRARY_PATH="$PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" mono --debug "$OUT/Tests.exe" \
-    --model "$ROOT/models/tiny" --fixtures "$FIX" --layout "$OUT/layout.txt" || tests_rc=$?
+    --model "$ROOT/models/tiny" --fixtures "$FIX" --layout "$OUT/layout.txt" \
+    --train-data "$ROOT/tests/fixtures/train/data" || tests_rc=$?
 [[ $example_ok == 1 && $tests_rc == 0 ]]

@@ -10,6 +10,13 @@ static int nxgo_progress(void *user, int stage, size_t done, size_t total) {
     return nexvitadGoProgress((uintptr_t)user, stage, done, total);
 }
 
+/* Defined in Go (train.go, //export nexvitadGoTrainProgress). */
+extern int nexvitadGoTrainProgress(uintptr_t user, nexvitad_train_progress *progress);
+
+static int nxgo_train_progress(void *user, const nexvitad_train_progress *progress) {
+    return nexvitadGoTrainProgress((uintptr_t)user, (nexvitad_train_progress *)progress);
+}
+
 /* Defined in Go (log.go, //export nexvitadGoLog). */
 extern void nexvitadGoLog(int level, char *message);
 
@@ -81,6 +88,18 @@ nexvitad_status nxgo_score_batch(const nexvitad_model *m, const nexvitad_bank *b
                                  size_t n, float *const *maps, const size_t *map_lens,
                                  nexvitad_result *results, char **err) {
     return fail(nexvitad_score_batch(m, b, images, n, maps, map_lens, results), err);
+}
+
+nexvitad_status nxgo_train_options_default(nexvitad_train_options *o, char **err) {
+    return fail(nexvitad_train_options_default(o), err);
+}
+
+nexvitad_status nxgo_train(const nexvitad_model *m, const char *data_root, char *const *sources, size_t n_sources,
+                           const char *target, const char *out_dir, const nexvitad_train_options *o, uintptr_t user,
+                           nexvitad_train_result *result, char **err) {
+    return fail(nexvitad_train(m, data_root, (const char *const *)sources, n_sources, target, out_dir, o,
+                               nxgo_train_progress, (void *)user, result),
+                err);
 }
 
 nexvitad_status nxgo_set_log(int on, char **err) {

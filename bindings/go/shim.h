@@ -32,6 +32,11 @@ nexvitad_status nxgo_score(const nexvitad_model *m, const nexvitad_bank *b, cons
 nexvitad_status nxgo_score_batch(const nexvitad_model *m, const nexvitad_bank *b, const nexvitad_image *images,
                                  size_t n, float *const *maps, const size_t *map_lens,
                                  nexvitad_result *results, char **err);
+/* Training: the progress callback, always installed, hands `user` (a cgo.Handle) back to Go. */
+nexvitad_status nxgo_train_options_default(nexvitad_train_options *o, char **err);
+nexvitad_status nxgo_train(const nexvitad_model *m, const char *data_root, char *const *sources, size_t n_sources,
+                           const char *target, const char *out_dir, const nexvitad_train_options *o, uintptr_t user,
+                           nexvitad_train_result *result, char **err);
 
 /* Installs (on != 0) or removes the trampoline that hands log messages to Go. */
 nexvitad_status nxgo_set_log(int on, char **err);

@@ -46,6 +46,8 @@ echo "go: $(go version), libnexvitad from $libdir"
 export CGO_ENABLED=1
 export CGO_LDFLAGS="-Wl,-rpath,$libdir${CGO_LDFLAGS:+ $CGO_LDFLAGS}"
 
+# Training tests: candle's kernels on 1 thread (its pool spin-waits; see `nexvitad train --help`).
+export CANDLE_NUM_THREADS=${CANDLE_NUM_THREADS:-1}
 log="$tmp/go-test.log"
 status=0
 for dir in "$here" "$root/examples/go"; do

@@ -26,6 +26,7 @@ pub mod log;
 pub mod model;
 pub mod bank;
 pub mod score;
+pub mod train;
 
 use std::ffi::{c_char, c_int};
 
@@ -33,8 +34,17 @@ pub use types::*;
 
 /// The C ABI version this header describes; nexvitad_abi_version() returns the library's.
 /// It changes only when an existing function, struct field or constant changes meaning or
-/// layout; additions (new functions, fields appended to struct_size structs) keep it.
+/// layout; additions (new functions, fields appended to struct_size structs) keep it and
+/// raise NEXVITAD_ABI_REVISION instead.
 pub const NEXVITAD_ABI_VERSION: u32 = 1;
+
+/// The additions this header has on top of NEXVITAD_ABI_VERSION; nexvitad_abi_revision()
+/// returns the library's. Revisions only add, so a library of revision R serves every
+/// program built against a header of revision <= R with the same NEXVITAD_ABI_VERSION.
+///   0: the first release of ABI version 1 (models, banks, scoring, logging).
+///   1: training: nexvitad_train(), nexvitad_train_options_default() and the
+///      nexvitad_train_* types.
+pub const NEXVITAD_ABI_REVISION: u32 = 1;
 
 /// The library version, e.g. "0.1.0". Static storage; never NULL. Any thread.
 #[no_mangle]
@@ -47,6 +57,15 @@ pub extern "C" fn nexvitad_version() -> *const c_char {
 #[no_mangle]
 pub extern "C" fn nexvitad_abi_version() -> u32 {
     NEXVITAD_ABI_VERSION
+}
+
+/// The ABI revision of the loaded library (see NEXVITAD_ABI_REVISION). A program that uses a
+/// function added in revision R should check `nexvitad_abi_revision() >= R` before calling
+/// it: with lazy symbol binding an older library would otherwise fail only at that call.
+/// (Libraries of revision 0 lack this function too; `dlsym` tells them apart.) Any thread.
+#[no_mangle]
+pub extern "C" fn nexvitad_abi_revision() -> u32 {
+    NEXVITAD_ABI_REVISION
 }
 
 /// The message of the last failed nexvitad call on the calling thread, naming what was

@@ -32,7 +32,8 @@ pub enum nexvitad_status {
     NEXVITAD_UNSUPPORTED = 6,
     /// A configured limit (image size, bank size) would be exceeded.
     NEXVITAD_LIMIT_EXCEEDED = 7,
-    /// A progress callback returned non-zero; nothing was produced.
+    /// A progress callback returned non-zero; nothing was produced (except the checkpoint a
+    /// cancelled nexvitad_train() leaves to resume from).
     NEXVITAD_CANCELLED = 8,
     /// A bug in nexvitad (a caught panic); the message says where. Please report it.
     NEXVITAD_INTERNAL = 9,
@@ -288,6 +289,144 @@ pub struct nexvitad_result {
     pub upsample_smooth_s: f64,
 }
 
+/// The `phase` of a nexvitad_train_progress.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+pub enum nexvitad_train_phase {
+    /// Encoding the training images once each (and each perturbed target copy):
+    /// `done` of `total` images; the loss fields are 0.
+    NEXVITAD_TRAIN_ENCODE = 0,
+    /// A training step finished: `done` of `total` steps of the whole run (a resumed run
+    /// starts past 0), with this step's loss terms and the epoch's running means.
+    NEXVITAD_TRAIN_STEP = 1,
+}
+
+/// How to train (nexvitad_train()). Set `struct_size = sizeof(nexvitad_train_options)`, then
+/// call nexvitad_train_options_default() and change what you need. The defaults are those of
+/// `nexvitad train`: 4 epochs, batch 8, AdamW lr 1e-3 / weight decay 0.01, theta, lambda1, lambda2 from the
+/// model's model.json (0.7, 1.0, 0.5), seed 0, decoder width 32, a checkpoint every 20
+/// steps, 2 perturbed copies per target image (noise 8, jitter 0.2, flips).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct nexvitad_train_options {
+    /// sizeof(nexvitad_train_options) as the caller compiled it.
+    pub struct_size: usize,
+    /// Passes over the source images; >= 1.
+    pub epochs: u32,
+    /// Source images per step (plus as many target images and their perturbed copies); >= 1.
+    pub batch: u32,
+    /// AdamW learning rate; finite, > 0.
+    pub lr: f64,
+    /// AdamW decoupled weight decay; finite, >= 0.
+    pub weight_decay: f64,
+    /// Pseudo-label confidence threshold theta, in (0, 1); 0 = the model's default.
+    pub theta: f64,
+    /// Weight lambda1 of the pseudo-label loss, >= 0; -1 = the model's default.
+    pub lambda1: f64,
+    /// Weight lambda2 of the consistency loss, >= 0; -1 = the model's default.
+    pub lambda2: f64,
+    /// Seed of initialisation, batch order and perturbations: the same seed, data and
+    /// options give the same model, bit for bit.
+    pub seed: u64,
+    /// Channels of the decoder trunk; >= 1.
+    pub decoder_width: u32,
+    /// Steps between checkpoints; 0 = only when cancelled and at the end.
+    pub checkpoint_every: u32,
+    /// Perturbed copies per target image (each encoded once); >= 1.
+    pub copies: u32,
+    /// 1: the perturbed copies may be flipped (mapped back before comparing); 0: no flips.
+    pub flips: u32,
+    /// Pixel noise std of the perturbed copies, in 8-bit levels; >= 0.
+    pub noise_std: f64,
+    /// Colour jitter of the perturbed copies (brightness/contrast 1 +/- j, gains 1 +/- j/2), in [0, 1).
+    pub jitter: f64,
+    /// 1: continue the run whose checkpoint is in `out_dir` (same data and options; only
+    /// `epochs` and `checkpoint_every` may differ); 0: start a new run in a new or empty folder.
+    pub resume: u32,
+    /// 1: also train on the target's test images, unlabeled (their masks are never read).
+    pub target_test: u32,
+}
+
+/// What a training run reports to its callback. Written by the library; `struct_size` is
+/// the library's sizeof(nexvitad_train_progress): a program built against a newer header
+/// must read only the fields that lie below it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct nexvitad_train_progress {
+    /// sizeof(nexvitad_train_progress) of the library that wrote it.
+    pub struct_size: usize,
+    /// A nexvitad_train_phase value.
+    pub phase: u32,
+    /// The step's epoch, counted from 0 (0 while encoding).
+    pub epoch: u32,
+    /// Epochs of the run.
+    pub epochs: u32,
+    /// Steps done in this epoch (1..=steps_per_epoch; 0 while encoding).
+    pub step: u32,
+    /// Steps per epoch (0 while encoding).
+    pub steps_per_epoch: u32,
+    /// Reserved, written as 0.
+    pub reserved0: u32,
+    /// ENCODE: images encoded; STEP: steps done in the whole run.
+    pub done: u64,
+    /// ENCODE: images to encode; STEP: steps of the whole run (epochs x steps_per_epoch).
+    pub total: u64,
+    /// This step's loss L = L_src + lambda1*L_pl + lambda2*L_cons.
+    pub loss: f64,
+    /// This step's supervised source loss (BCE + Dice).
+    pub l_src: f64,
+    /// This step's pseudo-label loss.
+    pub l_pl: f64,
+    /// This step's consistency loss.
+    pub l_cons: f64,
+    /// This step's pseudo-label coverage: share of target cells whose label passed theta, in [0, 1].
+    pub coverage: f64,
+    /// Running mean of `loss` over this epoch's steps so far.
+    pub mean_loss: f64,
+    /// Running mean of `l_src` over this epoch.
+    pub mean_l_src: f64,
+    /// Running mean of `l_pl` over this epoch.
+    pub mean_l_pl: f64,
+    /// Running mean of `l_cons` over this epoch.
+    pub mean_l_cons: f64,
+    /// Running mean of `coverage` over this epoch.
+    pub mean_coverage: f64,
+}
+
+/// The outcome of nexvitad_train(). Set `struct_size = sizeof(nexvitad_train_result)`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct nexvitad_train_result {
+    /// sizeof(nexvitad_train_result) as the caller compiled it.
+    pub struct_size: usize,
+    /// Steps of the whole run (epochs x steps_per_epoch).
+    pub steps: u64,
+    /// Steps this call ran (fewer than `steps` after a resume).
+    pub steps_run: u64,
+    /// Epochs of the run.
+    pub epochs: u32,
+    /// Steps per epoch.
+    pub steps_per_epoch: u32,
+    /// Source images trained on (good and defective).
+    pub source_images: u32,
+    /// Target images trained on (each with its perturbed copies).
+    pub target_images: u32,
+    /// Mean loss of the last epoch.
+    pub loss: f64,
+    /// Mean L_src of the last epoch.
+    pub l_src: f64,
+    /// Mean L_pl of the last epoch.
+    pub l_pl: f64,
+    /// Mean L_cons of the last epoch.
+    pub l_cons: f64,
+    /// Mean pseudo-label coverage of the last epoch.
+    pub coverage: f64,
+    /// Seconds spent encoding the images (once per call).
+    pub encode_s: f64,
+    /// Seconds spent in training steps in this call.
+    pub train_s: f64,
+}
+
 /// Progress of a long call. `stage` is a nexvitad_stage value; `done` of `total` steps of it
 /// are finished. Return 0 to continue, non-zero to cancel: the call then returns
 /// NEXVITAD_CANCELLED and produces nothing. Called on the thread that made the call; must
@@ -299,3 +438,10 @@ pub type nexvitad_progress_cb = Option<unsafe extern "C" fn(user: *mut c_void, s
 /// threads at once, so it must be thread-safe; it must not call
 /// nexvitad_set_log_callback() and must not throw.
 pub type nexvitad_log_cb = Option<unsafe extern "C" fn(user: *mut c_void, level: c_int, message: *const c_char)>;
+
+/// Progress of nexvitad_train(), after each encoded image and each training step.
+/// `progress` is valid during the call only. Return 0 to continue, non-zero to cancel: the
+/// call then returns NEXVITAD_CANCELLED (after a step: with a checkpoint written, so the run
+/// can be resumed). Called on the thread that called nexvitad_train(); must not throw (C++)
+/// or longjmp out.
+pub type nexvitad_train_progress_cb = Option<unsafe extern "C" fn(user: *mut c_void, progress: *const nexvitad_train_progress) -> c_int>;

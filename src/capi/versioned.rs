@@ -8,7 +8,10 @@
 
 use std::mem::{offset_of, size_of};
 
-use super::types::{nexvitad_bank_info, nexvitad_bank_options, nexvitad_options, nexvitad_result};
+use super::types::{
+    nexvitad_bank_info, nexvitad_bank_options, nexvitad_options, nexvitad_result, nexvitad_train_options, nexvitad_train_progress,
+    nexvitad_train_result,
+};
 use crate::error::{Error, Result};
 
 /// A `#[repr(C)]` struct made of plain integers, floats and pointers (every bit pattern
@@ -51,6 +54,18 @@ versioned!(nexvitad_bank_info, [
 versioned!(nexvitad_result, [
     image_score, image_threshold, pixel_threshold, is_anomalous, width, height, prepare_s, hiera_s, dinov2_s, head_s,
     matching_s, upsample_smooth_s,
+]);
+versioned!(nexvitad_train_options, [
+    epochs, batch, lr, weight_decay, theta, lambda1, lambda2, seed, decoder_width, checkpoint_every, copies, flips, noise_std,
+    jitter, resume, target_test,
+]);
+versioned!(nexvitad_train_progress, [
+    phase, epoch, epochs, step, steps_per_epoch, reserved0, done, total, loss, l_src, l_pl, l_cons, coverage, mean_loss,
+    mean_l_src, mean_l_pl, mean_l_cons, mean_coverage,
+]);
+versioned!(nexvitad_train_result, [
+    steps, steps_run, epochs, steps_per_epoch, source_images, target_images, loss, l_src, l_pl, l_cons, coverage, encode_s,
+    train_s,
 ]);
 
 /// Checks the pointer and reads its `struct_size`.
@@ -139,6 +154,9 @@ mod tests {
         assert_no_padding::<nexvitad_bank_options>();
         assert_no_padding::<nexvitad_bank_info>();
         assert_no_padding::<nexvitad_result>();
+        assert_no_padding::<nexvitad_train_options>();
+        assert_no_padding::<nexvitad_train_progress>();
+        assert_no_padding::<nexvitad_train_result>();
     }
 
     fn sample_options(fill: u32) -> nexvitad_bank_options {

@@ -16,10 +16,26 @@ pub struct SynthArgs {
     /// Comma-separated subset of the domains (default: all).
     #[arg(long, value_delimiter = ',')]
     domains: Vec<String>,
+    /// Normal training images per domain.
+    #[arg(long, default_value_t = nexvitad::data::SynthOptions::default().train_good)]
+    train_good: usize,
+    /// Normal test images per domain.
+    #[arg(long, default_value_t = nexvitad::data::SynthOptions::default().test_good)]
+    test_good: usize,
+    /// Defective test images per defect type and domain.
+    #[arg(long, default_value_t = nexvitad::data::SynthOptions::default().defects_per_type)]
+    defects_per_type: usize,
 }
 
 pub fn run(a: SynthArgs) -> nexvitad::Result<()> {
-    let mut o = nexvitad::data::SynthOptions { seed: a.seed, size: a.size, ..Default::default() };
+    let mut o = nexvitad::data::SynthOptions {
+        seed: a.seed,
+        size: a.size,
+        train_good: a.train_good,
+        test_good: a.test_good,
+        defects_per_type: a.defects_per_type,
+        ..Default::default()
+    };
     if !a.domains.is_empty() {
         o.domains = a.domains;
     }

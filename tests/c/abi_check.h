@@ -2,7 +2,9 @@
  * abi_check.h - compile-time checks of nexvitad.h, shared by the C99 and the C++ check.
  * Pins ABI version 1 for x86_64/aarch64 Linux (LP64): struct sizes and field offsets, and
  * every function's exact signature. A change here is an ABI change: bump
- * NEXVITAD_ABI_VERSION (and the soname) instead of editing these numbers.
+ * NEXVITAD_ABI_VERSION (and the soname) instead of editing these numbers. Additions (new
+ * functions and types, fields appended to struct_size structs) raise NEXVITAD_ABI_REVISION
+ * and get new checks below the old ones.
  */
 #include <nexvitad.h>
 #include <nexvitad.h> /* the include guard holds */
@@ -38,6 +40,21 @@ ABI_ASSERT(result_size, sizeof(nexvitad_result) == 80);
 ABI_ASSERT(result_width, offsetof(nexvitad_result, width) == 24);
 ABI_ASSERT(result_timings, offsetof(nexvitad_result, prepare_s) == 32);
 
+/* Revision 1 (training). */
+ABI_ASSERT(abi_revision, NEXVITAD_ABI_REVISION >= 1);
+ABI_ASSERT(train_phase, NEXVITAD_TRAIN_ENCODE == 0 && NEXVITAD_TRAIN_STEP == 1);
+ABI_ASSERT(train_options_size, sizeof(nexvitad_train_options) == 104);
+ABI_ASSERT(train_options_seed, offsetof(nexvitad_train_options, seed) == 56);
+ABI_ASSERT(train_options_noise, offsetof(nexvitad_train_options, noise_std) == 80);
+ABI_ASSERT(train_options_flags, offsetof(nexvitad_train_options, resume) == 96 &&
+                                    offsetof(nexvitad_train_options, target_test) == 100);
+ABI_ASSERT(train_progress_size, sizeof(nexvitad_train_progress) == 128);
+ABI_ASSERT(train_progress_done, offsetof(nexvitad_train_progress, done) == 32);
+ABI_ASSERT(train_progress_means, offsetof(nexvitad_train_progress, mean_loss) == 88);
+ABI_ASSERT(train_result_size, sizeof(nexvitad_train_result) == 96);
+ABI_ASSERT(train_result_loss, offsetof(nexvitad_train_result, loss) == 40);
+ABI_ASSERT(train_result_times, offsetof(nexvitad_train_result, train_s) == 88);
+
 /* Each function with the exact type it must have: a table of typed function pointers (a
    mismatch is a compile error in C++ and an incompatible-pointer warning, made an error by
    -Werror, in C). */
@@ -63,6 +80,11 @@ struct abi_functions {
                              nexvitad_result *);
     nexvitad_status (*score_batch)(const nexvitad_model *, const nexvitad_bank *, const nexvitad_image *, size_t,
                                    float *const *, const size_t *, nexvitad_result *);
+    uint32_t (*abi_revision)(void);
+    nexvitad_status (*train_options_default)(nexvitad_train_options *);
+    nexvitad_status (*train)(const nexvitad_model *, const char *, const char *const *, size_t, const char *,
+                             const char *, const nexvitad_train_options *, nexvitad_train_progress_cb, void *,
+                             nexvitad_train_result *);
 };
 
 static const struct abi_functions abi_table = {
@@ -70,11 +92,12 @@ static const struct abi_functions abi_table = {
     nexvitad_selftest_panic, nexvitad_set_log_callback, nexvitad_options_default, nexvitad_model_open,
     nexvitad_model_fingerprint, nexvitad_model_free, nexvitad_bank_options_default, nexvitad_bank_build,
     nexvitad_bank_save,     nexvitad_bank_load,    nexvitad_bank_get_info,       nexvitad_bank_free,
-    nexvitad_score,         nexvitad_score_batch,
+    nexvitad_score,         nexvitad_score_batch,  nexvitad_abi_revision,        nexvitad_train_options_default,
+    nexvitad_train,
 };
 
 /* Links and calls through the table: the loaded library matches this header. */
 static int abi_runtime_check(void) {
-    return abi_table.abi_version() == NEXVITAD_ABI_VERSION &&
+    return abi_table.abi_version() == NEXVITAD_ABI_VERSION && abi_table.abi_revision() >= NEXVITAD_ABI_REVISION &&
            abi_table.status_name(NEXVITAD_MISMATCH)[9] == 'M' && abi_table.last_error() != NULL;
 }

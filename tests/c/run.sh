@@ -8,8 +8,11 @@
 #      installed libonnxruntime.so beside libnexvitad.so must be found on its own);
 #   4. the bad-input matrix (test_matrix.c: each row's status and message), and that
 #      docs/reliability.md shows the same table (matrix-doc.sh --check);
-#   5. when valgrind is installed: tests (quick mode) and example under valgrind, failing on
-#      any error or any definitely lost byte.
+#   5. the training tests (tests/c/test_train.c) train the tiny model on the synthetic
+#      fixture tests/fixtures/train/data, cancel, resume and check the bad inputs;
+#   6. when valgrind is installed: tests (quick mode) and example under valgrind, failing on
+#      any error or any definitely lost byte; the training tests there run their option and
+#      bad-input cases only (no training run: far too slow under valgrind).
 set -euo pipefail
 
 PREFIX=$(realpath "$1")
@@ -48,6 +51,8 @@ gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/c tests/c/t
     -o "$B/test_matrix" "${PC_LIBS[@]}" "${RPATH[@]}" -lm -ldl
 # A stand-in ONNX Runtime of an old version, for the matrix's wrong-version row.
 gcc -shared -fPIC -O2 "${CWARN[@]}" -DFAKE_ORT_VERSION='"1.10.0"' tests/c/fake_ort.c -o "$B/libonnxruntime-1.10.0.so"
+gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/c tests/c/test_train.c \
+    -o "$B/test_train" "${PC_LIBS[@]}" "${RPATH[@]}" -lm
 gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" examples/c/nexvitad_example.c \
     -o "$B/nexvitad_example" "${PC_LIBS[@]}" "${RPATH[@]}"
 readelf -d "$B/nexvitad_example" | grep -q 'NEEDED.*\[libnexvitad.so.0\]' || { echo "example does not link the soname"; exit 1; }
@@ -79,6 +84,11 @@ step "run: C tests"
 step "run: bad-input matrix"
 "$B/test_matrix" models/tiny examples/c/data "$B/matrix-work" "$B/libonnxruntime-1.10.0.so"
 bash tests/c/matrix-doc.sh --check "$PREFIX"
+
+# Training: 1 thread for candle's kernels (its pool spin-waits; see `nexvitad train --help`).
+step "run: C training tests"
+mkdir -p "$B/train-work"
+CANDLE_NUM_THREADS=1 "$B/test_train" models/tiny tests/fixtures/train/data examples/c/data "$B/train-work"
 
 step "run: example (pkg-config build)"
 "$B/nexvitad_example" models/tiny examples/c/data/good "$B/example-out" "${IMAGES[@]}"
@@ -114,8 +124,16 @@ if command -v valgrind >/dev/null; then
     tail -n 3 "$B/valgrind-tests.out"
     if [ $rc -ne 0 ]; then cat "$B/valgrind-tests.out" "$B/valgrind-tests.log"; fi
     wait "$EXAMPLE_PID" || { rc=1; cat "$B/valgrind-example.out" "$B/valgrind-example.log"; }
+    # Training tests in quick mode: options and bad inputs only (each fails before encoding);
+    # a training run under valgrind would take many minutes.
+    step "valgrind: C training tests (NEXVITAD_TEST_QUICK=1: no training runs)"
+    mkdir -p "$B/vg-train-work"
+    NEXVITAD_TEST_QUICK=1 "${VG[@]}" --log-file="$B/valgrind-train.log" \
+        "$B/test_train" models/tiny tests/fixtures/train/data examples/c/data "$B/vg-train-work" \
+        >"$B/valgrind-train.out" 2>&1 || { rc=1; cat "$B/valgrind-train.out" "$B/valgrind-train.log"; }
+    tail -n 2 "$B/valgrind-train.out"
     [ $rc -eq 0 ] || { echo "valgrind found errors or definite leaks"; exit 1; }
-    for log in "$B/valgrind-tests.log" "$B/valgrind-example.log"; do
+    for log in "$B/valgrind-tests.log" "$B/valgrind-example.log" "$B/valgrind-train.log"; do
         echo "$(basename "$log"):"
         grep -E "ERROR SUMMARY|definitely lost|possibly lost|still reachable" "$log" | sed 's/^==[0-9]*==/ /'
     done

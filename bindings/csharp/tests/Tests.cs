@@ -182,6 +182,8 @@ namespace NexVitad.Tests
         private static MemoryBank B;
         private static string Temp;
         private static string LayoutFile;
+        /// <summary>The synthetic training set (tests/fixtures/train/data; default: beside --fixtures).</summary>
+        private static string TrainRoot;
 
         private static int Main(string[] args)
         {
@@ -191,14 +193,17 @@ namespace NexVitad.Tests
                 if (args[i] == "--model") model = args[i + 1];
                 else if (args[i] == "--fixtures") fixtures = args[i + 1];
                 else if (args[i] == "--layout") LayoutFile = args[i + 1];
+                else if (args[i] == "--train-data") TrainRoot = args[i + 1];
                 else { Console.Error.WriteLine("unknown argument " + args[i]); return 2; }
             }
             if (model == null || fixtures == null)
             {
-                Console.Error.WriteLine("usage: Tests.exe --model DIR --fixtures DIR [--layout FILE]");
+                Console.Error.WriteLine("usage: Tests.exe --model DIR --fixtures DIR [--layout FILE] [--train-data DIR]");
                 return 2;
             }
             F = new Fixture(model, fixtures);
+            if (TrainRoot == null)
+                TrainRoot = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(fixtures).TrimEnd('/')), "train", "data");
             Temp = Path.Combine(Path.GetTempPath(), "nexvitad-cs-" + Guid.NewGuid().ToString("N"));
             Directory.CreateDirectory(Temp);
 
@@ -252,7 +257,8 @@ namespace NexVitad.Tests
                 c[p[0] + " " + p[1]] = long.Parse(p[2], CultureInfo.InvariantCulture);
             }
             Type[] structs = { typeof(nexvitad_options), typeof(nexvitad_bank_options), typeof(nexvitad_image),
-                typeof(nexvitad_bank_info), typeof(nexvitad_result) };
+                typeof(nexvitad_bank_info), typeof(nexvitad_result), typeof(nexvitad_train_options),
+                typeof(nexvitad_train_progress), typeof(nexvitad_train_result) };
             int fields = 0;
             foreach (Type t in structs)
             {
@@ -714,6 +720,98 @@ namespace NexVitad.Tests
                     return Outcome.Of(r);
             })).ToArray();
             Assert.Equal(builds[0].Result, builds[1].Result, "two concurrent builds give the same bank");
+        }
+
+        // ---- training --------------------------------------------------------------------------
+
+        private static readonly string[] TrainSources = { "stripes", "weave" };
+
+        /// <summary>A short run: one epoch of batch 4, a narrow decoder, one perturbed copy.</summary>
+        private static TrainOptions QuickTrain()
+        {
+            return new TrainOptions { Epochs = 1, Batch = 4, DecoderWidth = 8, Copies = 1, CheckpointEvery = 0, Seed = 3 };
+        }
+
+        private sealed class SyncTrainProgress : IProgress<TrainProgress>
+        {
+            private readonly Action<TrainProgress> _report;
+            public SyncTrainProgress(Action<TrainProgress> report) { _report = report; }
+            public void Report(TrainProgress value) { _report(value); }
+        }
+
+        private static void Test_TrainOptionsDefaults()
+        {
+            Assert.True(NativeMethods.nexvitad_abi_revision() >= NativeMethods.AbiRevision, "the library has the training revision");
+            var o = new TrainOptions();
+            Assert.Equal(4, o.Epochs, "epochs");
+            Assert.Equal(8, o.Batch, "batch");
+            Assert.Equal(null, o.Theta, "theta: the model's");
+            Assert.Equal(null, o.Lambda1, "lambda1: the model's");
+            Assert.True(o.Flips && !o.Resume && !o.TargetTest, "flags");
+            o.Theta = 0.8;
+            Assert.Equal(0.8, o.Theta.Value, "theta set");
+        }
+
+        private static void Test_TrainWritesAModelThatScores()
+        {
+            string outDir = Path.Combine(Temp, "trained");
+            var seen = new List<TrainProgress>();
+            TrainResult r = Trainer.Train(M, TrainRoot, TrainSources, "grain", outDir, QuickTrain(),
+                new SyncTrainProgress(p => seen.Add(p)));
+            Assert.True(seen.Count > 0 && seen[0].Phase == TrainPhase.Encode && seen[seen.Count - 1].Phase == TrainPhase.Step,
+                "progress: encoding, then steps");
+            TrainProgress last = seen[seen.Count - 1];
+            Assert.Equal(last.Total, r.Steps, "steps = last report's total");
+            Assert.Equal(last.Done, last.Total, "the last report is the last step");
+            Assert.Equal(r.Steps, r.StepsRun, "all steps ran");
+            Assert.Equal(3, r.TargetImages, "target images");
+            Assert.Equal(last.EpochMean.Loss, r.LastEpoch.Loss, "result loss = last epoch's mean");
+            Assert.True(r.LastEpoch.Coverage >= 0 && r.LastEpoch.Coverage <= 1, "coverage in [0, 1]");
+            using (Model trained = Model.Open(outDir))
+            {
+                Assert.True(trained.Fingerprint != M.Fingerprint, "a new fingerprint");
+                using (MemoryBank bank = trained.BuildBank(F.GoodImages().Take(2)))
+                using (ScoreResult s = trained.Score(bank, F.Image))
+                    Assert.True(!float.IsNaN(s.ImageScore) && s.Map.Length == F.Width * F.Height, "the trained model scores");
+            }
+        }
+
+        private static void Test_TrainCancelledByTokenResumesToTheSameHead()
+        {
+            string full = Path.Combine(Temp, "train-full"), part = Path.Combine(Temp, "train-part");
+            TrainResult whole = Trainer.Train(M, TrainRoot, TrainSources, "grain", full, QuickTrain());
+            using (var cts = new CancellationTokenSource())
+            {
+                var progress = new SyncTrainProgress(p => { if (p.Phase == TrainPhase.Step && p.Done == 1) cts.Cancel(); });
+                OperationCanceledException e = Assert.Throws<OperationCanceledException>(
+                    () => Trainer.Train(M, TrainRoot, TrainSources, "grain", part, QuickTrain(), progress, cts.Token), "cancelled run");
+                Assert.Equal(cts.Token, e.CancellationToken, "the exception carries the token");
+            }
+            Assert.True(File.Exists(Path.Combine(part, "checkpoint.safetensors")), "a checkpoint is left");
+            TrainOptions resume = QuickTrain();
+            resume.Resume = true;
+            TrainResult r = Trainer.Train(M, TrainRoot, TrainSources, "grain", part, resume);
+            Assert.Equal(whole.Steps - 1, r.StepsRun, "the resumed call runs the remaining steps");
+            Assert.True(File.ReadAllBytes(Path.Combine(full, "head.safetensors"))
+                .SequenceEqual(File.ReadAllBytes(Path.Combine(part, "head.safetensors"))), "resumed head = unbroken run's head");
+        }
+
+        private static void Test_TrainBadInput()
+        {
+            string outDir = Path.Combine(Temp, "train-bad");
+            NexVitadException e = Assert.Status(Status.InvalidArgument,
+                () => Trainer.Train(M, TrainRoot, new[] { "stripes", "grain" }, "grain", outDir, QuickTrain()), "target among sources");
+            Assert.True(e.Message.Contains("also a source domain"), "message: " + e.Message);
+            TrainOptions bad = QuickTrain();
+            bad.Theta = 1.5;
+            e = Assert.Status(Status.InvalidArgument, () => Trainer.Train(M, TrainRoot, TrainSources, "grain", outDir, bad), "theta 1.5");
+            Assert.True(e.Message.Contains("(0, 1)"), "message: " + e.Message);
+            Assert.Status(Status.Io, () => Trainer.Train(M, Path.Combine(Temp, "no-such-root"), TrainSources, "grain", outDir, QuickTrain()),
+                "missing data root");
+            Assert.Throws<ArgumentNullException>(() => Trainer.Train(M, TrainRoot, null, "grain", outDir), "null sources");
+            Model closed = Model.Open(F.ModelDir);
+            closed.Dispose();
+            Assert.Throws<ObjectDisposedException>(() => Trainer.Train(closed, TrainRoot, TrainSources, "grain", outDir), "disposed model");
         }
 
         // ---- logging -------------------------------------------------------------------------

@@ -103,6 +103,78 @@ namespace NexVitad.Native
         public double upsample_smooth_s;
     }
 
+    /// <summary>nexvitad_train_options: how to train (ABI revision 1).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct nexvitad_train_options
+    {
+        public UIntPtr struct_size;
+        public uint epochs;
+        public uint batch;
+        public double lr;
+        public double weight_decay;
+        public double theta;
+        public double lambda1;
+        public double lambda2;
+        public ulong seed;
+        public uint decoder_width;
+        public uint checkpoint_every;
+        public uint copies;
+        public uint flips;
+        public double noise_std;
+        public double jitter;
+        public uint resume;
+        public uint target_test;
+    }
+
+    /// <summary>nexvitad_train_progress: one report of a training run (written by the library).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct nexvitad_train_progress
+    {
+        public UIntPtr struct_size;
+        public uint phase;
+        public uint epoch;
+        public uint epochs;
+        public uint step;
+        public uint steps_per_epoch;
+        public uint reserved0;
+        public ulong done;
+        public ulong total;
+        public double loss;
+        public double l_src;
+        public double l_pl;
+        public double l_cons;
+        public double coverage;
+        public double mean_loss;
+        public double mean_l_src;
+        public double mean_l_pl;
+        public double mean_l_cons;
+        public double mean_coverage;
+    }
+
+    /// <summary>nexvitad_train_result: the summary of a finished run.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct nexvitad_train_result
+    {
+        public UIntPtr struct_size;
+        public ulong steps;
+        public ulong steps_run;
+        public uint epochs;
+        public uint steps_per_epoch;
+        public uint source_images;
+        public uint target_images;
+        public double loss;
+        public double l_src;
+        public double l_pl;
+        public double l_cons;
+        public double coverage;
+        public double encode_s;
+        public double train_s;
+    }
+
+    /// <summary>nexvitad_train_progress_cb; <paramref name="progress"/> points to a nexvitad_train_progress valid during the call. Return non-zero to cancel. Must not throw.</summary>
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    public delegate int TrainProgressCallback(IntPtr user, IntPtr progress);
+
     /// <summary>nexvitad_progress_cb. Return non-zero to cancel. Must not throw.</summary>
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     public delegate int ProgressCallback(IntPtr user, int stage, UIntPtr done, UIntPtr total);
@@ -123,6 +195,9 @@ namespace NexVitad.Native
 
         /// <summary>The C ABI version this binding was written against (NEXVITAD_ABI_VERSION).</summary>
         public const uint AbiVersion = 1;
+
+        /// <summary>The ABI revision (additions) this binding uses (NEXVITAD_ABI_REVISION; 1 = training).</summary>
+        public const uint AbiRevision = 1;
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern IntPtr nexvitad_version();
@@ -182,6 +257,18 @@ namespace NexVitad.Native
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern Status nexvitad_score_batch(ModelHandle model, BankHandle bank, [In] nexvitad_image[] images,
             UIntPtr n, [In] IntPtr[] maps_out, [In] UIntPtr[] map_lens, [In, Out] nexvitad_result[] results);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern uint nexvitad_abi_revision();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_train_options_default(ref nexvitad_train_options options);
+
+        /// <summary><paramref name="sources"/> holds unmanaged NUL-terminated UTF-8 strings.</summary>
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_train(ModelHandle model, byte[] data_root, [In] IntPtr[] sources, UIntPtr n_sources,
+            byte[] target, byte[] out_dir, ref nexvitad_train_options options, TrainProgressCallback cb, IntPtr user,
+            ref nexvitad_train_result result);
 
         /// <summary>Marshal.SizeOf as a size_t, for the struct_size fields.</summary>
         public static UIntPtr SizeOf<T>() where T : struct
