@@ -114,6 +114,27 @@ fn head(c: &mut Criterion) {
     });
     g.bench_function("fusion_head_bank_features", |b| b.iter(|| black_box(head.bank_features(&feats, 0).expect("features").h)));
     g.finish();
+
+    // The same head after the process sat idle for 70 ms (as it does while the two encoders
+    // run, one image at a time): only the head's own time is counted. Shows what idle cores,
+    // sleeping rayon workers and cold caches cost it, next to the hot figure above.
+    let mut g = c.benchmark_group("head_full224_after_70ms_idle");
+    g.sample_size(40).warm_up_time(Duration::from_millis(50)).measurement_time(Duration::from_millis(50));
+    g.bench_function("scoring_backend", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                std::thread::sleep(Duration::from_millis(70));
+                let t = std::time::Instant::now();
+                let grid = bank_features(&head, &feats, 0, &mut scratch).expect("features");
+                total += t.elapsed();
+                black_box(grid.h);
+                scratch.recycle(grid);
+            }
+            total
+        })
+    });
+    g.finish();
 }
 
 fn maps(c: &mut Criterion) {
