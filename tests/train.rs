@@ -348,6 +348,9 @@ fn copy_tree(from: &Path, to: &Path) {
 const CKPT_CHILD_TARGET: &str = "NEXVITAD_CKPT_CHILD_TARGET";
 const CKPT_CHILD_ROOT: &str = "NEXVITAD_CKPT_CHILD_ROOT";
 const CKPT_READY: &str = "NEXVITAD-CKPT-CHILD-READY";
+/// Which checkpoint the child saves first (0 or 1), alternated between children so the file
+/// changes however slowly a loaded machine saves.
+const CKPT_CHILD_FIRST: &str = "NEXVITAD_CKPT_CHILD_FIRST";
 
 /// Two trainers: fresh, and after one step (two different checkpoints of one run).
 fn two_trainers(root: &Path) -> (Trainer, Trainer) {
@@ -372,10 +375,11 @@ fn ckpt_temps(target: &Path) -> usize {
 #[ignore = "child process of kill_during_checkpoint_save_leaves_a_loadable_checkpoint; does nothing on its own"]
 fn crash_child_checkpoints_forever() {
     let (Some(target), Some(root)) = (std::env::var_os(CKPT_CHILD_TARGET), std::env::var_os(CKPT_CHILD_ROOT)) else { return };
+    let first: usize = std::env::var(CKPT_CHILD_FIRST).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     let (t0, t1) = two_trainers(Path::new(&root));
     let target = PathBuf::from(target);
     for i in 0usize.. {
-        [&t0, &t1][i % 2].save_checkpoint(&target).expect("child checkpoint");
+        [&t0, &t1][(first + i) % 2].save_checkpoint(&target).expect("child checkpoint");
         if i == 0 {
             println!("\n{CKPT_READY}");
         }
@@ -411,6 +415,7 @@ fn kill_during_checkpoint_save_leaves_a_loadable_checkpoint() {
             .args(["crash_child_checkpoints_forever", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env(CKPT_CHILD_TARGET, &target)
             .env(CKPT_CHILD_ROOT, root)
+            .env(CKPT_CHILD_FIRST, ((kill / 2) % 2).to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -448,6 +453,6 @@ fn kill_during_checkpoint_save_leaves_a_loadable_checkpoint() {
         assert_eq!(fresh.global_step(), if which[0] { 0 } else { 1 });
     }
     assert!(mid_write > 0, "no kill landed during a write");
-    assert!(saw[1], "the child never replaced the first checkpoint");
+    assert!(saw[0] && saw[1], "the file never changed between the two checkpoints: {saw:?}");
     eprintln!("{KILLS} kills, {mid_write} during a write");
 }
