@@ -117,10 +117,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if a.batch == 0 || a.iters == 0 {
         return Err(Error::invalid("--batch and --iters must be at least 1"));
     }
-    if a.model.threads > 0 {
-        // Our own parallel kernels get the same CPU budget as ONNX Runtime.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(a.model.threads).build_global();
-    }
+    // Our own parallel kernels get the same CPU budget as ONNX Runtime (0: rayon's default).
+    super::init_thread_pool(a.model.threads);
     let scratch = Scratch::new()?;
     let model = open_model(&a)?;
     let (good, test) = image_sets(&a, &scratch.0)?;

@@ -80,6 +80,7 @@ fn print_rows(rows: &[SplitRow]) {
 
 pub fn run(a: EvalSplitArgs) -> nexvitad::Result<()> {
     a.train.apply_threads();
+    super::init_thread_pool(0);
     let model = a.model.open()?;
     let cfg = a.train.config(&model);
     cfg.validate()?;

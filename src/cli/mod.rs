@@ -81,8 +81,26 @@ pub fn heat_range(bank: &nexvitad::MemoryBank) -> (f32, f32) {
 }
 
 /// Parses the command line, runs it, and returns the process exit code.
+/// Builds rayon's global pool with the main thread as one of its `threads` workers (0 =
+/// rayon's default: `RAYON_NUM_THREADS`, else the core count). Ignored if the pool exists.
+///
+/// Why: while ONNX Runtime runs the encoders, rayon's workers fall asleep; a parallel step
+/// started from a thread outside the pool (the head, matching) then waits for a worker to
+/// wake before any work starts, image after image. With the main thread inside the pool the
+/// step starts at once on it and the other workers join as they wake. `nexvitad bench` at 224
+/// on 2 cores: head 1.25 → 0.75 ms and matching 0.25 → 0.13 ms per image
+/// (docs/performance.md). Safe here because the CLI calls rayon from its main thread only: no
+/// job is ever left waiting for the main thread while it is busy elsewhere.
+pub(crate) fn init_thread_pool(threads: usize) {
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).use_current_thread().build_global();
+}
+
 pub fn run() -> i32 {
     let cli = Cli::parse();
+    // Training sets its thread environment first and then builds the pool; bench sizes it.
+    if !matches!(cli.cmd, Command::Train(_) | Command::EvalSplit(_) | Command::Bench(_)) {
+        init_thread_pool(0);
+    }
     let res = match cli.cmd {
         Command::Info(a) => info::run(a),
         Command::Demo(a) => demo::run(a),

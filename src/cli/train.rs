@@ -230,6 +230,7 @@ pub fn print_summary(s: &TrainSummary) {
 
 pub fn run(a: TrainArgs) -> nexvitad::Result<()> {
     a.train.apply_threads();
+    super::init_thread_pool(0);
     let model = a.model.open()?;
     let cfg = a.train.config(&model);
     let spec = TrainSpec { root: a.data.clone(), sources: a.sources.clone(), target: a.target.clone(), target_test: a.train.target_test };
