@@ -104,17 +104,6 @@ fn rel(names: &[Name]) -> Option<PathBuf> {
     names.iter().map(Name::component).collect::<Option<Vec<_>>>().map(|v| v.iter().collect())
 }
 
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = 0xffff_ffffu32;
-    for &b in data {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
-        }
-    }
-    !c
-}
-
 fn png(w: u32, h: u32, color: bool, pixels: &[u8]) -> Vec<u8> {
     use image::ImageEncoder;
     let ch = if color { 3 } else { 1 };
@@ -136,7 +125,7 @@ fn content_bytes(c: &Content) -> Vec<u8> {
             // IHDR width/height sit at bytes 16..24, their chunk's CRC at 29..33.
             b[16..20].copy_from_slice(&w.to_be_bytes());
             b[20..24].copy_from_slice(&h.to_be_bytes());
-            let crc = crc32(&b[12..29]);
+            let crc = crc32fast::hash(&b[12..29]);
             b[29..33].copy_from_slice(&crc.to_be_bytes());
             b
         }

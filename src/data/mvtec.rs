@@ -408,7 +408,7 @@ mod tests {
         // Patch IHDR width/height (bytes 16..24) and its CRC.
         bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
         bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
-        let crc = crc32(&bytes[12..29]);
+        let crc = crc32fast::hash(&bytes[12..29]);
         bytes[29..33].copy_from_slice(&crc.to_be_bytes());
         fs::write(&huge, &bytes).unwrap();
         assert!(matches!(load_rgb(&huge), Err(Error::Format { .. })));
@@ -419,17 +419,6 @@ mod tests {
     }
 
     use image::ImageEncoder;
-
-    fn crc32(data: &[u8]) -> u32 {
-        let mut c = 0xffff_ffffu32;
-        for &b in data {
-            c ^= b as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
-            }
-        }
-        !c
-    }
 
     #[test]
     fn data_collect_images_files_and_folders() {
