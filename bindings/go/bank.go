@@ -8,7 +8,6 @@ import "C"
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"image"
 	"math"
@@ -166,17 +165,9 @@ func newBank(ptr *C.nexvitad_bank) *Bank {
 // Cancelling ctx stops the build at its next progress step (after the current batch or
 // K-means iteration); the error then matches ErrCancelled and wraps ctx.Err().
 func (m *Model) BuildBank(ctx context.Context, images []image.Image, opts *BankOptions) (*Bank, error) {
-	raws := make([]RawImage, len(images))
-	for i, img := range images {
-		r, err := Raw(img)
-		var e *Error
-		if errors.As(err, &e) {
-			e.Message = fmt.Sprintf("images[%d]: %s", i, e.Message)
-		}
-		if err != nil {
-			return nil, err
-		}
-		raws[i] = r
+	raws, err := rawImages(images)
+	if err != nil {
+		return nil, err
 	}
 	return m.BuildBankRaw(ctx, raws, opts)
 }

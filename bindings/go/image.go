@@ -6,6 +6,7 @@ package nexvitad
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"image/draw"
@@ -138,6 +139,23 @@ func Raw(img image.Image) (RawImage, error) {
 	rgba := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
 	draw.Draw(rgba, rgba.Rect, img, b.Min, draw.Src)
 	return RawImage{Pix: rgba.Pix, Width: b.Dx(), Height: b.Dy(), Stride: rgba.Stride, Format: RGBA8}, nil
+}
+
+// rawImages reads each image as Raw does; an error names the index of the image at fault.
+func rawImages(images []image.Image) ([]RawImage, error) {
+	raws := make([]RawImage, len(images))
+	for i, img := range images {
+		r, err := Raw(img)
+		var e *Error
+		if errors.As(err, &e) {
+			e.Message = fmt.Sprintf("images[%d]: %s", i, e.Message)
+		}
+		if err != nil {
+			return nil, err
+		}
+		raws[i] = r
+	}
+	return raws, nil
 }
 
 // isNil reports a nil interface or a typed nil pointer, whose Bounds would panic.

@@ -6,7 +6,6 @@ package nexvitad
 import "C"
 
 import (
-	"errors"
 	"fmt"
 	"image"
 	"runtime"
@@ -83,17 +82,9 @@ func (m *Model) ScoreRawImage(bank *Bank, img RawImage) (*Result, error) {
 // of images (faster than one at a time on most machines). It fails as a whole: the
 // error names the index of the image at fault.
 func (m *Model) ScoreBatch(bank *Bank, images []image.Image) ([]*Result, error) {
-	raws := make([]RawImage, len(images))
-	for i, img := range images {
-		r, err := Raw(img)
-		var e *Error
-		if errors.As(err, &e) {
-			e.Message = fmt.Sprintf("images[%d]: %s", i, e.Message)
-		}
-		if err != nil {
-			return nil, err
-		}
-		raws[i] = r
+	raws, err := rawImages(images)
+	if err != nil {
+		return nil, err
 	}
 	return m.ScoreBatchRaw(bank, raws)
 }
