@@ -1,7 +1,6 @@
 using System;
 using System.Buffers;
 using System.Collections.Generic;
-using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using System.Threading;
 using NexVitad.Native;
@@ -140,7 +139,7 @@ namespace NexVitad
 
             var natives = new nexvitad_image[list.Count];
             var pins = new MemoryHandle[list.Count];
-            var state = new BuildState(progress, cancellationToken);
+            var state = new CallbackState<float>(progress, cancellationToken);
             bool wantCallback = progress != null || cancellationToken.CanBeCanceled;
             GCHandle user = GCHandle.Alloc(state);
             BankHandle bank = null;
@@ -178,46 +177,16 @@ namespace NexVitad
             }
         }
 
-        private sealed class BuildState
-        {
-            public readonly IProgress<float> Progress;
-            public readonly CancellationToken Token;
-            public ExceptionDispatchInfo Error;
-
-            public BuildState(IProgress<float> progress, CancellationToken token)
-            {
-                Progress = progress;
-                Token = token;
-            }
-        }
-
         private static readonly ProgressCallback s_onProgress = OnProgress;
 
         /// <summary>Runs on the building thread, inside native code: nothing may be thrown out of it.</summary>
-        private static int OnProgress(IntPtr user, int stage, UIntPtr done, UIntPtr total)
-        {
-            BuildState state = null;
-            try
+        private static int OnProgress(IntPtr user, int stage, UIntPtr done, UIntPtr total) =>
+            CallbackState<float>.Report(user, () =>
             {
-                state = (BuildState)GCHandle.FromIntPtr(user).Target;
-                if (state.Error != null || state.Token.IsCancellationRequested)
-                    return 1;
-                if (state.Progress != null)
-                {
-                    double t = total.ToUInt64();
-                    double part = t == 0 ? 1.0 : Math.Min(1.0, done.ToUInt64() / t);
-                    double fraction = (Math.Min(Math.Max(stage, 0), 2) + part) / 3.0;
-                    state.Progress.Report((float)fraction);
-                }
-                return state.Token.IsCancellationRequested ? 1 : 0;
-            }
-            catch (Exception e)
-            {
-                if (state != null)
-                    state.Error = ExceptionDispatchInfo.Capture(e);
-                return 1;
-            }
-        }
+                double t = total.ToUInt64();
+                double part = t == 0 ? 1.0 : Math.Min(1.0, done.ToUInt64() / t);
+                return (float)((Math.Min(Math.Max(stage, 0), 2) + part) / 3.0);
+            });
 
         // ---- scoring -----------------------------------------------------------------------
 

@@ -1,6 +1,5 @@
 using System;
 using System.Collections.Generic;
-using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using System.Threading;
 using NexVitad.Native;
@@ -207,7 +206,7 @@ namespace NexVitad
             nexvitad_train_options o = (options ?? new TrainOptions()).ToNative();
             cancellationToken.ThrowIfCancellationRequested();
 
-            var state = new TrainState(progress, cancellationToken);
+            var state = new CallbackState<TrainProgress>(progress, cancellationToken);
             bool wantCallback = progress != null || cancellationToken.CanBeCanceled;
             GCHandle user = GCHandle.Alloc(state);
             var native = new IntPtr[Math.Max(names.Count, 1)];
@@ -247,54 +246,25 @@ namespace NexVitad
             }
         }
 
-        private sealed class TrainState
-        {
-            public readonly IProgress<TrainProgress> Progress;
-            public readonly CancellationToken Token;
-            public ExceptionDispatchInfo Error;
-
-            public TrainState(IProgress<TrainProgress> progress, CancellationToken token)
-            {
-                Progress = progress;
-                Token = token;
-            }
-        }
-
         private static readonly TrainProgressCallback s_onProgress = OnProgress;
 
         /// <summary>Runs on the training thread, inside native code: nothing may be thrown out of it.</summary>
-        private static int OnProgress(IntPtr user, IntPtr progress)
-        {
-            TrainState state = null;
-            try
+        private static int OnProgress(IntPtr user, IntPtr progress) =>
+            CallbackState<TrainProgress>.Report(user, () =>
             {
-                state = (TrainState)GCHandle.FromIntPtr(user).Target;
-                if (state.Error != null || state.Token.IsCancellationRequested)
-                    return 1;
-                if (state.Progress != null)
+                var p = (nexvitad_train_progress)Marshal.PtrToStructure(progress, typeof(nexvitad_train_progress));
+                return new TrainProgress
                 {
-                    var p = (nexvitad_train_progress)Marshal.PtrToStructure(progress, typeof(nexvitad_train_progress));
-                    state.Progress.Report(new TrainProgress
-                    {
-                        Phase = (TrainPhase)p.phase,
-                        Done = (long)p.done,
-                        Total = (long)p.total,
-                        Epoch = (int)p.epoch,
-                        Epochs = (int)p.epochs,
-                        Step = (int)p.step,
-                        StepsPerEpoch = (int)p.steps_per_epoch,
-                        Losses = new TrainLosses(p.loss, p.l_src, p.l_pl, p.l_cons, p.coverage),
-                        EpochMean = new TrainLosses(p.mean_loss, p.mean_l_src, p.mean_l_pl, p.mean_l_cons, p.mean_coverage),
-                    });
-                }
-                return state.Token.IsCancellationRequested ? 1 : 0;
-            }
-            catch (Exception e)
-            {
-                if (state != null)
-                    state.Error = ExceptionDispatchInfo.Capture(e);
-                return 1;
-            }
-        }
+                    Phase = (TrainPhase)p.phase,
+                    Done = (long)p.done,
+                    Total = (long)p.total,
+                    Epoch = (int)p.epoch,
+                    Epochs = (int)p.epochs,
+                    Step = (int)p.step,
+                    StepsPerEpoch = (int)p.steps_per_epoch,
+                    Losses = new TrainLosses(p.loss, p.l_src, p.l_pl, p.l_cons, p.coverage),
+                    EpochMean = new TrainLosses(p.mean_loss, p.mean_l_src, p.mean_l_pl, p.mean_l_cons, p.mean_coverage),
+                };
+            });
     }
 }
