@@ -6,12 +6,15 @@
 //! the parent SIGKILLs it: half the kills at a random moment of the save cycle, half aimed
 //! at a moment when the child's temp file exists (mid-write).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ndarray::Array2;
+use common::temp_files;
 use nexvitad::bank::{Augment, BankMeta, Calibration, ImageScoreMode};
 use nexvitad::{MemoryBank, ScorerKind};
 use rand::{Rng, SeedableRng};
@@ -64,18 +67,6 @@ fn same(a: &MemoryBank, b: &MemoryBank) -> bool {
     a.meta() == b.meta()
         && a.vectors().dim() == b.vectors().dim()
         && a.vectors().iter().zip(b.vectors().iter()).all(|(x, y)| x.to_bits() == y.to_bits())
-}
-
-/// Temp files of `target` in its folder (see `fsutil`: `.<name>.tmp-<pid>-<seq>`).
-fn temp_files(target: &Path) -> Vec<PathBuf> {
-    let prefix = format!(".{}.tmp-", target.file_name().unwrap().to_str().unwrap());
-    let mut v: Vec<PathBuf> = std::fs::read_dir(target.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(&prefix))
-        .collect();
-    v.sort();
-    v
 }
 
 /// A folder on the target dir's filesystem (a real disk, where fsync costs what it costs).

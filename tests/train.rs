@@ -363,12 +363,6 @@ fn two_trainers(root: &Path) -> (Trainer, Trainer) {
     (t0, t1)
 }
 
-/// Checkpoint temp files beside `target` (see `fsutil`: `.<name>.tmp-<pid>-<seq>`).
-fn ckpt_temps(target: &Path) -> usize {
-    let prefix = format!(".{}.tmp-", target.file_name().unwrap().to_str().unwrap());
-    std::fs::read_dir(target.parent().unwrap()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_str().unwrap().starts_with(&prefix)).count()
-}
-
 /// The child of [`kill_during_checkpoint_save_leaves_a_loadable_checkpoint`]: saves the two
 /// checkpoints in turn over one file until it is killed.
 #[test]
@@ -434,7 +428,7 @@ fn kill_during_checkpoint_save_leaves_a_loadable_checkpoint() {
         } else {
             // Aimed: once a temp file exists (the write and its fsync are under way).
             let mut polls = 0;
-            while ckpt_temps(&target) == 0 {
+            while temp_files(&target).is_empty() {
                 polls += 1;
                 assert!(polls < 600_000, "kill {kill}: the child never started a write");
                 std::thread::sleep(std::time::Duration::from_micros(50));
@@ -442,7 +436,7 @@ fn kill_during_checkpoint_save_leaves_a_loadable_checkpoint() {
         }
         child.kill().unwrap(); // SIGKILL: nothing of the child's runs after this.
         child.wait().unwrap();
-        mid_write += ckpt_temps(&target);
+        mid_write += temp_files(&target).len();
         let now = std::fs::read(&target).unwrap();
         let which = [now == refs[0], now == refs[1]];
         assert!(which[0] || which[1], "kill {kill}: the checkpoint is neither whole checkpoint");

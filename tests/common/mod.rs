@@ -63,3 +63,15 @@ pub fn copy_model(dst: &Path) {
         }
     }
 }
+
+/// Temp files `fsutil::atomic_write` left beside `target` (`.<name>.tmp-<pid>-<seq>`), sorted.
+pub fn temp_files(target: &Path) -> Vec<PathBuf> {
+    let prefix = format!(".{}.tmp-", target.file_name().unwrap().to_str().unwrap());
+    let mut v: Vec<PathBuf> = std::fs::read_dir(target.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(&prefix))
+        .collect();
+    v.sort();
+    v
+}
