@@ -22,59 +22,19 @@
 
 #include <nexvitad.h>
 
+#include "check.h"
 #include "ppm.h"
 
-static int g_pass, g_fail, g_bad_inputs;
 /* NEXVITAD_TEST_QUICK=1 (valgrind): skip the cases that only repeat encoder work. */
 static int g_quick;
 /* Good images in the main bank (2 in quick mode). */
 static int g_n_good = 4;
-
-#define CHECK(cond, ...)                                                         \
-    do {                                                                         \
-        if (cond) {                                                              \
-            g_pass++;                                                            \
-        } else {                                                                 \
-            g_fail++;                                                            \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);      \
-            fprintf(stderr, __VA_ARGS__);                                        \
-            fputc('\n', stderr);                                                 \
-        }                                                                        \
-    } while (0)
-
-/* A call that must succeed; on failure prints the library's message. */
-#define OK(call)                                                                 \
-    do {                                                                         \
-        nexvitad_status st_ = (call);                                            \
-        CHECK(st_ == NEXVITAD_OK, "%s -> %s: %s", #call, nexvitad_status_name(st_), \
-              nexvitad_last_error());                                            \
-    } while (0)
-
-/* A bad-input call: must return `want` with `substr` in nexvitad_last_error(). */
-#define BAD(call, want, substr) expect_bad((call), (want), (substr), #call, __LINE__)
-
-static void expect_bad(nexvitad_status got, nexvitad_status want, const char *substr, const char *expr,
-                       int line) {
-    const char *msg = nexvitad_last_error();
-    g_bad_inputs++;
-    if (got == want && msg != NULL && strstr(msg, substr) != NULL) {
-        g_pass++;
-    } else {
-        g_fail++;
-        fprintf(stderr, "FAIL %s:%d: %s\n  want %s with \"%s\"\n  got  %s: \"%s\"\n", __FILE__, line, expr,
-                nexvitad_status_name(want), substr, nexvitad_status_name(got), msg ? msg : "(NULL)");
-    }
-}
 
 /* ---- fixtures ---------------------------------------------------------------------- */
 
 static const char *g_model_dir, *g_other_dir, *g_data_dir, *g_work_dir;
 static ppm_image g_good[4], g_test[3]; /* test: good_4, scratch (RGB), spot_gray (GRAY8) */
 static nexvitad_image g_good_views[4], g_test_views[3];
-
-static void path_in(char *out, size_t n, const char *dir, const char *name) {
-    snprintf(out, n, "%s/%s", dir, name);
-}
 
 static int load_images(void) {
     static const char *good[] = {"good/good_0.ppm", "good/good_1.ppm", "good/good_2.ppm", "good/good_3.ppm"};
