@@ -161,4 +161,13 @@ fs::path make_wrong_model(const TempDir& dir) {
     return out;
 }
 
+nexvitad::Status status_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const nexvitad::Error& e) {
+        return e.status();
+    }
+    return nexvitad::Status::ok;
+}
+
 }  // namespace support

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,9 @@ public:
 private:
     fs::path path_;
 };
+
+/// Runs `f`: the status of the nexvitad::Error it throws, or Status::ok when it throws none.
+nexvitad::Status status_of(const std::function<void()>& f);
 
 /// A copy of models/tiny in `dir` with fusion.local_avg 3 -> 1: another fingerprint.
 fs::path make_wrong_model(const TempDir& dir);

@@ -11,6 +11,7 @@
 using nexvitad::ImageView;
 using nexvitad::PixelFormat;
 using nexvitad::Status;
+using support::status_of;
 using support::bits;
 using support::expected;
 
@@ -30,15 +31,6 @@ struct Planes {
         }
     }
 };
-
-Status status_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const nexvitad::Error& e) {
-        return e.status();
-    }
-    return Status::ok;
-}
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 using nexvitad::Status;
+using support::status_of;
 using support::bits;
 using support::expected;
 
@@ -35,15 +36,6 @@ bool same_bits(const cv::Mat& a, const cv::Mat& b) {
 std::string map_sha(const cv::Mat& map) {
     const cv::Mat c = map.isContinuous() ? map : map.clone();
     return support::sha256_hex(c.ptr<float>(), c.total());
-}
-
-Status status_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const nexvitad::Error& e) {
-        return e.status();
-    }
-    return Status::ok;
 }
 
 }  // namespace
