@@ -18,7 +18,7 @@
  *
  * Prints one line per failing row and "N rows: N passed, N failed"; exits non-zero on failure.
  */
-#define _GNU_SOURCE /* setfsuid */
+#define _GNU_SOURCE /* syscall */
 
 #include <ctype.h>
 #include <dlfcn.h>
@@ -31,7 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/fsuid.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -185,18 +186,30 @@ static nexvitad_status open_edited(const char *name, const char *old, const char
     return open_dir(model_variant(name, old, new_));
 }
 
-/* Runs `call` with the file-system rights of an unprivileged user. As root, permission bits
-   do not stop reads (CAP_DAC_OVERRIDE), so the calling thread's file-system uid is switched to
-   nobody (65534) for the call, which drops those capabilities for that thread only. */
+/* Raises (on != 0, as far as the permitted set allows) or drops CAP_DAC_OVERRIDE and
+   CAP_DAC_READ_SEARCH in the calling thread's effective capabilities. 0 on success. */
+static int set_dac_caps(int on) {
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    const uint32_t dac = (1u << CAP_DAC_OVERRIDE) | (1u << CAP_DAC_READ_SEARCH);
+    if (syscall(SYS_capget, &hdr, data) != 0) return -1;
+    data[0].effective = on ? data[0].effective | (dac & data[0].permitted) : data[0].effective & ~dac;
+    return (int)syscall(SYS_capset, &hdr, data);
+}
+
+/* Runs `call` with the file access of an ordinary owner. As root, permission bits do not stop
+   reads (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH), so those two capabilities leave the calling
+   thread's effective set for the call: a mode-000 file of root's is then unreadable while the
+   folders above it stay traversable (root owns them, or they are open to all), wherever the
+   work folder is. */
 static nexvitad_status unprivileged(nexvitad_status (*call)(const char *), const char *arg) {
     if (geteuid() != 0) return call(arg);
-    setfsuid(65534);
-    if ((uid_t)setfsuid(65534) != 65534) {
-        snprintf(g_msg, sizeof g_msg, "(setfsuid(65534) failed: cannot drop root's file access)");
+    if (set_dac_caps(0) != 0) {
+        snprintf(g_msg, sizeof g_msg, "(capset failed: cannot drop root's file access)");
         return (nexvitad_status)-1;
     }
     nexvitad_status s = call(arg);
-    setfsuid(0);
+    set_dac_caps(1);
     return s;
 }
 
@@ -874,7 +887,7 @@ static const row ROWS[] = {
     {"model.json", "folder missing", NEXVITAD_IO, "nexvitad_model_open: cannot open model folder '{work}/no-such-model': No such file or directory (os error 2)", m_dir_missing},
     {"model.json", "`dir` is a file", NEXVITAD_IO, "nexvitad_model_open: cannot open model folder '{model}/model.json': Not a directory (os error 20)", m_dir_is_file},
     {"model.json", "folder without model.json", NEXVITAD_IO, "nexvitad_model_open: cannot read model manifest '{work}/m-no-json/model.json': No such file or directory (os error 2)", m_no_json},
-    {"model.json", "model.json unreadable (mode 000; as root the check runs with file-system uid 65534)", NEXVITAD_IO, "nexvitad_model_open: cannot read model manifest '{work}/m-unreadable/model.json': Permission denied (os error 13)", m_unreadable},
+    {"model.json", "model.json unreadable (mode 000; as root the check runs without CAP_DAC_OVERRIDE)", NEXVITAD_IO, "nexvitad_model_open: cannot read model manifest '{work}/m-unreadable/model.json': Permission denied (os error 13)", m_unreadable},
     {"model.json", "model.json empty", FORMAT_, "nexvitad_model_open: bad file '{work}/m-empty/model.json': not valid JSON: EOF while parsing a value at line 1 column 0", m_empty},
     {"model.json", "model.json not JSON", FORMAT_, "nexvitad_model_open: bad file '{work}/m-garbage/model.json': not valid JSON: expected ident at line 1 column 2", m_garbage},
     {"model.json", "model.json is a folder", FORMAT_, "nexvitad_model_open: bad file '{work}/m-json-dir/model.json': not a regular file", m_json_dir},
@@ -906,7 +919,7 @@ static const row ROWS[] = {
     /* Bank files (nexvitad_bank_load unless said otherwise) */
     {"bank file", "`path` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_load: invalid argument: path is NULL", b_path_null},
     {"bank file", "missing", NEXVITAD_IO, "nexvitad_bank_load: cannot read bank '{work}/missing.safetensors': No such file or directory (os error 2)", b_missing},
-    {"bank file", "unreadable (mode 000; as root with file-system uid 65534)", NEXVITAD_IO, "nexvitad_bank_load: cannot read bank '{work}/unreadable.safetensors': Permission denied (os error 13)", b_unreadable},
+    {"bank file", "unreadable (mode 000; as root without CAP_DAC_OVERRIDE)", NEXVITAD_IO, "nexvitad_bank_load: cannot read bank '{work}/unreadable.safetensors': Permission denied (os error 13)", b_unreadable},
     {"bank file", "empty", FORMAT_, "nexvitad_bank_load: bad file '{work}/empty.safetensors': the bank file is empty", b_empty},
     {"bank file", "a folder", FORMAT_, "nexvitad_bank_load: bad file '{work}/dir.safetensors': not a regular file", b_dir},
     {"bank file", "a FIFO (no writer: must not block)", FORMAT_, "nexvitad_bank_load: bad file '{work}/fifo.safetensors': not a regular file", b_fifo},
