@@ -1,10 +1,19 @@
-# nexvitad: the two commands a newcomer needs are `make demo` and `make test`.
+# nexvitad: the two commands a newcomer needs are `make demo` and `make test`. Each runs
+# scripts/setup.sh first (`--demo`: ONNX Runtime only; full: system packages, ONNX Runtime,
+# .venv), before anything is compiled.
 SHELL := /bin/bash
 ORT_LIB := $(CURDIR)/.ort/lib/libonnxruntime.so
 export NEXVITAD_ORT_LIBRARY ?= $(ORT_LIB)
+# The Python that tests/parity.rs and test-python use: .venv, made by scripts/setup.sh.
+VENV_PYTHON := $(CURDIR)/.venv/bin/python
+export NEXVITAD_PYTHON ?= $(VENV_PYTHON)
+# Go for the Go binding: the first on PATH, else the usual /usr/local/go (as scripts/setup.sh).
+ifeq ($(filter /usr/local/go/bin,$(subst :, ,$(PATH))),)
+export PATH := $(PATH):/usr/local/go/bin
+endif
 CARGO ?= cargo
 
-.PHONY: all build ort demo test test-rust test-c c-install test-sanitize matrix-doc test-bindings test-cpp test-csharp test-go lib-release install info clean fuzz
+.PHONY: all build ort setup setup-demo demo run-demo test test-suites test-rust test-python test-c c-install test-sanitize matrix-doc test-bindings test-cpp test-csharp test-go lib-release install info clean fuzz
 
 all: build
 
@@ -16,16 +25,39 @@ build: ort
 	$(CARGO) build --release
 	cp -P .ort/lib/libonnxruntime.so* target/release/
 
-demo: build
+setup:
+	bash scripts/setup.sh
+
+setup-demo:
+	bash scripts/setup.sh --demo
+
+# The set-up runs to its end before the build starts (a sub-make, so also under -j).
+demo: setup-demo
+	$(MAKE) --no-print-directory run-demo
+
+run-demo: build
 	./target/release/nexvitad demo
 
 info: build
 	./target/release/nexvitad info
 
-test: ort test-rust test-c test-bindings
+# Every suite: the full set-up first (nothing is compiled before it is done), then Rust,
+# C, the C++/C#/Go bindings, tests/python and the sanitizer pass.
+test: setup
+	$(MAKE) --no-print-directory test-suites
+
+test-suites: test-rust test-c test-bindings test-python test-sanitize
 
 test-rust:
 	$(CARGO) test --all-targets
+
+# tests/python/test_*.py (the ONNX export, with torch and timm) in .venv.
+test-python:
+	@compgen -G 'tests/python/test_*.py' >/dev/null || \
+		{ echo "test-python: no tests/python/test_*.py: nothing to run (a missing suite fails, it is not skipped)" >&2; exit 1; }
+	@test -x $(VENV_PYTHON) || \
+		{ echo "test-python: $(VENV_PYTHON) not found: run scripts/setup.sh (make test does)" >&2; exit 1; }
+	$(VENV_PYTHON) -m pytest -q tests/python
 
 # ---- C ABI: `make install PREFIX=...` and the C tests ------------------------------------
 PREFIX ?= /usr/local
@@ -68,13 +100,13 @@ c-install: lib-release
 	$(MAKE) --no-print-directory install PREFIX=$(C_TEST_PREFIX)
 
 # Builds the C tests, the bad-input matrix and the example against build/install (pkg-config
-# and CMake) and runs them, under valgrind too when it is installed.
+# and CMake) and runs them, under valgrind too (missing valgrind fails; see tests/c/run.sh).
 test-c: c-install
 	bash tests/c/run.sh $(C_TEST_PREFIX)
 
 # The C tests and the C++ binding's tests again, built with -fsanitize=address,undefined
-# (Debian gcc's runtime) against the same libnexvitad.so. Not part of `test`; CI runs it
-# after `make test`. See docs/reliability.md.
+# (Debian gcc's runtime) against the same libnexvitad.so. Part of `make test` (last).
+# See docs/reliability.md.
 test-sanitize: c-install
 	bash tests/c/sanitize.sh $(C_TEST_PREFIX)
 
