@@ -28,24 +28,29 @@ Hiera is built with timm's fused attention disabled (``timm.layers.set_fused_att
 the dynamo export of its 5-D ``scaled_dot_product_attention`` fails otherwise. The maths is
 the same, only the kernel differs.
 
-Weights: nothing is ever downloaded
------------------------------------
-``HF_HUB_OFFLINE=1`` is forced before timm / huggingface_hub are imported, and this machine
-cannot reach the Hugging Face hub anyway, so pretrained weights cannot be downloaded here.
-You must choose one of:
+Weights
+-------
+Choose ``--pretrained`` or ``--random-init``; ``--offline`` restricts ``--pretrained``:
 
 ``--pretrained``
-    Use weights you already have. For each backbone, ``--hiera-checkpoint PATH`` /
+    Pretrained timm weights. For each backbone, ``--hiera-checkpoint PATH`` /
     ``--dinov2-checkpoint PATH`` (a ``.safetensors`` or ``.pth`` state dict; timm's own
-    checkpoint converters run, so original Meta Hiera / DINOv2 checkpoints also load) wins;
-    otherwise the timm weights are taken from the local Hugging Face cache (``HF_HOME`` /
-    ``HF_HUB_CACHE``), e.g. ``timm/hiera_tiny_224.mae_in1k_ft_in1k`` and
-    ``timm/vit_small_patch14_dinov2.lvd142m``. To fill the cache, on a machine with internet run
-    ``hf download timm/hiera_tiny_224.mae_in1k_ft_in1k`` (and the same for the DINOv2 repo) and
-    copy the cache directory over, or download ``model.safetensors`` and pass it with the
-    checkpoint flags. If the weights are absent the script stops and says exactly this.
+    checkpoint converters run, so original Meta Hiera / DINOv2 checkpoints also load) wins.
+    Otherwise the weights timm names for the model (e.g. ``timm/hiera_tiny_224.mae_in1k_ft_in1k``
+    and ``timm/vit_small_patch14_dinov2.lvd142m``) come through the Hugging Face hub: downloaded
+    into the Hugging Face cache (``HF_HOME`` / ``HF_HUB_CACHE``, default
+    ``~/.cache/huggingface``) if they are not there yet, read from the cache otherwise.
+    ``HF_ENDPOINT``, ``HF_TOKEN`` and the usual proxy variables apply. When the hub cannot be
+    reached (no network) a cached copy is still used; without one the script stops with a
+    one-line error that names the weights and the alternatives.
     Position embeddings are resampled to the requested sizes. Note the licences: the timm
     Hiera weights are CC-BY-NC-4.0 (non-commercial), DINOv2 is Apache-2.0.
+``--offline`` (with ``--pretrained``)
+    Never download: sets ``HF_HUB_OFFLINE=1`` before timm / huggingface_hub are imported, so only
+    the checkpoint flags and the local Hugging Face cache are used (a cache filled on another
+    machine with ``hf download timm/hiera_tiny_224.mae_in1k_ft_in1k`` can be copied over). If the
+    weights are not there the script stops and says what to do. ``HF_HUB_OFFLINE=1`` in the
+    environment has the same effect.
 ``--random-init``
     Explicitly allowed random weights (seeded by ``--seed``), for tests and benchmarks.
 
@@ -61,7 +66,9 @@ Options worth knowing
 448 -> 448, 256 -> 252).
 ``--tiny`` the small random fixture architectures committed as ``models/tiny`` (Hiera
 embed_dim 16, stages (1,1,1,1); ViT patch 14, dim 32, depth 2, 2 heads, DINOv2-style layer
-scale 1e-5); sensible only with ``--random-init``.
+scale 1e-5). With ``--random-init``; or with ``--pretrained`` and both checkpoint flags (there
+are no published weights for these architectures; tests/python/test_export.py uses this to
+check the checkpoint path in seconds).
 ``--fusion-dims`` / ``--adapter-bottleneck`` fusion head widths written to model.json
 (defaults 128,256,256,256 / 64; tiny: 16,32,32,32 / 8).
 ``--fp16`` convert both exported graphs to float16 internally (inputs/outputs stay float32)
@@ -79,6 +86,8 @@ Examples
     python tools/export_onnx.py --tiny --random-init --out models/tiny
     python tools/export_onnx.py --random-init --out /work/models/full224
     python tools/export_onnx.py --random-init --size 448 --out /work/models/full448
+    python tools/export_onnx.py --pretrained --out models/hiera-t_dinov2-s_224      # downloads
+    python tools/export_onnx.py --pretrained --offline --out models/hiera-t_dinov2-s_224
     python tools/export_onnx.py --pretrained --hiera-checkpoint hiera.safetensors \\
         --dinov2-checkpoint dinov2.safetensors --out models/hiera-t_dinov2-s_224
 
@@ -87,13 +96,11 @@ torch/timm are needed only to run this exporter; the Rust crate and its tests ne
 
 from __future__ import annotations
 
-import os
-
-# Must be set before huggingface_hub (imported by timm) reads it: never fetch anything.
-os.environ["HF_HUB_OFFLINE"] = "1"
-
 import argparse
 import json
+import logging
+import os
+import socket
 import sys
 import tempfile
 import time
@@ -149,10 +156,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     w.add_argument(
         "--pretrained",
         action="store_true",
-        help="use pretrained weights already on this machine (checkpoint flags or the local HF cache); "
-        "nothing is downloaded",
+        help="pretrained weights: the checkpoint flags, else timm's Hugging Face weights "
+        "(downloaded into the HF cache unless already there)",
     )
     w.add_argument("--random-init", action="store_true", help="explicitly allow random weights")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="never download (HF_HUB_OFFLINE=1): only the checkpoint flags and the local HF cache are used",
+    )
     p.add_argument("--hiera-checkpoint", type=Path, help="Hiera state dict (.safetensors/.pth); use with --pretrained")
     p.add_argument("--dinov2-checkpoint", type=Path, help="DINOv2 state dict (.safetensors/.pth); use with --pretrained")
     p.add_argument("--seed", type=int, default=0, help="seed for random init and the verification batch")
@@ -169,13 +181,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     if not (args.pretrained or args.random_init):
         p.error(
-            "choose --pretrained (weights already on this machine; nothing can be downloaded here) "
-            "or --random-init (random weights, for tests and benchmarks)"
+            "choose --pretrained (timm's pretrained weights, downloaded unless cached; or --hiera-checkpoint/"
+            "--dinov2-checkpoint) or --random-init (random weights, for tests and benchmarks)"
         )
     if (args.hiera_checkpoint or args.dinov2_checkpoint) and not args.pretrained:
         p.error("--hiera-checkpoint/--dinov2-checkpoint need --pretrained")
-    if args.tiny and args.pretrained:
-        p.error("--tiny builds fixture architectures that have no pretrained weights; use --random-init")
+    if args.tiny and args.pretrained and not (args.hiera_checkpoint and args.dinov2_checkpoint):
+        p.error(
+            "--tiny builds fixture architectures that have no published weights; use --random-init, "
+            "or --pretrained with both --hiera-checkpoint and --dinov2-checkpoint"
+        )
     if args.size <= 0 or args.size % 32:
         p.error(f"--size must be a positive multiple of 32 (Hiera's stride and mask units), got {args.size}")
     if args.dinov2_size is not None and args.dinov2_size <= 0:
@@ -263,37 +278,177 @@ def build_dinov2(args):
     return model.eval(), size, ph
 
 
-def _load_state_dict(model, name: str, checkpoint: Path | None, flag: str):
-    """State dict from --*-checkpoint or the local HF cache; a clear error when absent."""
-    from timm.models import load_state_dict
-    from timm.models._hub import load_state_dict_from_hf
+# ----------------------------------------------------------------------------- weights
 
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def set_offline() -> None:
+    """--offline: HF_HUB_OFFLINE=1, set before huggingface_hub reads it (patched too if already imported)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    if "huggingface_hub" in sys.modules:  # e.g. main() called in-process after an earlier import
+        from huggingface_hub import constants
+
+        constants.HF_HUB_OFFLINE = True
+
+
+def _one_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0].strip()}" if lines else type(e).__name__
+
+
+def _root_cause(e: BaseException) -> BaseException:
+    seen = set()
+    while id(e) not in seen and (e.__cause__ or e.__context__) is not None:
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return e
+
+
+def _unresolvable(endpoint: str) -> str | None:
+    """Why the hub's host name does not resolve (the usual sign of no network), else None.
+
+    Checked before downloading, so a machine without network fails at once rather than after
+    huggingface_hub's retries (about 25 s per file). Skipped behind a proxy, which resolves names.
+    """
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(v) for v in PROXY_VARS):
+        return None
+    url = urlsplit(endpoint)
+    if not url.hostname:
+        return None
+    try:
+        socket.getaddrinfo(url.hostname, url.port or (443 if url.scheme == "https" else 80), type=socket.SOCK_STREAM)
+    except OSError as e:  # socket.gaierror
+        return f"cannot resolve {url.hostname}: {e}"
+    return None
+
+
+def _hub_filenames(cfg: dict) -> list[str]:
+    """The weight files timm would look for, safetensors first (as timm's load_state_dict_from_hf)."""
+    filename = cfg.get("hf_hub_filename") or "pytorch_model.bin"
+    if filename.endswith(".safetensors"):
+        return [filename]
+    try:
+        from timm.models._hub import _get_safe_alternatives
+
+        safe = list(_get_safe_alternatives(filename))
+    except ImportError:
+        safe = ["model.safetensors"] if filename == "pytorch_model.bin" else []
+    return [*safe, filename]
+
+
+def hub_weights(hub_id: str, filenames: list[str], kind: str, name: str, offline_flag: bool) -> tuple[Path, str]:
+    """(local file, provenance) of timm's weights for hub_id: from the HF cache, downloaded if needed.
+
+    Every failure is an ExportError of one line that names the weights and what to do instead.
+    """
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    try:
+        from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError:  # huggingface_hub < 0.24
+        from huggingface_hub.utils import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    repo, _, revision = hub_id.partition("@")
+    flag = f"--{kind}-checkpoint"
+    what = f"{kind} weights {hub_id} (for {name})"
+    alternatives = f"or pass {flag} PATH (a .safetensors/.pth state dict)"
+    cache, endpoint = constants.HF_HUB_CACHE, constants.ENDPOINT
+    offline = bool(constants.HF_HUB_OFFLINE)
+    no_net = None if offline else _unresolvable(endpoint)
+    local_only = offline or no_net is not None
+    if not local_only:
+        print(f"{kind}: {hub_id} from {endpoint} (into the Hugging Face cache {cache} unless already there)", flush=True)
+
+    hf_logger = logging.getLogger("huggingface_hub")
+    level = hf_logger.level
+    hf_logger.setLevel(logging.ERROR)  # no per-retry warnings: a failure is reported below, in one line
+    failure = None
+    try:
+        for filename in filenames:
+            try:
+                path = huggingface_hub.hf_hub_download(
+                    repo, filename, revision=revision or None, local_files_only=local_only
+                )
+            except LocalEntryNotFoundError as e:
+                if local_only:
+                    continue  # not cached under this name; the next one may be
+                failure = e  # online, yet neither reachable nor cached
+                break
+            except EntryNotFoundError:
+                continue  # the hub has no file of this name: try the next
+            except HfHubHTTPError as e:  # unknown repo, gated, unauthorised, server errors
+                raise ExportError(
+                    f"the Hugging Face hub refused {what}: {_one_line(e)}; check the model name, your access "
+                    f"(HF_TOKEN, `hf auth login`), {alternatives}"
+                ) from None
+            except Exception as e:  # network errors not wrapped by huggingface_hub, disk errors, ...
+                failure = e
+                break
+            if no_net:
+                print(f"{kind}: no network ({no_net}); using the cached {hub_id}", flush=True)
+            return Path(path), f"{hub_id}, {'local Hugging Face cache' if local_only else 'Hugging Face hub'}"
+    finally:
+        hf_logger.setLevel(level)
+
+    if offline:
+        why = "--offline" if offline_flag else "HF_HUB_OFFLINE=1 (set in the environment)"
+        raise ExportError(
+            f"{what} are not in the local Hugging Face cache ({cache}) and {why} forbids downloading them: "
+            f"run without {'--offline' if offline_flag else 'HF_HUB_OFFLINE'} on a machine with internet to "
+            f"download them, {alternatives}"
+        )
+    if no_net or isinstance(failure, LocalEntryNotFoundError):
+        reason = no_net or _one_line(_root_cause(failure))
+        raise ExportError(
+            f"cannot download {what} from {endpoint}: no network or hub unreachable ({reason}), and no "
+            f"copy in the Hugging Face cache {cache}; "
+            f"connect to the internet and rerun, use --offline with a Hugging Face cache that holds them, "
+            f"{alternatives}"
+        )
+    if failure is not None:
+        raise ExportError(
+            f"cannot download {what} from {endpoint}: {_one_line(_root_cause(failure))}; "
+            f"use --offline with a Hugging Face cache that holds them, {alternatives}"
+        )
+    raise ExportError(f"the Hugging Face hub has none of {filenames} for {what}; {alternatives}")
+
+
+def weights_file(kind: str, name: str, checkpoint: Path | None, offline_flag: bool) -> tuple[Path, str]:
+    """(file, provenance) of the pretrained weights: --*-checkpoint, else timm's Hugging Face weights.
+
+    Resolved before the models are built, so a missing file or download fails within seconds.
+    """
+    import timm
+
+    flag = f"--{kind}-checkpoint"
     if checkpoint is not None:
         if not checkpoint.is_file():
             raise ExportError(f"{flag} {checkpoint}: no such file")
-        return load_state_dict(str(checkpoint)), f"checkpoint {checkpoint.name}"
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    hub_id = cfg.get("hf_hub_id")
-    how = (
-        f"Pretrained weights cannot be downloaded on this machine (HF_HUB_OFFLINE=1, no internet). "
-        f"Provide them with {flag} PATH (a .safetensors/.pth state dict), or copy a Hugging Face cache "
-        f"that holds {hub_id or 'the weights'} (on a machine with internet: `hf download {hub_id}`) "
-        f"and point HF_HOME/HF_HUB_CACHE at it."
-    )
-    if not hub_id:
-        raise ExportError(f"timm has no Hugging Face hub id for {name!r}. {how}")
+        return checkpoint, f"checkpoint {checkpoint.name}"
+    if not timm.is_model(name):
+        raise ExportError(f"--{kind} {name!r}: no such timm model")
     try:
-        return load_state_dict_from_hf(hub_id), f"{hub_id} (local HF cache)"
-    except Exception as e:  # huggingface_hub raises several offline/not-found types
-        raise ExportError(f"{name}: weights {hub_id} not found in the local Hugging Face cache ({type(e).__name__}). {how}") from e
+        cfg = timm.models.get_pretrained_cfg(name)
+    except RuntimeError as e:  # an unknown pretrained tag
+        raise ExportError(f"--{kind} {name!r}: {e}") from None
+    hub_id = getattr(cfg, "hf_hub_id", None)
+    if not hub_id:
+        raise ExportError(f"timm has no Hugging Face weights for {kind} {name!r}; pass {flag} PATH (a .safetensors/.pth state dict)")
+    filenames = _hub_filenames({"hf_hub_filename": getattr(cfg, "hf_hub_filename", None)})
+    return hub_weights(hub_id, filenames, kind, name, offline_flag)
 
 
-def load_pretrained(model, kind: str, name: str, checkpoint: Path | None) -> str:
+def load_pretrained(model, kind: str, name: str, path: Path, source: str) -> str:
     """Load weights via timm's converters; resample position embeddings to the model's grid."""
     import importlib
 
-    flag = f"--{kind}-checkpoint"
-    state_dict, source = _load_state_dict(model, name, checkpoint, flag)
+    from timm.models import load_state_dict
+
+    state_dict = load_state_dict(str(path))
     module = importlib.import_module(type(model).__module__)
     state_dict = module.checkpoint_filter_fn(state_dict, model)
     pos = state_dict.get("pos_embed")
@@ -302,7 +457,12 @@ def load_pretrained(model, kind: str, name: str, checkpoint: Path | None) -> str
         from timm.layers import resample_abs_pos_embed
 
         state_dict["pos_embed"] = resample_abs_pos_embed(pos, new_size=model.tokens_spatial_shape, num_prefix_tokens=0)
-    result = model.load_state_dict(state_dict, strict=False)
+    try:
+        result = model.load_state_dict(state_dict, strict=False)
+    except RuntimeError as e:  # shape mismatches: torch lists every tensor, one per line
+        lines = [ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln] or [_one_line(e)]
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise ExportError(f"{kind} weights from {source} do not fit {name}: {lines[0]}{more}") from None
     missing = [k for k in result.missing_keys if not k.startswith("head.")]
     unexpected = [k for k in result.unexpected_keys if not k.startswith(("head.", "fc_norm.", "mask_token"))]
     if missing:
@@ -366,7 +526,9 @@ def export(wrapper, example, path: Path, outputs: list[str], dynamic_hw: bool, o
         verbose=False,
     )
     # torch stores debugging metadata whose text order varies from run to run; dropping it makes
-    # the export byte-reproducible (the Rust side fingerprints the files).
+    # the export byte-reproducible (the Rust side fingerprints the files). Node metadata still holds
+    # the exporter's stack traces, i.e. this file's path and line numbers: bytes match only for the
+    # same checkout path and script revision (tests/python/test_export.py compares graphs instead).
     model = onnx.load(str(path))
     del model.graph.metadata_props[:]
     onnx.save(model, str(path))
@@ -487,19 +649,24 @@ def check_model_dir(out: Path) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.offline:
+        set_offline()  # before timm imports huggingface_hub
     import onnx
     import torch
 
     torch.set_grad_enabled(False)
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
 
+    if args.pretrained:  # first, so a missing file or failed download stops the run early
+        hfile = weights_file("hiera", args.hiera, args.hiera_checkpoint, args.offline)
+        dfile = weights_file("dinov2", args.dinov2, args.dinov2_checkpoint, args.offline)
     hiera = build_hiera(args)
     dinov2, dsize, patch = build_dinov2(args)
     if args.pretrained:
-        hsrc = load_pretrained(hiera, "hiera", args.hiera, args.hiera_checkpoint)
-        dsrc = load_pretrained(dinov2, "dinov2", args.dinov2, args.dinov2_checkpoint)
-        prov_h, prov_d = f"{args.hiera} ({hsrc})", f"{args.dinov2} ({dsrc})"
+        tiny = "tiny fixture, " if args.tiny else ""
+        hsrc = load_pretrained(hiera, "hiera", args.hiera, *hfile)
+        dsrc = load_pretrained(dinov2, "dinov2", args.dinov2, *dfile)
+        prov_h, prov_d = f"{args.hiera} ({tiny}{hsrc})", f"{args.dinov2} ({tiny}{dsrc})"
     elif args.tiny:
         prov_h, prov_d = f"{args.hiera} (tiny fixture)", f"{args.dinov2} (tiny fixture)"
     else:
@@ -518,6 +685,7 @@ def main(argv=None) -> int:
     sizes = {"hiera": args.size, "dinov2": dsize}
     example_h = torch.randn(2, 3, args.size, args.size)
     example_d = torch.randn(2, 3, dsize, dsize)
+    out.mkdir(parents=True, exist_ok=True)  # only now: a failed weight lookup leaves no empty folder
     final = {"hiera": out / "hiera.onnx", "dinov2": out / "dinov2.onnx"}
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -548,7 +716,7 @@ def main(argv=None) -> int:
 
     exporter = f"tools/export_onnx.py (torch {torch.__version__.split('+')[0]} dynamo, opset {args.opset}{', fp16' if args.fp16 else ''})"
     name = args.name or (
-        "tiny-random" if args.tiny else f"{args.hiera}+{args.dinov2}-{args.size}-{'pretrained' if args.pretrained else 'random'}"
+        f"tiny-{'checkpoint' if args.pretrained else 'random'}" if args.tiny else f"{args.hiera}+{args.dinov2}-{args.size}-{'pretrained' if args.pretrained else 'random'}"
     )
     model_json = {
         "format_version": FORMAT_VERSION,
@@ -567,9 +735,14 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli(argv=None) -> int:
+    """main() with an ExportError printed as one line, `error: ...`, and exit status 2."""
     try:
-        sys.exit(main())
+        return main(argv)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
