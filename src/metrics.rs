@@ -21,15 +21,50 @@ pub struct MapSample<'a> {
 }
 
 /// All metrics of one evaluation. Values are fractions in [0, 1].
+///
+/// Pixel metrics need ground-truth masks; they are `None` (JSON `null`) when no defective
+/// test image has one (image-level OK/NG labels only).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Metrics {
     pub image_auroc: f64,
-    pub pixel_auroc: f64,
-    pub pixel_ap: f64,
-    /// Area under the PRO curve up to FPR 0.3, normalised by 0.3.
-    pub pro: f64,
+    /// Average precision of the image scores (defective = positive).
+    pub image_ap: f64,
     /// Image-level maximum F1 over all thresholds.
     pub f1_max: f64,
+    pub pixel_auroc: Option<f64>,
+    pub pixel_ap: Option<f64>,
+    /// Area under the PRO curve up to FPR 0.3, normalised by 0.3.
+    pub pro: Option<f64>,
+}
+
+/// The image-level part of [`Metrics`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImageMetrics {
+    pub auroc: f64,
+    pub ap: f64,
+    pub f1_max: f64,
+}
+
+/// The pixel-level part of [`Metrics`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PixelMetrics {
+    pub auroc: f64,
+    pub ap: f64,
+    pub pro: f64,
+}
+
+impl Metrics {
+    /// Joins image metrics with pixel metrics, if there are any.
+    pub fn new(image: ImageMetrics, pixel: Option<PixelMetrics>) -> Self {
+        Self {
+            image_auroc: image.auroc,
+            image_ap: image.ap,
+            f1_max: image.f1_max,
+            pixel_auroc: pixel.map(|p| p.auroc),
+            pixel_ap: pixel.map(|p| p.ap),
+            pro: pixel.map(|p| p.pro),
+        }
+    }
 }
 
 /// The FPR limit MVTec AD uses for PRO.
@@ -224,9 +259,7 @@ pub(crate) fn label_components(mask: &[bool], width: usize, height: usize) -> (V
 /// from (0,0) to (1,1), is integrated by trapezoids up to `fpr_limit` with linear interpolation
 /// at the limit, and divided by `fpr_limit`.
 pub fn pro_auc(samples: &[MapSample], fpr_limit: f64) -> Result<f64> {
-    if !(fpr_limit > 0.0 && fpr_limit <= 1.0) {
-        return Err(Error::invalid(format!("pro_auc: fpr_limit {fpr_limit} must be in (0, 1]")));
-    }
+    check_fpr_limit(fpr_limit)?;
     if samples.is_empty() {
         return Err(Error::invalid("pro_auc: no maps"));
     }
@@ -244,19 +277,41 @@ pub fn pro_auc(samples: &[MapSample], fpr_limit: f64) -> Result<f64> {
             m.values.iter().zip(&labels).map(|(&v, &l)| (v, if l == 0 { 0 } else { base + l })),
         );
     }
-    let n_regions = inv_size.len() - 1;
-    let n_ok = pixels.iter().filter(|p| p.1 == 0).count();
+    let n_regions = (inv_size.len() - 1) as u64;
+    let n_ok = pixels.iter().filter(|p| p.1 == 0).count() as u64;
+    pixels.par_sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+    // One point per distinct value, from the highest down.
+    let (mut fp, mut pro_sum) = (0u64, 0.0f64);
+    let points = pixels.iter().enumerate().filter_map(|(i, &(v, region))| {
+        if region == 0 {
+            fp += 1;
+        } else {
+            pro_sum += inv_size[region as usize];
+        }
+        (i + 1 == pixels.len() || pixels[i + 1].0 != v).then_some((fp, pro_sum))
+    });
+    pro_area(points, n_ok, n_regions, fpr_limit)
+}
+
+fn check_fpr_limit(fpr_limit: f64) -> Result<()> {
+    if !(fpr_limit > 0.0 && fpr_limit <= 1.0) {
+        return Err(Error::invalid(format!("pro_auc: fpr_limit {fpr_limit} must be in (0, 1]")));
+    }
+    Ok(())
+}
+
+/// The one integration of the PRO curve, shared by the exact and the binned computation.
+/// `points` are cumulative (normal pixels at or above the threshold, sum over region pixels at
+/// or above it of 1 / region size), one per threshold from the highest down.
+fn pro_area(points: impl Iterator<Item = (u64, f64)>, n_ok: u64, n_regions: u64, fpr_limit: f64) -> Result<f64> {
     if n_regions == 0 {
         return Err(Error::invalid("pro_auc: the masks contain no defect region"));
     }
     if n_ok == 0 {
         return Err(Error::invalid("pro_auc: the masks contain no normal pixel"));
     }
-    pixels.par_sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-
-    // Walk the exact curve, integrating segment by segment until FPR passes the limit.
+    // Walk the curve, integrating segment by segment until FPR passes the limit.
     let (n_ok, n_regions) = (n_ok as f64, n_regions as f64);
-    let (mut fp, mut pro_sum) = (0u64, 0.0f64);
     let (mut x0, mut y0, mut area) = (0.0f64, 0.0f64, 0.0f64);
     let mut segment = |x1: f64, y1: f64| -> bool {
         if x1 > fpr_limit {
@@ -270,19 +325,12 @@ pub fn pro_auc(samples: &[MapSample], fpr_limit: f64) -> Result<f64> {
         true
     };
     let mut open = true;
-    for (i, &(v, region)) in pixels.iter().enumerate() {
-        if region == 0 {
-            fp += 1;
-        } else {
-            pro_sum += inv_size[region as usize];
-        }
-        if i + 1 == pixels.len() || pixels[i + 1].0 != v {
-            let x = (fp as f64 / n_ok).clamp(0.0, 1.0);
-            let y = (pro_sum / n_regions).clamp(0.0, 1.0);
-            if !segment(x, y) {
-                open = false;
-                break;
-            }
+    for (fp, pro_sum) in points {
+        let x = (fp as f64 / n_ok).clamp(0.0, 1.0);
+        let y = (pro_sum / n_regions).clamp(0.0, 1.0);
+        if !segment(x, y) {
+            open = false;
+            break;
         }
     }
     if open {
@@ -293,11 +341,15 @@ pub fn pro_auc(samples: &[MapSample], fpr_limit: f64) -> Result<f64> {
     Ok(area / fpr_limit)
 }
 
-/// Computes all metrics: image AUROC and F1-max from image scores, and pixel AUROC, pixel AP
-/// and PRO (FPR limit 0.3) from all pixels of all maps pooled.
-pub fn evaluate(image_scores: &[f32], image_labels: &[bool], maps: &[MapSample]) -> Result<Metrics> {
-    let img = build_curve("image scores", image_scores, image_labels)?;
+/// Image AUROC, AP and F1-max from one score per image. Both classes are needed.
+pub fn image_metrics(scores: &[f32], labels: &[bool]) -> Result<ImageMetrics> {
+    let img = build_curve("image scores", scores, labels)?;
     img.need_both("image scores")?;
+    Ok(ImageMetrics { auroc: img.auroc(), ap: img.average_precision(), f1_max: img.f1_max() })
+}
+
+/// Pixel AUROC, AP and PRO (FPR limit 0.3) from all pixels of all maps pooled, exactly.
+pub fn pixel_metrics(maps: &[MapSample]) -> Result<PixelMetrics> {
     if maps.is_empty() {
         return Err(Error::invalid("evaluate: no anomaly maps"));
     }
@@ -310,13 +362,127 @@ pub fn evaluate(image_scores: &[f32], image_labels: &[bool], maps: &[MapSample])
     let px = curve(&mut pairs);
     drop(pairs);
     px.need_both("pixel scores")?;
-    Ok(Metrics {
-        image_auroc: img.auroc(),
-        f1_max: img.f1_max(),
-        pixel_auroc: px.auroc(),
-        pixel_ap: px.average_precision(),
-        pro: pro_auc(maps, PRO_FPR_LIMIT)?,
-    })
+    Ok(PixelMetrics { auroc: px.auroc(), ap: px.average_precision(), pro: pro_auc(maps, PRO_FPR_LIMIT)? })
+}
+
+/// Computes all metrics exactly: image AUROC, AP and F1-max from image scores, and pixel
+/// AUROC, pixel AP and PRO (FPR limit 0.3) from all pixels of all maps pooled.
+pub fn evaluate(image_scores: &[f32], image_labels: &[bool], maps: &[MapSample]) -> Result<Metrics> {
+    let image = image_metrics(image_scores, image_labels)?;
+    Ok(Metrics::new(image, Some(pixel_metrics(maps)?)))
+}
+
+/// Bits of a pixel value's order key kept by the binned accumulator: 2^20 bins, i.e. the sign,
+/// the exponent and the 11 leading mantissa bits. Values within a relative 2^-11 (≈ 0.05 %) of
+/// each other can share a bin, and a bin acts as one tied threshold.
+const BIN_BITS: u32 = 20;
+
+/// A monotone map from f32 to u32 (IEEE total order, -0 folded into +0), so that binning by
+/// the top bits keeps the order of values.
+fn order_key(v: f32) -> u32 {
+    let b = if v == 0.0 { 0.0f32.to_bits() } else { v.to_bits() };
+    if b >> 31 == 1 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
+}
+
+/// Pixel metrics accumulated map by map, so an evaluation need not keep its maps.
+///
+/// *Binned* (the default): per-bin counts of normal and defect pixels and per-bin sums of
+/// 1 / region size for PRO, over 2^20 bins of the value's order key (scale-free: no range
+/// is needed up front). Memory is fixed (24 MiB of bins, touched lazily) whatever the number
+/// of images; AUROC, AP and PRO come from the same curves as the exact metrics with each bin
+/// one threshold (tests hold them within 1e-3 of exact on the synthetic set).
+/// *Exact*: keeps every map and mask and computes the exact metrics at the end; memory grows
+/// with the test set (for small sets and for checking).
+pub struct PixelAccumulator {
+    inner: Acc,
+    images: usize,
+}
+
+enum Acc {
+    Exact(Vec<(Vec<f32>, Vec<bool>, usize, usize)>),
+    Binned { pos: Vec<u64>, neg: Vec<u64>, pro: Vec<f64>, n_regions: u64 },
+}
+
+impl PixelAccumulator {
+    /// A binned (bounded-memory) accumulator, or an exact one that keeps every map.
+    pub fn new(exact: bool) -> Self {
+        let inner = if exact {
+            Acc::Exact(Vec::new())
+        } else {
+            let n = 1usize << BIN_BITS;
+            Acc::Binned { pos: vec![0; n], neg: vec![0; n], pro: vec![0.0; n], n_regions: 0 }
+        };
+        Self { inner, images: 0 }
+    }
+
+    /// Maps added so far.
+    pub fn images(&self) -> usize {
+        self.images
+    }
+
+    /// Adds one map with its ground-truth mask (row-major `height x width`).
+    pub fn add(&mut self, m: MapSample<'_>) -> Result<()> {
+        check_map(self.images, &m)?;
+        match &mut self.inner {
+            Acc::Exact(v) => v.push((m.values.to_vec(), m.mask.to_vec(), m.width, m.height)),
+            Acc::Binned { pos, neg, pro, n_regions } => {
+                let (labels, sizes) = label_components(m.mask, m.width, m.height);
+                *n_regions += sizes.len() as u64 - 1;
+                let inv: Vec<f64> = sizes.iter().map(|&s| if s == 0 { 0.0 } else { 1.0 / s as f64 }).collect();
+                for (&v, &l) in m.values.iter().zip(&labels) {
+                    let b = (order_key(v) >> (32 - BIN_BITS)) as usize;
+                    if l == 0 {
+                        neg[b] += 1;
+                    } else {
+                        pos[b] += 1;
+                        pro[b] += inv[l as usize];
+                    }
+                }
+            }
+        }
+        self.images += 1;
+        Ok(())
+    }
+
+    /// Pixel AUROC, AP and PRO of everything added. Errors without defect or normal pixels.
+    pub fn finish(self) -> Result<PixelMetrics> {
+        match self.inner {
+            Acc::Exact(v) => {
+                let maps: Vec<MapSample<'_>> =
+                    v.iter().map(|(values, mask, w, h)| MapSample { values, mask, width: *w, height: *h }).collect();
+                pixel_metrics(&maps)
+            }
+            Acc::Binned { pos, neg, pro, n_regions } => {
+                if self.images == 0 {
+                    return Err(Error::invalid("evaluate: no anomaly maps"));
+                }
+                // Bins from the highest value down; each non-empty bin is one threshold.
+                let bins = || (0..pos.len()).rev().filter(|&b| pos[b] + neg[b] > 0);
+                let (mut t, mut f) = (0u64, 0u64);
+                let (mut tp, mut fp) = (Vec::new(), Vec::new());
+                for b in bins() {
+                    t += pos[b];
+                    f += neg[b];
+                    tp.push(t);
+                    fp.push(f);
+                }
+                let px = Curve { tp, fp, n_pos: t, n_neg: f };
+                px.need_both("pixel scores")?;
+                let (mut fpc, mut sum) = (0u64, 0.0f64);
+                let points = bins().map(|b| {
+                    fpc += neg[b];
+                    sum += pro[b];
+                    (fpc, sum)
+                });
+                let pro = pro_area(points, f, n_regions, PRO_FPR_LIMIT)?;
+                Ok(PixelMetrics { auroc: px.auroc(), ap: px.average_precision(), pro })
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -423,11 +589,25 @@ mod tests {
             c.values.iter().map(|v| v.iter().copied().fold(f32::MIN, f32::max)).collect();
         let img_labels: Vec<bool> = masks.iter().map(|m| m.iter().any(|&b| b)).collect();
         let m = evaluate(&img_scores, &img_labels, &samples).unwrap();
-        assert!((m.pro - c.pro).abs() < 1e-6);
-        assert!((m.pixel_auroc - c.pixel_auroc).abs() < 1e-6);
-        assert!((m.pixel_ap - c.pixel_ap).abs() < 1e-6);
+        assert!((m.pro.unwrap() - c.pro).abs() < 1e-6);
+        assert!((m.pixel_auroc.unwrap() - c.pixel_auroc).abs() < 1e-6);
+        assert!((m.pixel_ap.unwrap() - c.pixel_ap).abs() < 1e-6);
         assert_eq!(m.image_auroc, auroc(&img_scores, &img_labels).unwrap());
+        assert_eq!(m.image_ap, average_precision(&img_scores, &img_labels).unwrap());
         assert_eq!(m.f1_max, f1_max(&img_scores, &img_labels).unwrap());
+        // The binned accumulator agrees with the exact pooled metrics on the reference case,
+        // and the exact accumulator is the exact computation.
+        for exact in [false, true] {
+            let mut acc = PixelAccumulator::new(exact);
+            for s in &samples {
+                acc.add(*s).unwrap();
+            }
+            let p = acc.finish().unwrap();
+            let tol: f64 = if exact { 1e-6 } else { 1e-3 };
+            assert!((p.auroc - c.pixel_auroc).abs() <= tol, "exact={exact}: auroc {} vs {}", p.auroc, c.pixel_auroc);
+            assert!((p.ap - c.pixel_ap).abs() <= tol, "exact={exact}: ap {} vs {}", p.ap, c.pixel_ap);
+            assert!((p.pro - c.pro).abs() <= tol, "exact={exact}: pro {} vs {}", p.pro, c.pro);
+        }
         let json = serde_json::to_string(&m).unwrap();
         assert!(json.contains("\"pixel_ap\""));
     }
@@ -470,6 +650,65 @@ mod tests {
         assert_eq!(sizes, vec![0, 2, 1]);
         assert_eq!(labels[0], labels[5]);
         assert_ne!(labels[0], labels[7]);
+    }
+
+    /// Smooth random maps with blob defects (seeded), like anomaly maps: binned vs exact.
+    #[test]
+    fn metrics_binned_matches_exact_on_random_maps() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let (w, h) = (64usize, 48usize);
+        let mut maps = Vec::new();
+        for i in 0..12 {
+            let (cx, cy, r) = (rng.random_range(8..56) as f32, rng.random_range(8..40) as f32, rng.random_range(2..7) as f32);
+            let defective = i % 3 != 0;
+            let mut values = vec![0.0f32; w * h];
+            let mut mask = vec![false; w * h];
+            for y in 0..h {
+                for x in 0..w {
+                    let d2 = (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2);
+                    let inside = defective && d2 <= r * r;
+                    mask[y * w + x] = inside;
+                    let bump = if defective { 1.2 * (-d2 / (2.0 * r * r)).exp() } else { 0.0 };
+                    values[y * w + x] = 2.0 + bump + rng.random_range(0.0..2.0f32);
+                }
+            }
+            maps.push((values, mask));
+        }
+        let samples: Vec<MapSample> = maps.iter().map(|(v, m)| MapSample { values: v, mask: m, width: w, height: h }).collect();
+        let exact = pixel_metrics(&samples).unwrap();
+        let mut acc = PixelAccumulator::new(false);
+        for s in &samples {
+            acc.add(*s).unwrap();
+        }
+        assert_eq!(acc.images(), samples.len());
+        let b = acc.finish().unwrap();
+        assert!((b.auroc - exact.auroc).abs() <= 1e-3, "auroc {} vs {}", b.auroc, exact.auroc);
+        assert!((b.ap - exact.ap).abs() <= 1e-3, "ap {} vs {}", b.ap, exact.ap);
+        assert!((b.pro - exact.pro).abs() <= 1e-3, "pro {} vs {}", b.pro, exact.pro);
+        // Not a trivial case: the metrics are neither perfect nor chance.
+        assert!(exact.auroc > 0.6 && exact.auroc < 0.999 && exact.pro > 0.1 && exact.pro < 0.99, "{exact:?}");
+    }
+
+    #[test]
+    fn metrics_order_key_is_monotone() {
+        let v = [f32::NEG_INFINITY, -3.5, -1e-30, -0.0, 0.0, 1e-30, 0.25, 1.0, 7.5, f32::INFINITY];
+        for p in v.windows(2) {
+            assert!(order_key(p[0]) <= order_key(p[1]), "{} {}", p[0], p[1]);
+        }
+        assert_eq!(order_key(-0.0), order_key(0.0));
+    }
+
+    #[test]
+    fn metrics_binned_needs_both_pixel_classes() {
+        let v = [1.0f32; 6];
+        let m = [false; 6];
+        let mut acc = PixelAccumulator::new(false);
+        acc.add(MapSample { values: &v, mask: &m, width: 3, height: 2 }).unwrap();
+        assert!(acc.finish().is_err());
+        assert!(PixelAccumulator::new(false).finish().is_err());
+        let mut acc = PixelAccumulator::new(false);
+        assert!(acc.add(MapSample { values: &v, mask: &m, width: 2, height: 2 }).is_err(), "size mismatch");
     }
 
     #[test]
