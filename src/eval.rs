@@ -1,15 +1,26 @@
 //! Evaluating a bank on one MVTec-layout category: fit on M good training images, score
 //! every test image, compute the MVTec AD metrics.
+//!
+//! Memory does not grow with the test set: each image is scored, added to the metric
+//! accumulators (and drawn as a heatmap overlay if asked) and dropped. Pixel metrics are
+//! binned unless [`EvalOptions::exact`] asks to keep every map (see
+//! [`metrics::PixelAccumulator`]).
+//!
+//! Image-level labels are enough: a category whose defective test images have no
+//! ground-truth masks (OK/NG folders, the usual case on a line) gets the image metrics and
+//! `None` pixel metrics, with a note saying why. With some masks missing, pixel metrics use
+//! the good images and the defective images that have masks, and the report counts them.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::bank::{BankOptions, MemoryBank, Progress, ProgressFn};
-use crate::data::{self, Category};
+use crate::bank::{BankOptions, MemoryBank, Progress, ProgressFn, Stage};
+use crate::data::{self, Category, Sample};
 use crate::error::{Error, Result};
 use crate::image::{ImageView, PixelFormat};
-use crate::metrics::{self, MapSample, Metrics};
+use crate::metrics::{self, MapSample, Metrics, PixelAccumulator};
 use crate::model::Model;
 use crate::score::{self, AnomalyMap, Workspace};
 
@@ -19,24 +30,48 @@ pub struct EvalOptions {
     /// Normal training images used for the bank (the first M, in file-name order).
     pub shots: usize,
     pub bank: BankOptions,
+    /// Exact pixel metrics: keep every map until the end (memory grows with the test set).
+    /// Default: binned, bounded memory (within 1e-3 of exact).
+    pub exact: bool,
+    /// Write heatmap overlays while scoring.
+    pub heatmaps: Option<HeatmapOutput>,
 }
 
-/// One scored test image.
+impl EvalOptions {
+    /// `shots` images, the bank options, binned metrics, no heatmaps.
+    pub fn new(shots: usize, bank: BankOptions) -> Self {
+        Self { shots, bank, exact: false, heatmaps: None }
+    }
+}
+
+/// Where heatmap overlays go: `<dir>/<category>/<defect>_<stem>.png`, at most `per_kind`
+/// per defect folder (first in file-name order).
 #[derive(Debug, Clone)]
-pub struct ScoredSample {
-    pub path: PathBuf,
-    pub defect: String,
-    pub map: AnomalyMap,
-    pub mask: Vec<bool>,
+pub struct HeatmapOutput {
+    pub dir: PathBuf,
+    pub per_kind: usize,
 }
 
-/// The result of [`evaluate_category`]; `--json` prints the flattened summary.
+/// The result of [`evaluate_category`]; `--json` prints it flattened.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
     pub category: String,
     #[serde(flatten)]
     pub metrics: Metrics,
+    /// Share of test images whose decision at the bank's own image threshold
+    /// (`score > image_threshold`) matches their label.
+    pub image_accuracy: f64,
     pub images: usize,
+    /// Good and defective test images.
+    pub good_images: usize,
+    pub defective_images: usize,
+    /// Defective test images with a ground-truth mask (those that enter the pixel metrics,
+    /// with every good image).
+    pub masked_defective: usize,
+    /// `"binned"` or `"exact"`; `null` when there are no pixel metrics.
+    pub pixel_metrics: Option<&'static str>,
+    /// Why pixel metrics are missing or partial; `null` when every defective image had a mask.
+    pub pixel_note: Option<String>,
     pub shots: usize,
     pub k: usize,
     pub scorer: String,
@@ -47,8 +82,9 @@ pub struct EvalReport {
     pub fit_s: f64,
     pub image_threshold: f32,
     pub pixel_threshold: f32,
+    /// Heatmap overlays written.
     #[serde(skip)]
-    pub samples: Vec<ScoredSample>,
+    pub heatmaps: Vec<PathBuf>,
     #[serde(skip)]
     pub bank: Option<MemoryBank>,
 }
@@ -77,9 +113,168 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// Checks that a category's test set can be evaluated at all: image metrics need good and
+/// defective test images.
+pub(crate) fn check_test_set(cat: &Category) -> Result<()> {
+    let name = &cat.name;
+    if cat.test.is_empty() {
+        return Err(Error::invalid(format!(
+            "category '{name}' has no test images (expected {}/test/good/*.png and {}/test/<defect>/*.png)",
+            cat.root.display(),
+            cat.root.display()
+        )));
+    }
+    let defective = cat.test.iter().filter(|s| s.is_anomalous()).count();
+    if defective == 0 {
+        return Err(Error::invalid(format!(
+            "category '{name}' has only good test images ({}): image AUROC needs defective ones too, in test/<defect>/",
+            cat.test.len()
+        )));
+    }
+    if defective == cat.test.len() {
+        return Err(Error::invalid(format!(
+            "category '{name}' has no good test images (test/good/ is missing or empty): image AUROC needs both good and defective ones"
+        )));
+    }
+    Ok(())
+}
+
+/// Collects scored test images into metrics, one at a time, and writes heatmap overlays.
+/// Shared by the bank scorers and the decoder scorer.
+pub(crate) struct Accumulator<'a> {
+    category: &'a str,
+    scores: Vec<f32>,
+    labels: Vec<bool>,
+    pixels: PixelAccumulator,
+    exact: bool,
+    defective: usize,
+    masked_defective: usize,
+    heat: Option<(&'a HeatmapOutput, f32, f32)>,
+    heat_counts: HashMap<String, usize>,
+    heatmaps: Vec<PathBuf>,
+    image_threshold: f32,
+    correct: usize,
+}
+
+impl<'a> Accumulator<'a> {
+    /// `heat_range` is the colour scale of the overlays (`None`: no overlays even if asked).
+    pub(crate) fn new(category: &'a str, opts: &'a EvalOptions, image_threshold: f32, heat_range: Option<(f32, f32)>) -> Result<Self> {
+        let heat = match (&opts.heatmaps, heat_range) {
+            (Some(h), Some((lo, hi))) => {
+                let dir = h.dir.join(category);
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io("create folder", &dir, e))?;
+                Some((h, lo, hi))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            category,
+            scores: Vec::new(),
+            labels: Vec::new(),
+            pixels: PixelAccumulator::new(opts.exact),
+            exact: opts.exact,
+            defective: 0,
+            masked_defective: 0,
+            heat,
+            heat_counts: HashMap::new(),
+            heatmaps: Vec::new(),
+            image_threshold,
+            correct: 0,
+        })
+    }
+
+    /// Adds one scored test image: its score, its map with its mask (a good image's mask is
+    /// empty; a defective image without a mask stays out of the pixel metrics), its overlay.
+    pub(crate) fn add(&mut self, s: &Sample, img: &image::RgbImage, map: &AnomalyMap) -> Result<()> {
+        let anomalous = s.is_anomalous();
+        self.scores.push(map.image_score);
+        self.labels.push(anomalous);
+        self.correct += usize::from((map.image_score > self.image_threshold) == anomalous);
+        let (w, h) = (img.width(), img.height());
+        let mask = match (&s.mask, anomalous) {
+            (Some(m), _) => Some(data::load_mask(m, w, h)?),
+            (None, false) => Some(vec![false; w as usize * h as usize]),
+            (None, true) => None,
+        };
+        if anomalous {
+            self.defective += 1;
+            self.masked_defective += usize::from(mask.is_some());
+        }
+        if let Some(mask) = &mask {
+            self.pixels.add(MapSample { values: &map.values, mask, width: map.width as usize, height: map.height as usize })?;
+        }
+        if let Some((h, lo, hi)) = self.heat {
+            let c = self.heat_counts.entry(s.defect.clone()).or_insert(0);
+            if *c < h.per_kind {
+                *c += 1;
+                let ov = crate::viz::heatmap_overlay(img, &map.values, lo, hi, mask.as_deref())?;
+                let stem = s.path.file_stem().map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
+                let p = h.dir.join(self.category).join(format!("{}_{stem}.png", s.defect));
+                crate::viz::save_png_atomic(&ov, &p)?;
+                self.heatmaps.push(p);
+            }
+        }
+        Ok(())
+    }
+
+    /// The metrics, with the counts and the note for the report.
+    pub(crate) fn finish(self) -> Result<Finished> {
+        let image = metrics::image_metrics(&self.scores, &self.labels)?;
+        let images = self.scores.len();
+        let (defective, masked) = (self.defective, self.masked_defective);
+        let (pixel, note) = if masked == 0 {
+            let note = format!(
+                "pixel metrics not available: none of the {defective} defective test images has a ground-truth mask (ground_truth/<defect>/<stem>_mask.png); image metrics only"
+            );
+            (None, Some(note))
+        } else {
+            let note = (masked < defective).then(|| {
+                format!(
+                    "pixel metrics from {masked} of {defective} defective test images (those with ground-truth masks) and the {} good ones",
+                    images - defective
+                )
+            });
+            (Some(self.pixels.finish()?), note)
+        };
+        Ok(Finished {
+            metrics: Metrics::new(image, pixel),
+            image_accuracy: self.correct as f64 / images as f64,
+            images,
+            good_images: images - defective,
+            defective_images: defective,
+            masked_defective: masked,
+            pixel_metrics: pixel.map(|_| if self.exact { "exact" } else { "binned" }),
+            pixel_note: note,
+            heatmaps: self.heatmaps,
+        })
+    }
+}
+
+/// What [`Accumulator::finish`] gives back.
+pub(crate) struct Finished {
+    pub metrics: Metrics,
+    pub image_accuracy: f64,
+    pub images: usize,
+    pub good_images: usize,
+    pub defective_images: usize,
+    pub masked_defective: usize,
+    pub pixel_metrics: Option<&'static str>,
+    pub pixel_note: Option<String>,
+    pub heatmaps: Vec<PathBuf>,
+}
+
+/// Colour range of a bank's heatmaps: the normal median at the cold end, the pixel threshold
+/// in the middle of the scale.
+pub fn heat_range(bank: &MemoryBank) -> (f32, f32) {
+    let c = &bank.meta().calibration;
+    let lo = c.pixel_quantiles[0];
+    let hi = c.pixel_threshold + (c.pixel_threshold - lo).max(1e-6);
+    (lo, hi)
+}
+
 /// Fits a bank on the category's first `shots` good training images and scores its test set.
-/// `progress` sees the bank build's stages, then `Stage::Calibrate`-free scoring steps
-/// reported as `Stage::Encode` over the test images.
+/// `progress` sees the bank build's stages, then the scoring of the test images reported as
+/// `Stage::Encode`.
 pub fn evaluate_category(model: &Model, root: &Path, category: &str, opts: &EvalOptions, progress: ProgressFn<'_>) -> Result<EvalReport> {
     let cat: Category = data::open_category(root, category)?;
     if opts.shots == 0 {
@@ -92,47 +287,42 @@ pub fn evaluate_category(model: &Model, root: &Path, category: &str, opts: &Eval
             opts.shots
         )));
     }
-    if cat.test.is_empty() {
-        return Err(Error::invalid(format!("category '{category}' has no test images")));
-    }
+    check_test_set(&cat)?;
     let train: Vec<image::RgbImage> = cat.train_good[..opts.shots].iter().map(|p| load_image(p)).collect::<Result<_>>()?;
     let views: Vec<ImageView<'_>> = train.iter().map(|im| rgb_view(model, im)).collect::<Result<_>>()?;
     let t0 = std::time::Instant::now();
     let bank = MemoryBank::build(model, &views, &opts.bank, progress)?;
     let fit_s = t0.elapsed().as_secs_f64();
+    drop(views);
+    drop(train);
+    let meta = bank.meta().clone();
 
+    let mut acc = Accumulator::new(category, opts, meta.calibration.image_threshold, Some(heat_range(&bank)))?;
     let mut ws = Workspace::new();
-    let mut samples = Vec::with_capacity(cat.test.len());
-    let mut enc = Vec::new();
-    let mut sc = Vec::new();
+    let (mut enc, mut sc) = (Vec::new(), Vec::new());
     let total = cat.test.len();
     for (i, s) in cat.test.iter().enumerate() {
         let img = load_image(&s.path)?;
-        let mask = match &s.mask {
-            Some(m) => data::load_mask(m, img.width(), img.height())?,
-            None => vec![false; img.width() as usize * img.height() as usize],
-        };
         let r = score::score(model, &bank, &rgb_view(model, &img)?, &mut ws)?;
         let t = r.timings;
         enc.push((t.prepare_s + t.hiera_s + t.dinov2_s) * 1e3);
         sc.push((t.head_s + t.matching_s + t.upsample_smooth_s) * 1e3);
-        samples.push(ScoredSample { path: s.path.clone(), defect: s.defect.clone(), map: r.map, mask });
-        if !progress(Progress { stage: crate::bank::Stage::Encode, done: i + 1, total }) {
+        acc.add(s, &img, &r.map)?;
+        if !progress(Progress { stage: Stage::Encode, done: i + 1, total }) {
             return Err(Error::Cancelled);
         }
     }
-    let image_scores: Vec<f32> = samples.iter().map(|s| s.map.image_score).collect();
-    let labels: Vec<bool> = samples.iter().map(|s| s.defect != data::mvtec::GOOD).collect();
-    let maps: Vec<MapSample<'_>> = samples
-        .iter()
-        .map(|s| MapSample { values: &s.map.values, mask: &s.mask, width: s.map.width as usize, height: s.map.height as usize })
-        .collect();
-    let m = metrics::evaluate(&image_scores, &labels, &maps)?;
-    let meta = bank.meta().clone();
+    let f = acc.finish()?;
     Ok(EvalReport {
         category: category.to_string(),
-        metrics: m,
-        images: samples.len(),
+        metrics: f.metrics,
+        image_accuracy: f.image_accuracy,
+        images: f.images,
+        good_images: f.good_images,
+        defective_images: f.defective_images,
+        masked_defective: f.masked_defective,
+        pixel_metrics: f.pixel_metrics,
+        pixel_note: f.pixel_note,
         shots: opts.shots,
         k: if meta.scorer == crate::bank::ScorerKind::Sinkhorn { meta.k } else { bank.vectors().nrows() },
         scorer: meta.scorer.name().to_string(),
@@ -141,7 +331,7 @@ pub fn evaluate_category(model: &Model, root: &Path, category: &str, opts: &Eval
         fit_s,
         image_threshold: meta.calibration.image_threshold,
         pixel_threshold: meta.calibration.pixel_threshold,
-        samples,
+        heatmaps: f.heatmaps,
         bank: Some(bank),
     })
 }

@@ -61,3 +61,117 @@ fn cli_errors_are_one_clear_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("unknown scorer 'magic'"), "{err}");
 }
+
+fn eval_json(data: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let s = ok(nexvitad().args(["eval", "--json", "--shots", "3", "--k", "10", "--category", "grain", "--data"]).arg(data).args(extra));
+    serde_json::from_str(s.trim()).unwrap()
+}
+
+fn eval_err(data: &std::path::Path) -> String {
+    let out = nexvitad().args(["eval", "--shots", "3", "--k", "10", "--category", "grain", "--data"]).arg(data).output().unwrap();
+    assert!(!out.status.success(), "eval on {} should fail", data.display());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.starts_with("nexvitad: error:") && err.lines().count() == 1, "{err}");
+    err
+}
+
+/// `eval` on OK/NG folders (no ground_truth/), on a half-masked set, binned vs exact pixel
+/// metrics, and the test sets where nothing can be computed.
+#[test]
+fn eval_ok_ng_folders_partial_masks_and_binned_metrics() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(nexvitad().args(["synth", "--size", "128", "--domains", "grain", "--test-good", "4", "--defects-per-type", "2", "--out"]).arg(&data));
+
+    // With every mask: binned pixel metrics within 1e-3 of the exact ones, image metrics equal.
+    let binned = eval_json(&data, &[]);
+    let exact = eval_json(&data, &["--exact"]);
+    assert_eq!((binned["pixel_metrics"].as_str(), exact["pixel_metrics"].as_str()), (Some("binned"), Some("exact")));
+    for k in ["pixel_auroc", "pixel_ap", "pro"] {
+        let (b, e) = (binned[k].as_f64().unwrap(), exact[k].as_f64().unwrap());
+        assert!((b - e).abs() <= 1e-3, "{k}: binned {b} vs exact {e}");
+    }
+    for k in ["image_auroc", "image_ap", "f1_max", "image_accuracy"] {
+        assert_eq!(binned[k], exact[k], "{k}");
+        let v = binned[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+    }
+    assert_eq!((binned["good_images"].as_u64(), binned["defective_images"].as_u64()), (Some(4), Some(8)));
+    assert_eq!(binned["masked_defective"], 8);
+    assert!(binned["pixel_note"].is_null());
+    // Accuracy at the bank's threshold counts decisions: a multiple of 1/12.
+    let acc = binned["image_accuracy"].as_f64().unwrap() * 12.0;
+    assert!((acc - acc.round()).abs() < 1e-9, "{acc}");
+
+    // Half the masks gone: pixel metrics from the rest, counted and explained.
+    let gt = data.join("grain/ground_truth");
+    let mut removed = 0;
+    for kind in std::fs::read_dir(&gt).unwrap() {
+        let kind = kind.unwrap().path();
+        let mut files: Vec<_> = std::fs::read_dir(&kind).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        std::fs::remove_file(&files[0]).unwrap();
+        removed += 1;
+    }
+    let half = eval_json(&data, &[]);
+    assert_eq!(half["masked_defective"].as_u64(), Some(8 - removed));
+    assert!(half["pixel_auroc"].as_f64().is_some() && half["pro"].as_f64().is_some());
+    let note = half["pixel_note"].as_str().unwrap();
+    assert!(note.contains(&format!("{} of 8 defective", 8 - removed)), "{note}");
+    assert_eq!(half["image_auroc"], binned["image_auroc"]);
+
+    // OK/NG folders only: image metrics, null pixel metrics, one line saying why.
+    std::fs::remove_dir_all(&gt).unwrap();
+    let okng = eval_json(&data, &[]);
+    for k in ["pixel_auroc", "pixel_ap", "pro", "pixel_metrics"] {
+        assert!(okng[k].is_null(), "{k} should be null: {okng}");
+    }
+    assert_eq!(okng["image_auroc"], binned["image_auroc"]);
+    assert_eq!(okng["masked_defective"], 0);
+    assert!(okng["pixel_note"].as_str().unwrap().contains("not available"), "{okng}");
+    let table = ok(nexvitad().args(["eval", "--shots", "3", "--k", "10", "--category", "grain", "--data"]).arg(&data));
+    assert!(table.contains('—') && table.contains("pixel metrics not available"), "{table}");
+
+    // Nothing to compute: only defective, only good, no test images at all.
+    let test = data.join("grain/test");
+    std::fs::rename(test.join("good"), t.path().join("good")).unwrap();
+    let e = eval_err(&data);
+    assert!(e.contains("no good test images"), "{e}");
+    std::fs::rename(&test, t.path().join("defective")).unwrap();
+    std::fs::create_dir_all(&test).unwrap();
+    std::fs::rename(t.path().join("good"), test.join("good")).unwrap();
+    let e = eval_err(&data);
+    assert!(e.contains("only good test images"), "{e}");
+    std::fs::remove_dir_all(test.join("good")).unwrap();
+    let e = eval_err(&data);
+    assert!(e.contains("no test images"), "{e}");
+}
+
+/// A mask of the wrong size or one that is not an image is an error naming the file; a
+/// 16-bit or RGBA mask is read as "non-zero = defect".
+#[test]
+fn eval_bad_masks_name_the_file() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(nexvitad().args(["synth", "--size", "96", "--domains", "grain", "--test-good", "3", "--defects-per-type", "1", "--out"]).arg(&data));
+    let spot = data.join("grain/ground_truth/spot");
+    let mask = std::fs::read_dir(&spot).unwrap().next().unwrap().unwrap().path();
+    let orig = image::open(&mask).unwrap().to_luma8();
+    let before = eval_json(&data, &["--exact"]);
+
+    let wide: image::ImageBuffer<image::Luma<u16>, Vec<u16>> =
+        image::ImageBuffer::from_fn(orig.width(), orig.height(), |x, y| image::Luma([orig.get_pixel(x, y)[0] as u16 * 257]));
+    wide.save(&mask).unwrap();
+    let v = eval_json(&data, &["--exact"]);
+    assert_eq!(v["pixel_auroc"], before["pixel_auroc"], "16-bit mask reads as the 8-bit one");
+    image::DynamicImage::ImageLuma8(orig.clone()).to_rgba8().save(&mask).unwrap();
+    let v = eval_json(&data, &["--exact"]);
+    assert_eq!(v["pixel_auroc"], before["pixel_auroc"], "RGBA mask reads as the 8-bit one");
+
+    image::GrayImage::new(orig.width() + 1, orig.height()).save(&mask).unwrap();
+    let e = eval_err(&data);
+    assert!(e.contains(&mask.display().to_string()) && e.contains("mask is 97x96 but its image is 96x96"), "{e}");
+    std::fs::write(&mask, b"not a png").unwrap();
+    let e = eval_err(&data);
+    assert!(e.contains(&mask.display().to_string()) && e.contains("decode"), "{e}");
+}

@@ -241,14 +241,21 @@ fn resume_equals_an_unbroken_run() {
 fn decoder_scores_the_target_and_refuses_other_heads() {
     let out = trained_dir();
     let trained = Model::open(out, &options()).unwrap();
-    let r = nexvitad::train::score::evaluate_decoder(&trained, synth_root(), "grain", -1.0, &mut |_| true).unwrap();
+    let eo = nexvitad::eval::EvalOptions::new(1, nexvitad::BankOptions::default());
+    let r = nexvitad::train::score::evaluate_decoder(&trained, synth_root(), "grain", &eo, &mut |_| true).unwrap();
     assert_eq!((r.scorer.as_str(), r.images), ("decoder", 5));
-    for v in [r.metrics.image_auroc, r.metrics.pixel_auroc, r.metrics.pixel_ap, r.metrics.pro] {
-        assert!((0.0..=1.0).contains(&v), "{v}");
+    for v in [Some(r.metrics.image_auroc), r.metrics.pixel_auroc, r.metrics.pixel_ap, r.metrics.pro] {
+        assert!(v.is_some_and(|v| (0.0..=1.0).contains(&v)), "{v:?}");
     }
-    assert!(r.samples.iter().all(|s| s.map.values.iter().all(|p| (0.0..=1.0).contains(p))));
+    // The decoder's maps are probabilities.
+    let dec = nexvitad::train::score::load_decoder(&trained).unwrap();
+    let cat = nexvitad::data::open_category(synth_root(), "grain").unwrap();
+    let img = nexvitad::eval::load_image(&cat.test[0].path).unwrap();
+    let view = nexvitad::eval::rgb_view(&trained, &img).unwrap();
+    let (map, _, _) = nexvitad::train::score::decoder_map(&trained, &dec, &view, 4.0, &mut nexvitad::image::Preparer::new(), &mut nexvitad::Workspace::new()).unwrap();
+    assert!(map.values.iter().all(|p| (0.0..=1.0).contains(p)));
 
-    let e = nexvitad::train::score::evaluate_decoder(tiny_model(), synth_root(), "grain", -1.0, &mut |_| true).unwrap_err();
+    let e = nexvitad::train::score::evaluate_decoder(tiny_model(), synth_root(), "grain", &eo, &mut |_| true).unwrap_err();
     assert!(e.to_string().contains(DECODER_FILE), "{e}");
 
     // A decoder next to a head it was not trained with is refused.
@@ -256,7 +263,7 @@ fn decoder_scores_the_target_and_refuses_other_heads() {
     copy_model(t.path());
     std::fs::copy(out.join(DECODER_FILE), t.path().join(DECODER_FILE)).unwrap();
     let other = Model::open(t.path(), &options()).unwrap();
-    let e = nexvitad::train::score::evaluate_decoder(&other, synth_root(), "grain", -1.0, &mut |_| true).unwrap_err();
+    let e = nexvitad::train::score::evaluate_decoder(&other, synth_root(), "grain", &eo, &mut |_| true).unwrap_err();
     assert!(matches!(e, Error::Mismatch(_)), "{e}");
 }
 

@@ -40,6 +40,23 @@ pub struct BankArgs {
 }
 
 impl BankArgs {
+    /// `--scorer decoder` (eval only): the trained decoder instead of a bank.
+    pub fn is_decoder(&self) -> bool {
+        self.scorer.trim().eq_ignore_ascii_case("decoder")
+    }
+
+    /// The bank options; with `--scorer decoder` the other options (σ among them) with the
+    /// default scorer, since the decoder path reads only σ.
+    pub fn options_or_decoder(&self) -> nexvitad::Result<BankOptions> {
+        if self.is_decoder() {
+            let mut o = Self { scorer: "sinkhorn".into(), ..self.clone() }.options()?;
+            o.sigma = self.sigma;
+            Ok(o)
+        } else {
+            self.options()
+        }
+    }
+
     pub fn options(&self) -> nexvitad::Result<BankOptions> {
         Ok(BankOptions {
             scorer: ScorerKind::parse(&self.scorer)?,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use nexvitad::eval::{evaluate_category, EvalOptions};
+use nexvitad::eval::{evaluate_category, EvalOptions, HeatmapOutput};
 
 use super::bankargs::BankArgs;
 use super::progress::Bars;
@@ -38,8 +38,9 @@ pub fn run(a: DemoArgs) -> nexvitad::Result<()> {
     }
     let s = nexvitad::data::generate(&data, &nexvitad::data::SynthOptions { seed: a.data_seed, ..Default::default() })?;
     println!("synthesised {} images in {} domains under {}", s.total_images(), s.domains.len(), data.display());
-    let opts = EvalOptions { shots: a.shots, bank: a.bank.options()? };
     let heat = a.out.join("heatmaps");
+    let mut opts = EvalOptions::new(a.shots, a.bank.options()?);
+    opts.heatmaps = Some(HeatmapOutput { dir: heat.clone(), per_kind: 1 });
     let banks = a.out.join("banks");
     std::fs::create_dir_all(&banks).map_err(|e| nexvitad::Error::io("cannot create", &banks, e))?;
     let mut rows = Vec::new();
@@ -51,24 +52,31 @@ pub fn run(a: DemoArgs) -> nexvitad::Result<()> {
         if let Some(b) = &r.bank {
             b.save(&banks.join(format!("{}.bank", d.name)))?;
         }
-        pngs.extend(super::eval::write_heatmaps(&r, &heat, 1)?);
+        pngs.extend(r.heatmaps.iter().cloned());
         rows.push(r);
     }
     println!();
     super::eval::print_table(&rows);
     let n = rows.len() as f64;
     let mean = |f: &dyn Fn(&nexvitad::eval::EvalReport) -> f64| rows.iter().map(f).sum::<f64>() / n;
+    // Pixel means only when every domain has pixel metrics (the synthetic data has masks).
+    let pmean = |f: &dyn Fn(&nexvitad::metrics::Metrics) -> Option<f64>| {
+        rows.iter().map(|r| f(&r.metrics)).sum::<Option<f64>>().map(|s| s / n)
+    };
     println!(
-        "{:<10} {:>6} {:>5} {:>8.3} {:>9.3} {:>9.3} {:>8.3} {:>7.3}",
+        "{:<10} {:>8} {:>5} {:>8.3} {:>7.3} {:>7.3} {:>7.3} {} {} {}",
         "mean",
         "",
         "",
         mean(&|r| r.metrics.image_auroc),
-        mean(&|r| r.metrics.pixel_auroc),
-        mean(&|r| r.metrics.pixel_ap),
-        mean(&|r| r.metrics.pro),
-        mean(&|r| r.metrics.f1_max)
+        mean(&|r| r.metrics.image_ap),
+        mean(&|r| r.metrics.f1_max),
+        mean(&|r| r.image_accuracy),
+        super::eval::cell(pmean(&|m| m.pixel_auroc), 9),
+        super::eval::cell(pmean(&|m| m.pixel_ap), 9),
+        super::eval::cell(pmean(&|m| m.pro), 8),
     );
+    super::eval::print_notes(&rows);
     println!("\nbanks in {}, {} heatmap overlays in {}", banks.display(), pngs.len(), heat.display());
     println!("note: the built-in model is a tiny random-weight fixture; export pretrained encoders with tools/export_onnx.py for real inspection quality.");
     println!("done in {:.1} s", t0.elapsed().as_secs_f64());

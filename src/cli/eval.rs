@@ -1,8 +1,8 @@
 //! `nexvitad eval`: metrics of one category with the MVTec AD protocol.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
-use nexvitad::eval::{evaluate_category, EvalOptions, EvalReport};
+use nexvitad::eval::{evaluate_category, EvalOptions, EvalReport, HeatmapOutput};
 
 use super::bankargs::BankArgs;
 use super::progress::Bars;
@@ -26,6 +26,10 @@ pub struct EvalArgs {
     /// Write heatmap overlays (with the mask contour) here.
     #[arg(long)]
     heatmaps: Option<PathBuf>,
+    /// Exact pixel metrics: keep every anomaly map in memory until the end (memory grows
+    /// with the test set). Default: binned pixel metrics in fixed memory, within 1e-3.
+    #[arg(long)]
+    exact: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -34,59 +38,64 @@ pub struct EvalArgs {
 pub fn run(a: EvalArgs) -> nexvitad::Result<()> {
     let model = a.model.open()?;
     let mut bars = Bars::new(&a.category, a.json);
+    let mut opts = EvalOptions::new(a.shots, a.bank.options_or_decoder()?);
+    opts.exact = a.exact;
+    opts.heatmaps = a.heatmaps.clone().map(|dir| HeatmapOutput { dir, per_kind: usize::MAX });
     // `--scorer decoder`: the trained target segmentation head instead of a memory bank.
-    let r = if a.bank.scorer.trim().eq_ignore_ascii_case("decoder") {
-        nexvitad::train::score::evaluate_decoder(&model, &a.data, &a.category, a.bank.sigma, &mut |p| bars.update(p))?
+    let r = if a.bank.is_decoder() {
+        nexvitad::train::score::evaluate_decoder(&model, &a.data, &a.category, &opts, &mut |p| bars.update(p))?
     } else {
-        let opts = EvalOptions { shots: a.shots, bank: a.bank.options()? };
         evaluate_category(&model, &a.data, &a.category, &opts, &mut |p| bars.update(p))?
     };
     bars.finish();
-    if let Some(d) = &a.heatmaps {
-        write_heatmaps(&r, d, usize::MAX)?;
-    }
     if a.json {
         println!("{}", serde_json::to_string(&r).map_err(|e| nexvitad::Error::Internal(e.to_string()))?);
     } else {
         print_table(std::slice::from_ref(&r));
+        print_notes(std::slice::from_ref(&r));
     }
     Ok(())
 }
 
-/// Heatmap overlays of up to `per_kind` images per defect kind.
-pub fn write_heatmaps(r: &EvalReport, dir: &Path, per_kind: usize) -> nexvitad::Result<Vec<PathBuf>> {
-    let out = dir.join(&r.category);
-    std::fs::create_dir_all(&out).map_err(|e| nexvitad::Error::io("cannot create", &out, e))?;
-    let Some(bank) = &r.bank else { return Ok(Vec::new()) };
-    let (lo, hi) = super::heat_range(bank);
-    let mut counts = std::collections::HashMap::new();
-    let mut written = Vec::new();
-    for s in &r.samples {
-        let c = counts.entry(s.defect.clone()).or_insert(0usize);
-        if *c >= per_kind {
-            continue;
-        }
-        *c += 1;
-        let img = nexvitad::eval::load_image(&s.path)?;
-        let ov = nexvitad::viz::heatmap_overlay(&img, &s.map.values, lo, hi, Some(&s.mask))?;
-        let stem = s.path.file_stem().map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
-        let p = out.join(format!("{}_{stem}.png", s.defect));
-        nexvitad::viz::save_png_atomic(&ov, &p)?;
-        written.push(p);
+/// A metric with three decimals, or `—` when it is not available.
+pub fn cell(v: Option<f64>, width: usize) -> String {
+    match v {
+        Some(x) => format!("{x:>width$.3}"),
+        None => format!("{:>width$}", "—"),
     }
-    Ok(written)
 }
 
 pub fn print_table(rows: &[EvalReport]) {
     println!(
-        "{:<10} {:>6} {:>5} {:>8} {:>9} {:>9} {:>8} {:>7} {:>7} {:>10} {:>9}",
-        "category", "scorer", "shots", "img AUC", "pix AUC", "pix AP", "PRO", "F1max", "images", "encode ms", "score ms"
+        "{:<10} {:>8} {:>5} {:>8} {:>7} {:>7} {:>7} {:>9} {:>9} {:>8} {:>7} {:>10} {:>9}",
+        "category", "scorer", "shots", "img AUC", "img AP", "F1max", "acc@thr", "pix AUC", "pix AP", "PRO", "images", "encode ms", "score ms"
     );
     for r in rows {
         let m = &r.metrics;
         println!(
-            "{:<10} {:>6} {:>5} {:>8.3} {:>9.3} {:>9.3} {:>8.3} {:>7.3} {:>7} {:>10.1} {:>9.2}",
-            r.category, r.scorer, r.shots, m.image_auroc, m.pixel_auroc, m.pixel_ap, m.pro, m.f1_max, r.images, r.encode_ms, r.score_ms
+            "{:<10} {:>8} {:>5} {:>8.3} {:>7.3} {:>7.3} {:>7.3} {} {} {} {:>7} {:>10.1} {:>9.2}",
+            r.category,
+            r.scorer,
+            r.shots,
+            m.image_auroc,
+            m.image_ap,
+            m.f1_max,
+            r.image_accuracy,
+            cell(m.pixel_auroc, 9),
+            cell(m.pixel_ap, 9),
+            cell(m.pro, 8),
+            r.images,
+            r.encode_ms,
+            r.score_ms
         );
+    }
+}
+
+/// One line per category whose pixel metrics are missing or partial, saying why.
+pub fn print_notes(rows: &[EvalReport]) {
+    for r in rows {
+        if let Some(n) = &r.pixel_note {
+            println!("{}: {n}", r.category);
+        }
     }
 }

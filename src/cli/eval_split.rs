@@ -70,8 +70,14 @@ fn print_rows(rows: &[SplitRow]) {
         for (head, map) in [("base", &r.base), ("trained", &r.trained)] {
             for (scorer, m) in map {
                 println!(
-                    "{:<10} {:<9} {:<9} {:>8.3} {:>9.3} {:>9.3} {:>8.3}",
-                    r.target, head, scorer, m.image_auroc, m.pixel_auroc, m.pixel_ap, m.pro
+                    "{:<10} {:<9} {:<9} {:>8.3} {} {} {}",
+                    r.target,
+                    head,
+                    scorer,
+                    m.image_auroc,
+                    super::eval::cell(m.pixel_auroc, 9),
+                    super::eval::cell(m.pixel_ap, 9),
+                    super::eval::cell(m.pro, 8)
                 );
             }
         }

@@ -71,15 +71,6 @@ impl ModelArgs {
     }
 }
 
-/// Colour range of heatmaps: the normal median at the cold end, the pixel threshold in
-/// the middle of the scale.
-pub fn heat_range(bank: &nexvitad::MemoryBank) -> (f32, f32) {
-    let c = &bank.meta().calibration;
-    let lo = c.pixel_quantiles[0];
-    let hi = c.pixel_threshold + (c.pixel_threshold - lo).max(1e-6);
-    (lo, hi)
-}
-
 /// Parses the command line, runs it, and returns the process exit code.
 /// Builds rayon's global pool with the main thread as one of its `threads` workers (0 =
 /// rayon's default: `RAYON_NUM_THREADS`, else the core count). Ignored if the pool exists.

@@ -35,7 +35,7 @@ pub fn run(a: ScoreArgs) -> nexvitad::Result<()> {
         let img = nexvitad::eval::load_image(p)?;
         let r = nexvitad::score::score(&model, &bank, &nexvitad::eval::rgb_view(&model, &img)?, &mut ws)?;
         if let Some(d) = &a.heatmaps {
-            let (lo, hi) = super::heat_range(&bank);
+            let (lo, hi) = nexvitad::eval::heat_range(&bank);
             let ov = nexvitad::viz::heatmap_overlay(&img, &r.map.values, lo, hi, None)?;
             let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
             nexvitad::viz::save_png_atomic(&ov, &d.join(format!("{name}_heatmap.png")))?;

@@ -27,13 +27,15 @@ pub const MAX_DECODE_ALLOC: u64 = 1 << 30;
 /// Name of the folder holding normal images, in train and test.
 pub const GOOD: &str = "good";
 
-/// One test image with its label and, for defective images, its ground-truth mask.
+/// One test image with its label and, for defective images, its ground-truth mask if the
+/// dataset has one (OK/NG folders without `ground_truth/` are allowed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample {
     pub path: PathBuf,
     /// `"good"` or the defect type (the name of its folder under `test/`).
     pub defect: String,
-    /// Ground-truth mask; `Some` exactly for defective samples.
+    /// Ground-truth mask; `None` for good samples and for defective ones without a mask
+    /// file (image-level labels only).
     pub mask: Option<PathBuf>,
 }
 
@@ -97,9 +99,10 @@ fn utf8_name(path: &Path) -> Result<String> {
 
 /// Opens `<root>/<name>` as an MVTec-layout category.
 ///
-/// Errors: the category folder missing, `train/good` missing or without images, a
-/// defective test image without its `ground_truth/<defect>/<stem>_mask.png`. A missing
-/// `test/` folder is allowed (a category used only to fit a bank) and gives no samples.
+/// Errors: the category folder missing, `train/good` missing or without images. A missing
+/// `test/` folder is allowed (a category used only to fit a bank) and gives no samples; a
+/// defective test image without `ground_truth/<defect>/<stem>_mask.png` gets `mask: None`
+/// (callers that need masks, such as training sources, check for it).
 pub fn open_category(root: &Path, name: &str) -> Result<Category> {
     let single_component = {
         let mut c = Path::new(name).components();
@@ -140,11 +143,7 @@ pub fn open_category(root: &Path, name: &str) -> Result<Category> {
         for defect_dir in sorted_entries(&test_dir)?.into_iter().filter(|p| p.is_dir()) {
             let defect = utf8_name(&defect_dir)?;
             for path in image_files(&defect_dir)? {
-                let mask = if defect == GOOD {
-                    None
-                } else {
-                    Some(mask_path(&cat_root, &defect, &path)?)
-                };
+                let mask = if defect == GOOD { None } else { mask_path(&cat_root, &defect, &path)? };
                 test.push(Sample {
                     path,
                     defect: defect.clone(),
@@ -162,25 +161,15 @@ pub fn open_category(root: &Path, name: &str) -> Result<Category> {
     })
 }
 
-/// `<cat_root>/ground_truth/<defect>/<stem>_mask.png`, which must exist.
-fn mask_path(cat_root: &Path, defect: &str, image: &Path) -> Result<PathBuf> {
+/// `<cat_root>/ground_truth/<defect>/<stem>_mask.png` if that file exists.
+fn mask_path(cat_root: &Path, defect: &str, image: &Path) -> Result<Option<PathBuf>> {
     let stem = image
         .file_stem()
         .ok_or_else(|| Error::format(image, "image file has no name"))?;
     let mut file = stem.to_os_string();
     file.push("_mask.png");
     let mask = cat_root.join("ground_truth").join(defect).join(file);
-    if mask.is_file() {
-        Ok(mask)
-    } else {
-        Err(Error::format(
-            image,
-            format!(
-                "defective test image has no ground-truth mask (expected '{}')",
-                mask.display()
-            ),
-        ))
-    }
+    Ok(mask.is_file().then_some(mask))
 }
 
 /// Names of the categories under `root` (sub-folders having `train/good`), sorted.
@@ -225,12 +214,10 @@ pub fn load_mask(path: &Path, width: u32, height: u32) -> Result<Vec<bool>> {
     use image::DynamicImage as D;
     let img = decode(path)?;
     if (img.width(), img.height()) != (width, height) {
-        return Err(Error::Mismatch(format!(
-            "mask '{}' is {}x{} but its image is {width}x{height}",
-            path.display(),
-            img.width(),
-            img.height()
-        )));
+        return Err(Error::format(
+            path,
+            format!("ground-truth mask is {}x{} but its image is {width}x{height}", img.width(), img.height()),
+        ));
     }
     // Test nonzero on the stored values: converting to 8-bit luma first could round a
     // faint 16-bit or coloured label down to zero.
@@ -352,9 +339,10 @@ mod tests {
         assert!(e.contains("cable"), "{e}");
         assert!(open_category(dir.path(), "../x").is_err());
 
+        // A defective image without its mask is an image-level label, not an error.
         fs::remove_file(dir.path().join("bottle/ground_truth/scratch/001_mask.png")).unwrap();
-        let e = open_category(dir.path(), "bottle").unwrap_err().to_string();
-        assert!(e.contains("001.png") && e.contains("mask"), "{e}");
+        let cat = open_category(dir.path(), "bottle").unwrap();
+        assert!(cat.test[1].mask.is_some() && cat.test[2].mask.is_none() && cat.test[2].is_anomalous());
 
         let empty = dir.path().join("empty/train/good");
         fs::create_dir_all(&empty).unwrap();

@@ -316,6 +316,14 @@ impl TrainData {
                 src_list.push((p.clone(), d, None));
             }
             for s in &cat.test {
+                // A defective image without a mask would train as all-normal: refuse it.
+                if s.is_anomalous() && s.mask.is_none() {
+                    return Err(Error::invalid(format!(
+                        "source domain '{name}': defective test image '{}' has no ground-truth mask (expected ground_truth/{}/<stem>_mask.png): every defective source image must be labelled",
+                        s.path.display(),
+                        s.defect
+                    )));
+                }
                 src_list.push((s.path.clone(), d, s.mask.clone()));
             }
         }

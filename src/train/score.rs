@@ -5,11 +5,10 @@
 use std::path::Path;
 
 use crate::bank::{ImageScoreMode, Progress, ProgressFn, Stage};
-use crate::data::{self, mvtec::GOOD};
+use crate::data;
 use crate::error::{Error, Result};
-use crate::eval::{load_image, median, rgb_view, EvalReport, ScoredSample};
+use crate::eval::{check_test_set, load_image, median, rgb_view, Accumulator, EvalOptions, EvalReport};
 use crate::image::Preparer;
-use crate::metrics::{self, MapSample};
 use crate::model::Model;
 use crate::score::{map_from_patches, AnomalyMap, Workspace};
 
@@ -48,54 +47,51 @@ pub fn decoder_map(model: &Model, dec: &Decoder, img: &crate::image::ImageView<'
 }
 
 /// Scores a category's test images with the trained decoder and computes the metrics.
-/// `sigma < 0` takes the model's default.
-pub fn evaluate_decoder(model: &Model, root: &Path, category: &str, sigma: f32, progress: ProgressFn<'_>) -> Result<EvalReport> {
+/// σ is `opts.bank.sigma` (negative: the model's default); shots and the other bank options
+/// do not apply. Overlays (if asked) use the probability scale [0, 1].
+pub fn evaluate_decoder(model: &Model, root: &Path, category: &str, opts: &EvalOptions, progress: ProgressFn<'_>) -> Result<EvalReport> {
     let dec = load_decoder(model)?;
+    let sigma = opts.bank.sigma;
     let sigma = if sigma < 0.0 { model.manifest().defaults.sigma } else { sigma };
     let cat = data::open_category(root, category)?;
-    if cat.test.is_empty() {
-        return Err(Error::invalid(format!("category '{category}' has no test images")));
-    }
+    check_test_set(&cat)?;
+    // Probabilities: 0.5 is the decoder's own decision boundary.
+    let threshold = 0.5;
+    let mut acc = Accumulator::new(category, opts, threshold, Some((0.0, 1.0)))?;
     let mut ws = Workspace::new();
     let mut prep = Preparer::new();
     let (mut enc, mut sc) = (Vec::new(), Vec::new());
-    let mut samples = Vec::with_capacity(cat.test.len());
     let total = cat.test.len();
     for (i, s) in cat.test.iter().enumerate() {
         let img = load_image(&s.path)?;
-        let mask = match &s.mask {
-            Some(m) => data::load_mask(m, img.width(), img.height())?,
-            None => vec![false; img.width() as usize * img.height() as usize],
-        };
         let (map, e, t) = decoder_map(model, &dec, &rgb_view(model, &img)?, sigma, &mut prep, &mut ws)?;
         enc.push(e * 1e3);
         sc.push(t * 1e3);
-        samples.push(ScoredSample { path: s.path.clone(), defect: s.defect.clone(), map, mask });
+        acc.add(s, &img, &map)?;
         if !progress(Progress { stage: Stage::Encode, done: i + 1, total }) {
             return Err(Error::Cancelled);
         }
     }
-    let image_scores: Vec<f32> = samples.iter().map(|s| s.map.image_score).collect();
-    let labels: Vec<bool> = samples.iter().map(|s| s.defect != GOOD).collect();
-    let maps: Vec<MapSample<'_>> = samples
-        .iter()
-        .map(|s| MapSample { values: &s.map.values, mask: &s.mask, width: s.map.width as usize, height: s.map.height as usize })
-        .collect();
-    let metrics = metrics::evaluate(&image_scores, &labels, &maps)?;
+    let f = acc.finish()?;
     Ok(EvalReport {
         category: category.to_string(),
-        metrics,
-        images: samples.len(),
+        metrics: f.metrics,
+        image_accuracy: f.image_accuracy,
+        images: f.images,
+        good_images: f.good_images,
+        defective_images: f.defective_images,
+        masked_defective: f.masked_defective,
+        pixel_metrics: f.pixel_metrics,
+        pixel_note: f.pixel_note,
         shots: 0,
         k: 0,
         scorer: "decoder".into(),
         encode_ms: median(&mut enc),
         score_ms: median(&mut sc),
         fit_s: 0.0,
-        // Probabilities: 0.5 is the decoder's own decision boundary.
-        image_threshold: 0.5,
-        pixel_threshold: 0.5,
-        samples,
+        image_threshold: threshold,
+        pixel_threshold: threshold,
+        heatmaps: f.heatmaps,
         bank: None,
     })
 }

@@ -88,13 +88,14 @@ pub fn eval_split_target(
     for (label, m, dst) in [("base", model, &mut base), ("trained", &trained_model, &mut trained)] {
         for kind in BANK_SCORERS {
             let what = format!("{label} {}", kind.name());
-            let eo = EvalOptions { shots: opts.shots, bank: BankOptions { scorer: kind, ..opts.bank.clone() } };
+            let eo = EvalOptions::new(opts.shots, BankOptions { scorer: kind, ..opts.bank.clone() });
             let r = evaluate_category(m, root, target, &eo, &mut |p| progress(SplitEvent::Eval { what: &what, progress: p }))?;
             dst.insert(kind.name().to_string(), r.metrics);
         }
     }
     let what = "trained decoder".to_string();
-    let r = super::score::evaluate_decoder(&trained_model, root, target, opts.bank.sigma, &mut |p| progress(SplitEvent::Eval { what: &what, progress: p }))?;
+    let eo = EvalOptions::new(opts.shots, opts.bank.clone());
+    let r = super::score::evaluate_decoder(&trained_model, root, target, &eo, &mut |p| progress(SplitEvent::Eval { what: &what, progress: p }))?;
     trained.insert("decoder".to_string(), r.metrics);
     Ok(SplitRow {
         target: target.to_string(),
