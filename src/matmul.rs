@@ -1,10 +1,19 @@
 //! f32 matrix products on the scoring path, through the `gemm` crate.
 //!
-//! Why `gemm` and not ndarray's `matrixmultiply`: for the head's and matching's shapes
-//! (a few hundred rows, 30-384 columns) it is about 1.3x faster per core (AVX-512 kernels,
-//! `x86-v4`, dispatched at run time), and it reads any strides, so encoder maps are
-//! multiplied in place, transposed, without a channel-last copy. The crate is already in
-//! the tree (candle's CPU matmul uses the same version).
+//! Why `gemm` and not ndarray's `matrixmultiply`: it reads any strides, so encoder maps are
+//! multiplied in place, transposed, without a channel-last copy, and for the head's and
+//! matching's shapes (a few hundred rows, 30-384 columns) it was the faster of the two. The
+//! crate is already in the tree (candle's CPU matmul uses the same version).
+//!
+//! ## Same bits on every machine
+//! Both GEMM crates are built without their AVX-512 kernels (`gemm`'s `x86-v4`,
+//! `matrixmultiply`'s `avx512`): those sum each product in another order than the AVX2/FMA
+//! kernels, so an AVX-512 machine and an AVX2 one gave maps that differed in the last bits
+//! (found when the cross-language fixture, made on an AVX-512 machine, failed on an AVX2
+//! one). With the AVX2/FMA kernels on both, a bank and an image give the same map on any
+//! x86-64 machine with AVX2 and FMA (every x86 server and PC CPU since 2013-2015); older
+//! CPUs fall back to SSE kernels and may differ in the last bits. The cost is small: these
+//! products are a fraction of the post-encoder work, itself about 1 % of the encoders.
 //!
 //! Products are split over rayon by fixed row blocks ([`par_rows`]), each block a
 //! single-threaded `gemm` call: every output element is summed in the same order whatever
