@@ -2,7 +2,7 @@
 """Python reference for nexvitad's scoring pipeline and its Sinkhorn K-means.
 
 This is the straightforward onnxruntime + numpy/scipy implementation of the method as
-nexvitad implements it (docs: /work/shared/METHOD.md, src/fusion.rs, src/score/), used two ways:
+nexvitad implements it (docs: docs/method.md, src/fusion/, src/map.rs, src/score/), used two ways:
 
 * by the test suite (tests/parity.rs) to check that nexvitad's anomaly maps equal this
   independent implementation's (max abs difference), and

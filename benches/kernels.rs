@@ -5,7 +5,7 @@
 //!
 //! `cargo bench --bench kernels` runs them all; `cargo bench --bench kernels -- matching`
 //! one group. Where an optimisation replaced a path that still exists (two-step map
-//! kernels, `Head::bank_features`), both are measured side by side.
+//! kernels, `Head::patch_features_reference`), both are measured side by side.
 //!
 //! Inputs are seeded random data, so runs compare like with like.
 
@@ -14,14 +14,15 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::{Array2, Array4};
-use nexvitad::bank::distance::{min_sq_distances, row_sq_norms};
+use nexvitad::kernels::distance::{min_sq_distances, row_sq_norms};
 use nexvitad::bank::sinkhorn::{sinkhorn_kmeans, KMeansOptions};
-use nexvitad::bank::ImageScoreMode;
+use nexvitad::map::ImageScoreMode;
 use nexvitad::encoder::BackboneFeatures;
 use nexvitad::fusion::Head;
 use nexvitad::image::{ImageView, Normalization, PixelFormat, Preparer};
-use nexvitad::score::features::{bank_features, FeatureScratch};
-use nexvitad::score::{gaussian_blur, map_from_patches, upsample_bilinear, Workspace};
+use nexvitad::fusion::scoring::{patch_features, FeatureScratch};
+use nexvitad::kernels::upsample::{gaussian_blur, upsample_bilinear};
+use nexvitad::map::{map_from_patches, MapWorkspace};
 use nexvitad::Manifest;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -107,12 +108,12 @@ fn head(c: &mut Criterion) {
     let mut g = c.benchmark_group("head_full224");
     g.bench_function("scoring_backend", |b| {
         b.iter(|| {
-            let grid = bank_features(&head, &feats, 0, &mut scratch).expect("features");
+            let grid = patch_features(&head, &feats, 0, &mut scratch).expect("features");
             black_box(grid.h);
             scratch.recycle(grid);
         })
     });
-    g.bench_function("fusion_head_bank_features", |b| b.iter(|| black_box(head.bank_features(&feats, 0).expect("features").h)));
+    g.bench_function("fusion_head_patch_features_reference", |b| b.iter(|| black_box(head.patch_features_reference(&feats, 0).expect("features").h)));
     g.finish();
 
     // The same head after the process sat idle for 70 ms (as it does while the two encoders
@@ -126,7 +127,7 @@ fn head(c: &mut Criterion) {
             for _ in 0..iters {
                 std::thread::sleep(Duration::from_millis(70));
                 let t = std::time::Instant::now();
-                let grid = bank_features(&head, &feats, 0, &mut scratch).expect("features");
+                let grid = patch_features(&head, &feats, 0, &mut scratch).expect("features");
                 total += t.elapsed();
                 black_box(grid.h);
                 scratch.recycle(grid);
@@ -142,7 +143,7 @@ fn maps(c: &mut Criterion) {
     let mut g = c.benchmark_group("upsample_blur_sigma4");
     for side in [256usize, 1024] {
         g.throughput(Throughput::Elements((side * side) as u64));
-        let mut ws = Workspace::new();
+        let mut ws = MapWorkspace::new();
         g.bench_with_input(BenchmarkId::new("fused_map_from_patches", side), &side, |b, &s| {
             b.iter(|| black_box(map_from_patches(&patch, 28, 28, s as u32, s as u32, 4.0, ImageScoreMode::Max, &mut ws).expect("map").image_score))
         });

@@ -22,7 +22,8 @@ use crate::error::{Error, Result};
 use crate::image::{ImageView, PixelFormat};
 use crate::metrics::{self, MapSample, Metrics, PixelAccumulator};
 use crate::model::Model;
-use crate::score::{self, AnomalyMap, Workspace};
+use crate::map::AnomalyMap;
+use crate::score::{self, Workspace};
 
 /// What to evaluate.
 #[derive(Debug, Clone)]

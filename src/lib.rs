@@ -11,20 +11,24 @@ pub mod eval;
 pub mod fsutil;
 pub mod fusion;
 pub mod image;
+pub mod kernels;
 pub mod manifest;
-pub mod matmul;
+pub mod map;
 pub mod metrics;
 pub mod model;
 pub mod runtime;
 pub mod score;
-mod simd;
 pub mod tensors;
 pub mod train;
 pub mod viz;
+
+#[cfg(test)]
+mod layering;
 
 pub use error::{Error, Result};
 pub use image::{ImageLimits, ImageView, PixelFormat};
 pub use manifest::Manifest;
 pub use bank::{BankOptions, MemoryBank, ScorerKind};
 pub use model::{Model, ModelOptions};
-pub use score::{AnomalyMap, ScoreResult, Workspace};
+pub use map::AnomalyMap;
+pub use score::{ScoreResult, Workspace};

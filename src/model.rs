@@ -10,7 +10,7 @@ use crate::fusion::{Grid, Head};
 use crate::image::{ImageLimits, ImageView, Normalization, Preparer};
 use crate::manifest::Manifest;
 use crate::runtime;
-use crate::score::features::{self, FeatureScratch};
+use crate::fusion::scoring::{self, FeatureScratch};
 
 /// How to open a model. `Default` gives CPU, ORT's own thread count and full optimisation.
 #[derive(Debug, Clone, Default)]
@@ -143,15 +143,15 @@ impl Model {
         self.backbones.run(batch.hiera.view(), dino.view())
     }
 
-    /// Bank features (see [`Head::bank_features`]; computed by the scoring backend,
-    /// [`features::bank_features`]) of each image of a batch, with timings.
-    pub fn bank_features(&self, preparer: &mut Preparer, images: &[ImageView<'_>]) -> Result<(Vec<Grid>, FeatureTimings)> {
-        self.bank_features_with(preparer, &mut FeatureScratch::default(), images)
+    /// Patch features (the vectors banks store and scoring compares; computed by
+    /// [`scoring::patch_features`]) of each image of a batch, with timings.
+    pub fn patch_features(&self, preparer: &mut Preparer, images: &[ImageView<'_>]) -> Result<(Vec<Grid>, FeatureTimings)> {
+        self.patch_features_with(preparer, &mut FeatureScratch::default(), images)
     }
 
-    /// [`Model::bank_features`] with caller-owned head buffers (a scoring stream hands its
+    /// [`Model::patch_features`] with caller-owned head buffers (a scoring stream hands its
     /// grids back with [`FeatureScratch::recycle`] and reuses them).
-    pub fn bank_features_with(
+    pub fn patch_features_with(
         &self,
         preparer: &mut Preparer,
         scratch: &mut FeatureScratch,
@@ -165,16 +165,16 @@ impl Model {
         let prepare_s = t0.elapsed().as_secs_f64();
         let (feats, enc) = self.encode_prepared(&batch)?;
         let t1 = std::time::Instant::now();
-        let grids = (0..images.len()).map(|i| features::bank_features(&self.head, &feats, i, scratch)).collect::<Result<Vec<_>>>()?;
+        let grids = (0..images.len()).map(|i| scoring::patch_features(&self.head, &feats, i, scratch)).collect::<Result<Vec<_>>>()?;
         let head_s = t1.elapsed().as_secs_f64();
         Ok((grids, FeatureTimings { prepare_s, hiera_s: enc.hiera_s, dinov2_s: enc.dinov2_s, head_s }))
     }
 
-    /// Bank features of an already prepared batch (used for augmented copies).
-    pub fn bank_features_prepared(&self, batch: &PreparedBatch) -> Result<Vec<Grid>> {
+    /// Patch features of an already prepared batch (used for augmented copies).
+    pub fn patch_features_prepared(&self, batch: &PreparedBatch) -> Result<Vec<Grid>> {
         let (feats, _) = self.encode_prepared(batch)?;
         let mut scratch = FeatureScratch::default();
-        (0..batch.hiera.dim().0).map(|i| features::bank_features(&self.head, &feats, i, &mut scratch)).collect()
+        (0..batch.hiera.dim().0).map(|i| scoring::patch_features(&self.head, &feats, i, &mut scratch)).collect()
     }
 
     /// Prepares and encodes a batch of images.

@@ -123,9 +123,9 @@ fn full_and_coreset_scorers_and_top_mean_score() {
     assert_eq!(core.vectors().nrows(), grid);
     // A training image is in the full bank: its patches are at distance 0 before smoothing.
     let img = &train_images()[1];
-    let (grids, _) = model.bank_features(&mut nexvitad::image::Preparer::new(), &[rgb_view(model, img).unwrap()]).unwrap();
+    let (grids, _) = model.patch_features(&mut nexvitad::image::Preparer::new(), &[rgb_view(model, img).unwrap()]).unwrap();
     let mut patch = Vec::new();
-    nexvitad::score::patch_scores(&full, &grids[0], &mut patch).unwrap();
+    full.patch_scores(&grids[0], &mut patch).unwrap();
     assert!(patch.iter().all(|&d| d < 1e-2), "max {}", patch.iter().copied().fold(0.0, f32::max));
     let top = build(&BankOptions { image_score: ImageScoreMode::TopMean { fraction: 0.05 }, ..small_opts() }).unwrap();
     let r = nexvitad::score::score(model, &top, &rgb_view(model, img).unwrap(), &mut Workspace::new()).unwrap();
@@ -300,8 +300,8 @@ fn trained_head_file_round_trips_and_changes_the_fingerprint() {
     // Same weights, so the same features.
     let img = &train_images()[0];
     let mut p = nexvitad::image::Preparer::new();
-    let (a, _) = m.bank_features(&mut p, &[rgb_view(m, img).unwrap()]).unwrap();
-    let (b, _) = trained.bank_features(&mut p, &[rgb_view(&trained, img).unwrap()]).unwrap();
+    let (a, _) = m.patch_features(&mut p, &[rgb_view(m, img).unwrap()]).unwrap();
+    let (b, _) = trained.patch_features(&mut p, &[rgb_view(&trained, img).unwrap()]).unwrap();
     assert_eq!(a[0].data, b[0].data);
     std::fs::write(t.path().join("head.safetensors"), &bytes[..100]).unwrap();
     let e = match nexvitad::Model::open(t.path(), &options()) { Ok(_) => panic!("truncated head loaded"), Err(e) => e };

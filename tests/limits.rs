@@ -70,7 +70,7 @@ fn limited_model(limits: ImageLimits) -> Model {
 
 /// A Sinkhorn-sized or full-sized bank for the tiny model with random vectors (28x28 grid).
 fn random_bank(model: &Model, rows: usize) -> MemoryBank {
-    let dim = nexvitad::bank::bank_dim(model);
+    let dim = nexvitad::fusion::Head::patch_dim(model.manifest());
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let vectors = Array2::from_shape_simple_fn((rows, dim), || rng.random::<f32>());
     let mut meta: BankMeta = serde_json::from_str(&format!(

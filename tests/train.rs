@@ -182,8 +182,8 @@ fn trained_model_folder_reloads_bit_identically() {
     let img = nexvitad::data::load_rgb(&synth_root().join("grain/test/good/000.png")).unwrap();
     let view = nexvitad::eval::rgb_view(&trained, &img).unwrap();
     let feats = trained.encode(&[view]).unwrap();
-    let a = trained.head().bank_features(&feats, 0).unwrap();
-    let b = head.bank_features(&feats, 0).unwrap();
+    let a = trained.head().patch_features_reference(&feats, 0).unwrap();
+    let b = head.patch_features_reference(&feats, 0).unwrap();
     assert_eq!(a.data, b.data, "inference features differ from the trainer's head");
     // The training forward pass (candle) computes the same fused features as inference.
     let f = Features::from_batch(&feats, 0).unwrap();
@@ -252,7 +252,7 @@ fn decoder_scores_the_target_and_refuses_other_heads() {
     let cat = nexvitad::data::open_category(synth_root(), "grain").unwrap();
     let img = nexvitad::eval::load_image(&cat.test[0].path).unwrap();
     let view = nexvitad::eval::rgb_view(&trained, &img).unwrap();
-    let (map, _, _) = nexvitad::train::score::decoder_map(&trained, &dec, &view, 4.0, &mut nexvitad::image::Preparer::new(), &mut nexvitad::Workspace::new()).unwrap();
+    let (map, _, _) = nexvitad::train::score::decoder_map(&trained, &dec, &view, 4.0, &mut nexvitad::image::Preparer::new(), &mut nexvitad::map::MapWorkspace::new()).unwrap();
     assert!(map.values.iter().all(|p| (0.0..=1.0).contains(p)));
 
     let e = nexvitad::train::score::evaluate_decoder(tiny_model(), synth_root(), "grain", &eo, &mut |_| true).unwrap_err();

@@ -112,7 +112,7 @@ FORMAT_VERSION = 1
 HIERA_OUTPUTS = ["stage1", "stage2", "stage3", "stage4"]
 DINOV2_OUTPUT = "patch_grid"
 INPUT_NAME = "image"
-# Pipeline defaults written to model.json (see /work/shared/METHOD.md).
+# Pipeline defaults written to model.json (see docs/method.md).
 DEFAULTS = {"k": 30, "sigma": 4.0, "theta": 0.7, "lambda1": 1.0, "lambda2": 0.5, "target_fpr": 0.01}
 BANK_SCALES = [2, 3]
 LOCAL_AVG = 3

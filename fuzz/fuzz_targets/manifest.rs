@@ -14,5 +14,5 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(again, m);
     let head = Head::untrained(&m, 0);
     assert_eq!(head.stages().len(), 4);
-    assert!(Head::bank_dim(&m) > 0);
+    assert!(Head::patch_dim(&m) > 0);
 });

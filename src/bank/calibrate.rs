@@ -10,10 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{fit_vectors, BankOptions, MemoryBank, Progress, ProgressFn, Stage};
 use crate::error::{Error, Result};
+use crate::fusion::scoring::FeatureScratch;
 use crate::fusion::Grid;
-use crate::image::ImageView;
+use crate::image::{ImageView, Preparer};
+use crate::kernels::distance::{nearest_distances, row_sq_norms};
+use crate::map::{map_from_patches, MapWorkspace};
 use crate::model::Model;
-use crate::score::{map_from_patches, patch_scores, Workspace};
 
 /// At most this many pixels are pooled for the pixel quantile (an even subsample beyond).
 const MAX_POOLED_PIXELS: usize = 1 << 22;
@@ -83,7 +85,7 @@ pub(crate) fn leave_one_out(
     opts: &BankOptions,
     progress: ProgressFn<'_>,
 ) -> Result<Calibration> {
-    let mut ws = Workspace::new();
+    let mut ws = MapWorkspace::new();
     let mut image_scores = Vec::with_capacity(shots);
     let mut pixels = Vec::new();
     let method = if shots == 1 { "in-sample" } else { "leave-one-out" };
@@ -101,9 +103,9 @@ pub(crate) fn leave_one_out(
         // Clustering progress inside calibration is not reported, only cancellation honoured.
         let mut quiet = |_: Progress| true;
         let (vectors, _, _) = fit_vectors(&others, &opts_i, &mut quiet)?;
-        let bank = MemoryBank::from_parts(vectors, super::BankMeta::placeholder(opts, grids[i].h, grids[i].w))?;
+        // The held-out image against the vectors fitted without it (no bank needed).
         let mut patch = Vec::new();
-        patch_scores(&bank, &grids[i], &mut patch)?;
+        nearest_distances(grids[i].data.view(), vectors.view(), row_sq_norms(vectors.view()).view(), &mut patch)?;
         let img = &images[i];
         let map = map_from_patches(&patch, grids[i].w, grids[i].h, img.width(), img.height(), opts.sigma, opts.image_score, &mut ws)?;
         image_scores.push(map.image_score);
@@ -123,13 +125,19 @@ pub(crate) fn held_out(model: &Model, bank: &MemoryBank, images: &[ImageView<'_>
     if !(target_fpr > 0.0 && target_fpr < 1.0) {
         return Err(Error::invalid(format!("target_fpr {target_fpr} must be in (0, 1)")));
     }
-    let mut ws = Workspace::new();
+    bank.check_model(model)?;
+    let meta = bank.meta();
+    let (mut prep, mut scratch, mut ws) = (Preparer::new(), FeatureScratch::default(), MapWorkspace::new());
     let mut image_scores = Vec::new();
     let mut pixels = Vec::new();
+    let mut patch = Vec::new();
     for img in images {
-        let r = crate::score::score(model, bank, img, &mut ws)?;
-        image_scores.push(r.map.image_score);
-        pool_pixels(&mut pixels, &r.map.values, images.len());
+        let (grids, _) = model.patch_features_with(&mut prep, &mut scratch, std::slice::from_ref(img))?;
+        let grid = &grids[0];
+        bank.patch_scores(grid, &mut patch)?;
+        let map = map_from_patches(&patch, grid.w, grid.h, img.width(), img.height(), meta.sigma, meta.image_score, &mut ws)?;
+        image_scores.push(map.image_score);
+        pool_pixels(&mut pixels, &map.values, images.len());
     }
     summarise("held-out", target_fpr, image_scores, pixels)
 }

@@ -11,7 +11,7 @@ use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::distance::row_sq_norms;
+use crate::kernels::distance::row_sq_norms;
 use crate::error::{Error, Result};
 
 /// Width of the random projection applied to wider features.

@@ -7,7 +7,6 @@
 
 pub mod calibrate;
 pub mod coreset;
-pub mod distance;
 pub mod file;
 pub mod sinkhorn;
 
@@ -15,11 +14,13 @@ use ndarray::{Array1, Array2, Array4, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fusion::{Grid, Head};
+use crate::fusion::Grid;
+use crate::kernels::distance;
 use crate::image::{ImageView, Preparer};
 use crate::model::{Model, PreparedBatch};
 
 pub use calibrate::Calibration;
+pub use crate::map::ImageScoreMode;
 
 /// How patches are matched against the bank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,16 +50,6 @@ impl ScorerKind {
             Self::Coreset => "coreset",
         }
     }
-}
-
-/// How the image score is drawn from its anomaly map.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "mode", rename_all = "snake_case")]
-pub enum ImageScoreMode {
-    /// The map's maximum (the method's choice).
-    Max,
-    /// Mean of the top `fraction` of map values (0 < fraction ≤ 1); steadier on noisy maps.
-    TopMean { fraction: f32 },
 }
 
 /// Extra copies of each normal image for few-shot banks.
@@ -211,37 +202,6 @@ pub struct BankMeta {
     pub calibration: Calibration,
 }
 
-impl BankMeta {
-    /// Metadata for a temporary bank (calibration) that is never saved.
-    pub(crate) fn placeholder(opts: &BankOptions, grid_h: usize, grid_w: usize) -> Self {
-        Self {
-            fingerprint: String::new(),
-            grid_h,
-            grid_w,
-            dim: 0,
-            scorer: opts.scorer,
-            k: opts.k,
-            sigma: opts.sigma,
-            image_score: opts.image_score,
-            augment: opts.augment,
-            shots: 0,
-            seed: opts.seed,
-            iterations: 0,
-            converged: false,
-            calibration: Calibration {
-                method: String::new(),
-                target_fpr: opts.target_fpr,
-                image_threshold: f32::INFINITY,
-                pixel_threshold: f32::INFINITY,
-                normal_image_scores: Vec::new(),
-                image_mean: 0.0,
-                image_std: 0.0,
-                pixel_quantiles: [0.0; 4],
-            },
-        }
-    }
-}
-
 /// A fitted memory bank. Immutable; shared freely between scoring threads.
 #[derive(Debug, Clone)]
 pub struct MemoryBank {
@@ -300,6 +260,15 @@ impl MemoryBank {
         Ok(Self { vectors, norms, meta })
     }
 
+    /// Per-patch scores of a patch-feature grid: the Euclidean distance of each patch
+    /// vector to its nearest bank row, into `out`.
+    pub fn patch_scores(&self, grid: &Grid, out: &mut Vec<f32>) -> Result<()> {
+        if grid.data.ncols() != self.meta.dim {
+            return Err(Error::Mismatch(format!("features have width {}, the bank {}", grid.data.ncols(), self.meta.dim)));
+        }
+        distance::nearest_distances(grid.data.view(), self.vectors.view(), self.norms.view(), out)
+    }
+
     pub fn vectors(&self) -> &Array2<f32> {
         &self.vectors
     }
@@ -352,9 +321,9 @@ fn encode_normals(model: &Model, images: &[ImageView<'_>], opts: &BankOptions, p
     let mut extra = Vec::new();
     for (bi, chunk) in images.chunks(opts.batch_size).enumerate() {
         let batch = model.prepare(&mut preparer, chunk)?;
-        originals.extend(model.bank_features_prepared(&batch)?);
+        originals.extend(model.patch_features_prepared(&batch)?);
         for aug in copies(&opts.augment) {
-            extra.push(model.bank_features_prepared(&augment_batch(&batch, aug))?);
+            extra.push(model.patch_features_prepared(&augment_batch(&batch, aug))?);
         }
         let done = (bi * opts.batch_size + chunk.len()).min(images.len());
         if !progress(Progress { stage: Stage::Encode, done, total: images.len() }) {
@@ -458,9 +427,4 @@ pub(crate) fn fit_vectors(per_image: &[Array2<f32>], opts: &BankOptions, progres
             Ok((r.centroids, r.iterations, r.converged))
         }
     }
-}
-
-/// Width of bank vectors for a model (handy for callers sizing buffers).
-pub fn bank_dim(model: &Model) -> usize {
-    Head::bank_dim(model.manifest())
 }

@@ -1,4 +1,4 @@
-//! Sinkhorn K-means (METHOD.md, inference step 3): prototypes of the normal-feature bank.
+//! Sinkhorn K-means (docs/method.md, "Patch features and the memory bank", step 3): prototypes of the normal-feature bank.
 //!
 //! Each iteration assigns points to centroids by an entropic optimal-transport plan with
 //! uniform marginals (every point carries mass 1/N, every centroid receives mass 1/K), then
@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::distance::{row_sq_norms, sq_distances_into};
+use crate::kernels::distance::{row_sq_norms, sq_distances_into};
 use crate::error::{Error, Result};
 
 /// Rows per parallel work unit. Fixed, so floating-point sums have a fixed order.

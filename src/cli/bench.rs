@@ -485,7 +485,7 @@ fn kmeans(a: &BenchArgs, model: &nexvitad::Model, good: &[PathBuf], scratch: &Pa
     let mut prep = nexvitad::image::Preparer::new();
     let mut rows = Vec::new();
     for chunk in views.chunks(a.batch.max(1)) {
-        let (grids, _) = model.bank_features(&mut prep, chunk)?;
+        let (grids, _) = model.patch_features(&mut prep, chunk)?;
         rows.extend(grids.into_iter().map(|g| g.data));
     }
     let parts: Vec<_> = rows.iter().map(|r| r.view()).collect();
@@ -510,9 +510,9 @@ fn kmeans(a: &BenchArgs, model: &nexvitad::Model, good: &[PathBuf], scratch: &Pa
         true
     })?;
     let secs = t.elapsed().as_secs_f64();
-    let cn = nexvitad::bank::distance::row_sq_norms(r.centroids.view());
+    let cn = nexvitad::kernels::distance::row_sq_norms(r.centroids.view());
     let mut dmin = vec![0.0f32; x.nrows()];
-    nexvitad::bank::distance::min_sq_distances(x.view(), r.centroids.view(), cn.view(), &mut dmin)?;
+    nexvitad::kernels::distance::min_sq_distances(x.view(), r.centroids.view(), cn.view(), &mut dmin)?;
     let mut report = json!({
         "n": x.nrows(), "d": x.ncols(), "k": k, "threads": a.model.threads, "rayon_threads": rayon::current_num_threads(),
         "options": { "epsilon": opts.epsilon, "max_iters": opts.max_iters, "tol": opts.tol,

@@ -1,6 +1,6 @@
 //! The multi-task decoder (training only, plus the decoder-as-scorer ablation).
 //!
-//! FPN-style (METHOD.md, a choice): each fused scale F_s → 1x1 conv to `width` channels →
+//! FPN-style (docs/method.md, "Training": a choice): each fused scale F_s → 1x1 conv to `width` channels →
 //! bilinear upsampling to the F1 grid → sum → 3x3 conv + ReLU. Segmentation heads are 1x1
 //! convs to one defect logit per F1-grid cell: one per source domain, and for the target a
 //! segmentation head and a pseudo-labelling head.

@@ -1,5 +1,5 @@
-//! The three loss terms of `L = L_src + λ1·L_pl + λ2·L_cons` (see METHOD.md, Multi-task
-//! decoder), on logits shaped `[B, P]` (one row per image, one column per F1-grid cell).
+//! The three loss terms of `L = L_src + λ1·L_pl + λ2·L_cons` (see docs/method.md, Training),
+//! on logits shaped `[B, P]` (one row per image, one column per F1-grid cell).
 //!
 //! All are built from candle ops, so autodiff differentiates them; each has a hand-computed
 //! tiny case in the tests.

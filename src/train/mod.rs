@@ -1,6 +1,6 @@
 //! Training: adapt the fusion head (adapters Eq. 1, projections Eq. 2) to labelled source
-//! domains and one unlabeled target domain through a multi-task decoder (METHOD.md,
-//! Multi-task decoder).
+//! domains and one unlabeled target domain through a multi-task decoder (docs/method.md,
+//! Training).
 //!
 //! * Gradients come from candle's autodiff over the same [`crate::fusion::fuse_stage`] that
 //!   inference runs; the optimiser is AdamW (see [`optim`] for why it is candle-nn's update

@@ -112,7 +112,7 @@ impl Resize {
 /// `[n_dst, n_src]` row-stochastic matrix of half-pixel bilinear interpolation.
 pub fn interpolation_matrix(n_dst: usize, n_src: usize) -> Vec<f32> {
     let mut m = vec![0.0f32; n_dst * n_src];
-    for (o, t) in crate::score::kernels::bilinear_taps(n_dst, n_src).iter().enumerate() {
+    for (o, t) in crate::kernels::upsample::bilinear_taps(n_dst, n_src).iter().enumerate() {
         let row = &mut m[o * n_src..(o + 1) * n_src];
         if t.i0 == t.i1 {
             row[t.i0] = 1.0;
@@ -203,7 +203,8 @@ pub fn stage_weights(p: &crate::fusion::StageParams<Tensor, Tensor>) -> Result<c
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fusion::{resize_bilinear_hwc, NdarrayOps, StageWeights};
+    use crate::fusion::{NdarrayOps, StageWeights};
+    use crate::kernels::grid::resize_bilinear_hwc;
     use rand::SeedableRng;
     use rand_distr::{Distribution, Normal};
 

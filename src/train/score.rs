@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::eval::{check_test_set, load_image, median, rgb_view, Accumulator, EvalOptions, EvalReport};
 use crate::image::Preparer;
 use crate::model::Model;
-use crate::score::{map_from_patches, AnomalyMap, Workspace};
+use crate::map::{map_from_patches, AnomalyMap, MapWorkspace};
 
 use super::decoder::{Decoder, DECODER_FILE};
 
@@ -34,7 +34,7 @@ pub fn load_decoder(model: &Model) -> Result<Decoder> {
 }
 
 /// The decoder's anomaly map of one image (defect probability, upsampled and smoothed).
-pub fn decoder_map(model: &Model, dec: &Decoder, img: &crate::image::ImageView<'_>, sigma: f32, prep: &mut Preparer, ws: &mut Workspace) -> Result<(AnomalyMap, f64, f64)> {
+pub fn decoder_map(model: &Model, dec: &Decoder, img: &crate::image::ImageView<'_>, sigma: f32, prep: &mut Preparer, ws: &mut MapWorkspace) -> Result<(AnomalyMap, f64, f64)> {
     let t0 = std::time::Instant::now();
     let batch = model.prepare(prep, std::slice::from_ref(img))?;
     let (feats, _) = model.encode_prepared(&batch)?;
@@ -58,7 +58,7 @@ pub fn evaluate_decoder(model: &Model, root: &Path, category: &str, opts: &EvalO
     // Probabilities: 0.5 is the decoder's own decision boundary.
     let threshold = 0.5;
     let mut acc = Accumulator::new(category, opts, threshold, Some((0.0, 1.0)))?;
-    let mut ws = Workspace::new();
+    let mut ws = MapWorkspace::new();
     let mut prep = Preparer::new();
     let (mut enc, mut sc) = (Vec::new(), Vec::new());
     let total = cat.test.len();

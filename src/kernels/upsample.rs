@@ -1,4 +1,5 @@
-//! Map kernels: bilinear upsampling and Gaussian smoothing at the image's own resolution.
+//! Map kernels: bilinear upsampling and Gaussian smoothing at the image's own resolution,
+//! separately or fused into one separable operator per axis ([`AxisOp`]).
 
 // Map kernels
 //
@@ -27,19 +28,23 @@ pub(crate) struct Tap {
 /// `(x + 0.5) * n_src / n_dst - 0.5`, clamped to `[0, n_src - 1]`, exactly as OpenCV
 /// `INTER_LINEAR` and torch `align_corners=False` do.
 pub(crate) fn bilinear_taps(n_dst: usize, n_src: usize) -> Vec<Tap> {
-    let scale = n_src as f64 / n_dst as f64;
     (0..n_dst)
         .map(|x| {
-            let s = ((x as f64 + 0.5) * scale - 0.5).max(0.0);
-            let i0 = (s.floor() as usize).min(n_src - 1);
-            let i1 = (i0 + 1).min(n_src - 1);
-            Tap {
-                i0,
-                i1,
-                w1: (s - i0 as f64).clamp(0.0, 1.0) as f32,
-            }
+            let (i0, i1, w1) = bilinear_tap(x, n_dst, n_src);
+            Tap { i0, i1, w1: w1 as f32 }
         })
         .collect()
+}
+
+/// The one definition of the sampling rule above, for output `x`: the two source indices
+/// and the weight of the second, in f64 ([`bilinear_taps`] stores it as f32, [`AxisOp`]
+/// composes it in f64).
+fn bilinear_tap(x: usize, n_dst: usize, n_src: usize) -> (usize, usize, f64) {
+    let scale = n_src as f64 / n_dst as f64;
+    let s = ((x as f64 + 0.5) * scale - 0.5).max(0.0);
+    let i0 = (s.floor() as usize).min(n_src - 1);
+    let i1 = (i0 + 1).min(n_src - 1);
+    (i0, i1, (s - i0 as f64).clamp(0.0, 1.0))
 }
 
 /// Bilinear resize of a row-major `sw x sh` map into `dst` (`dw x dh`), half-pixel
@@ -107,11 +112,16 @@ fn reflect(i: isize, n: usize) -> usize {
 /// Normalised Gaussian weights of radius `round(4 sigma)` (scipy's `truncate=4.0`:
 /// `int(4 * sigma + 0.5)`), computed in f64 like scipy, then stored as f32.
 fn gaussian_weights(sigma: f32) -> Vec<f32> {
+    gaussian_weights_f64(sigma).into_iter().map(|v| v as f32).collect()
+}
+
+/// [`gaussian_weights`] before rounding to f32 (the one definition of the kernel).
+fn gaussian_weights_f64(sigma: f32) -> Vec<f64> {
     let s = sigma as f64;
     let r = (4.0 * s + 0.5) as isize;
     let w: Vec<f64> = (-r..=r).map(|x| (-0.5 * (x * x) as f64 / (s * s)).exp()).collect();
     let sum: f64 = w.iter().sum();
-    w.iter().map(|v| (v / sum) as f32).collect()
+    w.into_iter().map(|v| v / sum).collect()
 }
 
 /// In-place separable Gaussian blur of a row-major `w x h` map, identical (to float32
@@ -240,22 +250,8 @@ impl AxisOp {
         if n_dst == 0 || n_src == 0 || !(sigma.is_finite() && sigma >= 0.0) {
             return None;
         }
-        let scale = n_src as f64 / n_dst as f64;
-        let tap = |x: usize| {
-            let s = ((x as f64 + 0.5) * scale - 0.5).max(0.0);
-            let i0 = (s.floor() as usize).min(n_src - 1);
-            let i1 = (i0 + 1).min(n_src - 1);
-            (i0, i1, (s - i0 as f64).clamp(0.0, 1.0))
-        };
-        let g: Vec<f64> = if sigma > 0.0 {
-            let sd = sigma as f64;
-            let r = (4.0 * sd + 0.5) as isize;
-            let w: Vec<f64> = (-r..=r).map(|x| (-0.5 * (x * x) as f64 / (sd * sd)).exp()).collect();
-            let sum: f64 = w.iter().sum();
-            w.into_iter().map(|v| v / sum).collect()
-        } else {
-            vec![1.0]
-        };
+        let tap = |x: usize| bilinear_tap(x, n_dst, n_src);
+        let g: Vec<f64> = if sigma > 0.0 { gaussian_weights_f64(sigma) } else { vec![1.0] };
         let r = (g.len() / 2) as isize;
         // Row by row into a dense accumulator; only the touched range is cleared afterwards.
         let mut acc = vec![0.0f64; n_src];

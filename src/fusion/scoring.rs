@@ -1,15 +1,16 @@
-//! Bank features on the scoring path: the fusion head's one forward pass,
-//! [`crate::fusion::fuse_stage`], run on [`ScoringOps`], a backend built for speed.
+//! Patch features on the scoring path (banks are built and images scored with these): the
+//! fusion head's one forward pass, [`crate::fusion::fuse_stage`], run on [`ScoringOps`], a
+//! backend built for speed.
 //!
-//! It computes what [`Head::bank_features`] (the [`crate::fusion::NdarrayOps`] backend)
+//! It computes what [`Head::patch_features_reference`] (the [`crate::fusion::NdarrayOps`] backend)
 //! computes, to f32 rounding (tests hold them within 1e-5 relative), with less work per
 //! image:
 //! - encoder maps enter the head in place, as transposed (channel-last) views of the
 //!   encoder's `[c, h*w]` output: no channel-last copies (the GEMM reads any strides);
-//! - 1x1 convolutions are `gemm`-crate products (see [`crate::matmul`]) accumulated onto
+//! - 1x1 convolutions are `gemm`-crate products (see [`crate::kernels::matmul`]) accumulated onto
 //!   outputs pre-filled with the bias, split over rayon by fixed row blocks;
 //! - the bank scales are fused in parallel, and their local averaging writes straight into
-//!   the columns of the bank feature ([`crate::fusion::bank_grid`]);
+//!   the columns of the patch features ([`crate::fusion::patch_grid`]);
 //! - every map's storage comes from the [`FeatureScratch`]'s [`BufferPool`] and goes back
 //!   to it, the returned grid's too once the caller recycles it: a stream of images
 //!   allocates nothing after the first.
@@ -21,7 +22,8 @@ use rayon::prelude::*;
 
 use crate::encoder::BackboneFeatures;
 use crate::error::{Error, Result};
-use crate::fusion::{bank_grid, fuse_stage, gelu, interleave_into, resize_into, BufferPool, FusionOps, Grid, Head};
+use super::{fuse_stage, patch_grid, FusionOps, Grid, Head};
+use crate::kernels::grid::{gelu, interleave_into, resize_into, BufferPool};
 
 /// Rows per parallel GEMM task: large enough to keep the micro-kernel busy, small enough
 /// that one image's products split over both cores.
@@ -134,7 +136,7 @@ impl<'a> FusionOps for ScoringOps<'a> {
             data.extend_from_slice(bias);
         }
         let mut out = Array2::from_shape_vec((p, n), data).unwrap_or_else(|_| unreachable!("p*n floats"));
-        crate::matmul::par_rows(x, w.t(), out.view_mut(), true, GEMM_ROWS);
+        crate::kernels::matmul::par_rows(x, w.t(), out.view_mut(), true, GEMM_ROWS);
         Ok(ScoringMap::owned(out, self.pool))
     }
     fn gelu(&self, x: ScoringMap<'a>) -> Result<ScoringMap<'a>> {
@@ -176,8 +178,8 @@ impl<'a> FusionOps for ScoringOps<'a> {
     }
 }
 
-/// Buffers [`bank_features`] reuses across images: map storage, and the storage of
-/// bank-feature grids the caller hands back with [`FeatureScratch::recycle`]. One per
+/// Buffers [`patch_features`] reuses across images: map storage, and the storage of
+/// patch-feature grids the caller hands back with [`FeatureScratch::recycle`]. One per
 /// scoring thread.
 #[derive(Debug, Default)]
 pub struct FeatureScratch {
@@ -191,9 +193,9 @@ impl FeatureScratch {
     }
 }
 
-/// Bank features of image `i` of a batch through `head`: [`Head::bank_features`] on the
-/// scoring backend (equal to it to f32 rounding).
-pub fn bank_features(head: &Head, feats: &BackboneFeatures, i: usize, ws: &mut FeatureScratch) -> Result<Grid> {
+/// Patch features of image `i` of a batch through `head`: [`Head::patch_features_reference`]
+/// on the scoring backend (equal to it to f32 rounding).
+pub fn patch_features(head: &Head, feats: &BackboneFeatures, i: usize, ws: &mut FeatureScratch) -> Result<Grid> {
     let n = feats.dinov2.dim().0;
     if i >= n {
         return Err(Error::invalid(format!("image index {i} is outside the batch of {n}")));
@@ -223,7 +225,7 @@ pub fn bank_features(head: &Head, feats: &BackboneFeatures, i: usize, ws: &mut F
                 Ok(Grid { h: grid.0, w: grid.1, data: f.into_array() })
             })
             .collect::<Result<Vec<_>>>()?;
-        let out = bank_grid(&parts, head.local_avg(), ops.pool);
+        let out = patch_grid(&parts, head.local_avg(), ops.pool);
         for p in parts {
             ops.pool.give_array(p.data);
         }
@@ -277,13 +279,13 @@ mod tests {
     fn assert_same(head: &Head, m: &Manifest, feats: &BackboneFeatures) {
         let mut ws = FeatureScratch::default();
         for i in 0..feats.dinov2.dim().0 {
-            let want = head.bank_features(feats, i).unwrap();
+            let want = head.patch_features_reference(feats, i).unwrap();
             // Twice, the second time in the first one's recycled buffer (filled with junk):
             // reused storage must not leak into the result.
             for round in 0..2 {
-                let got = bank_features(head, feats, i, &mut ws).unwrap();
+                let got = patch_features(head, feats, i, &mut ws).unwrap();
                 assert_eq!((got.h, got.w, got.data.dim()), (want.h, want.w, want.data.dim()));
-                assert_eq!(got.data.ncols(), Head::bank_dim(m));
+                assert_eq!(got.data.ncols(), Head::patch_dim(m));
                 let scale = want.data.iter().fold(0.0f32, |a, v| a.max(v.abs()));
                 let d = got.data.iter().zip(want.data.iter()).fold(0.0f32, |a, (x, y)| a.max((x - y).abs()));
                 assert!(d <= 1e-5 * scale.max(1.0), "image {i} round {round}: max diff {d} (scale {scale})");
@@ -295,7 +297,7 @@ mod tests {
     }
 
     #[test]
-    fn scoring_backend_equals_head_bank_features() {
+    fn scoring_backend_equals_reference_patch_features() {
         let m = manifest();
         let feats = features(&m, 2, 1);
         assert_same(&Head::untrained(&m, 3), &m, &feats);
@@ -323,7 +325,7 @@ mod tests {
         let head = trained_like(&m, 8);
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| bank_features(&head, &feats, 0, &mut FeatureScratch::default()).unwrap())
+            pool.install(|| patch_features(&head, &feats, 0, &mut FeatureScratch::default()).unwrap())
         };
         let one = run(1);
         for t in [2, 3, 5] {
@@ -342,7 +344,7 @@ mod tests {
         assert!(strided.dinov2.as_slice().is_none());
         let mut ws = FeatureScratch::default();
         for i in 0..2 {
-            assert_eq!(bank_features(&head, &strided, i, &mut ws).unwrap().data, bank_features(&head, &feats, i, &mut ws).unwrap().data);
+            assert_eq!(patch_features(&head, &strided, i, &mut ws).unwrap().data, patch_features(&head, &feats, i, &mut ws).unwrap().data);
         }
     }
 
@@ -351,11 +353,11 @@ mod tests {
         let m = manifest();
         let feats = features(&m, 1, 3);
         let head = Head::untrained(&m, 1);
-        assert!(bank_features(&head, &feats, 1, &mut FeatureScratch::default()).is_err());
+        assert!(patch_features(&head, &feats, 1, &mut FeatureScratch::default()).is_err());
         // Encoder maps whose width disagrees with the head's weights.
         let mut narrow = features(&m, 1, 3);
         narrow.dinov2 = narrow.dinov2.slice_move(ndarray::s![.., 1.., .., ..]).to_owned();
-        let e = bank_features(&head, &narrow, 0, &mut FeatureScratch::default()).unwrap_err();
+        let e = patch_features(&head, &narrow, 0, &mut FeatureScratch::default()).unwrap_err();
         assert!(matches!(e, Error::Mismatch(_)), "{e}");
     }
 }

@@ -85,6 +85,17 @@ pub fn min_sq_distances(
     Ok(())
 }
 
+/// For every row of `x`, the Euclidean distance to the nearest row of `c`: the square root of
+/// [`min_sq_distances`], into `out` (resized to one slot per row of `x`).
+pub fn nearest_distances(x: ArrayView2<f32>, c: ArrayView2<f32>, c_norms: ArrayView1<f32>, out: &mut Vec<f32>) -> Result<()> {
+    out.resize(x.nrows(), 0.0);
+    min_sq_distances(x, c, c_norms, out)?;
+    for v in out.iter_mut() {
+        *v = v.sqrt();
+    }
+    Ok(())
+}
+
 /// [`min_sq_distances`] for one block of rows, tiling the centres by [`MATCH_COLS`].
 /// The running minimum visits centres in index order, so the result does not depend on
 /// the tiling or the thread that runs it.
@@ -95,7 +106,7 @@ fn min_block(xb: ArrayView2<f32>, c: ArrayView2<f32>, c_norms: ArrayView1<f32>, 
         let cols = cb.nrows();
         tile.resize(rows * cols, 0.0);
         let mut prod = ArrayViewMut2::from_shape((rows, cols), &mut tile[..rows * cols]).expect("tile has rows × cols floats");
-        crate::matmul::matmul(xb, cb.t(), &mut prod, false);
+        crate::kernels::matmul::matmul(xb, cb.t(), &mut prod, false);
         let nb = nb.as_slice().map(std::borrow::Cow::Borrowed).unwrap_or_else(|| std::borrow::Cow::Owned(nb.to_vec()));
         for (slot, pr) in out.iter_mut().zip(tile.chunks_exact(cols)) {
             let mut m = *slot;

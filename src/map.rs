@@ -1,0 +1,118 @@
+//! From patch scores to an anomaly map: bilinear upsampling of the patch grid to the scored
+//! image's own size, Gaussian smoothing with σ in image pixels, and the image score (the
+//! map's maximum, or the mean of its top fraction). Shared by scoring, calibration and the
+//! decoder scorer, so all three draw maps and image scores the same way.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::kernels::upsample::{apply_separable, gaussian_blur, max_f32, upsample_bilinear, AxisOp};
+
+/// A per-pixel anomaly map at the scored image's own size, row-major.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnomalyMap {
+    pub width: u32,
+    pub height: u32,
+    pub values: Vec<f32>,
+    /// Max of the map, or the top-fraction mean, as the bank says.
+    pub image_score: f32,
+}
+
+/// How the image score is drawn from its anomaly map.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum ImageScoreMode {
+    /// The map's maximum (the method's choice).
+    Max,
+    /// Mean of the top `fraction` of map values (0 < fraction ≤ 1); steadier on noisy maps.
+    TopMean { fraction: f32 },
+}
+
+/// Reusable buffers for drawing maps: the blur scratch, the top-mean selection buffer and
+/// the fused upsample+blur operators of the last map size (a stream of same-size images
+/// reuses them). One per thread.
+#[derive(Debug, Default)]
+pub struct MapWorkspace {
+    scratch: Vec<f32>,
+    select: Vec<f32>,
+    op_x: AxisOp,
+    op_y: AxisOp,
+}
+
+impl MapWorkspace {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Upsamples a patch-score grid to `width`×`height`, smooths it with σ, and draws the
+/// image score.
+pub fn map_from_patches(
+    patch: &[f32],
+    grid_w: usize,
+    grid_h: usize,
+    width: u32,
+    height: u32,
+    sigma: f32,
+    mode: ImageScoreMode,
+    ws: &mut MapWorkspace,
+) -> Result<AnomalyMap> {
+    if patch.len() != grid_w * grid_h || patch.is_empty() {
+        return Err(Error::Internal(format!("patch grid {grid_w}x{grid_h} holds {} values", patch.len())));
+    }
+    if !(sigma.is_finite() && sigma >= 0.0) {
+        return Err(Error::invalid(format!("sigma {sigma} must be finite and >= 0")));
+    }
+    let (w, h) = (width as usize, height as usize);
+    let mut values = vec![0.0f32; w * h];
+    let max = if fused_ops(ws, grid_w, grid_h, w, h, sigma) {
+        apply_separable(patch, grid_w, grid_h, &ws.op_x, &ws.op_y, &mut ws.scratch, &mut values)
+    } else {
+        upsample_bilinear(patch, grid_w, grid_h, &mut values, w, h);
+        if sigma > 0.0 {
+            gaussian_blur(&mut values, w, h, sigma, &mut ws.scratch);
+        }
+        max_f32(&values)
+    };
+    let image_score = match mode {
+        ImageScoreMode::Max => max,
+        _ => image_score(&values, mode, &mut ws.select),
+    };
+    Ok(AnomalyMap { width, height, values, image_score })
+}
+
+/// Makes sure `ws` holds the fused upsample+blur operators for this size and σ; false
+/// when they would be too large (then the two-step kernels run instead).
+fn fused_ops(ws: &mut MapWorkspace, gw: usize, gh: usize, w: usize, h: usize, sigma: f32) -> bool {
+    for (op, n_dst, n_src) in [(&mut ws.op_x, w, gw), (&mut ws.op_y, h, gh)] {
+        if !op.is_for(n_dst, n_src, sigma) {
+            match AxisOp::upsample_blur(n_dst, n_src, sigma) {
+                Some(o) => *op = o,
+                None => {
+                    *op = AxisOp::default();
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+/// The image score of a map.
+pub fn image_score(values: &[f32], mode: ImageScoreMode, select: &mut Vec<f32>) -> f32 {
+    match mode {
+        ImageScoreMode::Max => max_f32(values),
+        ImageScoreMode::TopMean { fraction } => {
+            let k = ((values.len() as f64 * fraction as f64).ceil() as usize).clamp(1, values.len());
+            select.clear();
+            select.extend_from_slice(values);
+            let idx = values.len() - k;
+            select.select_nth_unstable_by(idx, f32::total_cmp);
+            // Summed in a fixed order (sorted) so the score does not depend on the selection's layout.
+            let top = &mut select[idx..];
+            top.sort_unstable_by(f32::total_cmp);
+            (top.iter().map(|&v| v as f64).sum::<f64>() / k as f64) as f32
+        }
+    }
+}
+
