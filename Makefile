@@ -78,9 +78,26 @@ lib-release: ort
 
 # lib/libnexvitad.so{,.$(SOMAJOR),.$(VERSION)}, lib/libnexvitad.a, include/nexvitad.h,
 # pkg-config and CMake files, and ONNX Runtime beside libnexvitad.so (found there at run time).
+# The shared library is installed stripped, its debug info split off the way distributions do
+# it: `objcopy --only-keep-debug` into lib/libnexvitad.so.$(VERSION).debug beside it, `strip
+# --strip-debug --strip-unneeded`, then `objcopy --add-gnu-debuglink`, so gdb, valgrind and
+# Rust backtraces still find file:line through the .gnu_debuglink section (packagers may move
+# the .debug file to /usr/lib/debug/<its path>, where gdb and valgrind also look).
+# `make install INSTALL_STRIP=0` installs the library unstripped, with no .debug file.
+INSTALL_STRIP ?= 1
+OBJCOPY ?= objcopy
+STRIP ?= strip
+SONAME_FILE = libnexvitad.so.$(VERSION)
 install: lib-release
 	install -d $(LIBDEST)/pkgconfig $(LIBDEST)/cmake/nexvitad $(DESTDIR)$(PREFIX)/include
-	install -m 755 $(CARGO_OUT)/libnexvitad.so $(LIBDEST)/libnexvitad.so.$(VERSION)
+	install -m 755 $(CARGO_OUT)/libnexvitad.so $(LIBDEST)/$(SONAME_FILE)
+	rm -f $(LIBDEST)/$(SONAME_FILE).debug
+ifeq ($(INSTALL_STRIP),1)
+	cd $(LIBDEST) && $(OBJCOPY) --only-keep-debug $(SONAME_FILE) $(SONAME_FILE).debug && \
+		chmod 644 $(SONAME_FILE).debug && \
+		$(STRIP) --strip-debug --strip-unneeded $(SONAME_FILE) && \
+		$(OBJCOPY) --add-gnu-debuglink=$(SONAME_FILE).debug $(SONAME_FILE)
+endif
 	ln -sfn libnexvitad.so.$(VERSION) $(LIBDEST)/libnexvitad.so.$(SOMAJOR)
 	ln -sfn libnexvitad.so.$(SOMAJOR) $(LIBDEST)/libnexvitad.so
 	install -m 644 $(CARGO_OUT)/libnexvitad.a $(LIBDEST)/libnexvitad.a

@@ -28,6 +28,67 @@
  *     nexvitad_bank_free(bank);    // either order: a bank keeps its model alive
  *     nexvitad_model_free(model);
  *
+ * Scoring needs only the bank: nexvitad_score(NULL, bank, ...) scores with the model the
+ * bank was built or loaded with, which the bank keeps alive (ABI revision 2). A non-NULL
+ * model must have the bank's fingerprint (its own model, or the same folder opened again,
+ * e.g. with other options), else NEXVITAD_MISMATCH. Handles may be freed in any order.
+ *
+ * Option structs: the "use the default" rule. In nexvitad_options, nexvitad_bank_options
+ * and nexvitad_train_options, 0 (or NULL) means the default, except in the fields marked *
+ * where 0 is a real setting: there any negative value means the default (in a uint32_t
+ * field, a negative int stored in it, e.g. -1, i.e. any value >= 0x80000000). NaN is never
+ * a default: it is NEXVITAD_INVALID_ARGUMENT. The one field without a "use the default"
+ * value is nexvitad_train_options.checkpoint_every (every value is a real setting). The
+ * *_options_default() functions write the values of the "writes" column; every one of them
+ * is the default (or means it), so both ways give the same result.
+ *
+ *     field                         default                     use the default   writes
+ *     nexvitad_options
+ *       ort_library                 search (see the field)      NULL              NULL
+ *       execution_provider          "cpu"                       NULL              "cpu"
+ *       intra_threads               ONNX Runtime chooses        0                 0
+ *     * optimization_level          3 (all; 0 = off)            negative, e.g. -1 3
+ *       max_image_side              16384                       0                 16384
+ *       max_image_pixels            64 Mi                       0                 64 Mi
+ *       reserved0                   (must be 0)                 -                 0
+ *     nexvitad_bank_options
+ *       scorer                      NEXVITAD_SCORER_SINKHORN    0                 0
+ *       k                           the model's (30)            0                 0
+ *       epsilon                     0.05                        0                 0.05
+ *       max_iters                   50                          0                 50
+ *     * tol                         1e-4 (0 = run to max_iters) negative          1e-4
+ *       coreset_ratio               0.1                         0                 0.1
+ *     * sigma                       the model's (4; 0 = none)   negative          -1
+ *       image_score_mode            NEXVITAD_IMAGE_SCORE_MAX    0                 0
+ *       image_score_top_fraction    0.1                         0                 0.1
+ *       augment                     none                        0                 0
+ *       target_fpr                  the model's                 0                 0
+ *       batch_size                  4                           0                 4
+ *       seed                        0                           0                 0
+ *       max_vectors                 4 Mi                        0                 4 Mi
+ *     nexvitad_train_options
+ *       epochs                      4                           0                 4
+ *       batch                       8                           0                 8
+ *       lr                          1e-3                        0                 1e-3
+ *     * weight_decay                0.01                        negative          0.01
+ *       theta                       the model's (0.7)           0                 0
+ *     * lambda1                     the model's (1.0)           negative          -1
+ *     * lambda2                     the model's (0.5)           negative          -1
+ *       seed                        0                           0                 0
+ *       decoder_width               32                          0                 32
+ *       checkpoint_every            20 (0 = only at the end)    (none)            20
+ *       copies                      2                           0                 2
+ *     * flips                       1 (0 = no flips)            negative, e.g. -1 1
+ *     * noise_std                   8                           negative          8
+ *     * jitter                      0.2                         negative          0.2
+ *       resume                      0                           0                 0
+ *       target_test                 0                           0                 0
+ *
+ * (Revision 2 made every field follow this rule; earlier libraries refuse the values that
+ * became defaults - 0 epsilon, a negative sigma other than -1, and so on - with
+ * NEXVITAD_INVALID_ARGUMENT, so call the *_options_default() functions when
+ * nexvitad_abi_revision() < 2.)
+ *
  * Build: `pkg-config --cflags --libs nexvitad`, or in CMake `find_package(nexvitad)` and
  * `target_link_libraries(app nexvitad::nexvitad)`. libonnxruntime.so is installed beside
  * libnexvitad.so and found there at run time; no environment variable is needed. (When
@@ -101,8 +162,11 @@
  *   0: the first release of ABI version 1 (models, banks, scoring, logging).
  *   1: training: nexvitad_train(), nexvitad_train_options_default() and the
  *      nexvitad_train_* types.
+ *   2: nexvitad_score() and nexvitad_score_batch() accept a NULL model (the bank's own);
+ *      every option field follows the "use the default" rule of the table at the top
+ *      (values that were errors before now select the default; no valid value changed).
  */
-#define NEXVITAD_ABI_REVISION 1
+#define NEXVITAD_ABI_REVISION 2
 
 /**
  * Status returned by every function that can fail. Each value is one class of failure;
@@ -417,7 +481,8 @@ typedef struct nexvitad_options {
      */
     uint32_t intra_threads;
     /**
-     * Graph optimisation level 0 (off) .. 3 (all, the default).
+     * Graph optimisation level: 0 off (a real setting), 1 basic, 2 extended, 3 all; a
+     * negative value stored in it (e.g. -1, read as int32_t) = the default (3).
      */
     uint32_t optimization_level;
     /**
@@ -453,23 +518,25 @@ typedef struct nexvitad_bank_options {
      */
     uint32_t k;
     /**
-     * Entropic regulariser of Sinkhorn, relative to the mean cost; > 0.
+     * Entropic regulariser of Sinkhorn, relative to the mean cost; > 0; 0 = the default (0.05).
      */
     float epsilon;
     /**
-     * K-means iteration cap; > 0.
+     * K-means iteration cap; 0 = the default (50).
      */
     uint32_t max_iters;
     /**
-     * K-means relative centroid-shift tolerance; >= 0.
+     * K-means relative centroid-shift tolerance; >= 0 (0 is a real setting: run to
+     * max_iters); negative = the default (1e-4).
      */
     float tol;
     /**
-     * Share of vectors kept by the coreset scorer, in (0, 1].
+     * Share of vectors kept by the coreset scorer, in (0, 1]; 0 = the default (0.1).
      */
     float coreset_ratio;
     /**
-     * Gaussian smoothing sigma in pixels of the scored image; -1 = the model's default.
+     * Gaussian smoothing sigma in pixels of the scored image, finite, <= 1000 (0 is a real
+     * setting: no smoothing); negative = the model's default. NaN is an error.
      */
     float sigma;
     /**
@@ -477,7 +544,8 @@ typedef struct nexvitad_bank_options {
      */
     uint32_t image_score_mode;
     /**
-     * Fraction for NEXVITAD_IMAGE_SCORE_TOP_MEAN, in (0, 1]; ignored for MAX.
+     * Fraction for NEXVITAD_IMAGE_SCORE_TOP_MEAN, in (0, 1]; 0 = the default (0.1);
+     * ignored for MAX.
      */
     float image_score_top_fraction;
     /**
@@ -489,7 +557,7 @@ typedef struct nexvitad_bank_options {
      */
     float target_fpr;
     /**
-     * Images per encoder call; > 0.
+     * Images per encoder call; 0 = the default (4).
      */
     uint32_t batch_size;
     /**
@@ -497,7 +565,8 @@ typedef struct nexvitad_bank_options {
      */
     uint64_t seed;
     /**
-     * Cap on bank vectors (images x copies x patches), to bound memory.
+     * Cap on bank vectors (images x copies x patches), to bound memory; 0 = the default
+     * (4 Mi).
      */
     uint64_t max_vectors;
 } nexvitad_bank_options;
@@ -692,19 +761,21 @@ typedef struct nexvitad_train_options {
      */
     size_t struct_size;
     /**
-     * Passes over the source images; >= 1.
+     * Passes over the source images; 0 = the default (4).
      */
     uint32_t epochs;
     /**
-     * Source images per step (plus as many target images and their perturbed copies); >= 1.
+     * Source images per step (plus as many target images and their perturbed copies);
+     * 0 = the default (8).
      */
     uint32_t batch;
     /**
-     * AdamW learning rate; finite, > 0.
+     * AdamW learning rate; finite, > 0; 0 = the default (1e-3).
      */
     double lr;
     /**
-     * AdamW decoupled weight decay; finite, >= 0.
+     * AdamW decoupled weight decay; finite, >= 0 (0 is a real setting); negative = the
+     * default (0.01).
      */
     double weight_decay;
     /**
@@ -712,11 +783,13 @@ typedef struct nexvitad_train_options {
      */
     double theta;
     /**
-     * Weight lambda1 of the pseudo-label loss, >= 0; -1 = the model's default.
+     * Weight lambda1 of the pseudo-label loss, finite, >= 0 (0 is a real setting);
+     * negative = the model's default. NaN is an error.
      */
     double lambda1;
     /**
-     * Weight lambda2 of the consistency loss, >= 0; -1 = the model's default.
+     * Weight lambda2 of the consistency loss, finite, >= 0 (0 is a real setting);
+     * negative = the model's default. NaN is an error.
      */
     double lambda2;
     /**
@@ -725,27 +798,32 @@ typedef struct nexvitad_train_options {
      */
     uint64_t seed;
     /**
-     * Channels of the decoder trunk; >= 1.
+     * Channels of the decoder trunk; 0 = the default (32).
      */
     uint32_t decoder_width;
     /**
-     * Steps between checkpoints; 0 = only when cancelled and at the end.
+     * Steps between checkpoints; 0 = only when cancelled and at the end (a real setting).
+     * The one field with no "use the default" value: every uint32_t value is a real
+     * setting; nexvitad_train_options_default() writes the default (20).
      */
     uint32_t checkpoint_every;
     /**
-     * Perturbed copies per target image (each encoded once); >= 1.
+     * Perturbed copies per target image (each encoded once); 0 = the default (2).
      */
     uint32_t copies;
     /**
-     * 1: the perturbed copies may be flipped (mapped back before comparing); 0: no flips.
+     * 1: the perturbed copies may be flipped (mapped back before comparing); 0: no flips
+     * (a real setting); a negative value stored in it (e.g. -1) = the default (1).
      */
     uint32_t flips;
     /**
-     * Pixel noise std of the perturbed copies, in 8-bit levels; >= 0.
+     * Pixel noise std of the perturbed copies, in 8-bit levels; finite, >= 0 (0 is a real
+     * setting); negative = the default (8).
      */
     double noise_std;
     /**
-     * Colour jitter of the perturbed copies (brightness/contrast 1 +/- j, gains 1 +/- j/2), in [0, 1).
+     * Colour jitter of the perturbed copies (brightness/contrast 1 +/- j, gains 1 +/- j/2),
+     * in [0, 1) (0 is a real setting); negative = the default (0.2).
      */
     double jitter;
     /**
@@ -954,15 +1032,6 @@ const char *nexvitad_last_error(void);
 const char *nexvitad_status_name(int status);
 
 /**
- * Diagnostics for bindings and packagers: panics deliberately inside the library and
- * returns what the panic became, which in a correct build is always NEXVITAD_INTERNAL
- * with nexvitad_last_error() containing "deliberate panic". A build whose panics abort
- * the process instead (panic = "abort") would break every promise of this header; this
- * lets a test suite prove the shipped binary is not such a build. Any thread.
- */
-nexvitad_status nexvitad_selftest_panic(void);
-
-/**
  * Sets (or, with `cb` = NULL, removes) the process-wide log callback.
  *
  * The library logs at NEXVITAD_LOG_INFO when a model is opened and when a bank is built,
@@ -1041,7 +1110,8 @@ nexvitad_status nexvitad_model_free(struct nexvitad_model *model);
  * Fills `options` with the defaults: Sinkhorn K-means with the model's K (0 = model
  * default), epsilon 0.05, 50 iterations, tol 1e-4, coreset ratio 0.1, the model's sigma
  * (-1), image score = max (top fraction 0.1 if switched to TOP_MEAN), no augmentation,
- * the model's target FPR (0), seed 0, batch size 4, at most 4 Mi bank vectors.
+ * the model's target FPR (0), seed 0, batch size 4, at most 4 Mi bank vectors. (A struct
+ * of zeros except `sigma` and `tol` < 0 means the same: see the option table at the top.)
  *
  * Set `options->struct_size = sizeof(nexvitad_bank_options)` first; only fields within it
  * are written.
@@ -1137,8 +1207,13 @@ nexvitad_status nexvitad_bank_free(struct nexvitad_bank *bank);
  * Scores one image: its anomaly map at the image's own width x height, its image score,
  * the bank's thresholds and the decision.
  *
- * `model`, `bank`: live handles; the bank must have been built or loaded with this model
- * (or an identical one). `image`: caller-owned, read during the call only. `map_out`:
+ * `bank`: a live bank handle. `model`: NULL to score with the model the bank was built or
+ * loaded with, which the bank keeps alive (ABI revision 2; check
+ * `nexvitad_abi_revision() >= 2`, older libraries refuse NULL), else a live model handle
+ * with the bank's fingerprint: the bank's own model or one opened from the same folder
+ * (e.g. with other options); its encoders then run the image, and any other model gives
+ * NEXVITAD_MISMATCH. Handles may be freed in any order: after nexvitad_model_free() the
+ * bank alone still scores with a NULL `model`. `image`: caller-owned, read during the call only. `map_out`:
  * NULL if only the result is wanted, else a caller buffer of `map_len` floats that
  * receives the row-major map (width x height floats; `map_len` may be larger). `out`:
  * caller struct with `struct_size` set; receives the result. Nothing is written unless the
@@ -1147,9 +1222,10 @@ nexvitad_status nexvitad_bank_free(struct nexvitad_bank *bank);
  * Thread-safety: any thread; any number of threads may score with the same model and bank
  * at once, with results identical to scoring one at a time.
  *
- * Errors: NEXVITAD_INVALID_ARGUMENT (NULL handle, image or out; bad image; map_len below
- * width x height), NEXVITAD_LIMIT_EXCEEDED (image above the model's limits),
- * NEXVITAD_MISMATCH (bank from another model), NEXVITAD_RUNTIME (ONNX Runtime failed).
+ * Errors: NEXVITAD_INVALID_ARGUMENT (NULL bank, image or out; `model` or `bank` not a live
+ * handle of its kind; bad image; map_len below width x height), NEXVITAD_LIMIT_EXCEEDED
+ * (image above the model's limits), NEXVITAD_MISMATCH (`model` is not NULL and has another
+ * fingerprint than the bank's), NEXVITAD_RUNTIME (ONNX Runtime failed).
  */
 nexvitad_status nexvitad_score(const struct nexvitad_model *model,
                                const struct nexvitad_bank *bank,
@@ -1169,6 +1245,9 @@ nexvitad_status nexvitad_score(const struct nexvitad_model *model,
  * set `results[0].struct_size = sizeof(nexvitad_result)`, which the library also takes as
  * the array's element size and writes into every element. Nothing is written unless the
  * whole call succeeds.
+ *
+ * `model`: as in nexvitad_score(): NULL for the bank's own model (ABI revision 2), else a
+ * live model with the bank's fingerprint.
  *
  * Thread-safety and errors: as nexvitad_score(); messages name the image index.
  */

@@ -328,7 +328,13 @@ public:
     /// "cpu" (empty = "cpu") or "cuda:N".
     ModelOptions& execution_provider(std::string ep) { provider_ = std::move(ep); return *this; }
     ModelOptions& intra_threads(std::uint32_t n) { raw_.intra_threads = n; return *this; }
+    /// optimization_off (0, a real setting) .. 3 (all); optimization_default (the C rule's
+    /// "negative means the default", -1 stored in the uint32_t) = 3.
     ModelOptions& optimization_level(std::uint32_t level) { raw_.optimization_level = level; return *this; }
+    /// Graph optimisation off (nexvitad_options.optimization_level = 0).
+    static constexpr std::uint32_t optimization_off = 0;
+    /// The library's default level (a negative value, -1, in nexvitad_options.optimization_level).
+    static constexpr std::uint32_t optimization_default = static_cast<std::uint32_t>(-1);
     /// Largest accepted image width or height; 0 = library default.
     ModelOptions& max_image_side(std::uint32_t side) { raw_.max_image_side = side; return *this; }
     /// Largest accepted width x height; 0 = library default.
@@ -371,7 +377,8 @@ public:
     BankOptions& max_iters(std::uint32_t n) { raw_.max_iters = n; return *this; }
     BankOptions& tol(float t) { raw_.tol = t; return *this; }
     BankOptions& coreset_ratio(float r) { raw_.coreset_ratio = r; return *this; }
-    /// Gaussian smoothing sigma in pixels; -1 = the model's default.
+    /// Gaussian smoothing sigma in pixels (0 = none); any negative value = the model's
+    /// default; NaN is refused.
     BankOptions& sigma(float s) { raw_.sigma = s; return *this; }
     /// `top_fraction` is used by ImageScoreMode::top_mean only.
     BankOptions& image_score_mode(ImageScoreMode m, float top_fraction = 0.1f) {
@@ -531,6 +538,22 @@ public:
         detail::check(nexvitad_bank_save(handle("save"), path.c_str()));
     }
 
+    /// Scores one image with the model the bank was built or loaded with (nexvitad_score with
+    /// a NULL model, C ABI revision 2): works after that Model was closed or destroyed. The map
+    /// (image width x height) is returned in Result::map.
+    Result score(const ImageView& image) const {
+        nexvitad_bank* b = handle("score");
+        std::vector<float> map(image.empty() ? 0 : image.pixels());
+        Result r = score_c(b, image, map.data(), map.size());
+        r.map = std::move(map);
+        return r;
+    }
+
+    /// As score(image), without producing a map.
+    Result score(const ImageView& image, NoMap) const {
+        return score_c(handle("score"), image, nullptr, 0);
+    }
+
     /// Scorer, sizes, sigma, thresholds and build settings.
     BankInfo info() const {
         nexvitad_bank_info c{};
@@ -584,6 +607,14 @@ public:
 
 private:
     void reset() noexcept { (void)nexvitad_bank_free(std::exchange(h_, nullptr)); }
+
+    static Result score_c(nexvitad_bank* b, const ImageView& image, float* map, std::size_t map_len) {
+        const nexvitad_image c = image.c_image();
+        nexvitad_result r{};
+        r.struct_size = sizeof r;
+        detail::check(nexvitad_score(nullptr, b, &c, map, map_len, &r));
+        return Result::from_c(r);
+    }
 
     nexvitad_bank* h_ = nullptr;
 };

@@ -78,8 +78,8 @@ type BankOptions struct {
 	Tol *float32
 	// CoresetRatio is the share of vectors kept by the coreset scorer; 0 = 0.1.
 	CoresetRatio float32
-	// Sigma is the Gaussian smoothing in pixels; nil = the model's (0 is a valid value:
-	// no smoothing).
+	// Sigma is the Gaussian smoothing in pixels; nil, or any negative value as in C, = the
+	// model's (0 is a valid value: no smoothing); NaN is refused.
 	Sigma *float32
 	// ImageScoreMode and TopFraction (0 = 0.1) choose how the image score is drawn.
 	ImageScoreMode ImageScoreMode

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"image"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -109,8 +110,24 @@ func TestBuildRawAndBadInput(t *testing.T) {
 	wantStatus(t, "K too large", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
 	_, err = m.BuildBankRaw(ctx, []nexvitad.RawImage{raw}, &nexvitad.BankOptions{Scorer: 9})
 	wantStatus(t, "unknown scorer", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
-	_, err = m.BuildBankRaw(ctx, []nexvitad.RawImage{raw}, &nexvitad.BankOptions{Sigma: nexvitad.Float32(-3)})
-	wantStatus(t, "negative sigma", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+	// As in C: a negative sigma is the model's default; NaN is refused.
+	neg, err := m.BuildBankRaw(ctx, []nexvitad.RawImage{raw}, &nexvitad.BankOptions{Sigma: nexvitad.Float32(-3), MaxIters: 5})
+	if err != nil {
+		t.Fatalf("negative sigma (the model's): %v", err)
+	}
+	def, err := m.BuildBankRaw(ctx, []nexvitad.RawImage{raw}, &nexvitad.BankOptions{MaxIters: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ni, err1 := neg.Info()
+	di, err2 := def.Info()
+	if err1 != nil || err2 != nil || ni.Sigma != di.Sigma {
+		t.Errorf("negative sigma gave %v, the default %v (%v, %v)", ni.Sigma, di.Sigma, err1, err2)
+	}
+	neg.Close()
+	def.Close()
+	_, err = m.BuildBankRaw(ctx, []nexvitad.RawImage{raw}, &nexvitad.BankOptions{Sigma: nexvitad.Float32(float32(math.NaN()))})
+	wantStatus(t, "NaN sigma", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
 }
 
 func TestBuildCancel(t *testing.T) {
@@ -246,7 +263,7 @@ func TestFileErrors(t *testing.T) {
 
 	_, err = nexvitad.Open(filepath.Join(dir, "no-model"), nil)
 	wantStatus(t, "missing model folder", err, nexvitad.StatusIO, nexvitad.ErrIO)
-	_, err = nexvitad.Open(modelDir, &nexvitad.Options{OptimizationLevel: 7})
+	_, err = nexvitad.Open(modelDir, &nexvitad.Options{OptimizationLevel: nexvitad.Int(7)})
 	wantStatus(t, "bad optimisation level", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
 	_, err = nexvitad.Open(modelDir, &nexvitad.Options{ExecutionProvider: "tpu:0"})
 	if err == nil {

@@ -20,3 +20,7 @@ func Version() string { return C.GoString(C.nexvitad_version()) }
 
 // LibraryABIVersion returns the C ABI version of the loaded library.
 func LibraryABIVersion() int { return int(C.nexvitad_abi_version()) }
+
+// LibraryABIRevision is the loaded library's C ABI revision (nexvitad_abi_revision): 2 and up
+// score with a bank alone (Bank.Score) and follow the options' "use the default" rule.
+func LibraryABIRevision() int { return int(C.nexvitad_abi_revision()) }

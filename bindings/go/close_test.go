@@ -28,7 +28,8 @@ func TestCloseAndUseAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := texture(1, 64, 48)
-	if _, err := m.Score(b, img); err != nil {
+	want, err := m.Score(b, img)
+	if err != nil {
 		t.Fatal(err)
 	}
 	fp := m.Fingerprint()
@@ -55,6 +56,17 @@ func TestCloseAndUseAfterClose(t *testing.T) {
 	if err := b.Save(filepath.Join(t.TempDir(), "kept.bank")); err != nil {
 		t.Errorf("bank Save after its model closed: %v", err)
 	}
+	// ... and scores alone with its own model (NULL model in C, ABI revision 2).
+	if rev := nexvitad.LibraryABIRevision(); rev < 2 {
+		t.Fatalf("ABI revision %d < 2", rev)
+	}
+	alone, err := b.Score(img)
+	if err != nil {
+		t.Fatalf("bank Score after its model closed: %v", err)
+	}
+	if alone.Score != want.Score || len(alone.Map) != len(want.Map) || alone.Map[7] != want.Map[7] {
+		t.Errorf("bank alone scored %v, the model %v", alone.Score, want.Score)
+	}
 
 	if err := b.Close(); err != nil {
 		t.Fatalf("bank Close: %v", err)
@@ -66,6 +78,8 @@ func TestCloseAndUseAfterClose(t *testing.T) {
 	wantClosed(t, "Info on a closed bank", err)
 	err = b.Save(filepath.Join(t.TempDir(), "x.bank"))
 	wantClosed(t, "Save on a closed bank", err)
+	_, err = b.Score(img)
+	wantClosed(t, "Score on a closed bank", err)
 
 	live := openTiny(t)
 	_, err = live.Score(b, img)
@@ -84,6 +98,20 @@ func TestCloseAndUseAfterClose(t *testing.T) {
 	wantStatus(t, "Score on a nil model", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
 	_, err = live.Score(nilBank, img)
 	wantStatus(t, "Score with a nil bank", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+	_, err = nilBank.Score(img)
+	wantStatus(t, "Score on a nil bank", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+}
+
+func TestOptimizationLevelMirrorsC(t *testing.T) {
+	// nil (the zero Options) and OptimizationDefault give the default; OptimizationOff (0) is off.
+	for _, o := range []*nexvitad.Options{{}, {OptimizationLevel: nexvitad.Int(nexvitad.OptimizationDefault)},
+		{OptimizationLevel: nexvitad.Int(nexvitad.OptimizationOff)}, {OptimizationLevel: nexvitad.Int(nexvitad.OptimizationAll)}} {
+		m, err := nexvitad.Open(modelDir, o)
+		if err != nil {
+			t.Fatalf("Open with %+v: %v", o, err)
+		}
+		m.Close()
+	}
 }
 
 func TestBadImages(t *testing.T) {

@@ -15,8 +15,16 @@ import (
 	"unsafe"
 )
 
-// OptimizationOff disables ONNX Runtime's graph optimisation (Options.OptimizationLevel).
-const OptimizationOff = -1
+// Graph optimisation levels for Options.OptimizationLevel, with C's meanings
+// (nexvitad_options.optimization_level): 0 is a real setting (off), and a negative value
+// means the library's default (3, all).
+const (
+	OptimizationDefault  = -1 // the library's default (3); nil OptimizationLevel means the same
+	OptimizationOff      = 0  // graph optimisation off
+	OptimizationBasic    = 1
+	OptimizationExtended = 2
+	OptimizationAll      = 3
+)
 
 // Options says how to open a model. The zero value (or a nil *Options) gives the
 // library's defaults.
@@ -29,9 +37,11 @@ type Options struct {
 	ExecutionProvider string
 	// IntraThreads is ONNX Runtime's intra-op threads per session; 0 lets it choose.
 	IntraThreads int
-	// OptimizationLevel is the graph optimisation level 1..3; 0 means the default (3,
-	// all) and OptimizationOff turns it off.
-	OptimizationLevel int
+	// OptimizationLevel is the graph optimisation level with C's meanings: nil (or a
+	// negative value, OptimizationDefault) = the default (3, all); 0 (OptimizationOff) =
+	// off; 1..3. A pointer, like BankOptions.Sigma, because 0 is a real setting and the
+	// zero Options must give the defaults: Options{OptimizationLevel: nexvitad.Int(nexvitad.OptimizationOff)}.
+	OptimizationLevel *int
 	// MaxImageSide is the largest accepted image width or height; 0 = 16384.
 	MaxImageSide int
 	// MaxImagePixels is the largest accepted width x height; 0 = 64 Mi pixels.
@@ -105,13 +115,17 @@ func fillOptions(co *C.nexvitad_options, o *Options) error {
 		return err
 	}
 	co.intra_threads = threads
-	switch {
-	case o.OptimizationLevel == OptimizationOff:
-		co.optimization_level = 0
-	case o.OptimizationLevel >= 1 && o.OptimizationLevel <= 3:
-		co.optimization_level = C.uint32_t(o.OptimizationLevel)
-	case o.OptimizationLevel != 0:
-		return invalidf(fmt.Sprintf("Options.OptimizationLevel %d is not 0 (default), 1..3 or OptimizationOff", o.OptimizationLevel))
+	// Mirrors C: the value goes through as is (a negative one as -1 in the uint32_t, which
+	// the library reads as "the default"; above 3 the library refuses it).
+	if l := o.OptimizationLevel; l != nil {
+		switch {
+		case *l < 0:
+			co.optimization_level = C.uint32_t(math.MaxUint32) // (uint32_t)-1
+		case *l <= math.MaxUint32:
+			co.optimization_level = C.uint32_t(*l)
+		default:
+			return invalidf(fmt.Sprintf("Options.OptimizationLevel %d is out of range", *l))
+		}
 	}
 	if o.MaxImageSide != 0 {
 		side, err := toU32("Options.MaxImageSide", o.MaxImageSide)

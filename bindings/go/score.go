@@ -78,6 +78,43 @@ func (m *Model) ScoreRawImage(bank *Bank, img RawImage) (*Result, error) {
 	return res, nil
 }
 
+// Score scores img with the model the bank was built or loaded with (nexvitad_score with
+// a NULL model, C ABI revision 2). It works after that Model was closed: a bank keeps its
+// model alive, so Close the two in any order. The result equals Model.Score's.
+func (b *Bank) Score(img image.Image) (*Result, error) {
+	r, err := Raw(img)
+	if err != nil {
+		return nil, err
+	}
+	return b.ScoreRawImage(r)
+}
+
+// ScoreRawImage is Bank.Score for a raw pixel buffer.
+func (b *Bank) ScoreRawImage(img RawImage) (*Result, error) {
+	if err := img.check("image"); err != nil {
+		return nil, err
+	}
+	bp, err := b.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer b.mu.RUnlock()
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	cimg := img.toC(&pin)
+	res := &Result{Map: make([]float32, img.Width*img.Height)}
+	var cres C.nexvitad_result
+	cres.struct_size = C.sizeof_nexvitad_result
+	var cerr *C.char
+	st := C.nxgo_score(nil, bp, &cimg, (*C.float)(&res.Map[0]), C.size_t(len(res.Map)), &cres, &cerr)
+	runtime.KeepAlive(b)
+	if err := statusError(st, cerr); err != nil {
+		return nil, err
+	}
+	res.fill(&cres)
+	return res, nil
+}
+
 // ScoreBatch scores several images in one call, which lets the encoders run on groups
 // of images (faster than one at a time on most machines). It fails as a whole: the
 // error names the index of the image at fault.

@@ -104,7 +104,7 @@ type TrainResult struct {
 // Float64 returns a pointer to v, for the optional fields of TrainOptions.
 func Float64(v float64) *float64 { return &v }
 
-// Int returns a pointer to v, for TrainOptions.CheckpointEvery.
+// Int returns a pointer to v, for TrainOptions.CheckpointEvery and Options.OptimizationLevel.
 func Int(v int) *int { return &v }
 
 func (o *TrainOptions) toC(co *C.nexvitad_train_options) error {

@@ -35,6 +35,9 @@ fn augment_bits(a: Augment) -> u32 {
     bit(a.hflip, NEXVITAD_AUGMENT_HFLIP) | bit(a.vflip, NEXVITAD_AUGMENT_VFLIP) | bit(a.rot90, NEXVITAD_AUGMENT_ROT90)
 }
 
+/// `image_score_top_fraction` when 0 (the default of NEXVITAD_IMAGE_SCORE_TOP_MEAN).
+const DEFAULT_TOP_FRACTION: f32 = 0.1;
+
 /// The defaults nexvitad_bank_options_default() writes: the safe API's `BankOptions::default()`.
 fn default_bank_options() -> nexvitad_bank_options {
     let d = BankOptions::default();
@@ -49,7 +52,7 @@ fn default_bank_options() -> nexvitad_bank_options {
         coreset_ratio: d.coreset_ratio,
         sigma: d.sigma,
         image_score_mode: mode,
-        image_score_top_fraction: if fraction > 0.0 { fraction } else { 0.1 },
+        image_score_top_fraction: if fraction > 0.0 { fraction } else { DEFAULT_TOP_FRACTION },
         augment: augment_bits(d.augment),
         target_fpr: d.target_fpr,
         batch_size: d.batch_size as u32,
@@ -60,7 +63,15 @@ fn default_bank_options() -> nexvitad_bank_options {
 
 /// C bank options to the safe API's. Enum codes and flag bits are checked here; value
 /// ranges by `BankOptions::resolved` (during the build), which names the field.
+///
+/// The "use the default" rule of the header: 0 selects the default, except in `tol` and
+/// `sigma`, where 0 is a real setting and any negative value selects the default (`k`, `sigma`
+/// and `target_fpr` are the model's, passed on as the safe API's markers 0, -1, 0). NaN is never
+/// a default: it reaches `resolved`, which refuses it.
 fn to_bank_options(o: &nexvitad_bank_options) -> Result<BankOptions> {
+    let d = BankOptions::default();
+    let or_default = |v: f32, def: f32| if v == 0.0 { def } else { v };
+    let neg_default = |v: f32, def: f32| if v < 0.0 { def } else { v };
     let scorer = match o.scorer {
         0 => ScorerKind::Sinkhorn,
         1 => ScorerKind::Full,
@@ -69,23 +80,27 @@ fn to_bank_options(o: &nexvitad_bank_options) -> Result<BankOptions> {
     };
     let image_score = match o.image_score_mode {
         0 => ImageScoreMode::Max,
-        1 => ImageScoreMode::TopMean { fraction: o.image_score_top_fraction },
+        1 => ImageScoreMode::TopMean { fraction: or_default(o.image_score_top_fraction, DEFAULT_TOP_FRACTION) },
         m => return Err(Error::invalid(format!("options->image_score_mode {m} is not a nexvitad_image_score_mode (0 MAX, 1 TOP_MEAN)"))),
     };
     let known = NEXVITAD_AUGMENT_HFLIP as u32 | NEXVITAD_AUGMENT_VFLIP as u32 | NEXVITAD_AUGMENT_ROT90 as u32;
     if o.augment & !known != 0 {
         return Err(Error::invalid(format!("options->augment {:#x} has bits that are not nexvitad_augment flags", o.augment)));
     }
-    let max_vectors = usize::try_from(o.max_vectors)
-        .map_err(|_| Error::invalid(format!("options->max_vectors {} does not fit this machine's size_t", o.max_vectors)))?;
+    let max_vectors = match o.max_vectors {
+        0 => d.max_vectors,
+        v => usize::try_from(v)
+            .map_err(|_| Error::invalid(format!("options->max_vectors {v} does not fit this machine's size_t")))?,
+    };
     Ok(BankOptions {
         scorer,
         k: o.k as usize,
-        epsilon: o.epsilon,
-        max_iters: o.max_iters as usize,
-        tol: o.tol,
-        coreset_ratio: o.coreset_ratio,
-        sigma: o.sigma,
+        epsilon: or_default(o.epsilon, d.epsilon),
+        max_iters: if o.max_iters == 0 { d.max_iters } else { o.max_iters as usize },
+        tol: neg_default(o.tol, d.tol),
+        coreset_ratio: or_default(o.coreset_ratio, d.coreset_ratio),
+        // Any negative sigma (not only -1) is the model's; -1 is the safe API's marker for it.
+        sigma: neg_default(o.sigma, -1.0),
         image_score,
         augment: Augment {
             hflip: o.augment & NEXVITAD_AUGMENT_HFLIP as u32 != 0,
@@ -94,7 +109,7 @@ fn to_bank_options(o: &nexvitad_bank_options) -> Result<BankOptions> {
         },
         target_fpr: o.target_fpr,
         seed: o.seed,
-        batch_size: o.batch_size as usize,
+        batch_size: if o.batch_size == 0 { d.batch_size } else { o.batch_size as usize },
         max_vectors,
     })
 }
@@ -121,7 +136,8 @@ fn log_bank(what: &str, b: &MemoryBank) {
 /// Fills `options` with the defaults: Sinkhorn K-means with the model's K (0 = model
 /// default), epsilon 0.05, 50 iterations, tol 1e-4, coreset ratio 0.1, the model's sigma
 /// (-1), image score = max (top fraction 0.1 if switched to TOP_MEAN), no augmentation,
-/// the model's target FPR (0), seed 0, batch size 4, at most 4 Mi bank vectors.
+/// the model's target FPR (0), seed 0, batch size 4, at most 4 Mi bank vectors. (A struct
+/// of zeros except `sigma` and `tol` < 0 means the same: see the option table at the top.)
 ///
 /// Set `options->struct_size = sizeof(nexvitad_bank_options)` first; only fields within it
 /// are written.

@@ -39,8 +39,8 @@ pub(crate) struct ModelHandle {
 /// What a bank handle owns: the bank and the model it was built or loaded with.
 pub(crate) struct BankHandle {
     pub bank: MemoryBank,
-    /// Keeps the model alive for as long as the bank (the model may be freed first).
-    #[allow(dead_code)]
+    /// Keeps the model alive for as long as the bank (the model may be freed first); it
+    /// scores when nexvitad_score() gets a NULL model.
     pub model: Arc<ModelHandle>,
 }
 

@@ -44,7 +44,10 @@ pub const NEXVITAD_ABI_VERSION: u32 = 1;
 ///   0: the first release of ABI version 1 (models, banks, scoring, logging).
 ///   1: training: nexvitad_train(), nexvitad_train_options_default() and the
 ///      nexvitad_train_* types.
-pub const NEXVITAD_ABI_REVISION: u32 = 1;
+///   2: nexvitad_score() and nexvitad_score_batch() accept a NULL model (the bank's own);
+///      every option field follows the "use the default" rule of the table at the top
+///      (values that were errors before now select the default; no valid value changed).
+pub const NEXVITAD_ABI_REVISION: u32 = 2;
 
 /// The library version, e.g. "0.1.0". Static storage; never NULL. Any thread.
 #[no_mangle]
@@ -86,12 +89,24 @@ pub extern "C" fn nexvitad_status_name(status: c_int) -> *const c_char {
     status::status_name(status).as_ptr()
 }
 
-/// Diagnostics for bindings and packagers: panics deliberately inside the library and
-/// returns what the panic became, which in a correct build is always NEXVITAD_INTERNAL
-/// with nexvitad_last_error() containing "deliberate panic". A build whose panics abort
-/// the process instead (panic = "abort") would break every promise of this header; this
-/// lets a test suite prove the shipped binary is not such a build. Any thread.
+/// Test hook, deliberately left out of the public header (cbindgen.toml `[export] exclude`):
+/// panics inside the library and returns what the panic became, which in a correct build is
+/// always NEXVITAD_INTERNAL with nexvitad_last_error() containing "deliberate panic". The
+/// symbol stays exported so the C tests (tests/c/selftest.h) and the bindings' tests can prove
+/// the shipped binary turns panics into status codes. Not part of the supported API.
 #[no_mangle]
 pub extern "C" fn nexvitad_selftest_panic() -> nexvitad_status {
     status::guard("nexvitad_selftest_panic", || panic!("deliberate panic (nexvitad_selftest_panic)"))
+}
+
+// Every promise of the header ("no panic crosses this API") rests on `catch_unwind` in
+// `status::guard`, which does nothing when panics abort. Refuse to build such a library
+// (fuzz targets, built by cargo-fuzz with `--cfg fuzzing`, never go through the C ABI).
+#[allow(unexpected_cfgs)]
+mod panic_strategy_guard {
+    #[cfg(all(panic = "abort", not(fuzzing)))]
+    compile_error!(
+        "nexvitad's C ABI needs panic = \"unwind\": with panic = \"abort\" a bug would abort the host process \
+         instead of returning NEXVITAD_INTERNAL (keep the default panic strategy in every profile)"
+    );
 }

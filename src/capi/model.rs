@@ -45,7 +45,14 @@ unsafe fn to_model_options(o: &nexvitad_options) -> Result<ModelOptions> {
     m.session.intra_threads = o.intra_threads as usize;
     m.session.optimization_level = match o.optimization_level {
         l @ 0..=3 => l as u8,
-        l => return Err(Error::invalid(format!("options->optimization_level {l} is not in 0..=3"))),
+        // The option rule: 0 is a real setting here (off), so a negative value (as int32_t,
+        // e.g. -1 stored in the uint32_t) means the default.
+        l if (l as i32) < 0 => m.session.optimization_level,
+        l => {
+            return Err(Error::invalid(format!(
+                "options->optimization_level {l} is not in 0..=3 (or negative, e.g. -1, for the default)"
+            )))
+        }
     };
     let d = ImageLimits::default();
     m.image_limits = ImageLimits {

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::mem::size_of;
 
-use super::handles;
+use super::handles::{self, BankHandle, ModelHandle};
 use super::images::{image_array, view};
 use super::status::{guard, non_null};
 use super::types::{nexvitad_bank, nexvitad_image, nexvitad_model, nexvitad_result, nexvitad_status};
@@ -68,6 +68,16 @@ fn c_result(r: &ScoreResult, size: usize) -> nexvitad_result {
     }
 }
 
+/// The model to score with: the bank's own when `model` is NULL (ABI revision 2), else the
+/// caller's live handle, which `score_batch` then checks against the bank's fingerprint.
+fn scoring_model(model: *const nexvitad_model, bh: &BankHandle) -> Result<std::sync::Arc<ModelHandle>> {
+    if model.is_null() {
+        Ok(bh.model.clone())
+    } else {
+        handles::model(model, "model")
+    }
+}
+
 /// Copies a map into a caller buffer (NULL = not wanted).
 ///
 /// # Safety
@@ -81,8 +91,13 @@ unsafe fn copy_map(r: &ScoreResult, dst: *mut f32) {
 /// Scores one image: its anomaly map at the image's own width x height, its image score,
 /// the bank's thresholds and the decision.
 ///
-/// `model`, `bank`: live handles; the bank must have been built or loaded with this model
-/// (or an identical one). `image`: caller-owned, read during the call only. `map_out`:
+/// `bank`: a live bank handle. `model`: NULL to score with the model the bank was built or
+/// loaded with, which the bank keeps alive (ABI revision 2; check
+/// `nexvitad_abi_revision() >= 2`, older libraries refuse NULL), else a live model handle
+/// with the bank's fingerprint: the bank's own model or one opened from the same folder
+/// (e.g. with other options); its encoders then run the image, and any other model gives
+/// NEXVITAD_MISMATCH. Handles may be freed in any order: after nexvitad_model_free() the
+/// bank alone still scores with a NULL `model`. `image`: caller-owned, read during the call only. `map_out`:
 /// NULL if only the result is wanted, else a caller buffer of `map_len` floats that
 /// receives the row-major map (width x height floats; `map_len` may be larger). `out`:
 /// caller struct with `struct_size` set; receives the result. Nothing is written unless the
@@ -91,9 +106,10 @@ unsafe fn copy_map(r: &ScoreResult, dst: *mut f32) {
 /// Thread-safety: any thread; any number of threads may score with the same model and bank
 /// at once, with results identical to scoring one at a time.
 ///
-/// Errors: NEXVITAD_INVALID_ARGUMENT (NULL handle, image or out; bad image; map_len below
-/// width x height), NEXVITAD_LIMIT_EXCEEDED (image above the model's limits),
-/// NEXVITAD_MISMATCH (bank from another model), NEXVITAD_RUNTIME (ONNX Runtime failed).
+/// Errors: NEXVITAD_INVALID_ARGUMENT (NULL bank, image or out; `model` or `bank` not a live
+/// handle of its kind; bad image; map_len below width x height), NEXVITAD_LIMIT_EXCEEDED
+/// (image above the model's limits), NEXVITAD_MISMATCH (`model` is not NULL and has another
+/// fingerprint than the bank's), NEXVITAD_RUNTIME (ONNX Runtime failed).
 #[no_mangle]
 pub unsafe extern "C" fn nexvitad_score(
     model: *const nexvitad_model,
@@ -104,8 +120,8 @@ pub unsafe extern "C" fn nexvitad_score(
     out: *mut nexvitad_result,
 ) -> nexvitad_status {
     guard("nexvitad_score", || unsafe {
-        let mh = handles::model(model, "model")?;
         let bh = handles::bank(bank, "bank")?;
+        let mh = scoring_model(model, &bh)?;
         non_null(image, "image")?;
         struct_size(out as *const nexvitad_result, "out")?;
         let v = view(&mh.model, &*image, "image")?;
@@ -128,6 +144,9 @@ pub unsafe extern "C" fn nexvitad_score(
 /// the array's element size and writes into every element. Nothing is written unless the
 /// whole call succeeds.
 ///
+/// `model`: as in nexvitad_score(): NULL for the bank's own model (ABI revision 2), else a
+/// live model with the bank's fingerprint.
+///
 /// Thread-safety and errors: as nexvitad_score(); messages name the image index.
 #[no_mangle]
 pub unsafe extern "C" fn nexvitad_score_batch(
@@ -140,8 +159,8 @@ pub unsafe extern "C" fn nexvitad_score_batch(
     results: *mut nexvitad_result,
 ) -> nexvitad_status {
     guard("nexvitad_score_batch", || unsafe {
-        let mh = handles::model(model, "model")?;
         let bh = handles::bank(bank, "bank")?;
+        let mh = scoring_model(model, &bh)?;
         let imgs = image_array(images, n, "images")?;
         let stride = struct_size(results as *const nexvitad_result, "results")?;
         if !maps_out.is_null() && map_lens.is_null() {

@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::train::{train_model, PerturbOptions, StepStats, TrainConfig, TrainEvent, TrainSpec, CHECKPOINT_FILE};
 
-/// `lambda1`/`lambda2` value that means "the model's default".
+/// `lambda1`/`lambda2` value nexvitad_train_options_default() writes: negative = "the
+/// model's default".
 const MODEL_DEFAULT_LAMBDA: f64 = -1.0;
 
 /// The defaults nexvitad_train_options_default() writes: `TrainConfig::default()` with theta,
@@ -64,20 +65,32 @@ fn flag(v: u32, field: &str) -> Result<bool> {
 /// C options to the safe API's `TrainConfig` (values checked by `TrainConfig::validate`,
 /// prefixed with "options"), plus the resume and target-test flags.
 fn to_train_config(o: &nexvitad_train_options, manifest: &Manifest) -> Result<(TrainConfig, bool, bool)> {
+    // The "use the default" rule of the header: 0 selects the default, except where 0 is a
+    // real setting (weight_decay, lambda1, lambda2, noise_std, jitter, flips); there any
+    // negative value does. NaN is never a default: `validate` refuses it. checkpoint_every
+    // has no default value (every u32 is a real setting).
     let d = &manifest.defaults;
-    let lambda = |v: f64, model: f32| if v == MODEL_DEFAULT_LAMBDA { decimal(model) } else { v };
+    let c = TrainConfig::default();
+    let count = |v: u32, def: usize| if v == 0 { def } else { v as usize };
+    let neg = |v: f64, def: f64| if v < 0.0 { def } else { v };
+    let flips = if (o.flips as i32) < 0 { c.perturb.flips } else { flag(o.flips, "flips")? };
     let cfg = TrainConfig {
-        epochs: o.epochs as usize,
-        batch: o.batch as usize,
-        lr: o.lr,
-        weight_decay: o.weight_decay,
+        epochs: count(o.epochs, c.epochs),
+        batch: count(o.batch, c.batch),
+        lr: if o.lr == 0.0 { c.lr } else { o.lr },
+        weight_decay: neg(o.weight_decay, c.weight_decay),
         theta: if o.theta == 0.0 { decimal(d.theta) } else { o.theta },
-        lambda1: lambda(o.lambda1, d.lambda1),
-        lambda2: lambda(o.lambda2, d.lambda2),
+        lambda1: neg(o.lambda1, decimal(d.lambda1)),
+        lambda2: neg(o.lambda2, decimal(d.lambda2)),
         seed: o.seed,
-        decoder_width: o.decoder_width as usize,
+        decoder_width: count(o.decoder_width, c.decoder_width),
         checkpoint_every: o.checkpoint_every as usize,
-        perturb: PerturbOptions { copies: o.copies as usize, noise_std: o.noise_std, jitter: o.jitter, flips: flag(o.flips, "flips")? },
+        perturb: PerturbOptions {
+            copies: count(o.copies, c.perturb.copies),
+            noise_std: neg(o.noise_std, c.perturb.noise_std),
+            jitter: neg(o.jitter, c.perturb.jitter),
+            flips,
+        },
     };
     cfg.validate().map_err(|e| super::status::in_param(e, "options"))?;
     Ok((cfg, flag(o.resume, "resume")?, flag(o.target_test, "target_test")?))
@@ -326,13 +339,30 @@ mod tests {
             assert!(e.contains("options: theta") && e.contains("(0, 1)"), "{e}");
         }
         let mut o = default_train_options();
-        o.lambda2 = -0.5;
-        assert!(to_train_config(&o, &m).unwrap_err().to_string().contains("lambda2 -0.5"));
+        o.lambda2 = f64::NAN;
+        assert!(to_train_config(&o, &m).unwrap_err().to_string().contains("lambda2 NaN"));
         let mut o = default_train_options();
         o.flips = 2;
         assert!(to_train_config(&o, &m).unwrap_err().to_string().contains("options->flips is 2"));
         let mut o = default_train_options();
-        o.epochs = 0;
-        assert!(to_train_config(&o, &m).unwrap_err().to_string().contains("epochs"));
+        o.lr = -1.0;
+        assert!(to_train_config(&o, &m).unwrap_err().to_string().contains("learning rate -1"));
+    }
+
+    #[test]
+    fn the_default_rule_zero_or_negative() {
+        let m = manifest();
+        let want = to_train_config(&default_train_options(), &m).unwrap().0;
+        // 0 = default where 0 is not a setting; negative = default where it is.
+        let mut o = default_train_options();
+        (o.epochs, o.batch, o.lr, o.decoder_width, o.copies, o.theta) = (0, 0, 0.0, 0, 0, 0.0);
+        (o.weight_decay, o.lambda1, o.lambda2, o.noise_std, o.jitter, o.flips) = (-1.0, -0.5, -7.0, -1.0, -1e-9, u32::MAX);
+        assert_eq!(to_train_config(&o, &m).unwrap().0, want);
+        // Where 0 is a real setting, it stays 0.
+        let mut o = default_train_options();
+        (o.weight_decay, o.lambda1, o.lambda2, o.noise_std, o.jitter, o.flips) = (0.0, 0.0, 0.0, 0.0, 0.0, 0);
+        let cfg = to_train_config(&o, &m).unwrap().0;
+        assert_eq!((cfg.weight_decay, cfg.lambda1, cfg.lambda2, cfg.perturb.noise_std, cfg.perturb.jitter), (0.0, 0.0, 0.0, 0.0, 0.0));
+        assert!(!cfg.perturb.flips);
     }
 }

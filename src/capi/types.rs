@@ -165,7 +165,8 @@ pub struct nexvitad_options {
     pub execution_provider: *const c_char,
     /// ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime choose.
     pub intra_threads: u32,
-    /// Graph optimisation level 0 (off) .. 3 (all, the default).
+    /// Graph optimisation level: 0 off (a real setting), 1 basic, 2 extended, 3 all; a
+    /// negative value stored in it (e.g. -1, read as int32_t) = the default (3).
     pub optimization_level: u32,
     /// Largest accepted image width or height; 0 = library default (16384).
     pub max_image_side: u32,
@@ -187,29 +188,33 @@ pub struct nexvitad_bank_options {
     pub scorer: u32,
     /// Prototypes for the Sinkhorn scorer; 0 = the model's default (30).
     pub k: u32,
-    /// Entropic regulariser of Sinkhorn, relative to the mean cost; > 0.
+    /// Entropic regulariser of Sinkhorn, relative to the mean cost; > 0; 0 = the default (0.05).
     pub epsilon: f32,
-    /// K-means iteration cap; > 0.
+    /// K-means iteration cap; 0 = the default (50).
     pub max_iters: u32,
-    /// K-means relative centroid-shift tolerance; >= 0.
+    /// K-means relative centroid-shift tolerance; >= 0 (0 is a real setting: run to
+    /// max_iters); negative = the default (1e-4).
     pub tol: f32,
-    /// Share of vectors kept by the coreset scorer, in (0, 1].
+    /// Share of vectors kept by the coreset scorer, in (0, 1]; 0 = the default (0.1).
     pub coreset_ratio: f32,
-    /// Gaussian smoothing sigma in pixels of the scored image; -1 = the model's default.
+    /// Gaussian smoothing sigma in pixels of the scored image, finite, <= 1000 (0 is a real
+    /// setting: no smoothing); negative = the model's default. NaN is an error.
     pub sigma: f32,
     /// A nexvitad_image_score_mode value.
     pub image_score_mode: u32,
-    /// Fraction for NEXVITAD_IMAGE_SCORE_TOP_MEAN, in (0, 1]; ignored for MAX.
+    /// Fraction for NEXVITAD_IMAGE_SCORE_TOP_MEAN, in (0, 1]; 0 = the default (0.1);
+    /// ignored for MAX.
     pub image_score_top_fraction: f32,
     /// OR of nexvitad_augment bits; 0 = no augmentation.
     pub augment: u32,
     /// False-positive rate the stored thresholds aim at, in (0, 1); 0 = the model's default.
     pub target_fpr: f32,
-    /// Images per encoder call; > 0.
+    /// Images per encoder call; 0 = the default (4).
     pub batch_size: u32,
     /// Seed of every random choice; the same seed and images give the same bank.
     pub seed: u64,
-    /// Cap on bank vectors (images x copies x patches), to bound memory.
+    /// Cap on bank vectors (images x copies x patches), to bound memory; 0 = the default
+    /// (4 Mi).
     pub max_vectors: u64,
 }
 
@@ -311,34 +316,43 @@ pub enum nexvitad_train_phase {
 pub struct nexvitad_train_options {
     /// sizeof(nexvitad_train_options) as the caller compiled it.
     pub struct_size: usize,
-    /// Passes over the source images; >= 1.
+    /// Passes over the source images; 0 = the default (4).
     pub epochs: u32,
-    /// Source images per step (plus as many target images and their perturbed copies); >= 1.
+    /// Source images per step (plus as many target images and their perturbed copies);
+    /// 0 = the default (8).
     pub batch: u32,
-    /// AdamW learning rate; finite, > 0.
+    /// AdamW learning rate; finite, > 0; 0 = the default (1e-3).
     pub lr: f64,
-    /// AdamW decoupled weight decay; finite, >= 0.
+    /// AdamW decoupled weight decay; finite, >= 0 (0 is a real setting); negative = the
+    /// default (0.01).
     pub weight_decay: f64,
     /// Pseudo-label confidence threshold theta, in (0, 1); 0 = the model's default.
     pub theta: f64,
-    /// Weight lambda1 of the pseudo-label loss, >= 0; -1 = the model's default.
+    /// Weight lambda1 of the pseudo-label loss, finite, >= 0 (0 is a real setting);
+    /// negative = the model's default. NaN is an error.
     pub lambda1: f64,
-    /// Weight lambda2 of the consistency loss, >= 0; -1 = the model's default.
+    /// Weight lambda2 of the consistency loss, finite, >= 0 (0 is a real setting);
+    /// negative = the model's default. NaN is an error.
     pub lambda2: f64,
     /// Seed of initialisation, batch order and perturbations: the same seed, data and
     /// options give the same model, bit for bit.
     pub seed: u64,
-    /// Channels of the decoder trunk; >= 1.
+    /// Channels of the decoder trunk; 0 = the default (32).
     pub decoder_width: u32,
-    /// Steps between checkpoints; 0 = only when cancelled and at the end.
+    /// Steps between checkpoints; 0 = only when cancelled and at the end (a real setting).
+    /// The one field with no "use the default" value: every uint32_t value is a real
+    /// setting; nexvitad_train_options_default() writes the default (20).
     pub checkpoint_every: u32,
-    /// Perturbed copies per target image (each encoded once); >= 1.
+    /// Perturbed copies per target image (each encoded once); 0 = the default (2).
     pub copies: u32,
-    /// 1: the perturbed copies may be flipped (mapped back before comparing); 0: no flips.
+    /// 1: the perturbed copies may be flipped (mapped back before comparing); 0: no flips
+    /// (a real setting); a negative value stored in it (e.g. -1) = the default (1).
     pub flips: u32,
-    /// Pixel noise std of the perturbed copies, in 8-bit levels; >= 0.
+    /// Pixel noise std of the perturbed copies, in 8-bit levels; finite, >= 0 (0 is a real
+    /// setting); negative = the default (8).
     pub noise_std: f64,
-    /// Colour jitter of the perturbed copies (brightness/contrast 1 +/- j, gains 1 +/- j/2), in [0, 1).
+    /// Colour jitter of the perturbed copies (brightness/contrast 1 +/- j, gains 1 +/- j/2),
+    /// in [0, 1) (0 is a real setting); negative = the default (0.2).
     pub jitter: f64,
     /// 1: continue the run whose checkpoint is in `out_dir` (same data and options; only
     /// `epochs` and `checkpoint_every` may differ); 0: start a new run in a new or empty folder.

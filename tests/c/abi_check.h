@@ -8,6 +8,7 @@
  */
 #include <nexvitad.h>
 #include <nexvitad.h> /* the include guard holds */
+#include "selftest.h" /* the test-only hook: exported, but not in the public header */
 
 #include <stddef.h>
 

@@ -40,6 +40,12 @@ RPATH=(-Wl,-rpath,"$PREFIX/lib")
 CWARN=(-Wall -Wextra -Werror)
 
 step "header: C99 and C++17"
+# The panic self-test hook is exported for tests (tests/c/selftest.h) but not public API.
+if grep -q nexvitad_selftest_panic "$PREFIX/include/nexvitad.h"; then
+    echo "the installed nexvitad.h declares the test hook nexvitad_selftest_panic"; exit 1
+fi
+nm -D --defined-only "$PREFIX/lib/libnexvitad.so" | grep -q ' T nexvitad_selftest_panic$' \
+    || { echo "libnexvitad.so does not export nexvitad_selftest_panic (the tests need it)"; exit 1; }
 gcc -std=c99 -pedantic "${CWARN[@]}" "${PC_CFLAGS[@]}" tests/c/header_c99.c -o "$B/header_c99" "${PC_LIBS[@]}" "${RPATH[@]}"
 g++ -std=c++17 -pedantic "${CWARN[@]}" "${PC_CFLAGS[@]}" tests/c/header_cpp.cpp -o "$B/header_cpp" "${PC_LIBS[@]}" "${RPATH[@]}"
 "$B/header_c99"

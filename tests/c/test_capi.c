@@ -22,6 +22,8 @@
 
 #include <nexvitad.h>
 
+#include "selftest.h"
+
 #include "check.h"
 #include "ppm.h"
 
@@ -428,6 +430,19 @@ static void test_lifetimes(nexvitad_model *m) {
     nexvitad_result r;
     r.struct_size = sizeof r;
     OK(nexvitad_score(m, b2, &g_test_views[0], NULL, 0, &r)); /* any handle of the same model */
+    /* Revision 2: model NULL scores with the bank's own model, freed by the caller above. */
+    CHECK(nexvitad_abi_revision() >= 2, "revision 2: NULL model in nexvitad_score");
+    nexvitad_result rn;
+    rn.struct_size = sizeof rn;
+    OK(nexvitad_score(NULL, b2, &g_test_views[0], NULL, 0, &rn));
+    CHECK(rn.image_score == r.image_score && rn.image_threshold == r.image_threshold,
+          "NULL model = the bank's model: %g vs %g", rn.image_score, r.image_score);
+    nexvitad_result rb[2];
+    rb[0].struct_size = sizeof rb[0];
+    OK(nexvitad_score_batch(NULL, b2, g_test_views, 2, NULL, NULL, rb));
+    CHECK(rb[0].image_score == r.image_score, "score_batch with NULL model");
+    /* The freed model handle itself is refused; a model of another fingerprint too. */
+    BAD(nexvitad_score(m2, b2, &g_test_views[0], NULL, 0, &rn), NEXVITAD_INVALID_ARGUMENT, "not a live nexvitad_model");
     path_in(path, sizeof path, g_work_dir, "bank_after_model_free.safetensors");
     OK(nexvitad_bank_save(b2, path));
     OK(nexvitad_bank_free(b2));
@@ -551,11 +566,11 @@ static void test_bad_build_inputs(nexvitad_model *m) {
     bo.augment = 0x10;
     BAD(nexvitad_bank_build(m, im, 4, &bo, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "options->augment");
     nexvitad_bank_options_default(&bo);
-    bo.sigma = -5;
-    BAD(nexvitad_bank_build(m, im, 4, &bo, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "sigma -5");
+    bo.sigma = NAN; /* negative sigma is the model's (revision 2); NaN is never a default */
+    BAD(nexvitad_bank_build(m, im, 4, &bo, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "sigma NaN");
     nexvitad_bank_options_default(&bo);
-    bo.batch_size = 0;
-    BAD(nexvitad_bank_build(m, im, 4, &bo, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "batch_size");
+    bo.epsilon = -1.0f; /* 0 is the default (revision 2); negative is refused */
+    BAD(nexvitad_bank_build(m, im, 4, &bo, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "epsilon -1");
     nexvitad_bank_options_default(&bo);
     bo.target_fpr = 1.5f;
     BAD(nexvitad_bank_build(m, im, 4, &bo, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "target_fpr 1.5");
@@ -640,8 +655,12 @@ static void test_bad_score_inputs(nexvitad_model *m, nexvitad_bank *bank) {
     memset(&r, 0x33, sizeof r);
     r.struct_size = sizeof r;
 
-    BAD(nexvitad_score(NULL, bank, im, map, need, &r), NEXVITAD_INVALID_ARGUMENT, "model is NULL");
+    /* A NULL model is valid since revision 2 (the bank's own; see test_lifetimes); a bank
+       passed as the model is not. */
+    BAD(nexvitad_score((const nexvitad_model *)bank, bank, im, map, need, &r), NEXVITAD_INVALID_ARGUMENT,
+        "is a nexvitad_bank, not a nexvitad_model");
     BAD(nexvitad_score(m, NULL, im, map, need, &r), NEXVITAD_INVALID_ARGUMENT, "bank is NULL");
+    BAD(nexvitad_score(NULL, NULL, im, map, need, &r), NEXVITAD_INVALID_ARGUMENT, "bank is NULL");
     BAD(nexvitad_score(m, bank, NULL, map, need, &r), NEXVITAD_INVALID_ARGUMENT, "image is NULL");
     BAD(nexvitad_score(m, bank, im, map, need, NULL), NEXVITAD_INVALID_ARGUMENT, "out is NULL");
     BAD(nexvitad_score(m, bank, im, map, 10, &r), NEXVITAD_INVALID_ARGUMENT, "map_len 10 is smaller than the 96x72 map");

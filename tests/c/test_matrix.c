@@ -40,6 +40,8 @@
 
 #include <nexvitad.h>
 
+#include "selftest.h"
+
 #include "ppm.h"
 
 /* ---- fixtures ------------------------------------------------------------------------ */
@@ -501,23 +503,83 @@ static nexvitad_status o_k_big(void) {
         o.field = value;                           \
         return build_with(&o);                     \
     }
-OPT_ROW(o_sigma_neg, sigma, -5.0f)
 OPT_ROW(o_sigma_nan, sigma, NAN)
 OPT_ROW(o_sigma_inf, sigma, INFINITY)
-OPT_ROW(o_eps_zero, epsilon, 0.0f)
+OPT_ROW(o_eps_neg, epsilon, -1.0f)
 OPT_ROW(o_eps_nan, epsilon, NAN)
-OPT_ROW(o_iters_zero, max_iters, 0)
-OPT_ROW(o_tol_neg, tol, -1.0f)
+OPT_ROW(o_tol_nan, tol, NAN)
 OPT_ROW(o_fpr_big, target_fpr, 1.5f)
 OPT_ROW(o_fpr_nan, target_fpr, NAN)
 OPT_ROW(o_fpr_one, target_fpr, 1.0f)
-OPT_ROW(o_batch_zero, batch_size, 0)
 OPT_ROW(o_max_vectors, max_vectors, 10)
 OPT_ROW(o_scorer, scorer, 5)
 OPT_ROW(o_mode, image_score_mode, 3)
 OPT_ROW(o_augment, augment, 0x10)
 OPT_ROW(o_struct_small, struct_size, 3)
 OPT_ROW(o_struct_big, struct_size, sizeof(nexvitad_bank_options) + 64)
+/* The "use the default" rule (header, revision 2): builds with `o` and with the defaults
+   and checks the two banks record the same settings and thresholds. */
+static nexvitad_status same_as_defaults(const nexvitad_bank_options *o) {
+    nexvitad_bank_options d = bank_options();
+    nexvitad_bank *a = NULL, *b = NULL;
+    nexvitad_status s = keep(nexvitad_bank_build(g_m, g_views, 2, o, NULL, NULL, &a));
+    if (s != NEXVITAD_OK) return s;
+    if (nexvitad_bank_build(g_m, g_views, 2, &d, NULL, NULL, &b) != NEXVITAD_OK) {
+        nexvitad_bank_free(a);
+        return keep(NEXVITAD_INTERNAL);
+    }
+    nexvitad_bank_info ia, ib;
+    ia.struct_size = ib.struct_size = sizeof ia;
+    nexvitad_bank_get_info(a, &ia);
+    nexvitad_bank_get_info(b, &ib);
+    nexvitad_bank_free(a);
+    nexvitad_bank_free(b);
+    if (ia.sigma != ib.sigma || ia.k != ib.k || ia.image_threshold != ib.image_threshold ||
+        ia.pixel_threshold != ib.pixel_threshold || ia.target_fpr != ib.target_fpr || ia.vectors != ib.vectors) {
+        snprintf(g_msg, sizeof g_msg, "not the defaults: sigma %g/%g k %u/%u thresholds %g/%g", ia.sigma, ib.sigma,
+                 ia.k, ib.k, ia.image_threshold, ib.image_threshold);
+        return NEXVITAD_INTERNAL;
+    }
+    return s;
+}
+static nexvitad_status o_sigma_neg(void) {
+    nexvitad_bank_options o = bank_options();
+    o.sigma = -5.0f;
+    return same_as_defaults(&o);
+}
+static nexvitad_status o_sigma_neg_inf(void) {
+    nexvitad_bank_options o = bank_options();
+    o.sigma = -INFINITY;
+    return same_as_defaults(&o);
+}
+static nexvitad_status o_tol_neg(void) {
+    nexvitad_bank_options o = bank_options();
+    o.tol = -1.0f;
+    return same_as_defaults(&o);
+}
+/* Every field at its "use the default" value: 0, and negative where 0 is a setting. */
+static nexvitad_status o_all_default_markers(void) {
+    nexvitad_bank_options o;
+    memset(&o, 0, sizeof o);
+    o.struct_size = sizeof o;
+    o.sigma = -1.0f;
+    o.tol = -1.0f;
+    o.max_iters = 5; /* as bank_options(), to compare like with like */
+    return same_as_defaults(&o);
+}
+static nexvitad_status o_zero_defaults(void) {
+    nexvitad_bank_options o = bank_options();
+    o.epsilon = 0.0f;
+    o.batch_size = 0;
+    o.coreset_ratio = 0.0f;
+    o.max_vectors = 0;
+    return same_as_defaults(&o);
+}
+static nexvitad_status o_iters_zero(void) {
+    nexvitad_bank_options o = bank_options();
+    o.max_iters = 0; /* 50, the default */
+    return build_with(&o);
+}
 static nexvitad_status o_coreset_zero(void) {
     nexvitad_bank_options o = bank_options();
     o.scorer = NEXVITAD_SCORER_CORESET;
@@ -528,6 +590,12 @@ static nexvitad_status o_coreset_big(void) {
     nexvitad_bank_options o = bank_options();
     o.scorer = NEXVITAD_SCORER_CORESET;
     o.coreset_ratio = 1.5f;
+    return build_with(&o);
+}
+static nexvitad_status o_top_neg(void) {
+    nexvitad_bank_options o = bank_options();
+    o.image_score_mode = NEXVITAD_IMAGE_SCORE_TOP_MEAN;
+    o.image_score_top_fraction = -0.5f;
     return build_with(&o);
 }
 static nexvitad_status o_top_zero(void) {
@@ -560,6 +628,8 @@ static nexvitad_status o_out_null(void) { return keep(nexvitad_bank_build(g_m, g
 MOPT_ROW(mo_struct_zero, struct_size, 0)
 MOPT_ROW(mo_struct_big, struct_size, sizeof(nexvitad_options) + 64)
 MOPT_ROW(mo_opt_level, optimization_level, 7)
+MOPT_ROW(mo_opt_level_default, optimization_level, (uint32_t)-1)
+MOPT_ROW(mo_opt_level_off, optimization_level, 0)
 MOPT_ROW(mo_reserved, reserved0, 1)
 MOPT_ROW(mo_ep_unknown, execution_provider, "tpu:0")
 MOPT_ROW(mo_ep_bad_index, execution_provider, "cuda:-1")
@@ -737,10 +807,59 @@ static nexvitad_status r_not_ort(void) { return open_in_child(g_lib_path); }
 static nexvitad_status r_old(void) { return open_in_child(g_fake_ort); }
 
 /* Handles */
+/* NULL model (revision 2): the bank's own model scores, with the same result as g_m. */
 static nexvitad_status h_model_null(void) {
+    nexvitad_result r, want;
+    r.struct_size = want.struct_size = sizeof r;
+    nexvitad_status s = keep(nexvitad_score(NULL, g_b, &g_views[0], NULL, 0, &r));
+    if (s != NEXVITAD_OK) return s;
+    if (nexvitad_score(g_m, g_b, &g_views[0], NULL, 0, &want) != NEXVITAD_OK || r.image_score != want.image_score)
+        return keep(NEXVITAD_INTERNAL);
+    return s;
+}
+/* The bank outlives its model: the model freed first, the bank alone still scores. */
+static nexvitad_status h_model_freed_first(void) {
+    nexvitad_options o = options();
+    nexvitad_model *m = NULL;
+    nexvitad_bank *b = NULL;
+    if (nexvitad_model_open(g_model_dir, &o, &m) != NEXVITAD_OK) return keep(NEXVITAD_INTERNAL);
+    if (nexvitad_bank_load(m, g_bank_path, &b) != NEXVITAD_OK) {
+        nexvitad_model_free(m);
+        return keep(NEXVITAD_INTERNAL);
+    }
+    nexvitad_model_free(m);
     nexvitad_result r;
     r.struct_size = sizeof r;
-    return keep(nexvitad_score(NULL, g_b, &g_views[0], NULL, 0, &r));
+    nexvitad_status s = keep(nexvitad_score(NULL, b, &g_views[0], NULL, 0, &r));
+    nexvitad_bank_free(b);
+    return s;
+}
+/* ... while the freed model handle itself is refused. */
+static nexvitad_status h_model_freed_stale(void) {
+    nexvitad_options o = options();
+    nexvitad_model *m = NULL;
+    nexvitad_bank *b = NULL;
+    if (nexvitad_model_open(g_model_dir, &o, &m) != NEXVITAD_OK) return keep(NEXVITAD_INTERNAL);
+    if (nexvitad_bank_load(m, g_bank_path, &b) != NEXVITAD_OK) {
+        nexvitad_model_free(m);
+        return keep(NEXVITAD_INTERNAL);
+    }
+    nexvitad_model_free(m);
+    nexvitad_result r;
+    r.struct_size = sizeof r;
+    nexvitad_status s = keep(nexvitad_score(m, b, &g_views[0], NULL, 0, &r));
+    nexvitad_bank_free(b);
+    return s;
+}
+static nexvitad_status h_model_null_bank_null(void) {
+    nexvitad_result r;
+    r.struct_size = sizeof r;
+    return keep(nexvitad_score(NULL, NULL, &g_views[0], NULL, 0, &r));
+}
+static nexvitad_status h_batch_model_null(void) {
+    nexvitad_result r[2];
+    r[0].struct_size = sizeof r[0];
+    return keep(nexvitad_score_batch(NULL, g_b, g_views, 2, NULL, NULL, r));
 }
 static nexvitad_status h_bank_null(void) {
     nexvitad_result r;
@@ -846,21 +965,25 @@ static const row ROWS[] = {
     /* Bank options (nexvitad_bank_build with 2 images) */
     {"options", "k = 0 (valid: the model's K, 30)", NEXVITAD_OK, "", o_k0},
     {"options", "k = 100000 > the patch vectors of one image", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: k = 100000 is larger than the 784 bank vectors; lower k or add images", o_k_big},
-    {"options", "sigma = −5", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: sigma -5 must be >= 0 (or -1 for the model default)", o_sigma_neg},
+    {"options", "sigma = −5 (negative: the model's sigma, as −1; revision 2)", NEXVITAD_OK, "", o_sigma_neg},
+    {"options", "sigma = −∞ (negative: the model's sigma)", NEXVITAD_OK, "", o_sigma_neg_inf},
     {"options", "sigma = NaN", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: sigma NaN must be finite and at most 1000 px", o_sigma_nan},
     {"options", "sigma = +∞", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: sigma inf must be finite and at most 1000 px", o_sigma_inf},
-    {"options", "epsilon = 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: epsilon 0 must be finite and > 0", o_eps_zero},
+    {"options", "every field at its \"use the default\" value (zeros; sigma, tol −1): the defaults' bank", NEXVITAD_OK, "", o_all_default_markers},
+    {"options", "epsilon, batch_size, coreset_ratio, max_vectors = 0 (the defaults; revision 2)", NEXVITAD_OK, "", o_zero_defaults},
+    {"options", "epsilon = −1", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: epsilon -1 must be finite and > 0", o_eps_neg},
     {"options", "epsilon = NaN", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: epsilon NaN must be finite and > 0", o_eps_nan},
-    {"options", "max_iters = 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: max_iters must be > 0", o_iters_zero},
-    {"options", "tol = −1", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: tol -1 must be finite and >= 0", o_tol_neg},
-    {"options", "coreset_ratio = 0 (coreset scorer)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: coreset_ratio 0 must be in (0, 1]", o_coreset_zero},
+    {"options", "max_iters = 0 (the default, 50; revision 2)", NEXVITAD_OK, "", o_iters_zero},
+    {"options", "tol = −1 (negative: the default, 1e-4; revision 2)", NEXVITAD_OK, "", o_tol_neg},
+    {"options", "tol = NaN", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: tol NaN must be finite and >= 0", o_tol_nan},
+    {"options", "coreset_ratio = 0 (coreset scorer: the default, 0.1; revision 2)", NEXVITAD_OK, "", o_coreset_zero},
     {"options", "coreset_ratio = 1.5", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: coreset_ratio 1.5 must be in (0, 1]", o_coreset_big},
-    {"options", "top-mean fraction 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: top-mean fraction 0 must be in (0, 1]", o_top_zero},
+    {"options", "top-mean fraction 0 (the default, 0.1; revision 2)", NEXVITAD_OK, "", o_top_zero},
+    {"options", "top-mean fraction −0.5", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: top-mean fraction -0.5 must be in (0, 1]", o_top_neg},
     {"options", "top-mean fraction NaN", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: top-mean fraction NaN must be in (0, 1]", o_top_nan},
     {"options", "target_fpr = 1.5", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: target_fpr 1.5 must be in (0, 1)", o_fpr_big},
     {"options", "target_fpr = 1", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: target_fpr 1 must be in (0, 1)", o_fpr_one},
     {"options", "target_fpr = NaN", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: target_fpr NaN must be in (0, 1)", o_fpr_nan},
-    {"options", "batch_size = 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: batch_size must be > 0", o_batch_zero},
     {"options", "max_vectors = 10", NEXVITAD_LIMIT_EXCEEDED, "nexvitad_bank_build: limit exceeded: 2 images × 1 copies × 784 patches = 1568 bank vectors, above max_vectors 10", o_max_vectors},
     {"options", "scorer 5", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->scorer 5 is not a nexvitad_scorer (0 SINKHORN, 1 FULL, 2 CORESET)", o_scorer},
     {"options", "image_score_mode 3", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->image_score_mode 3 is not a nexvitad_image_score_mode (0 MAX, 1 TOP_MEAN)", o_mode},
@@ -873,7 +996,9 @@ static const row ROWS[] = {
     {"options", "`out` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: out is NULL", o_out_null},
     {"options", "model options `struct_size` 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->struct_size is 0; set it to sizeof(nexvitad_options) (48 in this library's nexvitad.h)", mo_struct_zero},
     {"options", "model options from a newer header (`struct_size` + 64)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->struct_size 112 is larger than this library's nexvitad_options (48 bytes): the program was built against a newer nexvitad.h than the libnexvitad it loaded", mo_struct_big},
-    {"options", "optimization_level 7", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->optimization_level 7 is not in 0..=3", mo_opt_level},
+    {"options", "optimization_level 7", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->optimization_level 7 is not in 0..=3 (or negative, e.g. -1, for the default)", mo_opt_level},
+    {"options", "optimization_level (uint32_t)−1 (negative: the default, 3; revision 2)", NEXVITAD_OK, "", mo_opt_level_default},
+    {"options", "optimization_level 0 (valid: graph optimisation off)", NEXVITAD_OK, "", mo_opt_level_off},
     {"options", "reserved0 = 1", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->reserved0 is 1; it must be 0", mo_reserved},
     {"options", "execution provider \"tpu:0\"", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->execution_provider: unknown execution provider 'tpu:0' (expected 'cpu' or 'cuda:N')", mo_ep_unknown},
     {"options", "execution provider \"cuda:-1\"", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->execution_provider: execution provider 'cuda:-1': device index must be a non-negative integer", mo_ep_bad_index},
@@ -949,8 +1074,12 @@ static const row ROWS[] = {
     {"ORT library", "a second, different library after one was loaded", NEXVITAD_RUNTIME, "nexvitad_model_open: onnx runtime: ONNX Runtime is already loaded from '{libdir}/libonnxruntime.so.1.32.0' in this process; a process can load only one, so '/nonexistent/libonnxruntime.so' cannot be used", mo_ort_other},
 
     /* Handles */
-    {"handle", "model NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: model is NULL", h_model_null},
+    {"handle", "model NULL (valid, revision 2: the bank's own model scores, same result)", NEXVITAD_OK, "", h_model_null},
+    {"handle", "`nexvitad_score_batch` with model NULL (valid, revision 2)", NEXVITAD_OK, "", h_batch_model_null},
+    {"handle", "model freed before its bank; the bank scores with model NULL (valid)", NEXVITAD_OK, "", h_model_freed_first},
+    {"handle", "model freed before its bank; the freed model handle passed", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: model ({addr}) is not a live nexvitad_model: already freed, or never returned by nexvitad", h_model_freed_stale},
     {"handle", "bank NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: bank is NULL", h_bank_null},
+    {"handle", "model and bank NULL (the bank is named)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: bank is NULL", h_model_null_bank_null},
     {"handle", "bank freed twice", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_free: invalid argument: bank ({addr}) is not a live nexvitad_bank: already freed, or never returned by nexvitad", h_double_free_bank},
     {"handle", "model freed twice", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_free: invalid argument: model ({addr}) is not a live nexvitad_model: already freed, or never returned by nexvitad", h_double_free_model},
     {"handle", "stale bank (freed) used to score", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: bank ({addr}) is not a live nexvitad_bank: already freed, or never returned by nexvitad", h_stale_bank},

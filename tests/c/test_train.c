@@ -231,14 +231,19 @@ static void test_bad_inputs(nexvitad_model *m) {
         BAD(nexvitad_train(m, g_root, src, 2, g_target, out, &t, NULL, NULL, NULL), NEXVITAD_INVALID_ARGUMENT,
             "must be in (0, 1)");
     }
+    /* Negative lambda2 is the model's (revision 2's option rule); NaN is never a default. */
     nexvitad_train_options t = o;
-    t.lambda2 = -0.5;
+    t.lambda2 = NAN;
     BAD(nexvitad_train(m, g_root, src, 2, g_target, out, &t, NULL, NULL, NULL), NEXVITAD_INVALID_ARGUMENT,
-        "lambda2 -0.5");
+        "lambda2 NaN");
     t = o;
-    t.epochs = 0;
+    t.lr = -1.0; /* 0 is the default; negative is refused */
     BAD(nexvitad_train(m, g_root, src, 2, g_target, out, &t, NULL, NULL, NULL), NEXVITAD_INVALID_ARGUMENT,
-        "epochs");
+        "learning rate -1");
+    t = o;
+    t.flips = 2;
+    BAD(nexvitad_train(m, g_root, src, 2, g_target, out, &t, NULL, NULL, NULL), NEXVITAD_INVALID_ARGUMENT,
+        "options->flips is 2");
     t = o;
     t.resume = 7;
     BAD(nexvitad_train(m, g_root, src, 2, g_target, out, &t, NULL, NULL, NULL), NEXVITAD_INVALID_ARGUMENT,

@@ -93,6 +93,22 @@ TEST(Bank, OutlivesItsModelObject) {
               expected().image_score_bits);
 }
 
+TEST(Bank, ScoresAloneAfterItsModelIsGone) {
+    nexvitad::Bank bank;
+    {
+        nexvitad::Model m(support::model_dir().string());
+        bank = m.load_bank((support::crosslang_dir() / "tiny.bank").string());
+        m.close();  // released before the bank: any order works
+    }
+    ASSERT_GE(nexvitad_abi_revision(), 2u);
+    const nexvitad::Result alone = bank.score(support::fixture_view());  // NULL model in C
+    EXPECT_EQ(bits(alone.image_score), expected().image_score_bits);
+    expect_same_map(alone, support::model().score(bank, support::fixture_view()));
+    EXPECT_EQ(bits(bank.score(support::fixture_view(), nexvitad::no_map).image_score), expected().image_score_bits);
+    bank.close();
+    EXPECT_THROW(bank.score(support::fixture_view()), nexvitad::Error);
+}
+
 TEST(Progress, ReportsEachStage) {
     GoodImages good;
     std::vector<std::pair<Stage, std::size_t>> encode, cluster, calibrate;

@@ -1,8 +1,10 @@
 // Bad input: each gives a nexvitad::Error with the right status, never a crash.
 #include "support.hpp"
+#include "../../../tests/c/selftest.h" /* nexvitad_selftest_panic: exported, not in nexvitad.h */
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 #include <string>
 #include <utility>
@@ -166,7 +168,12 @@ TEST(Errors, BuildWithoutImagesIsInvalidArgument) {
         support::model().build_bank(nexvitad::Span<const ImageView>());
     });
     expect_error(Status::invalid_argument, [&] {
-        support::model().build_bank({support::fixture_view()}, nexvitad::BankOptions().max_iters(0));
+        // max_iters 0 is the default (C ABI revision 2); a negative epsilon is refused.
+        support::model().build_bank({support::fixture_view()}, nexvitad::BankOptions().epsilon(-1.0f));
+    });
+    expect_error(Status::invalid_argument, [&] {
+        // NaN is never "the default" (a negative sigma is).
+        support::model().build_bank({support::fixture_view()}, nexvitad::BankOptions().sigma(std::nanf("")));
     });
 }
 

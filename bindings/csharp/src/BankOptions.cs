@@ -43,10 +43,11 @@ namespace NexVitad
         /// <summary>Share of vectors kept by the coreset scorer, in (0, 1].</summary>
         public float CoresetRatio { get => _o.coreset_ratio; set => _o.coreset_ratio = value; }
 
-        /// <summary>Gaussian smoothing sigma in pixels of the scored image; null = the model's default.</summary>
+        /// <summary>Gaussian smoothing sigma in pixels of the scored image (0 = none); null, or any
+        /// negative value as in C, = the model's default; NaN is refused by the library.</summary>
         public float? Sigma
         {
-            get => _o.sigma == -1f ? (float?)null : _o.sigma;
+            get => _o.sigma < 0f ? (float?)null : _o.sigma;
             set => _o.sigma = value ?? -1f;
         }
 

@@ -12,6 +12,10 @@ namespace NexVitad
         /// <summary>The loaded library's C ABI version; this binding needs <see cref="NativeMethods.AbiVersion"/>.</summary>
         public static int AbiVersion => (int)NativeMethods.nexvitad_abi_version();
 
+        /// <summary>The loaded library's C ABI revision (2 and up: <see cref="MemoryBank.Score(ImageBuffer, bool)"/>
+        /// and the option "use the default" rule).</summary>
+        public static int AbiRevision => (int)NativeMethods.nexvitad_abi_revision();
+
         private static readonly object s_lock = new object();
         private static readonly LogCallback s_onLog = OnLog;
         private static volatile Action<LogLevel, string> s_logger;

@@ -7,7 +7,8 @@ namespace NexVitad
     /// A memory bank of normal patch features and its decision thresholds, from
     /// <see cref="Model.BuildBank"/> or <see cref="Model.LoadBank"/>. Immutable and thread-safe.
     /// It keeps the native model it came from alive, so it may outlive the <see cref="Model"/>
-    /// object for <see cref="Save"/> and <see cref="Info"/>.
+    /// object: <see cref="Score(ImageBuffer, bool)"/>, <see cref="Save"/> and <see cref="Info"/>
+    /// work after the model was disposed (dispose the two in any order).
     /// </summary>
     public sealed class MemoryBank : IDisposable
     {
@@ -54,6 +55,43 @@ namespace NexVitad
         {
             byte[] p = Utf8.Path(path, nameof(path));
             Errors.Check(NativeMethods.nexvitad_bank_save(Handle, p));
+        }
+
+        /// <summary>
+        /// Scores one image with the model this bank was built or loaded with (nexvitad_score
+        /// with a NULL model, C ABI revision 2); works after that <see cref="Model"/> was disposed.
+        /// The result equals <see cref="Model.Score(MemoryBank, ImageBuffer, bool)"/>.
+        /// </summary>
+        /// <exception cref="ObjectDisposedException">The bank was disposed.</exception>
+        /// <exception cref="NexVitadException">LimitExceeded, Runtime.</exception>
+        public unsafe ScoreResult Score(ImageBuffer image, bool withMap = true)
+        {
+            if (image == null)
+                throw new ArgumentNullException(nameof(image));
+            BankHandle bank = Handle;
+            var result = new nexvitad_result { struct_size = NativeMethods.SizeOf<nexvitad_result>() };
+            nexvitad_image native;
+            using (image.Pin(out native))
+            {
+                if (!withMap)
+                {
+                    Errors.Check(NativeMethods.nexvitad_score(IntPtr.Zero, bank, ref native, IntPtr.Zero, UIntPtr.Zero, ref result));
+                    return new ScoreResult(ref result, null);
+                }
+                int len = Model.MapLength(image.Width, image.Height);
+                float[] map = System.Buffers.ArrayPool<float>.Shared.Rent(len);
+                try
+                {
+                    fixed (float* m = map)
+                        Errors.Check(NativeMethods.nexvitad_score(IntPtr.Zero, bank, ref native, (IntPtr)m, (UIntPtr)(uint)len, ref result));
+                }
+                catch
+                {
+                    System.Buffers.ArrayPool<float>.Shared.Return(map);
+                    throw;
+                }
+                return new ScoreResult(ref result, map);
+            }
         }
 
         /// <summary>Releases the native bank (once; later calls do nothing).</summary>

@@ -15,9 +15,11 @@ namespace NexVitad
     /// <remarks>
     /// Immutable and thread-safe: one model and one bank may score from any number of threads
     /// at once, with results identical to scoring one at a time. Dispose it when done (it holds
-    /// ONNX Runtime sessions); banks built or loaded with it stay valid after that, but scoring
-    /// needs the model, so dispose the model last in practice. Disposing while another thread
-    /// is scoring is safe: the native model is freed when that call returns.
+    /// ONNX Runtime sessions); banks built or loaded with it stay valid after that, in any
+    /// dispose order: a bank keeps its native model alive and scores alone with
+    /// <see cref="MemoryBank.Score(ImageBuffer, bool)"/> (nexvitad_score with a NULL model).
+    /// Disposing while another thread is scoring is safe: the native model is freed when that
+    /// call returns.
     /// </remarks>
     public sealed class Model : IDisposable
     {
@@ -330,7 +332,7 @@ namespace NexVitad
             return new ScoreResult(ref result, map);
         }
 
-        private static int MapLength(int width, int height)
+        internal static int MapLength(int width, int height)
         {
             long len = (long)width * height;
             if (len > 0x7FFFFFC7) // the largest .NET array

@@ -38,8 +38,17 @@ namespace NexVitad
         /// <summary>ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime choose.</summary>
         public int IntraThreads { get => _intraThreads; set => _intraThreads = NonNegative(value, nameof(IntraThreads)); }
 
-        /// <summary>Graph optimisation level 0 (off) .. 3 (all, the default).</summary>
-        public int OptimizationLevel { get => _optimizationLevel; set => _optimizationLevel = NonNegative(value, nameof(OptimizationLevel)); }
+        /// <summary>Graph optimisation off: <see cref="OptimizationLevel"/> 0, as in C (a real setting).</summary>
+        public const int OptimizationOff = 0;
+
+        /// <summary>The library's default level (3, all): <see cref="OptimizationLevel"/> -1, as C's
+        /// "negative means the default" (stored as (uint)-1 in nexvitad_options).</summary>
+        public const int OptimizationDefault = -1;
+
+        /// <summary>Graph optimisation level as in C: <see cref="OptimizationOff"/> (0), 1 basic,
+        /// 2 extended, 3 all; <see cref="OptimizationDefault"/> (any negative value) = the library's
+        /// default. A new instance holds 3, the default.</summary>
+        public int OptimizationLevel { get => _optimizationLevel; set => _optimizationLevel = value < 0 ? OptimizationDefault : value; }
 
         /// <summary>Largest accepted image width or height; 0 = library default.</summary>
         public int MaxImageSide { get => _maxImageSide; set => _maxImageSide = NonNegative(value, nameof(MaxImageSide)); }
@@ -68,7 +77,7 @@ namespace NexVitad
             {
                 struct_size = NativeMethods.SizeOf<nexvitad_options>(),
                 intra_threads = (uint)_intraThreads,
-                optimization_level = (uint)_optimizationLevel,
+                optimization_level = unchecked((uint)_optimizationLevel), // -1: C's "negative = default"
                 max_image_side = (uint)_maxImageSide,
                 max_image_pixels = (ulong)_maxImagePixels,
             };

@@ -458,6 +458,12 @@ namespace NexVitad.Tests
             Assert.True(e.Message.Contains("epsilon"), "message names epsilon: " + e.Message);
             Assert.Status(Status.InvalidArgument, () => M.BuildBank(F.GoodImages(), new BankOptions { K = 100000 }), "K above the patches");
             Assert.Throws<ArgumentOutOfRangeException>(() => new BankOptions { BatchSize = 0 }, "batch size 0");
+            // C's rule: a negative sigma is the model's default (as null); NaN is refused.
+            var negative = new BankOptions { Sigma = -5f, MaxIterations = 5 };
+            Assert.True(negative.Sigma == null, "a negative sigma reads back as the default (null)");
+            using (MemoryBank bank = M.BuildBank(F.GoodImages().Take(2), negative))
+                Assert.Equal(B.Info.Sigma, bank.Info.Sigma, "negative sigma = the model's");
+            Assert.Status(Status.InvalidArgument, () => M.BuildBank(F.GoodImages().Take(2), new BankOptions { Sigma = float.NaN }), "NaN sigma");
         }
 
         private static void Test_ModelOptionsReachTheLibrary()
@@ -473,6 +479,13 @@ namespace NexVitad.Tests
                     Assert.Equal(64 * 64, r.Map.Length, "64x64 within the limit");
             }
             Assert.Status(Status.Unsupported, () => Model.Open(F.ModelDir, new ModelOptions { ExecutionProvider = "cuda:0" }).Dispose(), "CUDA on a CPU build");
+            // Optimisation level as in C: 0 = off, negative (-1) = the default (3).
+            Assert.Equal(3, defaults.OptimizationLevel, "default level read from the library");
+            Assert.Equal(ModelOptions.OptimizationDefault, new ModelOptions { OptimizationLevel = -7 }.OptimizationLevel, "negative = default");
+            foreach (int level in new[] { ModelOptions.OptimizationOff, ModelOptions.OptimizationDefault })
+                using (Model m = Model.Open(F.ModelDir, new ModelOptions { OptimizationLevel = level, IntraThreads = 1 }))
+                    Assert.Equal(M.Fingerprint, m.Fingerprint, "opens with optimisation level " + level);
+            Assert.Status(Status.InvalidArgument, () => Model.Open(F.ModelDir, new ModelOptions { OptimizationLevel = 7 }).Dispose(), "level 7");
         }
 
         private static void Test_LoadErrors()
@@ -570,12 +583,19 @@ namespace NexVitad.Tests
             Assert.Equal(B.Info.Shots, bank.Info.Shots, "bank info after the model's disposal");
             using (ScoreResult again = M.Score(bank, F.Image))
                 Assert.Equal(Fixture.Bits(score), Fixture.Bits(again.ImageScore), "the bank scores with an identical model");
+            // ... and alone, with its own model (nexvitad_score with a NULL model, revision 2).
+            Assert.True(Library.AbiRevision >= 2, "ABI revision 2: NULL model in nexvitad_score");
+            using (ScoreResult alone = bank.Score(F.Image))
+                Assert.Equal(Fixture.Bits(score), Fixture.Bits(alone.ImageScore), "the bank scores alone after its model's disposal");
+            using (ScoreResult alone = bank.Score(F.Image, withMap: false))
+                Assert.Equal(Fixture.Bits(score), Fixture.Bits(alone.ImageScore), "the bank scores alone without a map");
 
             bank.Dispose();
             bank.Dispose();
             Assert.True(bank.IsDisposed, "bank disposed");
             Assert.Throws<ObjectDisposedException>(() => M.Score(bank, F.Image), "Score with a disposed bank");
             Assert.Throws<ObjectDisposedException>(() => bank.Save(path), "Save on a disposed bank");
+            Assert.Throws<ObjectDisposedException>(() => bank.Score(F.Image), "Score on a disposed bank");
             Assert.Throws<ObjectDisposedException>(() => { var i = bank.Info; }, "Info on a disposed bank");
         }
 

@@ -254,6 +254,11 @@ namespace NexVitad.Native
         public static extern Status nexvitad_score(ModelHandle model, BankHandle bank, ref nexvitad_image image,
             IntPtr map_out, UIntPtr map_len, ref nexvitad_result result);
 
+        /// <summary>nexvitad_score with <paramref name="model"/> = IntPtr.Zero: the bank's own model (revision 2).</summary>
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_score(IntPtr model, BankHandle bank, ref nexvitad_image image,
+            IntPtr map_out, UIntPtr map_len, ref nexvitad_result result);
+
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern Status nexvitad_score_batch(ModelHandle model, BankHandle bank, [In] nexvitad_image[] images,
             UIntPtr n, [In] IntPtr[] maps_out, [In] UIntPtr[] map_lens, [In, Out] nexvitad_result[] results);
