@@ -74,7 +74,7 @@ C_TEST_PREFIX := $(CURDIR)/build/install
 LIBDEST = $(DESTDIR)$(PREFIX)/lib
 
 lib-release: ort
-	$(CARGO) build --release --lib
+	$(CARGO) build --release -p nexvitad --lib
 
 # lib/libnexvitad.so{,.$(SOMAJOR),.$(VERSION)}, lib/libnexvitad.a, include/nexvitad.h,
 # pkg-config and CMake files, and ONNX Runtime beside libnexvitad.so (found there at run time).

@@ -37,7 +37,7 @@ if [ -z "$bin" ]; then
   [ -n "${CARGO_TARGET_DIR:-}" ] && bin="$CARGO_TARGET_DIR/release/nexvitad"
 fi
 if [ -z "$gpu_test" ]; then
-  gpu_test=$(cargo test --release --features cuda --test gpu --no-run --message-format=json 2>/dev/null \
+  gpu_test=$(cargo test --release -p nexvitad --features cuda --test gpu --no-run --message-format=json 2>/dev/null \
     | python3 -c 'import sys,json
 for l in sys.stdin:
     m=json.loads(l)

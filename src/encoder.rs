@@ -351,13 +351,13 @@ fn extract_outputs(out: &ort::session::SessionOutputs<'_>, outputs: &[&str]) -> 
     outputs
         .iter()
         .map(|name| {
-            let v = out.get(name).ok_or_else(|| Error::Mismatch(format!("encoder produced no output '{name}'")))?;
+            let v = out.get(name).ok_or_else(|| Error::Runtime(format!("encoder produced no output '{name}'")))?;
             let a = v
                 .try_extract_array::<f32>()
-                .map_err(|e| Error::Mismatch(format!("output '{name}': {e}")))?;
+                .map_err(|e| Error::Runtime(format!("output '{name}': {e}")))?;
             a.into_dimensionality::<Ix4>()
                 .map(|a| a.to_owned())
-                .map_err(|_| Error::Mismatch(format!("output '{name}' is not 4-D")))
+                .map_err(|_| Error::Runtime(format!("output '{name}' is not 4-D")))
         })
         .collect()
 }
@@ -365,7 +365,7 @@ fn extract_outputs(out: &ort::session::SessionOutputs<'_>, outputs: &[&str]) -> 
 fn expect_shape(a: &Array4<f32>, want: [usize; 4], name: &str) -> Result<()> {
     let d = a.dim();
     if [d.0, d.1, d.2, d.3] != want {
-        return Err(Error::Mismatch(format!("encoder output '{name}' has shape {:?}, expected {want:?}", [d.0, d.1, d.2, d.3])));
+        return Err(Error::Runtime(format!("encoder output '{name}' has shape {:?}, expected {want:?}", [d.0, d.1, d.2, d.3])));
     }
     Ok(())
 }

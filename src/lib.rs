@@ -1,7 +1,10 @@
-//! nexvitad: few-shot cross-domain defect detection (NexViTAD).
+//! nexvitad: few-shot cross-domain defect detection (NexViTAD; the method in our words is
+//! `docs/method.md`).
 //!
-//! The one path data takes:
-//! `image::Preparer -> encoder::Backbones -> fusion::Head -> bank::features -> bank::MemoryBank -> score`.
+//! The one path data takes: `image` (caller pixels → encoder input) → `encoder` (Hiera,
+//! DINOv2) → `fusion` (patch features) → `bank` (nearest-row distances) → `map` (anomaly
+//! map, image score) → `score` (decision). Each module uses only the layers below it; the
+//! README's Layout section has the picture and `src/layering.rs` checks it.
 pub mod bank;
 pub mod capi;
 pub mod data;

@@ -320,24 +320,6 @@ fn bad_inputs_give_clear_errors() {
     assert!(e.contains("lambda2"), "{e}");
 }
 
-#[test]
-fn cli_train_rejects_theta_outside_the_unit_interval() {
-    let out = tempfile::tempdir().unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_nexvitad"))
-        .args(["train", "--data"])
-        .arg(synth_root())
-        .args(["--sources", "stripes,weave", "--target", "grain", "--theta", "1.2", "--out"])
-        .arg(out.path().join("m"))
-        .arg("--model")
-        .arg(tiny_model_dir())
-        .env("NEXVITAD_ORT_LIBRARY", ort_library())
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("theta") && err.contains("(0, 1)"), "{err}");
-}
-
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

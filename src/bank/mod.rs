@@ -249,7 +249,7 @@ impl MemoryBank {
             meta.dim = vectors.ncols();
         }
         if vectors.nrows() == 0 || vectors.ncols() != meta.dim {
-            return Err(Error::Mismatch(format!(
+            return Err(Error::Internal(format!(
                 "bank has {} vectors of width {}, metadata says width {}",
                 vectors.nrows(),
                 vectors.ncols(),
@@ -264,7 +264,7 @@ impl MemoryBank {
     /// vector to its nearest bank row, into `out`.
     pub fn patch_scores(&self, grid: &Grid, out: &mut Vec<f32>) -> Result<()> {
         if grid.data.ncols() != self.meta.dim {
-            return Err(Error::Mismatch(format!("features have width {}, the bank {}", grid.data.ncols(), self.meta.dim)));
+            return Err(Error::Internal(format!("features have width {}, the bank {}", grid.data.ncols(), self.meta.dim)));
         }
         distance::nearest_distances(grid.data.view(), self.vectors.view(), self.norms.view(), out)
     }

@@ -121,7 +121,7 @@ impl<'a> FusionOps for ScoringOps<'a> {
         let x = x.view();
         let (p, n) = (x.nrows(), w.nrows());
         if x.ncols() != w.ncols() || b.len() != n {
-            return Err(Error::Mismatch(format!(
+            return Err(Error::Internal(format!(
                 "fusion head: a {}-channel map meets a [{n}, {}] weight with {} biases",
                 x.ncols(),
                 w.ncols(),
@@ -149,7 +149,7 @@ impl<'a> FusionOps for ScoringOps<'a> {
     fn add(&self, a: ScoringMap<'a>, b: &ScoringMap<'a>) -> Result<ScoringMap<'a>> {
         let b = b.view();
         if a.view().dim() != b.dim() {
-            return Err(Error::Mismatch(format!("fusion head: adding maps of shapes {:?} and {:?}", a.view().dim(), b.dim())));
+            return Err(Error::Internal(format!("fusion head: adding maps of shapes {:?} and {:?}", a.view().dim(), b.dim())));
         }
         let mut a = a.into_array();
         ndarray::Zip::from(&mut a).and(&b).par_for_each(|x, &y| *x += y);
@@ -158,7 +158,7 @@ impl<'a> FusionOps for ScoringOps<'a> {
     fn resize(&self, x: ScoringMap<'a>, src: (usize, usize), dst: (usize, usize)) -> Result<ScoringMap<'a>> {
         let c = x.view().ncols();
         if x.view().nrows() != src.0 * src.1 {
-            return Err(Error::Mismatch(format!("fusion head: a map of {} patches is not a {}x{} grid", x.view().nrows(), src.0, src.1)));
+            return Err(Error::Internal(format!("fusion head: a map of {} patches is not a {}x{} grid", x.view().nrows(), src.0, src.1)));
         }
         if src == dst {
             return Ok(x);
@@ -170,7 +170,7 @@ impl<'a> FusionOps for ScoringOps<'a> {
     fn interleave(&self, a: &ScoringMap<'a>, b: &ScoringMap<'a>, group: usize) -> Result<ScoringMap<'a>> {
         let (p, half) = a.view().dim();
         if b.view().dim() != (p, half) {
-            return Err(Error::Mismatch(format!("fusion head: interleaving maps of shapes {:?} and {:?}", a.view().dim(), b.view().dim())));
+            return Err(Error::Internal(format!("fusion head: interleaving maps of shapes {:?} and {:?}", a.view().dim(), b.view().dim())));
         }
         let mut out = self.pool.take(p * 2 * half);
         interleave_into(&a.contiguous(), &b.contiguous(), half, group, &mut out);
@@ -204,7 +204,7 @@ pub fn patch_features(head: &Head, feats: &BackboneFeatures, i: usize, ws: &mut 
     for &sc in scales {
         let s = sc.checked_sub(1).filter(|s| *s < 4 && *s < stages.len()).ok_or_else(|| Error::invalid(format!("bank scale {sc} is not in 1..=4")))?;
         if feats.hiera[s].dim().0 != n {
-            return Err(Error::Mismatch(format!("Hiera stage {sc} holds {} images, DINOv2 {n}", feats.hiera[s].dim().0)));
+            return Err(Error::Internal(format!("Hiera stage {sc} holds {} images, DINOv2 {n}", feats.hiera[s].dim().0)));
         }
     }
     let ops = ScoringOps { pool: &ws.pool };
@@ -358,6 +358,7 @@ mod tests {
         let mut narrow = features(&m, 1, 3);
         narrow.dinov2 = narrow.dinov2.slice_move(ndarray::s![.., 1.., .., ..]).to_owned();
         let e = patch_features(&head, &narrow, 0, &mut FeatureScratch::default()).unwrap_err();
-        assert!(matches!(e, Error::Mismatch(_)), "{e}");
+        // A shape the model's own encoders cannot produce: a bug, not another model's bank.
+        assert!(matches!(e, Error::Internal(_)), "{e}");
     }
 }

@@ -36,14 +36,14 @@ pub fn row_sq_norms(x: ArrayView2<f32>) -> Array1<f32> {
 
 fn check_shapes(x: &ArrayView2<f32>, c: &ArrayView2<f32>, c_norms: &ArrayView1<f32>) -> Result<()> {
     if x.ncols() != c.ncols() {
-        return Err(Error::Mismatch(format!(
+        return Err(Error::Internal(format!(
             "distance: points have {} dims but centres have {}",
             x.ncols(),
             c.ncols()
         )));
     }
     if c_norms.len() != c.nrows() {
-        return Err(Error::Mismatch(format!(
+        return Err(Error::Internal(format!(
             "distance: {} centre norms for {} centres",
             c_norms.len(),
             c.nrows()
@@ -67,7 +67,7 @@ pub fn min_sq_distances(
         return Err(Error::invalid("min_sq_distances: no centres"));
     }
     if out.len() != x.nrows() {
-        return Err(Error::Mismatch(format!(
+        return Err(Error::Internal(format!(
             "min_sq_distances: output has {} slots for {} points",
             out.len(),
             x.nrows()

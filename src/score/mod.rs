@@ -65,7 +65,7 @@ pub fn score_batch(model: &Model, bank: &MemoryBank, images: &[ImageView<'_>], w
     let mut out = Vec::with_capacity(images.len());
     for (img, grid) in images.iter().zip(&grids) {
         if (grid.h, grid.w) != (meta.grid_h, meta.grid_w) {
-            return Err(Error::Mismatch(format!(
+            return Err(Error::Internal(format!(
                 "feature grid {}x{} differs from the bank's {}x{}",
                 grid.w, grid.h, meta.grid_w, meta.grid_h
             )));

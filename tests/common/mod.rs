@@ -4,9 +4,14 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, IxDyn};
 
-/// Repository root.
+/// Repository root (the library's folder; the CLI crate's tests run from `cli/`).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if d.join("models").is_dir() {
+        d
+    } else {
+        d.parent().map(Path::to_path_buf).unwrap_or(d)
+    }
 }
 
 /// The ONNX Runtime library the tests use: `$NEXVITAD_ORT_LIBRARY`, else the one

@@ -1,4 +1,6 @@
-//! The CLI end to end: synth -> fit -> score -> eval --json.
+//! The `nexvitad` command line end to end: synth -> fit -> score -> eval --json, errors as a
+//! user sees them, `info`, and how ONNX Runtime is found.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::process::Command;
@@ -57,7 +59,7 @@ fn cli_errors_are_one_clear_line() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("nexvitad: error:") && err.contains("/nonexistent/dir"), "{err}");
-    let out = nexvitad().args(["fit", "--scorer", "magic", "--images", "tests/fixtures/images", "--out", "/tmp/x.bank"]).output().unwrap();
+    let out = nexvitad().args(["fit", "--scorer", "magic", "--images"]).arg(root().join("tests/fixtures/images")).args(["--out", "/tmp/x.bank"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("unknown scorer 'magic'"), "{err}");
 }
@@ -174,4 +176,87 @@ fn eval_bad_masks_name_the_file() {
     std::fs::write(&mask, b"not a png").unwrap();
     let e = eval_err(&data);
     assert!(e.contains(&mask.display().to_string()) && e.contains("decode"), "{e}");
+}
+
+#[test]
+fn missing_ort_library_lists_every_path_tried() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nexvitad"))
+        .args(["info", "--model"])
+        .arg(tiny_model_dir())
+        .env("NEXVITAD_ORT_LIBRARY", "/nonexistent/a/libonnxruntime.so")
+        .env("ORT_DYLIB_PATH", "/nonexistent/b/libonnxruntime.so")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("/nonexistent/a/libonnxruntime.so") && err.contains("/nonexistent/b/libonnxruntime.so"), "{err}");
+    assert!(err.contains("beside nexvitad"), "{err}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nexvitad"))
+        .args(["info", "--ort", "/nonexistent/c.so", "--model"])
+        .arg(tiny_model_dir())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("/nonexistent/c.so") && err.contains("no such file"), "{err}");
+}
+
+#[test]
+fn a_file_that_is_not_ort_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let fake = t.path().join("libonnxruntime.so");
+    std::fs::write(&fake, b"not a library").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nexvitad"))
+        .args(["info", "--ort"])
+        .arg(&fake)
+        .arg("--model")
+        .arg(tiny_model_dir())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("could not load ONNX Runtime"), "{err}");
+}
+
+#[test]
+fn info_prints_manifest_shapes_and_fingerprint() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nexvitad"))
+        .args(["info", "--ort"])
+        .arg(ort_library())
+        .arg("--model")
+        .arg(tiny_model_dir())
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(s.contains(tiny_model().fingerprint()), "{s}");
+    assert!(s.contains("stage1") && s.contains("patch_grid") && s.contains("\"format_version\": 1"), "{s}");
+}
+
+/// A small synthetic dataset for the training CLI test.
+fn train_data() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("nexvitad-cli-train-{}", std::process::id()));
+    if !d.join("grain").is_dir() {
+        let o = nexvitad::data::SynthOptions { seed: 3, size: 64, domains: vec!["stripes".into(), "weave".into(), "grain".into()], ..Default::default() };
+        nexvitad::data::generate(&d, &o).unwrap();
+    }
+    d
+}
+
+#[test]
+fn cli_train_rejects_theta_outside_the_unit_interval() {
+    let out = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_nexvitad"))
+        .args(["train", "--data"])
+        .arg(train_data())
+        .args(["--sources", "stripes,weave", "--target", "grain", "--theta", "1.2", "--out"])
+        .arg(out.path().join("m"))
+        .arg("--model")
+        .arg(tiny_model_dir())
+        .env("NEXVITAD_ORT_LIBRARY", ort_library())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("theta") && err.contains("(0, 1)"), "{err}");
+    std::fs::remove_dir_all(train_data()).ok();
 }
