@@ -6,22 +6,24 @@
 //! map, image score) → `score` (decision). Each module uses only the layers below it; the
 //! README's Layout section has the picture and `src/layering.rs` checks it.
 pub mod bank;
-pub mod capi;
+mod capi;
 pub mod data;
 pub mod encoder;
 pub mod error;
 pub mod eval;
-pub mod fsutil;
+mod fsutil;
 pub mod fusion;
 pub mod image;
+/// Numeric kernels, public for the benchmarks and the CLI's `bench`; not a stable API.
+#[doc(hidden)]
 pub mod kernels;
 pub mod manifest;
 pub mod map;
 pub mod metrics;
 pub mod model;
-pub mod runtime;
+mod runtime;
 pub mod score;
-pub mod tensors;
+mod tensors;
 pub mod train;
 pub mod viz;
 
@@ -33,5 +35,6 @@ pub use image::{ImageLimits, ImageView, PixelFormat};
 pub use manifest::Manifest;
 pub use bank::{BankOptions, MemoryBank, ScorerKind};
 pub use model::{Model, ModelOptions};
+pub use runtime::loaded_version as onnxruntime_version;
 pub use map::AnomalyMap;
 pub use score::{ScoreResult, Workspace};

@@ -59,10 +59,6 @@ impl<'a> Reader<'a> {
         s.parse().map_err(|_| Error::format(self.path, format!("metadata '{key}' = '{s}' is not valid")))
     }
 
-    pub fn has(&self, name: &str) -> bool {
-        self.st.names().contains(&name)
-    }
-
     pub fn names(&self) -> Vec<String> {
         self.st.names().into_iter().map(str::to_string).collect()
     }

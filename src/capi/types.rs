@@ -7,6 +7,9 @@
 //! `versioned.rs`: no padding anywhere, so every byte below `sizeof` belongs to a field and
 //! a field added at the end always starts at or after the old `sizeof`.
 #![allow(non_camel_case_types)]
+// The enums exist for their constants in the C header (cbindgen reads them); Rust code
+// uses the integer values, so rustc sees them as unused.
+#![allow(dead_code)]
 
 use std::ffi::{c_char, c_int, c_void};
 

@@ -13,7 +13,7 @@ pub fn run(a: InfoArgs) -> nexvitad::Result<()> {
     let model = a.model.open()?;
     println!("model folder : {}", model.dir().display());
     println!("fingerprint  : {}", model.fingerprint());
-    if let Some(v) = nexvitad::runtime::loaded_version() {
+    if let Some(v) = nexvitad::onnxruntime_version() {
         println!("onnx runtime : {v}");
     }
     println!("backbone graphs:");
