@@ -1,20 +1,21 @@
-//! Bank options shared by `fit`, `eval` and `demo`.
+//! Bank options shared by `fit`, `eval` and `demo`. Every default is `BankOptions::default()`
+//! (the library's), so the two cannot drift apart.
 use clap::Args;
 use nexvitad::bank::{Augment, BankOptions, ImageScoreMode, ScorerKind};
 
 #[derive(Args, Clone)]
 pub struct BankArgs {
     /// Prototypes for the sinkhorn scorer (0 = model default, 30).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = BankOptions::default().k)]
     pub k: usize,
     /// sinkhorn (K prototypes), full (every patch) or coreset (greedy subsample).
-    #[arg(long, default_value = "sinkhorn")]
+    #[arg(long, default_value = BankOptions::default().scorer.name())]
     pub scorer: String,
     /// Share of patches kept by the coreset scorer.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = BankOptions::default().coreset_ratio)]
     pub coreset_ratio: f32,
     /// Gaussian sigma in pixels (-1 = model default, 4).
-    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = BankOptions::default().sigma, allow_negative_numbers = true)]
     pub sigma: f32,
     /// Image score = mean of the top fraction of pixels instead of the max (e.g. 0.01).
     #[arg(long)]
@@ -23,19 +24,19 @@ pub struct BankArgs {
     #[arg(long)]
     pub augment: bool,
     /// Target false-positive rate of the stored thresholds (0 = model default).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = BankOptions::default().target_fpr)]
     pub target_fpr: f32,
     /// Sinkhorn K-means: iteration cap.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = BankOptions::default().max_iters)]
     pub max_iters: usize,
     /// Sinkhorn K-means: stop when centroids move less than this (relative).
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = BankOptions::default().tol)]
     pub tol: f32,
     /// Sinkhorn K-means: entropic regulariser relative to the mean cost.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = BankOptions::default().epsilon)]
     pub epsilon: f32,
     /// Seed of every random choice.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = BankOptions::default().seed)]
     pub seed: u64,
 }
 
