@@ -21,6 +21,7 @@ use crate::runtime::Runtime;
 /// Where the encoders run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecutionProvider {
+    /// The host CPU.
     Cpu,
     /// CUDA device index.
     Cuda(i32),
@@ -60,6 +61,7 @@ impl std::fmt::Display for ExecutionProvider {
 /// ORT session settings taken from the model options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionConfig {
+    /// Where the encoders run.
     pub execution_provider: ExecutionProvider,
     /// Intra-op threads per session; 0 lets ONNX Runtime choose (all physical cores).
     pub intra_threads: usize,
@@ -94,14 +96,18 @@ impl SessionConfig {
 /// Frozen backbone outputs for a batch: Hiera stages H1..H4 and the DINOv2 patch grid, NCHW.
 #[derive(Debug, Clone)]
 pub struct BackboneFeatures {
+    /// Hiera stages H1..H4, `[N, C_s, H/stride_s, W/stride_s]`.
     pub hiera: [Array4<f32>; 4],
+    /// DINOv2 patch grid, `[N, C, H/patch, W/patch]` of DINOv2's own input size.
     pub dinov2: Array4<f32>,
 }
 
 /// Time spent in each encoder for one call, in seconds.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EncoderTimings {
+    /// Seconds in the Hiera session.
     pub hiera_s: f64,
+    /// Seconds in the DINOv2 session.
     pub dinov2_s: f64,
 }
 

@@ -14,14 +14,22 @@ pub enum Error {
     /// A file could not be read or written.
     #[error("{op} '{}': {source}", path.display())]
     Io {
+        /// What was being done (e.g. `cannot read model manifest`).
         op: &'static str,
+        /// The file concerned.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: std::io::Error,
     },
     /// A file exists but its content is not what it must be (corrupt, truncated, wrong format).
     #[error("bad file '{}': {msg}", path.display())]
-    Format { path: PathBuf, msg: String },
+    Format {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        msg: String,
+    },
     /// Two artefacts that must belong together do not (bank from another model, graph vs manifest).
     #[error("mismatch: {0}")]
     Mismatch(String),

@@ -30,6 +30,7 @@ use crate::score::{self, Workspace};
 pub struct EvalOptions {
     /// Normal training images used for the bank (the first M, in file-name order).
     pub shots: usize,
+    /// How the bank is built.
     pub bank: BankOptions,
     /// Exact pixel metrics: keep every map until the end (memory grows with the test set).
     /// Default: binned, bounded memory (within 1e-3 of exact).
@@ -49,22 +50,28 @@ impl EvalOptions {
 /// per defect folder (first in file-name order).
 #[derive(Debug, Clone)]
 pub struct HeatmapOutput {
+    /// Output folder.
     pub dir: PathBuf,
+    /// Overlays per defect folder (`good` included).
     pub per_kind: usize,
 }
 
 /// The result of [`evaluate_category`]; `--json` prints it flattened.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
+    /// The evaluated category.
     pub category: String,
+    /// The evaluation metrics.
     #[serde(flatten)]
     pub metrics: Metrics,
     /// Share of test images whose decision at the bank's own image threshold
     /// (`score > image_threshold`) matches their label.
     pub image_accuracy: f64,
+    /// Test images scored.
     pub images: usize,
     /// Good and defective test images.
     pub good_images: usize,
+    /// See `good_images`.
     pub defective_images: usize,
     /// Defective test images with a ground-truth mask (those that enter the pixel metrics,
     /// with every good image).
@@ -73,19 +80,26 @@ pub struct EvalReport {
     pub pixel_metrics: Option<&'static str>,
     /// Why pixel metrics are missing or partial; `null` when every defective image had a mask.
     pub pixel_note: Option<String>,
+    /// Normal training images in the bank.
     pub shots: usize,
+    /// Prototypes K for Sinkhorn; for the other scorers, the bank's row count.
     pub k: usize,
+    /// Scorer name (`sinkhorn`, `full` or `coreset`).
     pub scorer: String,
     /// Median per image: preparation + both encoders.
     pub encode_ms: f64,
     /// Median per image: fusion head + matching + upsampling and smoothing.
     pub score_ms: f64,
+    /// Seconds to build the bank (encoding, fitting, calibration).
     pub fit_s: f64,
+    /// The bank's image threshold.
     pub image_threshold: f32,
+    /// The bank's pixel threshold.
     pub pixel_threshold: f32,
     /// Heatmap overlays written.
     #[serde(skip)]
     pub heatmaps: Vec<PathBuf>,
+    /// The bank that was built, for reuse by the caller (not serialised).
     #[serde(skip)]
     pub bank: Option<MemoryBank>,
 }

@@ -14,10 +14,15 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum PixelFormat {
+    /// One byte per pixel, gray; used for all three encoder channels.
     Gray8 = 0,
+    /// Three bytes per pixel: R, G, B.
     Rgb8 = 1,
+    /// Three bytes per pixel: B, G, R (OpenCV's order).
     Bgr8 = 2,
+    /// Four bytes per pixel: R, G, B, alpha (ignored).
     Rgba8 = 3,
+    /// Four bytes per pixel: B, G, R, alpha (ignored).
     Bgra8 = 4,
 }
 
@@ -155,18 +160,23 @@ impl<'a> ImageView<'a> {
         Self::new(data, width, height, width as usize * format.channels(), format)
     }
 
+    /// Width in pixels.
     pub fn width(&self) -> u32 {
         self.width
     }
+    /// Height in pixels.
     pub fn height(&self) -> u32 {
         self.height
     }
+    /// Bytes from the start of one row to the start of the next.
     pub fn stride(&self) -> usize {
         self.stride
     }
+    /// The pixel layout.
     pub fn format(&self) -> PixelFormat {
         self.format
     }
+    /// The caller's whole buffer, row padding included.
     pub fn data(&self) -> &'a [u8] {
         self.data
     }
@@ -195,7 +205,9 @@ impl<'a> ImageView<'a> {
 /// Per-channel normalisation `(x / 255 - mean) / std`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Normalization {
+    /// Per-channel R, G, B mean (on the 0..1 scale).
     pub mean: [f32; 3],
+    /// Per-channel R, G, B standard deviation (on the 0..1 scale).
     pub std: [f32; 3],
 }
 
@@ -213,6 +225,7 @@ impl Default for Preparer {
 }
 
 impl Preparer {
+    /// A preparer with empty scratch buffers (they grow on first use).
     pub fn new() -> Self {
         Self { resizer: fr::Resizer::new(), resized: Vec::new() }
     }

@@ -5,6 +5,8 @@
 //! DINOv2) → `fusion` (patch features) → `bank` (nearest-row distances) → `map` (anomaly
 //! map, image score) → `score` (decision). Each module uses only the layers below it; the
 //! README's Layout section has the picture and `src/layering.rs` checks it.
+#![deny(missing_docs)]
+
 pub mod bank;
 mod capi;
 pub mod data;

@@ -28,9 +28,13 @@ pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
+    /// Encoder input width in pixels (1..=4096); every image is resized to it.
     pub width: u32,
+    /// Encoder input height in pixels (1..=4096).
     pub height: u32,
+    /// Per-channel R, G, B mean of the normalisation `(x / 255 - mean) / std`.
     pub mean: [f32; 3],
+    /// Per-channel R, G, B standard deviation of the same normalisation; each finite and > 0.
     pub std: [f32; 3],
 }
 
@@ -38,10 +42,15 @@ pub struct InputSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HieraSpec {
+    /// ONNX file name, a plain name inside the model folder.
     pub file: String,
+    /// Name of the graph's input tensor.
     pub input: String,
+    /// Names of the four stage outputs H1..H4.
     pub outputs: [String; 4],
+    /// Channels of each stage output (all > 0).
     pub channels: [usize; 4],
+    /// Stride of each stage in input pixels; each must divide the input width and height.
     pub strides: [usize; 4],
 }
 
@@ -49,12 +58,19 @@ pub struct HieraSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dinov2Spec {
+    /// ONNX file name, a plain name inside the model folder.
     pub file: String,
+    /// Name of the graph's input tensor.
     pub input: String,
+    /// Name of the patch-grid output tensor.
     pub output: String,
+    /// Channels of the patch grid (> 0).
     pub channels: usize,
+    /// Patch side in pixels (> 0); it must divide `width` and `height`.
     pub patch_size: usize,
+    /// DINOv2's own input width in pixels (1..=4096).
     pub width: u32,
+    /// DINOv2's own input height in pixels (1..=4096).
     pub height: u32,
 }
 
@@ -83,10 +99,15 @@ fn default_group() -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
+    /// Sinkhorn K-means prototypes K (> 0).
     pub k: usize,
+    /// Gaussian σ of the anomaly map, in pixels of the scored image (finite, >= 0).
     pub sigma: f32,
+    /// Confidence a pseudo label needs in training (θ), in (0, 1).
     pub theta: f32,
+    /// Training weight of the pseudo-label term (λ1).
     pub lambda1: f32,
+    /// Training weight of the consistency term (λ2).
     pub lambda2: f32,
     /// Target false-positive rate for the thresholds stored in a bank.
     pub target_fpr: f32,
@@ -96,10 +117,15 @@ pub struct Defaults {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provenance {
+    /// Where the Hiera weights came from, as the exporter recorded it.
     pub hiera: String,
+    /// Where the DINOv2 weights came from, as the exporter recorded it.
     pub dinov2: String,
+    /// Whether the backbones carry pretrained weights (`false`: random initialisation).
     pub pretrained: bool,
+    /// The tool that wrote the graphs, with its torch version and opset.
     pub exporter: String,
+    /// The exporter's seed (random initialisation and its verification batch).
     pub seed: u64,
 }
 
@@ -107,13 +133,21 @@ pub struct Provenance {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// Manifest format, 1..=[`FORMAT_VERSION`]; a newer one is refused with a request to upgrade.
     pub format_version: u32,
+    /// Human-readable model name.
     pub name: String,
+    /// Input geometry and normalisation.
     pub input: InputSpec,
+    /// The Hiera graph.
     pub hiera: HieraSpec,
+    /// The DINOv2 graph.
     pub dinov2: Dinov2Spec,
+    /// Fusion head widths and the scales the bank uses.
     pub fusion: FusionSpec,
+    /// Defaults of the bank and training options.
     pub defaults: Defaults,
+    /// Where the weights came from.
     pub provenance: Provenance,
     /// Written by training: its configuration and domains. Absent for exported models.
     #[serde(default, skip_serializing_if = "Option::is_none")]

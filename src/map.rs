@@ -11,8 +11,11 @@ use crate::kernels::upsample::{apply_separable, gaussian_blur, max_f32, upsample
 /// A per-pixel anomaly map at the scored image's own size, row-major.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AnomalyMap {
+    /// Width in pixels, the scored image's.
     pub width: u32,
+    /// Height in pixels, the scored image's.
     pub height: u32,
+    /// `width × height` smoothed anomaly values, row-major; larger means more anomalous.
     pub values: Vec<f32>,
     /// Max of the map, or the top-fraction mean, as the bank says.
     pub image_score: f32,
@@ -25,7 +28,10 @@ pub enum ImageScoreMode {
     /// The map's maximum (the method's choice).
     Max,
     /// Mean of the top `fraction` of map values (0 < fraction ≤ 1); steadier on noisy maps.
-    TopMean { fraction: f32 },
+    TopMean {
+        /// Share of the map's values averaged, in (0, 1].
+        fraction: f32,
+    },
 }
 
 /// Reusable buffers for drawing maps: the blur scratch, the top-mean selection buffer and
@@ -40,6 +46,7 @@ pub struct MapWorkspace {
 }
 
 impl MapWorkspace {
+    /// An empty workspace; buffers grow on first use.
     pub fn new() -> Self {
         Self::default()
     }

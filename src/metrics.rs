@@ -14,9 +14,13 @@ use crate::error::{Error, Result};
 /// One anomaly map with its ground-truth mask, both row-major `height x width`.
 #[derive(Debug, Clone, Copy)]
 pub struct MapSample<'a> {
+    /// Anomaly values, `height × width`.
     pub values: &'a [f32],
+    /// Ground truth, `height × width`; `true` marks a defective pixel.
     pub mask: &'a [bool],
+    /// Map width in pixels.
     pub width: usize,
+    /// Map height in pixels.
     pub height: usize,
 }
 
@@ -26,12 +30,15 @@ pub struct MapSample<'a> {
 /// test image has one (image-level OK/NG labels only).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Metrics {
+    /// Area under the ROC curve of the image scores (defective = positive).
     pub image_auroc: f64,
     /// Average precision of the image scores (defective = positive).
     pub image_ap: f64,
     /// Image-level maximum F1 over all thresholds.
     pub f1_max: f64,
+    /// Area under the ROC curve of the pixel scores; `None` without masks.
     pub pixel_auroc: Option<f64>,
+    /// Average precision of the pixel scores; `None` without masks.
     pub pixel_ap: Option<f64>,
     /// Area under the PRO curve up to FPR 0.3, normalised by 0.3.
     pub pro: Option<f64>,
@@ -40,16 +47,22 @@ pub struct Metrics {
 /// The image-level part of [`Metrics`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ImageMetrics {
+    /// See [`Metrics::image_auroc`].
     pub auroc: f64,
+    /// See [`Metrics::image_ap`].
     pub ap: f64,
+    /// See [`Metrics::f1_max`].
     pub f1_max: f64,
 }
 
 /// The pixel-level part of [`Metrics`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PixelMetrics {
+    /// See [`Metrics::pixel_auroc`].
     pub auroc: f64,
+    /// See [`Metrics::pixel_ap`].
     pub ap: f64,
+    /// See [`Metrics::pro`].
     pub pro: f64,
 }
 

@@ -47,15 +47,21 @@ pub const HEAD_FILE: &str = "head.safetensors";
 /// Seconds spent per stage for a batch (summed over its images).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FeatureTimings {
+    /// Seconds resizing and normalising the images.
     pub prepare_s: f64,
+    /// Seconds in the Hiera session.
     pub hiera_s: f64,
+    /// Seconds in the DINOv2 session.
     pub dinov2_s: f64,
+    /// Seconds in the fusion head, patch features included.
     pub head_s: f64,
 }
 
 /// Encoder inputs prepared for one batch; DINOv2's is absent when it equals Hiera's size.
 pub struct PreparedBatch {
+    /// Hiera's input, `[N, 3, height, width]` of the manifest's `input` size.
     pub hiera: ndarray::Array4<f32>,
+    /// DINOv2's input at its own size; `None` when that equals Hiera's, which then serves both.
     pub dinov2: Option<ndarray::Array4<f32>>,
 }
 
@@ -87,18 +93,23 @@ impl Model {
         Ok(Self { dir: dir.to_path_buf(), manifest, backbones, head, fingerprint, options: options.clone() })
     }
 
+    /// The model folder.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+    /// The parsed `model.json`.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
+    /// The two encoder sessions.
     pub fn backbones(&self) -> &Backbones {
         &self.backbones
     }
+    /// The fusion head (trained, or the untrained projection seeded from the model).
     pub fn head(&self) -> &Head {
         &self.head
     }
+    /// The options the model was opened with.
     pub fn options(&self) -> &ModelOptions {
         &self.options
     }

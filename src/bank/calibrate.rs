@@ -25,12 +25,17 @@ const MAX_POOLED_PIXELS: usize = 1 << 22;
 pub struct Calibration {
     /// `leave-one-out`, `in-sample` (a single shot: optimistic) or `held-out`.
     pub method: String,
+    /// False-positive rate the thresholds aim at, in (0, 1).
     pub target_fpr: f32,
+    /// An image whose score exceeds this is anomalous: the (1 − FPR) quantile of the normal image scores.
     pub image_threshold: f32,
+    /// The (1 − FPR) quantile of the normal images' pixel scores.
     pub pixel_threshold: f32,
     /// Image scores of the normal images used.
     pub normal_image_scores: Vec<f32>,
+    /// Mean of `normal_image_scores`.
     pub image_mean: f32,
+    /// Population standard deviation of `normal_image_scores`.
     pub image_std: f32,
     /// Pixel-score quantiles of the normal images: 50 %, 90 %, 99 %, 99.9 %.
     pub pixel_quantiles: [f32; 4],

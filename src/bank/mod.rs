@@ -35,6 +35,7 @@ pub enum ScorerKind {
 }
 
 impl ScorerKind {
+    /// Parses a scorer name, case-insensitive; `prototypes` is another name for `sinkhorn`.
     pub fn parse(s: &str) -> Result<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "sinkhorn" | "prototypes" => Ok(Self::Sinkhorn),
@@ -43,6 +44,7 @@ impl ScorerKind {
             other => Err(Error::invalid(format!("unknown scorer '{other}' (expected sinkhorn, full or coreset)"))),
         }
     }
+    /// The lowercase name, as [`ScorerKind::parse`] reads it.
     pub fn name(self) -> &'static str {
         match self {
             Self::Sinkhorn => "sinkhorn",
@@ -55,7 +57,9 @@ impl ScorerKind {
 /// Extra copies of each normal image for few-shot banks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Augment {
+    /// Add a left-right mirrored copy of each image.
     pub hflip: bool,
+    /// Add an upside-down mirrored copy of each image.
     pub vflip: bool,
     /// 90/180/270° rotations; needs a square encoder input.
     pub rot90: bool,
@@ -64,16 +68,23 @@ pub struct Augment {
 /// What a bank build is doing, for progress callbacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// Encoding the normal images (`done` and `total` count images); evaluation also
+    /// reports the scoring of its test images as this stage.
     Encode = 0,
+    /// Sinkhorn K-means (`done` counts iterations, `total` is the iteration cap).
     Cluster = 1,
+    /// Leave-one-out calibration of the thresholds (`done` and `total` count shots).
     Calibrate = 2,
 }
 
 /// One progress report: `done` of `total` steps of `stage`.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
+    /// The stage the build is in.
     pub stage: Stage,
+    /// Steps of `stage` finished.
     pub done: usize,
+    /// Steps of `stage` in all.
     pub total: usize,
 }
 
@@ -84,6 +95,7 @@ pub type ProgressFn<'a> = &'a mut dyn FnMut(Progress) -> bool;
 /// `model.json`, image score = max, thresholds at the manifest's target FPR.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BankOptions {
+    /// How patches are matched against the bank.
     pub scorer: ScorerKind,
     /// Prototypes (Sinkhorn); 0 = the model's default.
     pub k: usize,
@@ -91,12 +103,15 @@ pub struct BankOptions {
     pub epsilon: f32,
     /// K-means iteration cap and relative centroid-shift tolerance.
     pub max_iters: usize,
+    /// Relative centroid-shift tolerance (finite, >= 0).
     pub tol: f32,
     /// Share of vectors kept by the coreset scorer, in (0, 1].
     pub coreset_ratio: f32,
     /// Gaussian σ in pixels of the scored image; negative = the model's default.
     pub sigma: f32,
+    /// How the image score is drawn from the map.
     pub image_score: ImageScoreMode,
+    /// Extra flipped or rotated copies of each normal image.
     pub augment: Augment,
     /// False-positive rate the stored thresholds aim at; 0 = the model's default.
     pub target_fpr: f32,
@@ -185,20 +200,31 @@ impl BankOptions {
 pub struct BankMeta {
     /// Fingerprint of the model that built it; scoring with any other model is refused.
     pub fingerprint: String,
+    /// Patch grid height of the bank's features.
     pub grid_h: usize,
+    /// Patch grid width of the bank's features.
     pub grid_w: usize,
+    /// Width of each bank vector.
     pub dim: usize,
+    /// The scorer the bank was fitted for.
     pub scorer: ScorerKind,
     /// Prototypes asked for (Sinkhorn) — the stored row count may differ for other scorers.
     pub k: usize,
+    /// Gaussian σ of the anomaly map, in pixels of the scored image (the model default resolved).
     pub sigma: f32,
+    /// How the image score is drawn from the map.
     pub image_score: ImageScoreMode,
+    /// Copies added per normal image.
     pub augment: Augment,
+    /// Normal images the bank was built from.
     pub shots: usize,
+    /// Seed of the random choices (k-means++ start, coreset).
     pub seed: u64,
     /// Sinkhorn K-means iterations run and whether it converged (0/false for other scorers).
     pub iterations: usize,
+    /// See `iterations`.
     pub converged: bool,
+    /// Decision thresholds and the normal-score statistics behind them.
     pub calibration: Calibration,
 }
 
@@ -269,12 +295,15 @@ impl MemoryBank {
         distance::nearest_distances(grid.data.view(), self.vectors.view(), self.norms.view(), out)
     }
 
+    /// The bank rows, `[n, dim]`.
     pub fn vectors(&self) -> &Array2<f32> {
         &self.vectors
     }
+    /// Squared L2 norm of each bank row, precomputed for the distance kernel.
     pub fn norms(&self) -> &Array1<f32> {
         &self.norms
     }
+    /// What the bank records besides its vectors.
     pub fn meta(&self) -> &BankMeta {
         &self.meta
     }

@@ -31,6 +31,7 @@ pub const GOOD: &str = "good";
 /// dataset has one (OK/NG folders without `ground_truth/` are allowed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample {
+    /// The image file.
     pub path: PathBuf,
     /// `"good"` or the defect type (the name of its folder under `test/`).
     pub defect: String,
@@ -49,6 +50,7 @@ impl Sample {
 /// One category (domain) of an MVTec-layout dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Category {
+    /// Category name, the folder's name.
     pub name: String,
     /// The category folder, `<root>/<name>`.
     pub root: PathBuf,

@@ -43,6 +43,7 @@ const MAX_SHAPE_ATTEMPTS: usize = 200;
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SynthOptions {
+    /// Seed of every random choice; the same options give the same images.
     pub seed: u64,
     /// Side of the square images in pixels (64..=4096).
     pub size: u32,
@@ -72,8 +73,11 @@ impl Default for SynthOptions {
 /// Counts written for one domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainSummary {
+    /// Domain name, the category folder's name.
     pub name: String,
+    /// Normal training images written.
     pub train_good: usize,
+    /// Normal test images written.
     pub test_good: usize,
     /// (defect type, number of images), in [`DEFECT_TYPES`] order.
     pub test_defective: Vec<(String, usize)>,
@@ -84,6 +88,7 @@ pub struct DomainSummary {
 pub struct SynthSummary {
     /// The output folder; each domain is a category under it.
     pub root: PathBuf,
+    /// One summary per generated domain.
     pub domains: Vec<DomainSummary>,
 }
 

@@ -24,13 +24,21 @@ const MAX_HEAD_BYTES: u64 = 1 << 30;
 /// Matrices are `[out, in]`, as 1x1 convolutions store them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageParams<M, V> {
+    /// Adapter down-projection W_down, `[r, C_s]` (Eq. 1).
     pub down_w: M,
+    /// Adapter down-projection bias b_down, `[r]`.
     pub down_b: V,
+    /// Adapter up-projection W_up, `[C_s, r]` (Eq. 1).
     pub up_w: M,
+    /// Adapter up-projection bias b_up, `[C_s]`.
     pub up_b: V,
+    /// Hiera projection P_h, `[d_s / 2, C_s]` (Eq. 2).
     pub proj_h_w: M,
+    /// Hiera projection bias, `[d_s / 2]`.
     pub proj_h_b: V,
+    /// DINOv2 projection P_d, `[d_s / 2, C_d]` (Eq. 2).
     pub proj_d_w: M,
+    /// DINOv2 projection bias, `[d_s / 2]`.
     pub proj_d_b: V,
 }
 
@@ -170,6 +178,7 @@ impl Head {
         self.trained
     }
 
+    /// The weights of the four stages, in order.
     pub fn stages(&self) -> &[StageWeights] {
         &self.stages
     }

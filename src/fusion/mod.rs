@@ -67,6 +67,7 @@ pub trait FusionOps {
     type Mat;
     /// A bias vector.
     type Vec;
+    /// The backend's error.
     type Error;
     /// 1x1 convolution: `W x + b` at every patch.
     fn linear(&self, x: &Self::Map, w: &Self::Mat, b: &Self::Vec) -> Result<Self::Map, Self::Error>;
@@ -114,8 +115,11 @@ pub fn fuse_stage<O: FusionOps>(
 /// A channel-last feature grid: `data` is `[h*w, c]`, row `y*w + x` is patch (y, x).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grid {
+    /// Grid height in patches.
     pub h: usize,
+    /// Grid width in patches.
     pub w: usize,
+    /// Patch vectors, `[h*w, c]`.
     pub data: Array2<f32>,
 }
 

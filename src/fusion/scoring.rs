@@ -47,6 +47,7 @@ impl<'a> ScoringMap<'a> {
         Self { data: MapData::Owned(a), pool }
     }
 
+    /// The map as a `[patches, channels]` view.
     pub fn view(&self) -> ArrayView2<'_, f32> {
         match &self.data {
             MapData::View(v) => v.view(),
@@ -91,6 +92,7 @@ fn standard(v: ArrayView2<'_, f32>, pool: &BufferPool) -> Array2<f32> {
 /// read transposed in place; map storage comes from a [`BufferPool`].
 #[derive(Debug, Clone, Copy)]
 pub struct ScoringOps<'a> {
+    /// Where map storage comes from and goes back to.
     pub pool: &'a BufferPool,
 }
 

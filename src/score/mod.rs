@@ -17,22 +17,32 @@ use crate::model::Model;
 /// batch).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Timings {
+    /// Resizing and normalising the image.
     pub prepare_s: f64,
+    /// The Hiera encoder.
     pub hiera_s: f64,
+    /// The DINOv2 encoder.
     pub dinov2_s: f64,
+    /// The fusion head, patch features included.
     pub head_s: f64,
+    /// Nearest-row distances to the bank.
     pub matching_s: f64,
+    /// Upsampling, smoothing and drawing the image score.
     pub upsample_smooth_s: f64,
 }
 
 /// One scored image: its map, and the decision against the bank's thresholds.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScoreResult {
+    /// The anomaly map and its image score.
     pub map: AnomalyMap,
+    /// The bank's image threshold.
     pub image_threshold: f32,
+    /// The bank's pixel threshold: map values above it mark defective pixels at the bank's target FPR.
     pub pixel_threshold: f32,
     /// `image_score > image_threshold`.
     pub is_anomalous: bool,
+    /// Where the time went.
     pub timings: Timings,
 }
 
@@ -47,6 +57,7 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    /// An empty workspace; buffers grow on first use.
     pub fn new() -> Self {
         Self::default()
     }

@@ -81,6 +81,7 @@ impl Default for PerturbOptions {
 }
 
 impl PerturbOptions {
+    /// Rejects values that cannot train (each error names the option).
     pub fn validate(&self) -> Result<()> {
         if self.copies == 0 {
             return Err(Error::invalid("perturbed copies must be at least 1 (the consistency loss compares an image with a copy)"));
@@ -98,18 +99,26 @@ impl PerturbOptions {
 /// Flips applied to a perturbed copy; predictions on it are flipped back the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Flip {
+    /// Left-right flip.
     pub h: bool,
+    /// Upside-down flip.
     pub v: bool,
 }
 
 /// One drawn perturbation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Perturbation {
+    /// Flips, applied last.
     pub flip: Flip,
+    /// Brightness factor, in `1 ± jitter`.
     pub brightness: f32,
+    /// Contrast factor about the channel mean, in `1 ± jitter`.
     pub contrast: f32,
+    /// R, G, B gains, each in `1 ± jitter / 2`.
     pub gains: [f32; 3],
+    /// Std of the additive Gaussian noise, in 8-bit levels (0: none).
     pub noise_std: f32,
+    /// Seed of the noise.
     pub noise_seed: u64,
 }
 
@@ -164,7 +173,9 @@ impl Perturbation {
 /// grid `[1, C_d, dh, dw]`.
 #[derive(Debug, Clone)]
 pub struct Features {
+    /// Hiera stages H1..H4, `[1, C_s, h_s, w_s]`.
     pub hiera: [Tensor; 4],
+    /// DINOv2 patch grid, `[1, C_d, dh, dw]`.
     pub dino: Tensor,
 }
 
@@ -186,28 +197,37 @@ impl Features {
 /// A labelled source image.
 #[derive(Debug, Clone)]
 pub struct SourceSample {
+    /// The image file.
     pub path: PathBuf,
     /// Index into [`TrainData::sources`].
     pub domain: usize,
     /// Share of defect pixels in each F1-grid cell (row-major); all zero for good images.
     pub mask: Vec<f32>,
+    /// Its frozen backbone outputs.
     pub feats: Features,
 }
 
 /// An unlabeled target image and its perturbed copies.
 #[derive(Debug, Clone)]
 pub struct TargetSample {
+    /// The image file.
     pub path: PathBuf,
+    /// Backbone outputs of the image itself.
     pub clean: Features,
+    /// Backbone outputs of each perturbed copy, with the flips to map its predictions back.
     pub copies: Vec<(Features, Flip)>,
 }
 
 /// Everything a [`crate::train::Trainer`] reads.
 #[derive(Debug, Clone)]
 pub struct TrainData {
+    /// Source domains, in order; [`SourceSample::domain`] indexes them.
     pub sources: Vec<String>,
+    /// Target domain.
     pub target: String,
+    /// Labelled source images.
     pub source_samples: Vec<SourceSample>,
+    /// Unlabelled target images.
     pub target_samples: Vec<TargetSample>,
     /// The F1 grid (h, w): where the decoder predicts and the masks live.
     pub grid: (usize, usize),

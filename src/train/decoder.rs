@@ -63,8 +63,11 @@ pub const TARGET_PL: &str = "target.pl";
 /// The trunk's weights as tensors (plain tensors at inference, `Var`s in training).
 #[derive(Debug, Clone)]
 pub struct Trunk {
+    /// Per fused scale F1..F4: the 1x1 lateral convolution's weight and bias.
     pub lateral: Vec<(Tensor, Tensor)>,
+    /// Weight of the 3x3 smoothing convolution, `[width, width, 3, 3]`.
     pub smooth_w: Tensor,
+    /// Bias of the smoothing convolution, `[width]`.
     pub smooth_b: Tensor,
 }
 
@@ -109,9 +112,13 @@ pub fn head_logits(z: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Te
 /// A trained decoder loaded for scoring: the trunk and the target segmentation head.
 #[derive(Debug, Clone)]
 pub struct Decoder {
+    /// The shared FPN trunk.
     pub trunk: Trunk,
+    /// Target segmentation head weight, `[1, width]`.
     pub seg_w: Tensor,
+    /// Target segmentation head bias, `[1]`.
     pub seg_b: Tensor,
+    /// The file's safetensors metadata.
     pub meta: HashMap<String, String>,
 }
 

@@ -45,7 +45,12 @@ use crate::model::{Model, HEAD_FILE};
 #[derive(Debug, Clone, Copy)]
 pub enum TrainEvent<'a> {
     /// Encoding the images (once per perturbation): `done` of `total`.
-    Encode { done: usize, total: usize },
+    Encode {
+        /// Images and perturbed copies encoded so far.
+        done: usize,
+        /// Images and perturbed copies to encode in all.
+        total: usize,
+    },
     /// A step finished.
     Step(&'a StepProgress),
 }
@@ -56,19 +61,27 @@ pub type TrainProgressFn<'a> = &'a mut dyn FnMut(TrainEvent<'_>) -> bool;
 /// The result of [`train_model`].
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainSummary {
+    /// The trained model folder.
     pub out: PathBuf,
+    /// Source domains, in order.
     pub sources: Vec<String>,
+    /// Target domain.
     pub target: String,
+    /// Labelled source images trained on.
     pub source_images: usize,
+    /// Unlabelled target images trained on.
     pub target_images: usize,
+    /// Steps taken in all, a resumed run's earlier steps included.
     pub steps: usize,
     /// Steps this call ran (fewer than `steps` after `--resume`) and steps per epoch.
     pub steps_run: usize,
+    /// See `steps_run`.
     pub steps_per_epoch: usize,
     /// Mean loss terms of each epoch.
     pub history: Vec<StepStats>,
     /// Seconds spent encoding (once) and training.
     pub encode_s: f64,
+    /// See `encode_s`.
     pub train_s: f64,
     /// Fingerprint of the trained model (its banks must be built with it).
     pub fingerprint: String,

@@ -13,9 +13,13 @@ use candle_nn::ParamsAdamW;
 /// One parameter and its first and second moments.
 #[derive(Debug)]
 pub struct Slot {
+    /// Parameter name, the key of its checkpoint entries.
     pub name: String,
+    /// The parameter.
     pub var: Var,
+    /// First moment (running mean of the gradient).
     pub m: Var,
+    /// Second moment (running mean of the squared gradient).
     pub v: Var,
 }
 
@@ -41,6 +45,7 @@ impl AdamW {
         Ok(Self { slots, step_t: 0, params })
     }
 
+    /// Learning rate, betas, epsilon and weight decay.
     pub fn params(&self) -> &ParamsAdamW {
         &self.params
     }
@@ -50,6 +55,7 @@ impl AdamW {
         self.step_t
     }
 
+    /// Every parameter with its moments, in the order given to [`AdamW::new`].
     pub fn slots(&self) -> &[Slot] {
         &self.slots
     }

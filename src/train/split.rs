@@ -33,21 +33,30 @@ pub const BANK_SCORERS: [ScorerKind; 2] = [ScorerKind::Sinkhorn, ScorerKind::Ful
 /// One target's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct SplitRow {
+    /// Target domain.
     pub target: String,
+    /// Source domains trained on (the given list without the target).
     pub sources: Vec<String>,
+    /// Normal training images in each bank.
     pub shots: usize,
+    /// Training seed.
     pub seed: u64,
+    /// Training epochs.
     pub epochs: usize,
+    /// Training steps in all.
     pub steps: usize,
     /// Mean loss terms of the last epoch.
     pub final_loss: StepStats,
+    /// Seconds encoding the training images.
     pub encode_s: f64,
+    /// Seconds training.
     pub train_s: f64,
     /// The trained model folder.
     pub model: PathBuf,
     /// Bank scorers on the base model's head (the untrained head unless the base model was
     /// itself trained; `base_trained` says which).
     pub base: BTreeMap<String, Metrics>,
+    /// Whether the base model's head was itself trained.
     pub base_trained: bool,
     /// Bank scorers on the trained head, and the trained decoder.
     pub trained: BTreeMap<String, Metrics>,
@@ -56,9 +65,15 @@ pub struct SplitRow {
 /// What [`eval_split_target`] is doing, for progress display.
 #[derive(Debug, Clone, Copy)]
 pub enum SplitEvent<'a> {
+    /// A training event.
     Train(TrainEvent<'a>),
     /// Evaluating `what` (e.g. `trained sinkhorn`).
-    Eval { what: &'a str, progress: Progress },
+    Eval {
+        /// What is being evaluated.
+        what: &'a str,
+        /// The bank build's or the scoring's progress.
+        progress: Progress,
+    },
 }
 
 /// Trains on `sources` (minus `target`, so a leave-one-domain-out list can be passed as

@@ -42,10 +42,13 @@ const PRIOR_DEFECT: f64 = 0.05;
 /// How to train. Every field is an option of `nexvitad train`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// Passes over the source images (at least 1).
     pub epochs: usize,
     /// Source images per step (and as many target images, each with a perturbed copy).
     pub batch: usize,
+    /// AdamW learning rate (finite, > 0).
     pub lr: f64,
+    /// AdamW decoupled weight decay (finite, >= 0).
     pub weight_decay: f64,
     /// Confidence a pseudo label needs (max class probability), in (0, 1).
     pub theta: f64,
@@ -53,11 +56,13 @@ pub struct TrainConfig {
     pub lambda1: f64,
     /// Weight of the consistency term.
     pub lambda2: f64,
+    /// Seed of the weight initialisation, the batch order and the perturbations.
     pub seed: u64,
     /// Channels of the decoder trunk.
     pub decoder_width: usize,
     /// Steps between checkpoints (0: only when stopped and at the end).
     pub checkpoint_every: usize,
+    /// Perturbations of the target copies (consistency loss).
     pub perturb: PerturbOptions,
 }
 
@@ -121,9 +126,13 @@ impl TrainConfig {
 /// Loss terms of one step (or their mean over steps).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepStats {
+    /// Total `L_src + λ1·L_pl + λ2·L_cons`.
     pub loss: f64,
+    /// Source segmentation loss (BCE + Dice).
     pub l_src: f64,
+    /// Pseudo-label cross-entropy on the confident target pixels.
     pub l_pl: f64,
+    /// Consistency: mean squared difference between predictions on a target image and its perturbed copy.
     pub l_cons: f64,
     /// Share of target F1-grid cells whose pseudo label passed θ.
     pub coverage: f64,
@@ -145,20 +154,28 @@ impl StepStats {
 /// Where the run stands: the next step to take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Position {
+    /// Epoch, from 0.
     pub epoch: usize,
+    /// Step within the epoch, from 0.
     pub step: usize,
 }
 
 /// What the progress callback sees after each step.
 #[derive(Debug, Clone, Copy)]
 pub struct StepProgress {
+    /// The step's epoch, from 0.
     pub epoch: usize,
+    /// Epochs of the run.
     pub epochs: usize,
     /// Steps done in this epoch, of `steps_per_epoch`.
     pub step: usize,
+    /// See `step`.
     pub steps_per_epoch: usize,
+    /// Steps done in the whole run, of `total_steps`.
     pub global_step: usize,
+    /// `epochs × steps_per_epoch`.
     pub total_steps: usize,
+    /// Loss terms of this step.
     pub stats: StepStats,
     /// Running mean over this epoch's steps so far.
     pub epoch_mean: StepStats,
@@ -225,12 +242,15 @@ impl Trainer {
         Ok(Self { cfg: cfg.clone(), data, manifest: manifest.clone(), names, vars, opt, pos: Position::default(), history: Vec::new(), epoch_sum: StepStats::default() })
     }
 
+    /// The training settings.
     pub fn config(&self) -> &TrainConfig {
         &self.cfg
     }
+    /// The encoded training images.
     pub fn data(&self) -> &TrainData {
         &self.data
     }
+    /// The next step to take.
     pub fn position(&self) -> Position {
         self.pos
     }
