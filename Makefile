@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 ORT_LIB := $(CURDIR)/.ort/lib/libonnxruntime.so
 export NEXVITAD_ORT_LIBRARY ?= $(ORT_LIB)
-# The Python that tests/parity.rs and test-python use: .venv, made by scripts/setup.sh.
+# The Python that tests/integration/parity.rs and test-python use: .venv, made by scripts/setup.sh.
 VENV_PYTHON := $(CURDIR)/.venv/bin/python
 export NEXVITAD_PYTHON ?= $(VENV_PYTHON)
 # Go for the Go binding: the first on PATH, else the usual /usr/local/go (as scripts/setup.sh).

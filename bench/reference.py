@@ -4,7 +4,7 @@
 This is the straightforward onnxruntime + numpy/scipy implementation of the method as
 nexvitad implements it (docs: docs/method.md, src/fusion/, src/map.rs, src/score/), used two ways:
 
-* by the test suite (tests/parity.rs) to check that nexvitad's anomaly maps equal this
+* by the test suite (tests/integration/parity.rs) to check that nexvitad's anomaly maps equal this
   independent implementation's (max abs difference), and
 * by `nexvitad bench --reference` to time the same work on the same images, bank and model
   in the same run.

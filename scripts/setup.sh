@@ -13,7 +13,7 @@
 #        packages needed by name and purpose.
 #     3. ONNX Runtime's shared library into .ort/lib (scripts/setup-ort.sh, from PyPI via pip).
 #     4. .venv/ at the repository root with bench/requirements.txt and tools/requirements.txt
-#        (numpy/scipy/onnxruntime for tests/parity.rs; torch, timm, onnx and pytest for
+#        (numpy/scipy/onnxruntime for tests/integration/parity.rs; torch, timm, onnx and pytest for
 #        tests/python). Re-installed only when those files change (hash in .venv/.requirements.sha256).
 #   scripts/setup.sh --demo   only what `make demo` needs: cargo, a C linker, python3 with pip,
 #                             ONNX Runtime. No system packages, no .venv, no torch.

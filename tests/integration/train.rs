@@ -1,13 +1,12 @@
 //! Training: one step lowers the loss, candle's head gradients agree with finite
 //! differences, the written model reloads into inference bit for bit, a resumed run equals
 //! an unbroken one, the decoder scorer, the split protocol, and the errors bad input gets.
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor, Var};
-use common::*;
+use crate::common::*;
 use nexvitad::fusion::StageParams;
 use nexvitad::train::data::Features;
 use nexvitad::train::ops::{fuse_batch, grid_from_tensor};
@@ -395,7 +394,7 @@ fn kill_during_checkpoint_save_leaves_a_loadable_checkpoint() {
     let (mut mid_write, mut saw) = (0, [false; 2]);
     for kill in 0..KILLS {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["crash_child_checkpoints_forever", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args(["train::crash_child_checkpoints_forever", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env(CKPT_CHILD_TARGET, &target)
             .env(CKPT_CHILD_ROOT, root)
             .env(CKPT_CHILD_FIRST, ((kill / 2) % 2).to_string())

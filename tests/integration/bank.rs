@@ -1,9 +1,8 @@
 //! Memory bank: build, save/load, scoring, thresholds and the errors a user sees.
-mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use nexvitad::bank::{Augment, BankOptions, ImageScoreMode, ScorerKind};
 use nexvitad::eval::{load_image, rgb_view};
 use nexvitad::{Error, MemoryBank, PixelFormat, Workspace};

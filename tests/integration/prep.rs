@@ -1,7 +1,6 @@
 //! Image preparation against Pillow's bilinear resize, for every pixel format and padded strides.
-mod common;
 
-use common::*;
+use crate::common::*;
 use nexvitad::image::{ImageLimits, Normalization, Preparer};
 use nexvitad::{Error, ImageView, PixelFormat};
 

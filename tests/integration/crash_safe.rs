@@ -6,7 +6,6 @@
 //! the parent SIGKILLs it: half the kills at a random moment of the save cycle, half aimed
 //! at a moment when the child's temp file exists (mid-write).
 
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -14,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ndarray::Array2;
-use common::temp_files;
+use crate::common::temp_files;
 use nexvitad::bank::{Augment, BankMeta, Calibration, ImageScoreMode};
 use nexvitad::{MemoryBank, ScorerKind};
 use rand::{Rng, SeedableRng};
@@ -102,7 +101,7 @@ fn kill_during_save_leaves_old_or_new_bank() {
     let mut saw = [false; 2];
     for kill in 0..KILLS {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["crash_child_saves_forever", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args(["crash_safe::crash_child_saves_forever", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, &target)
             .env(CHILD_FIRST_ENV, ((kill / 2) % 2).to_string())
             .stdout(Stdio::piped())

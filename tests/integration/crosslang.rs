@@ -4,9 +4,8 @@
 //!
 //! Regenerate after a deliberate numerical change with
 //! `NEXVITAD_REGEN_CROSSLANG=1 cargo test --test crosslang`.
-mod common;
 
-use common::*;
+use crate::common::*;
 use nexvitad::bank::BankOptions;
 use nexvitad::{MemoryBank, PixelFormat, Workspace};
 use sha2::Digest;

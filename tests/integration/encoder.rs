@@ -1,7 +1,6 @@
 //! Encoder parity with Python onnxruntime, and the errors a user sees for broken models.
-mod common;
 
-use common::*;
+use crate::common::*;
 use nexvitad::encoder::ExecutionProvider;
 use nexvitad::{Error, Model};
 

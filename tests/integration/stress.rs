@@ -6,13 +6,12 @@
 //! `NEXVITAD_STRESS_SCALE` scales the scores per thread (1.0 = the full 8 x 200, the default:
 //! about 35 s in a debug build on 2 cores); `stress_soak_8x1000` (ignored by default) runs
 //! five times as long.
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use nexvitad::bank::BankOptions;
 use nexvitad::score::score;
 use nexvitad::{MemoryBank, Model, PixelFormat, Workspace};

@@ -22,12 +22,11 @@
 //!   map's maximum (measured about 0.3 % with the full-size model, 256 → 224), which still
 //!   catches any real disagreement (a wrong resize, layout or normalisation moves maps by
 //!   tens of percent).
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use nexvitad::bank::{BankOptions, MemoryBank};
 use nexvitad::{ImageView, PixelFormat, Workspace};
 
