@@ -46,13 +46,6 @@ fn default_train_options() -> nexvitad_train_options {
     }
 }
 
-/// The f64 nearest to an f32's shortest decimal form (0.7f32 -> 0.7), exactly as the CLI
-/// reads model.json's defaults, so a run started by `nexvitad train` can be resumed here
-/// (the checkpoint compares the configuration) and records the same configuration.
-fn decimal(x: f32) -> f64 {
-    x.to_string().parse().unwrap_or(x as f64)
-}
-
 /// A 0/1 flag field.
 fn flag(v: u32, field: &str) -> Result<bool> {
     match v {
@@ -69,8 +62,7 @@ fn to_train_config(o: &nexvitad_train_options, manifest: &Manifest) -> Result<(T
     // real setting (weight_decay, lambda1, lambda2, noise_std, jitter, flips); there any
     // negative value does. NaN is never a default: `validate` refuses it. checkpoint_every
     // has no default value (every u32 is a real setting).
-    let d = &manifest.defaults;
-    let c = TrainConfig::default();
+    let c = TrainConfig::for_model(manifest);
     let count = |v: u32, def: usize| if v == 0 { def } else { v as usize };
     let neg = |v: f64, def: f64| if v < 0.0 { def } else { v };
     let flips = if (o.flips as i32) < 0 { c.perturb.flips } else { flag(o.flips, "flips")? };
@@ -79,9 +71,9 @@ fn to_train_config(o: &nexvitad_train_options, manifest: &Manifest) -> Result<(T
         batch: count(o.batch, c.batch),
         lr: if o.lr == 0.0 { c.lr } else { o.lr },
         weight_decay: neg(o.weight_decay, c.weight_decay),
-        theta: if o.theta == 0.0 { decimal(d.theta) } else { o.theta },
-        lambda1: neg(o.lambda1, decimal(d.lambda1)),
-        lambda2: neg(o.lambda2, decimal(d.lambda2)),
+        theta: if o.theta == 0.0 { c.theta } else { o.theta },
+        lambda1: neg(o.lambda1, c.lambda1),
+        lambda2: neg(o.lambda2, c.lambda2),
         seed: o.seed,
         decoder_width: count(o.decoder_width, c.decoder_width),
         checkpoint_every: o.checkpoint_every as usize,
@@ -320,7 +312,7 @@ mod tests {
     fn defaults_map_to_the_cli_defaults() {
         let m = manifest();
         let (cfg, resume, target_test) = to_train_config(&default_train_options(), &m).unwrap();
-        let want = TrainConfig { theta: decimal(m.defaults.theta), lambda1: decimal(m.defaults.lambda1), lambda2: decimal(m.defaults.lambda2), ..TrainConfig::default() };
+        let want = TrainConfig::for_model(&m);
         assert_eq!(cfg, want);
         assert_eq!((cfg.theta, cfg.lambda1, cfg.lambda2), (0.7, 1.0, 0.5));
         assert!(!resume && !target_test);

@@ -85,6 +85,16 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The defaults with θ, λ1 and λ2 taken from `model.json` (`defaults`). The model stores
+    /// them as f32; each becomes the f64 of its shortest decimal form (0.7f32 → 0.7, not
+    /// 0.699999988…), so a run started from the CLI and one started through the C ABI record
+    /// the same configuration in `model.json` and can resume each other's checkpoints.
+    pub fn for_model(manifest: &Manifest) -> Self {
+        let d = &manifest.defaults;
+        let decimal = |x: f32| x.to_string().parse().unwrap_or(x as f64);
+        Self { theta: decimal(d.theta), lambda1: decimal(d.lambda1), lambda2: decimal(d.lambda2), ..Self::default() }
+    }
+
     /// Rejects values that cannot train (each error names the option).
     pub fn validate(&self) -> Result<()> {
         if !(self.theta > 0.0 && self.theta < 1.0) {

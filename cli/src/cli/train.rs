@@ -78,27 +78,21 @@ impl TrainOpts {
     }
 
     pub fn config(&self, model: &nexvitad::Model) -> TrainConfig {
-        let d = &model.manifest().defaults;
+        let d = TrainConfig::for_model(model.manifest());
         TrainConfig {
             epochs: self.epochs,
             batch: self.batch,
             lr: self.lr,
             weight_decay: self.weight_decay,
-            theta: self.theta.unwrap_or_else(|| decimal(d.theta)),
-            lambda1: self.lambda1.unwrap_or_else(|| decimal(d.lambda1)),
-            lambda2: self.lambda2.unwrap_or_else(|| decimal(d.lambda2)),
+            theta: self.theta.unwrap_or(d.theta),
+            lambda1: self.lambda1.unwrap_or(d.lambda1),
+            lambda2: self.lambda2.unwrap_or(d.lambda2),
             seed: self.seed,
             decoder_width: self.decoder_width,
             checkpoint_every: self.checkpoint_every,
             perturb: PerturbOptions { copies: self.copies, noise_std: self.noise, jitter: self.jitter, flips: !self.no_flips },
         }
     }
-}
-
-/// The f64 nearest to an f32's shortest decimal form (0.7f32 -> 0.7, not 0.69999998...),
-/// so the configuration recorded in `model.json` reads as it was written.
-fn decimal(x: f32) -> f64 {
-    x.to_string().parse().unwrap_or(x as f64)
 }
 
 #[derive(Args)]
