@@ -151,10 +151,9 @@ impl BankOptions {
         if o.k == 0 {
             o.k = d.k;
         }
-        if o.sigma < 0.0 && o.sigma != -1.0 {
-            return Err(Error::invalid(format!("sigma {} must be >= 0 (or -1 for the model default)", o.sigma)));
-        }
-        if o.sigma == -1.0 {
+        // Any negative σ means the model's default, as in the C header's one rule; NaN is
+        // never a default (it fails the check below).
+        if o.sigma < 0.0 {
             o.sigma = d.sigma;
         }
         if !o.sigma.is_finite() || o.sigma > 1000.0 {

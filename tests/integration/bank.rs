@@ -152,10 +152,18 @@ fn held_out_calibration_replaces_thresholds() {
 }
 
 #[test]
+fn any_negative_sigma_means_the_model_default() {
+    let m = tiny_model();
+    for sigma in [-1.0, -2.0, f32::NEG_INFINITY] {
+        let o = BankOptions { sigma, ..small_opts() }.resolved(m).unwrap();
+        assert_eq!(o.sigma, m.manifest().defaults.sigma, "sigma {sigma}");
+    }
+}
+
+#[test]
 fn bad_bank_options_are_named() {
     let cases: Vec<(BankOptions, &str)> = vec![
         (BankOptions { k: 100_000, ..small_opts() }, "k = 100000 is larger than"),
-        (BankOptions { sigma: -2.0, ..small_opts() }, "sigma -2"),
         (BankOptions { sigma: f32::NAN, ..small_opts() }, "sigma NaN"),
         (BankOptions { target_fpr: 1.5, ..small_opts() }, "target_fpr 1.5"),
         (BankOptions { coreset_ratio: 0.0, scorer: ScorerKind::Coreset, ..small_opts() }, "coreset_ratio 0"),
