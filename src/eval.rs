@@ -232,8 +232,10 @@ impl<'a> Accumulator<'a> {
         Ok(())
     }
 
-    /// The metrics, with the counts and the note for the report.
-    pub(crate) fn finish(self) -> Result<Finished> {
+    /// The report of the test set: metrics, counts and the note. The scorer's own fields
+    /// (shots, k, scorer, timings, pixel threshold, bank) are left empty for the caller to
+    /// fill with struct-update syntax; the image threshold is the one decisions were made at.
+    pub(crate) fn finish(self) -> Result<EvalReport> {
         let image = metrics::image_metrics(&self.scores, &self.labels)?;
         let images = self.scores.len();
         let (defective, masked) = (self.defective, self.masked_defective);
@@ -251,7 +253,8 @@ impl<'a> Accumulator<'a> {
             });
             (Some(self.pixels.finish()?), note)
         };
-        Ok(Finished {
+        Ok(EvalReport {
+            category: self.category.to_string(),
             metrics: Metrics::new(image, pixel),
             image_accuracy: self.correct as f64 / images as f64,
             images,
@@ -260,22 +263,18 @@ impl<'a> Accumulator<'a> {
             masked_defective: masked,
             pixel_metrics: pixel.map(|_| if self.exact { "exact" } else { "binned" }),
             pixel_note: note,
+            shots: 0,
+            k: 0,
+            scorer: String::new(),
+            encode_ms: 0.0,
+            score_ms: 0.0,
+            fit_s: 0.0,
+            image_threshold: self.image_threshold,
+            pixel_threshold: self.image_threshold,
             heatmaps: self.heatmaps,
+            bank: None,
         })
     }
-}
-
-/// What [`Accumulator::finish`] gives back.
-pub(crate) struct Finished {
-    pub metrics: Metrics,
-    pub image_accuracy: f64,
-    pub images: usize,
-    pub good_images: usize,
-    pub defective_images: usize,
-    pub masked_defective: usize,
-    pub pixel_metrics: Option<&'static str>,
-    pub pixel_note: Option<String>,
-    pub heatmaps: Vec<PathBuf>,
 }
 
 /// Colour range of a bank's heatmaps: the normal median at the cold end, the pixel threshold
@@ -327,26 +326,15 @@ pub fn evaluate_category(model: &Model, root: &Path, category: &str, opts: &Eval
             return Err(Error::Cancelled);
         }
     }
-    let f = acc.finish()?;
     Ok(EvalReport {
-        category: category.to_string(),
-        metrics: f.metrics,
-        image_accuracy: f.image_accuracy,
-        images: f.images,
-        good_images: f.good_images,
-        defective_images: f.defective_images,
-        masked_defective: f.masked_defective,
-        pixel_metrics: f.pixel_metrics,
-        pixel_note: f.pixel_note,
         shots: opts.shots,
         k: if meta.scorer == crate::bank::ScorerKind::Sinkhorn { meta.k } else { bank.vectors().nrows() },
         scorer: meta.scorer.name().to_string(),
         encode_ms: median(&mut enc),
         score_ms: median(&mut sc),
         fit_s,
-        image_threshold: meta.calibration.image_threshold,
         pixel_threshold: meta.calibration.pixel_threshold,
-        heatmaps: f.heatmaps,
         bank: Some(bank),
+        ..acc.finish()?
     })
 }

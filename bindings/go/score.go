@@ -61,6 +61,15 @@ func (m *Model) ScoreRawImage(bank *Bank, img RawImage) (*Result, error) {
 	}
 	defer m.mu.RUnlock()
 	defer bank.mu.RUnlock()
+	res, err := scoreOne(mp, bp, img)
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(bank)
+	return res, err
+}
+
+// scoreOne is the one nexvitad_score call (mp may be nil: the bank's own model). The
+// caller holds the handles' read locks and keeps their Go owners alive.
+func scoreOne(mp *C.nexvitad_model, bp *C.nexvitad_bank, img RawImage) (*Result, error) {
 	var pin runtime.Pinner
 	defer pin.Unpin()
 	cimg := img.toC(&pin)
@@ -69,8 +78,6 @@ func (m *Model) ScoreRawImage(bank *Bank, img RawImage) (*Result, error) {
 	cres.struct_size = C.sizeof_nexvitad_result
 	var cerr *C.char
 	st := C.nxgo_score(mp, bp, &cimg, (*C.float)(&res.Map[0]), C.size_t(len(res.Map)), &cres, &cerr)
-	runtime.KeepAlive(m)
-	runtime.KeepAlive(bank)
 	if err := statusError(st, cerr); err != nil {
 		return nil, err
 	}
@@ -99,20 +106,9 @@ func (b *Bank) ScoreRawImage(img RawImage) (*Result, error) {
 		return nil, err
 	}
 	defer b.mu.RUnlock()
-	var pin runtime.Pinner
-	defer pin.Unpin()
-	cimg := img.toC(&pin)
-	res := &Result{Map: make([]float32, img.Width*img.Height)}
-	var cres C.nexvitad_result
-	cres.struct_size = C.sizeof_nexvitad_result
-	var cerr *C.char
-	st := C.nxgo_score(nil, bp, &cimg, (*C.float)(&res.Map[0]), C.size_t(len(res.Map)), &cres, &cerr)
+	res, err := scoreOne(nil, bp, img)
 	runtime.KeepAlive(b)
-	if err := statusError(st, cerr); err != nil {
-		return nil, err
-	}
-	res.fill(&cres)
-	return res, nil
+	return res, err
 }
 
 // ScoreBatch scores several images in one call, which lets the encoders run on groups

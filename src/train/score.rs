@@ -72,26 +72,11 @@ pub fn evaluate_decoder(model: &Model, root: &Path, category: &str, opts: &EvalO
             return Err(Error::Cancelled);
         }
     }
-    let f = acc.finish()?;
     Ok(EvalReport {
-        category: category.to_string(),
-        metrics: f.metrics,
-        image_accuracy: f.image_accuracy,
-        images: f.images,
-        good_images: f.good_images,
-        defective_images: f.defective_images,
-        masked_defective: f.masked_defective,
-        pixel_metrics: f.pixel_metrics,
-        pixel_note: f.pixel_note,
-        shots: 0,
-        k: 0,
         scorer: "decoder".into(),
         encode_ms: median(&mut enc),
         score_ms: median(&mut sc),
-        fit_s: 0.0,
-        image_threshold: threshold,
         pixel_threshold: threshold,
-        heatmaps: f.heatmaps,
-        bank: None,
+        ..acc.finish()?
     })
 }
