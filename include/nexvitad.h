@@ -66,6 +66,10 @@
  *       batch_size                  4                           0                 4
  *       seed                        0                           0                 0
  *       max_vectors                 4 Mi                        0                 4 Mi
+ *       tile                        off (whole-image resize)    0                 0
+ *       tile_overlap                0 (no overlap)              0                 0
+ *       tile_layout                 NEXVITAD_TILE_SHARED        0                 0
+ *       reserved1                   (must be 0)                 -                 0
  *     nexvitad_train_options
  *       epochs                      4                           0                 4
  *       batch                       8                           0                 8
@@ -165,8 +169,11 @@
  *   2: nexvitad_score() and nexvitad_score_batch() accept a NULL model (the bank's own);
  *      every option field follows the "use the default" rule of the table at the top
  *      (values that were errors before now select the default; no valid value changed).
+ *   3: tiled banks: nexvitad_bank_options grows `tile`, `tile_overlap`, `tile_layout`
+ *      (nexvitad_tile_layout), nexvitad_bank_info grows the tiling it was built with. A
+ *      tiled bank file is format version 2, which older libraries refuse.
  */
-#define NEXVITAD_ABI_REVISION 2
+#define NEXVITAD_ABI_REVISION 3
 
 /**
  * Status returned by every function that can fail. Each value is one class of failure;
@@ -357,7 +364,8 @@ enum nexvitad_stage
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
     /**
-     * Running the encoders over the normal images (`total` = number of images).
+     * Running the encoders over the normal images (`total` = number of images, or of
+     * tiles for a tiled bank).
      */
     NEXVITAD_STAGE_ENCODE = 0,
     /**
@@ -569,6 +577,26 @@ typedef struct nexvitad_bank_options {
      * (4 Mi).
      */
     uint64_t max_vectors;
+    /**
+     * Tiling (revision 3): image pixels one encoder input covers, along its width (the
+     * tile's height follows the encoder input's aspect ratio). 0 = off, the default: each
+     * image is resized whole to the encoder input. E.g. 224 on a 224 model = native
+     * resolution, 448 = half resolution. A tile larger than an image is an error.
+     */
+    uint32_t tile;
+    /**
+     * Share of a tile that overlaps its neighbour, in [0, 1) (0 = none, the default);
+     * ignored when `tile` is 0.
+     */
+    float tile_overlap;
+    /**
+     * A nexvitad_tile_layout value; ignored when `tile` is 0.
+     */
+    uint32_t tile_layout;
+    /**
+     * Reserved, must be 0.
+     */
+    uint32_t reserved1;
 } nexvitad_bank_options;
 
 /**
@@ -688,6 +716,40 @@ typedef struct nexvitad_bank_info {
      * Seed the bank was built with.
      */
     uint64_t seed;
+    /**
+     * Tile width in image pixels (revision 3); 0 = whole images resized to the encoder
+     * input (no tiling).
+     */
+    uint32_t tile;
+    /**
+     * Tile height in image pixels; 0 without tiling.
+     */
+    uint32_t tile_h;
+    /**
+     * Share of a tile that overlaps its neighbour; 0 without tiling.
+     */
+    float tile_overlap;
+    /**
+     * A nexvitad_tile_layout value (0 without tiling).
+     */
+    uint32_t tile_layout;
+    /**
+     * NEXVITAD_TILE_PER_POSITION: tile columns and rows, and the one image size the bank
+     * scores; all 0 for other banks, which score any size.
+     */
+    uint32_t tile_cols;
+    /**
+     * See `tile_cols`.
+     */
+    uint32_t tile_rows;
+    /**
+     * See `tile_cols`.
+     */
+    uint32_t image_width;
+    /**
+     * See `tile_cols`.
+     */
+    uint32_t image_height;
 } nexvitad_bank_info;
 
 /**

@@ -73,4 +73,19 @@ impl Error {
     pub fn runtime(msg: impl Into<String>) -> Self {
         Error::Runtime(msg.into())
     }
+
+    /// The same error with `what: ` before its message (e.g. which image of a batch), so
+    /// the class of failure — and the C status code — stays the same.
+    pub fn context(self, what: impl std::fmt::Display) -> Self {
+        match self {
+            Error::InvalidArgument(m) => Error::InvalidArgument(format!("{what}: {m}")),
+            Error::Format { path, msg } => Error::Format { path, msg: format!("{what}: {msg}") },
+            Error::Mismatch(m) => Error::Mismatch(format!("{what}: {m}")),
+            Error::Runtime(m) => Error::Runtime(format!("{what}: {m}")),
+            Error::Unsupported(m) => Error::Unsupported(format!("{what}: {m}")),
+            Error::LimitExceeded(m) => Error::LimitExceeded(format!("{what}: {m}")),
+            Error::Internal(m) => Error::Internal(format!("{what}: {m}")),
+            other => other,
+        }
+    }
 }

@@ -181,6 +181,18 @@ impl<'a> ImageView<'a> {
         self.data
     }
 
+    /// The `w × h` rectangle at `(x, y)` as a view into the same buffer (no copy): a tile.
+    pub fn crop(&self, x: u32, y: u32, w: u32, h: u32) -> Result<ImageView<'a>> {
+        if w == 0 || h == 0 || x as u64 + w as u64 > self.width as u64 || y as u64 + h as u64 > self.height as u64 {
+            return Err(Error::invalid(format!(
+                "crop {w}x{h} at ({x}, {y}) does not lie inside the {}x{} image",
+                self.width, self.height
+            )));
+        }
+        let start = y as usize * self.stride + x as usize * self.format.channels();
+        Ok(ImageView { data: &self.data[start..], width: w, height: h, stride: self.stride, format: self.format })
+    }
+
     /// One row's pixel bytes, without padding.
     pub fn row(&self, y: u32) -> &'a [u8] {
         let start = y as usize * self.stride;

@@ -26,6 +26,7 @@ pub mod model;
 mod runtime;
 pub mod score;
 mod tensors;
+pub mod tiling;
 pub mod train;
 pub mod viz;
 
@@ -40,3 +41,4 @@ pub use model::{Model, ModelOptions};
 pub use runtime::loaded_version as onnxruntime_version;
 pub use map::AnomalyMap;
 pub use score::{ScoreResult, Workspace};
+pub use tiling::{TileLayout, Tiling};

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::kernels::upsample::{apply_separable, gaussian_blur, max_f32, upsample_bilinear, AxisOp};
+use crate::tiling::TileGrid;
 
 /// A per-pixel anomaly map at the scored image's own size, row-major.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,6 +44,7 @@ pub struct MapWorkspace {
     select: Vec<f32>,
     op_x: AxisOp,
     op_y: AxisOp,
+    stitched: Vec<f32>,
 }
 
 impl MapWorkspace {
@@ -86,6 +88,32 @@ pub fn map_from_patches(
         _ => image_score(&values, mode, &mut ws.select),
     };
     Ok(AnomalyMap { width, height, values, image_score })
+}
+
+/// The anomaly map of a tiled image: its tiles' patch scores (`tiles`, each
+/// `grid_w × grid_h`, in the grid's row-major tile order, concatenated) stitched into one
+/// patch map of the whole image ([`TileGrid::stitch`]), then upsampled to the image's size,
+/// smoothed with σ in image pixels and scored, as [`map_from_patches`] does for one grid.
+pub fn map_from_tiles(
+    tiles: &[f32],
+    grid_w: usize,
+    grid_h: usize,
+    tile_grid: &TileGrid,
+    sigma: f32,
+    mode: ImageScoreMode,
+    ws: &mut MapWorkspace,
+) -> Result<AnomalyMap> {
+    let per = grid_w * grid_h;
+    if per == 0 || tiles.len() != per * tile_grid.len() {
+        return Err(Error::Internal(format!("{} tile scores for {} tiles of {grid_w}x{grid_h}", tiles.len(), tile_grid.len())));
+    }
+    let refs: Vec<&[f32]> = tiles.chunks_exact(per).collect();
+    let mut stitched = std::mem::take(&mut ws.stitched);
+    let r = tile_grid.stitch(&refs, grid_w, grid_h, &mut stitched).and_then(|(sw, sh)| {
+        map_from_patches(&stitched, sw, sh, tile_grid.width, tile_grid.height, sigma, mode, ws)
+    });
+    ws.stitched = stitched;
+    r
 }
 
 /// Makes sure `ws` holds the fused upsample+blur operators for this size and σ; false

@@ -5,7 +5,7 @@
 //! those image scores (with few shots: their maximum); the pixel threshold is the (1 − FPR)
 //! quantile of their pixels. A held-out set of normal images can replace the shots.
 
-use ndarray::Array2;
+use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 use super::{fit_vectors, BankOptions, MemoryBank, Progress, ProgressFn, Stage};
@@ -50,7 +50,7 @@ fn quantile_higher(sorted: &[f32], q: f64) -> f32 {
     sorted[idx]
 }
 
-fn summarise(method: &str, target_fpr: f32, image_scores: Vec<f32>, mut pixels: Vec<f32>) -> Result<Calibration> {
+pub(super) fn summarise(method: &str, target_fpr: f32, image_scores: Vec<f32>, mut pixels: Vec<f32>) -> Result<Calibration> {
     if image_scores.is_empty() || pixels.is_empty() || image_scores.iter().chain(&pixels).any(|v| !v.is_finite()) {
         return Err(Error::Internal("calibration scores are empty or not finite".into()));
     }
@@ -74,7 +74,7 @@ fn summarise(method: &str, target_fpr: f32, image_scores: Vec<f32>, mut pixels: 
 }
 
 /// Adds a map's pixels to the pool, evenly subsampled so the pool stays bounded.
-fn pool_pixels(pool: &mut Vec<f32>, values: &[f32], images: usize) {
+pub(super) fn pool_pixels(pool: &mut Vec<f32>, values: &[f32], images: usize) {
     let budget = (MAX_POOLED_PIXELS / images.max(1)).max(1);
     let step = values.len().div_ceil(budget).max(1);
     pool.extend(values.iter().step_by(step));
@@ -95,11 +95,11 @@ pub(crate) fn leave_one_out(
     let mut pixels = Vec::new();
     let method = if shots == 1 { "in-sample" } else { "leave-one-out" };
     for i in 0..shots {
-        let others: Vec<Array2<f32>> = grids
+        let others: Vec<ArrayView2<f32>> = grids
             .iter()
             .enumerate()
             .filter(|(j, _)| shots == 1 || j % shots != i)
-            .map(|(_, g)| g.data.clone())
+            .map(|(_, g)| g.data.view())
             .collect();
         let mut opts_i = opts.clone();
         if opts_i.k > others.iter().map(|a| a.nrows()).sum::<usize>() {
@@ -137,10 +137,15 @@ pub(crate) fn held_out(model: &Model, bank: &MemoryBank, images: &[ImageView<'_>
     let mut pixels = Vec::new();
     let mut patch = Vec::new();
     for img in images {
-        let (grids, _) = model.patch_features_with(&mut prep, &mut scratch, std::slice::from_ref(img))?;
-        let grid = &grids[0];
-        bank.patch_scores(grid, &mut patch)?;
-        let map = map_from_patches(&patch, grid.w, grid.h, img.width(), img.height(), meta.sigma, meta.image_score, &mut ws)?;
+        let map = if let Some(tm) = &meta.tiles {
+            let mut out = super::tiles::tiled_maps(model, bank, tm, std::slice::from_ref(img), &mut prep, &mut scratch, &mut ws, &mut patch)?;
+            out.maps.pop().ok_or_else(|| Error::Internal("no map for a held-out image".into()))?
+        } else {
+            let (grids, _) = model.patch_features_with(&mut prep, &mut scratch, std::slice::from_ref(img))?;
+            let grid = &grids[0];
+            bank.patch_scores(grid, &mut patch)?;
+            map_from_patches(&patch, grid.w, grid.h, img.width(), img.height(), meta.sigma, meta.image_score, &mut ws)?
+        };
         image_scores.push(map.image_score);
         pool_pixels(&mut pixels, &map.values, images.len());
     }

@@ -22,7 +22,8 @@ use crate::model::Model;
 use crate::tensors::{self, Named};
 
 /// Bank file format version written by this build.
-pub const BANK_FORMAT_VERSION: u32 = 1;
+/// Version 2 added tiled banks (`meta.tiles`); banks without tiles are still written as 1.
+pub const BANK_FORMAT_VERSION: u32 = 2;
 /// Default cap on a bank file's size.
 pub const DEFAULT_MAX_BANK_BYTES: u64 = 8 << 30;
 
@@ -33,7 +34,10 @@ impl MemoryBank {
         let json = serde_json::to_string(m).map_err(|e| Error::Internal(format!("bank metadata: {e}")))?;
         let mut meta = HashMap::new();
         meta.insert("format".to_string(), "nexvitad-bank".to_string());
-        meta.insert("format_version".to_string(), BANK_FORMAT_VERSION.to_string());
+        // Version 2 only for what version-1 readers would misread (tiles); whole-image
+        // banks stay version 1, byte for byte as before.
+        let version = if m.tiles.is_some() { BANK_FORMAT_VERSION } else { 1 };
+        meta.insert("format_version".to_string(), version.to_string());
         meta.insert("meta".to_string(), json.clone());
         meta.insert("fingerprint".to_string(), m.fingerprint.clone());
         meta.insert("scorer".to_string(), m.scorer.name().to_string());
@@ -45,6 +49,11 @@ impl MemoryBank {
         meta.insert("image_threshold".to_string(), m.calibration.image_threshold.to_string());
         meta.insert("pixel_threshold".to_string(), m.calibration.pixel_threshold.to_string());
         meta.insert("image_score".to_string(), serde_json::to_string(&m.image_score).unwrap_or_default());
+        if let Some(t) = &m.tiles {
+            meta.insert("tile".to_string(), t.tiling.tile.to_string());
+            meta.insert("tile_overlap".to_string(), t.tiling.overlap.to_string());
+            meta.insert("tile_layout".to_string(), t.tiling.layout.name().to_string());
+        }
         let v = self.vectors().as_standard_layout();
         let data = v.as_slice().ok_or_else(|| Error::Internal("bank vectors not contiguous".into()))?;
         meta.insert("sha256".to_string(), content_sha256(&json, data));
@@ -130,6 +139,12 @@ fn validate_meta(m: &BankMeta) -> std::result::Result<(), String> {
     if let super::ImageScoreMode::TopMean { fraction } = m.image_score {
         if !(fraction > 0.0 && fraction <= 1.0) {
             return Err(format!("top-mean fraction {fraction} out of range"));
+        }
+    }
+    if let Some(t) = &m.tiles {
+        t.tiling.validate().map_err(|e| e.to_string())?;
+        if t.tile_w == 0 || t.tile_h == 0 || t.tile_w > 16384 || t.tile_h > 16384 {
+            return Err(format!("tile {}x{} out of range", t.tile_w, t.tile_h));
         }
     }
     let c = &m.calibration;

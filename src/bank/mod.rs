@@ -9,8 +9,11 @@ pub mod calibrate;
 pub mod coreset;
 pub mod file;
 pub mod sinkhorn;
+pub mod tiles;
 
-use ndarray::{Array1, Array2, Array4, Axis};
+use std::ops::Range;
+
+use ndarray::{s, Array1, Array2, Array4, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -18,8 +21,10 @@ use crate::fusion::Grid;
 use crate::kernels::distance;
 use crate::image::{ImageView, Preparer};
 use crate::model::{Model, PreparedBatch};
+use crate::tiling::Tiling;
 
 pub use calibrate::Calibration;
+pub use tiles::{Positions, TileMeta};
 pub use crate::map::ImageScoreMode;
 
 /// How patches are matched against the bank.
@@ -121,6 +126,9 @@ pub struct BankOptions {
     pub batch_size: usize,
     /// Cap on bank vectors (M × copies × patches), to bound memory.
     pub max_vectors: usize,
+    /// Cut images into tiles at native resolution instead of resizing them whole;
+    /// `None` (the default) resizes each image to the encoder input.
+    pub tiling: Option<Tiling>,
 }
 
 impl Default for BankOptions {
@@ -139,6 +147,7 @@ impl Default for BankOptions {
             seed: 0,
             batch_size: 4,
             max_vectors: 4 << 20,
+            tiling: None,
         }
     }
 }
@@ -190,6 +199,9 @@ impl BankOptions {
         if o.augment.rot90 && (i.width != i.height || di.width != di.height) {
             return Err(Error::invalid("rot90 augmentation needs a square encoder input"));
         }
+        if let Some(t) = &o.tiling {
+            t.validate()?;
+        }
         Ok(o)
     }
 }
@@ -225,6 +237,9 @@ pub struct BankMeta {
     pub converged: bool,
     /// Decision thresholds and the normal-score statistics behind them.
     pub calibration: Calibration,
+    /// How images are cut into tiles; `None` = whole images resized to the encoder input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiles: Option<TileMeta>,
 }
 
 /// A fitted memory bank. Immutable; shared freely between scoring threads.
@@ -233,6 +248,8 @@ pub struct MemoryBank {
     vectors: Array2<f32>,
     norms: Array1<f32>,
     meta: BankMeta,
+    /// Rows of each part: one part, or one per tile position.
+    parts: Vec<Range<usize>>,
 }
 
 impl MemoryBank {
@@ -242,8 +259,11 @@ impl MemoryBank {
             return Err(Error::invalid("a memory bank needs at least one normal image (got 0)"));
         }
         let opts = opts.resolved(model)?;
+        if let Some(tiling) = opts.tiling {
+            return tiles::build(model, images, &opts, &tiling, progress);
+        }
         let grids = encode_normals(model, images, &opts, progress)?;
-        let per_image: Vec<Array2<f32>> = grids.iter().map(|g| g.data.clone()).collect();
+        let per_image: Vec<ArrayView2<f32>> = grids.iter().map(|g| g.data.view()).collect();
         let (gh, gw) = (grids[0].h, grids[0].w);
         let shots = images.len();
         let (vectors, iterations, converged) = fit_vectors(&per_image, &opts, progress)?;
@@ -263,6 +283,7 @@ impl MemoryBank {
             iterations,
             converged,
             calibration,
+            tiles: None,
         };
         Self::from_parts(vectors, meta)
     }
@@ -281,17 +302,51 @@ impl MemoryBank {
                 meta.dim
             )));
         }
+        let parts = match meta.tiles.as_ref().and_then(|t| t.positions.as_ref()) {
+            None => vec![0..vectors.nrows()],
+            Some(p) => {
+                let want = p.cols as usize * p.rows as usize;
+                if p.rows_per_position.len() != want || p.rows_per_position.contains(&0) || p.rows_per_position.iter().sum::<usize>() != vectors.nrows() {
+                    return Err(Error::Internal(format!(
+                        "per-position bank: {} positions ({}x{} expected) with {} rows in all, but {} vectors",
+                        p.rows_per_position.len(),
+                        p.cols,
+                        p.rows,
+                        p.rows_per_position.iter().sum::<usize>(),
+                        vectors.nrows()
+                    )));
+                }
+                let mut at = 0;
+                p.rows_per_position.iter().map(|&n| { at += n; at - n..at }).collect()
+            }
+        };
         let norms = distance::row_sq_norms(vectors.view());
-        Ok(Self { vectors, norms, meta })
+        Ok(Self { vectors, norms, meta, parts })
     }
 
     /// Per-patch scores of a patch-feature grid: the Euclidean distance of each patch
-    /// vector to its nearest bank row, into `out`.
+    /// vector to its nearest bank row, into `out`. A per-position tile bank has a bank per
+    /// tile position: use [`MemoryBank::patch_scores_at`].
     pub fn patch_scores(&self, grid: &Grid, out: &mut Vec<f32>) -> Result<()> {
+        if self.parts.len() != 1 {
+            return Err(Error::invalid("this bank keeps one bank per tile position; score tiles with patch_scores_at"));
+        }
+        self.patch_scores_at(0, grid, out)
+    }
+
+    /// [`MemoryBank::patch_scores`] against part `part`: the tile position's own bank in a
+    /// per-position tile bank (tile index within the image, row-major), 0 otherwise.
+    pub fn patch_scores_at(&self, part: usize, grid: &Grid, out: &mut Vec<f32>) -> Result<()> {
         if grid.data.ncols() != self.meta.dim {
             return Err(Error::Internal(format!("features have width {}, the bank {}", grid.data.ncols(), self.meta.dim)));
         }
-        distance::nearest_distances(grid.data.view(), self.vectors.view(), self.norms.view(), out)
+        let r = self.parts.get(part).ok_or_else(|| Error::Internal(format!("bank part {part} of {}", self.parts.len())))?;
+        distance::nearest_distances(grid.data.view(), self.vectors.slice(s![r.clone(), ..]), self.norms.slice(s![r.clone()]), out)
+    }
+
+    /// Number of parts: tile positions of a per-position tile bank, else 1.
+    pub fn parts(&self) -> usize {
+        self.parts.len()
     }
 
     /// The bank rows, `[n, dim]`.
@@ -329,7 +384,7 @@ impl MemoryBank {
 
 /// Encodes the normal images (and their augmented copies) into bank feature grids, in
 /// batches. Grids come back in image order, copies after their originals.
-fn encode_normals(model: &Model, images: &[ImageView<'_>], opts: &BankOptions, progress: ProgressFn<'_>) -> Result<Vec<Grid>> {
+pub(crate) fn encode_normals(model: &Model, images: &[ImageView<'_>], opts: &BankOptions, progress: ProgressFn<'_>) -> Result<Vec<Grid>> {
     let per_image = 1 + copies(&opts.augment).len();
     let grid = {
         let m = model.manifest();
@@ -339,7 +394,7 @@ fn encode_normals(model: &Model, images: &[ImageView<'_>], opts: &BankOptions, p
     let total = images.len() * per_image * grid;
     if total > opts.max_vectors {
         return Err(Error::LimitExceeded(format!(
-            "{} images × {per_image} copies × {grid} patches = {total} bank vectors, above max_vectors {}",
+            "{} images (or tiles) × {per_image} copies × {grid} patches = {total} bank vectors, above max_vectors {}",
             images.len(),
             opts.max_vectors
         )));
@@ -418,9 +473,8 @@ fn augment_batch(b: &PreparedBatch, c: Copy) -> PreparedBatch {
 pub const MAX_SINKHORN_BYTES: u64 = 4 << 30;
 
 /// Turns per-image grids into the bank's vectors with the chosen scorer.
-pub(crate) fn fit_vectors(per_image: &[Array2<f32>], opts: &BankOptions, progress: ProgressFn<'_>) -> Result<(Array2<f32>, usize, bool)> {
-    let views: Vec<_> = per_image.iter().map(|a| a.view()).collect();
-    let all = ndarray::concatenate(Axis(0), &views).map_err(|e| Error::Internal(format!("concatenate bank: {e}")))?;
+pub(crate) fn fit_vectors(per_image: &[ArrayView2<'_, f32>], opts: &BankOptions, progress: ProgressFn<'_>) -> Result<(Array2<f32>, usize, bool)> {
+    let all = ndarray::concatenate(Axis(0), per_image).map_err(|e| Error::Internal(format!("concatenate bank: {e}")))?;
     let n = all.nrows();
     match opts.scorer {
         ScorerKind::Full => Ok((all, 0, false)),

@@ -14,6 +14,7 @@ use super::types::{
 use super::versioned::{read_in, write_out};
 use crate::bank::{Augment, BankOptions, ImageScoreMode, MemoryBank, Progress, ScorerKind};
 use crate::error::{Error, Result};
+use crate::tiling::{TileLayout, Tiling};
 
 fn scorer_code(s: ScorerKind) -> u32 {
     match s {
@@ -58,6 +59,10 @@ fn default_bank_options() -> nexvitad_bank_options {
         batch_size: d.batch_size as u32,
         seed: d.seed,
         max_vectors: d.max_vectors as u64,
+        tile: 0,
+        tile_overlap: 0.0,
+        tile_layout: 0,
+        reserved1: 0,
     }
 }
 
@@ -92,7 +97,25 @@ fn to_bank_options(o: &nexvitad_bank_options) -> Result<BankOptions> {
         v => usize::try_from(v)
             .map_err(|_| Error::invalid(format!("options->max_vectors {v} does not fit this machine's size_t")))?,
     };
+    let tiling = match o.tile {
+        0 => None,
+        tile => {
+            let layout = match o.tile_layout {
+                0 => TileLayout::Shared,
+                1 => TileLayout::PerPosition,
+                l => return Err(Error::invalid(format!("options->tile_layout {l} is not a nexvitad_tile_layout (0 SHARED, 1 PER_POSITION)"))),
+            };
+            if !(o.tile_overlap.is_finite() && (0.0..1.0).contains(&o.tile_overlap)) {
+                return Err(Error::invalid(format!("options->tile_overlap {} must be in [0, 1)", o.tile_overlap)));
+            }
+            Some(Tiling { tile, overlap: o.tile_overlap, layout })
+        }
+    };
+    if o.reserved1 != 0 {
+        return Err(Error::invalid(format!("options->reserved1 is {}; it must be 0", o.reserved1)));
+    }
     Ok(BankOptions {
+        tiling,
         scorer,
         k: o.k as usize,
         epsilon: or_default(o.epsilon, d.epsilon),
@@ -120,8 +143,15 @@ fn log_bank(what: &str, b: &MemoryBank) {
     log(
         nexvitad_log_level::NEXVITAD_LOG_INFO,
         &format!(
-            "{what}: scorer {}, {} vectors of width {}, grid {}x{}, {} shots, image threshold {}, pixel threshold {}",
+            "{what}: scorer {}{}, {} vectors of width {}, grid {}x{}, {} shots, image threshold {}, pixel threshold {}",
             m.scorer.name(),
+            m.tiles.as_ref().map_or(String::new(), |t| format!(
+                ", {}x{} tiles at overlap {} ({})",
+                t.tile_w,
+                t.tile_h,
+                t.tiling.overlap,
+                t.tiling.layout.name()
+            )),
             b.vectors().nrows(),
             m.dim,
             m.grid_w,
@@ -272,6 +302,7 @@ pub unsafe extern "C" fn nexvitad_bank_get_info(bank: *const nexvitad_bank, info
         let m = b.bank.meta();
         let (mode, fraction) = image_score_codes(m.image_score);
         let sat = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        let pos = m.tiles.as_ref().and_then(|t| t.positions.as_ref());
         let value = nexvitad_bank_info {
             struct_size: size_of::<nexvitad_bank_info>(),
             scorer: scorer_code(m.scorer),
@@ -292,6 +323,17 @@ pub unsafe extern "C" fn nexvitad_bank_get_info(bank: *const nexvitad_bank, info
             iterations: sat(m.iterations),
             reserved0: 0,
             seed: m.seed,
+            tile: m.tiles.as_ref().map_or(0, |t| t.tile_w),
+            tile_h: m.tiles.as_ref().map_or(0, |t| t.tile_h),
+            tile_overlap: m.tiles.as_ref().map_or(0.0, |t| t.tiling.overlap),
+            tile_layout: match m.tiles.as_ref().map(|t| t.tiling.layout) {
+                Some(TileLayout::PerPosition) => 1,
+                _ => 0,
+            },
+            tile_cols: pos.map_or(0, |p| p.cols),
+            tile_rows: pos.map_or(0, |p| p.rows),
+            image_width: pos.map_or(0, |p| p.image_width),
+            image_height: pos.map_or(0, |p| p.image_height),
         };
         write_out(info, &value, "info")
     })

@@ -47,7 +47,10 @@ pub const NEXVITAD_ABI_VERSION: u32 = 1;
 ///   2: nexvitad_score() and nexvitad_score_batch() accept a NULL model (the bank's own);
 ///      every option field follows the "use the default" rule of the table at the top
 ///      (values that were errors before now select the default; no valid value changed).
-pub const NEXVITAD_ABI_REVISION: u32 = 2;
+///   3: tiled banks: nexvitad_bank_options grows `tile`, `tile_overlap`, `tile_layout`
+///      (nexvitad_tile_layout), nexvitad_bank_info grows the tiling it was built with. A
+///      tiled bank file is format version 2, which older libraries refuse.
+pub const NEXVITAD_ABI_REVISION: u32 = 3;
 
 /// The library version, e.g. "0.1.0". Static storage; never NULL. Any thread.
 #[no_mangle]

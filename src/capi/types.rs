@@ -109,11 +109,23 @@ pub enum nexvitad_augment {
     NEXVITAD_AUGMENT_ROT90 = 4,
 }
 
+/// Where a tiled bank keeps its normal features (nexvitad_bank_options.tile_layout).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+pub enum nexvitad_tile_layout {
+    /// One bank for the tiles of every position (textures, webs, surfaces); default.
+    NEXVITAD_TILE_SHARED = 0,
+    /// One bank per tile position (aligned objects); scores only images of the size it
+    /// was built from.
+    NEXVITAD_TILE_PER_POSITION = 1,
+}
+
 /// The `stage` argument of a nexvitad_progress_cb.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy)]
 pub enum nexvitad_stage {
-    /// Running the encoders over the normal images (`total` = number of images).
+    /// Running the encoders over the normal images (`total` = number of images, or of
+    /// tiles for a tiled bank).
     NEXVITAD_STAGE_ENCODE = 0,
     /// Sinkhorn K-means iterations (`total` = the iteration cap).
     NEXVITAD_STAGE_CLUSTER = 1,
@@ -219,6 +231,18 @@ pub struct nexvitad_bank_options {
     /// Cap on bank vectors (images x copies x patches), to bound memory; 0 = the default
     /// (4 Mi).
     pub max_vectors: u64,
+    /// Tiling (revision 3): image pixels one encoder input covers, along its width (the
+    /// tile's height follows the encoder input's aspect ratio). 0 = off, the default: each
+    /// image is resized whole to the encoder input. E.g. 224 on a 224 model = native
+    /// resolution, 448 = half resolution. A tile larger than an image is an error.
+    pub tile: u32,
+    /// Share of a tile that overlaps its neighbour, in [0, 1) (0 = none, the default);
+    /// ignored when `tile` is 0.
+    pub tile_overlap: f32,
+    /// A nexvitad_tile_layout value; ignored when `tile` is 0.
+    pub tile_layout: u32,
+    /// Reserved, must be 0.
+    pub reserved1: u32,
 }
 
 /// What a bank holds (nexvitad_bank_get_info()). Set `struct_size = sizeof(nexvitad_bank_info)`.
@@ -263,6 +287,24 @@ pub struct nexvitad_bank_info {
     pub reserved0: u32,
     /// Seed the bank was built with.
     pub seed: u64,
+    /// Tile width in image pixels (revision 3); 0 = whole images resized to the encoder
+    /// input (no tiling).
+    pub tile: u32,
+    /// Tile height in image pixels; 0 without tiling.
+    pub tile_h: u32,
+    /// Share of a tile that overlaps its neighbour; 0 without tiling.
+    pub tile_overlap: f32,
+    /// A nexvitad_tile_layout value (0 without tiling).
+    pub tile_layout: u32,
+    /// NEXVITAD_TILE_PER_POSITION: tile columns and rows, and the one image size the bank
+    /// scores; all 0 for other banks, which score any size.
+    pub tile_cols: u32,
+    /// See `tile_cols`.
+    pub tile_rows: u32,
+    /// See `tile_cols`.
+    pub image_width: u32,
+    /// See `tile_cols`.
+    pub image_height: u32,
 }
 
 /// The outcome of scoring one image. Set `struct_size = sizeof(nexvitad_result)`.

@@ -45,11 +45,12 @@ macro_rules! versioned {
 versioned!(nexvitad_options, [ort_library, execution_provider, intra_threads, optimization_level, max_image_side, reserved0, max_image_pixels]);
 versioned!(nexvitad_bank_options, [
     scorer, k, epsilon, max_iters, tol, coreset_ratio, sigma, image_score_mode, image_score_top_fraction, augment,
-    target_fpr, batch_size, seed, max_vectors,
+    target_fpr, batch_size, seed, max_vectors, tile, tile_overlap, tile_layout, reserved1,
 ]);
 versioned!(nexvitad_bank_info, [
     scorer, k, dim, grid_w, grid_h, shots, vectors, sigma, image_threshold, pixel_threshold, target_fpr,
-    image_score_mode, image_score_top_fraction, augment, converged, iterations, reserved0, seed,
+    image_score_mode, image_score_top_fraction, augment, converged, iterations, reserved0, seed, tile, tile_h, tile_overlap,
+    tile_layout, tile_cols, tile_rows, image_width, image_height,
 ]);
 versioned!(nexvitad_result, [
     image_score, image_threshold, pixel_threshold, is_anomalous, width, height, prepare_s, hiera_s, dinov2_s, head_s,
@@ -176,6 +177,10 @@ mod tests {
             batch_size: fill,
             seed: fill as u64,
             max_vectors: fill as u64,
+            tile: fill,
+            tile_overlap: fill as f32,
+            tile_layout: fill,
+            reserved1: fill,
         }
     }
 
@@ -192,6 +197,10 @@ mod tests {
         caller.struct_size = offset_of!(nexvitad_bank_options, seed) + 4;
         let got = unsafe { read_in(&caller, defaults, "options") }.unwrap();
         assert_eq!((got.batch_size, got.seed), (1, 7));
+        // A revision-2 caller (the struct ended at max_vectors) keeps the tiling defaults.
+        caller.struct_size = offset_of!(nexvitad_bank_options, max_vectors) + 8;
+        let got = unsafe { read_in(&caller, defaults, "options") }.unwrap();
+        assert_eq!((got.max_vectors, got.tile, got.tile_layout, got.reserved1), (1, 7, 7, 7));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::bank::MemoryBank;
+use crate::bank::{tiles, MemoryBank};
 use crate::error::{Error, Result};
 use crate::fusion::scoring::FeatureScratch;
 use crate::image::{ImageView, Preparer};
@@ -63,16 +63,40 @@ impl Workspace {
     }
 }
 
-/// Scores a batch of images with a bank. The bank must come from this model.
+/// Scores a batch of images with a bank. The bank must come from this model. With a tiled
+/// bank the tiles of all images of the batch share the encoder calls.
 pub fn score_batch(model: &Model, bank: &MemoryBank, images: &[ImageView<'_>], ws: &mut Workspace) -> Result<Vec<ScoreResult>> {
     bank.check_model(model)?;
     if images.is_empty() {
         return Err(Error::invalid("no images to score"));
     }
-    let (grids, ft) = model.patch_features_with(&mut ws.preparer, &mut ws.features, images)?;
-    let n = images.len() as f64;
     let meta = bank.meta();
     let cal = &meta.calibration;
+    if let Some(tm) = &meta.tiles {
+        let t = tiles::tiled_maps(model, bank, tm, images, &mut ws.preparer, &mut ws.features, &mut ws.map, &mut ws.patch)?;
+        let n = images.len() as f64;
+        let ft = t.features;
+        return Ok(t
+            .maps
+            .into_iter()
+            .map(|map| ScoreResult {
+                is_anomalous: map.image_score > cal.image_threshold,
+                image_threshold: cal.image_threshold,
+                pixel_threshold: cal.pixel_threshold,
+                map,
+                timings: Timings {
+                    prepare_s: ft.prepare_s / n,
+                    hiera_s: ft.hiera_s / n,
+                    dinov2_s: ft.dinov2_s / n,
+                    head_s: ft.head_s / n,
+                    matching_s: t.matching_s / n,
+                    upsample_smooth_s: t.map_s / n,
+                },
+            })
+            .collect());
+    }
+    let (grids, ft) = model.patch_features_with(&mut ws.preparer, &mut ws.features, images)?;
+    let n = images.len() as f64;
     let mut out = Vec::with_capacity(images.len());
     for (img, grid) in images.iter().zip(&grids) {
         if (grid.h, grid.w) != (meta.grid_h, meta.grid_w) {

@@ -58,6 +58,7 @@ fn bank(seed: u64, rows: usize) -> MemoryBank {
             image_std: 0.2,
             pixel_quantiles: [0.5, 0.9, 0.99, 1.2],
         },
+        tiles: None,
     };
     MemoryBank::from_parts(vectors, meta).expect("bank parts")
 }

@@ -15,4 +15,5 @@ mod encoder;
 mod parity;
 mod prep;
 mod stress;
+mod tiling;
 mod train;

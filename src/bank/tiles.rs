@@ -1,0 +1,310 @@
+//! Banks over tiles ([`crate::tiling`]): building one bank for all tiles or one per tile
+//! position, calibrating it by holding out whole images, and the anomaly maps of tiled
+//! images, which scoring and held-out calibration share.
+//!
+//! **Calibration that scales.** The whole-image bank calibrates by leave-one-out: one refit
+//! per shot. A tiled bank holds out *images* (all their tiles together), in at most
+//! [`CALIBRATION_FOLDS`] folds (image `i` in fold `i mod F`): with up to four shots that
+//! is leave-one-image-out, with more it is F-fold. Each fold refits the bank once on the
+//! other folds' tiles, so the cost is at most F + 1 fits, each linear in the number of
+//! tiles: fit time grows linearly with the images and their tiles, not with their square.
+
+use std::ops::Range;
+use std::time::Instant;
+
+use ndarray::{s, Array2, ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
+
+use super::calibrate::{pool_pixels, summarise, Calibration};
+use super::{encode_normals, fit_vectors, BankMeta, BankOptions, MemoryBank, Progress, ProgressFn, Stage};
+use crate::error::{Error, Result};
+use crate::fusion::scoring::FeatureScratch;
+use crate::fusion::Grid;
+use crate::image::{ImageView, Preparer};
+use crate::kernels::distance::{nearest_distances, row_sq_norms};
+use crate::map::{map_from_tiles, AnomalyMap, MapWorkspace};
+use crate::model::{FeatureTimings, Model};
+use crate::tiling::{TileGrid, TileLayout, Tiling};
+
+/// Most folds a tiled bank's calibration holds images out in (see the module doc).
+pub const CALIBRATION_FOLDS: usize = 4;
+
+/// Tiles encoded per encoder call while scoring a tiled image (the tiles of one image, and
+/// of the next images of a batch, fill these calls).
+pub const SCORE_TILE_BATCH: usize = 4;
+
+/// What a tiled bank records about its tiles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TileMeta {
+    /// The tiling the bank was built with.
+    pub tiling: Tiling,
+    /// Tile width in image pixels (the tiling's `tile`).
+    pub tile_w: u32,
+    /// Tile height in image pixels (follows the encoder input's aspect ratio).
+    pub tile_h: u32,
+    /// Per-position banks: the one image size they accept and each position's rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<Positions>,
+}
+
+/// The tile positions of a per-position bank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Positions {
+    /// Width of the images the bank was built from, the only width it scores.
+    pub image_width: u32,
+    /// Height of the images the bank was built from, the only height it scores.
+    pub image_height: u32,
+    /// Tile columns.
+    pub cols: u32,
+    /// Tile rows.
+    pub rows: u32,
+    /// Bank rows of each position, row-major; the bank's vectors are these parts in order.
+    pub rows_per_position: Vec<usize>,
+}
+
+impl TileMeta {
+    /// The tile grid of a `width × height` image; a per-position bank refuses any size but
+    /// its own.
+    pub fn grid(&self, width: u32, height: u32) -> Result<TileGrid> {
+        if let Some(p) = &self.positions {
+            if (width, height) != (p.image_width, p.image_height) {
+                return Err(Error::invalid(format!(
+                    "this bank keeps one bank per tile position of {}x{} images; a {width}x{height} image cannot be scored with it (give {}x{} images, or build a shared tile bank)",
+                    p.image_width, p.image_height, p.image_width, p.image_height
+                )));
+            }
+        }
+        TileGrid::sized(width, height, self.tile_w, self.tile_h, self.tiling.overlap)
+    }
+}
+
+/// The tile grids of the shots, each checked; a per-position bank needs one size.
+fn shot_grids(images: &[ImageView<'_>], tiling: &Tiling, tile_w: u32, tile_h: u32) -> Result<Vec<TileGrid>> {
+    let first = (images[0].width(), images[0].height());
+    images
+        .iter()
+        .enumerate()
+        .map(|(i, im)| {
+            if tiling.layout == TileLayout::PerPosition && (im.width(), im.height()) != first {
+                return Err(Error::invalid(format!(
+                    "a per_position tile bank needs images of one size: image 0 is {}x{}, image {i} is {}x{}",
+                    first.0,
+                    first.1,
+                    im.width(),
+                    im.height()
+                )));
+            }
+            TileGrid::sized(im.width(), im.height(), tile_w, tile_h, tiling.overlap).map_err(|e| e.context(format!("image {i}")))
+        })
+        .collect()
+}
+
+/// Builds a tiled bank (`opts` resolved, `opts.tiling == Some(*tiling)`).
+pub(crate) fn build(model: &Model, images: &[ImageView<'_>], opts: &BankOptions, tiling: &Tiling, progress: ProgressFn<'_>) -> Result<MemoryBank> {
+    let input = &model.manifest().input;
+    let (tile_w, tile_h) = tiling.tile_size(input.width, input.height);
+    let grids = shot_grids(images, tiling, tile_w, tile_h)?;
+    let mut views = Vec::new();
+    for (g, im) in grids.iter().zip(images) {
+        views.extend(g.views(im)?);
+    }
+    let feats = encode_normals(model, &views, opts, progress)?;
+    let parts = match tiling.layout {
+        TileLayout::Shared => 1,
+        TileLayout::PerPosition => grids[0].len(),
+    };
+    let (vectors, rows, iterations, converged) = fit_parts(&feats, |_| true, parts, opts, false, progress)?;
+    let calibration = calibrate_folds(images, &grids, &feats, parts, opts, progress)?;
+    let positions = (tiling.layout == TileLayout::PerPosition).then(|| Positions {
+        image_width: images[0].width(),
+        image_height: images[0].height(),
+        cols: grids[0].cols() as u32,
+        rows: grids[0].rows() as u32,
+        rows_per_position: rows,
+    });
+    let meta = BankMeta {
+        fingerprint: model.fingerprint().to_string(),
+        grid_h: feats[0].h,
+        grid_w: feats[0].w,
+        dim: vectors.ncols(),
+        scorer: opts.scorer,
+        k: opts.k,
+        sigma: opts.sigma,
+        image_score: opts.image_score,
+        augment: opts.augment,
+        shots: images.len(),
+        seed: opts.seed,
+        iterations,
+        converged,
+        calibration,
+        tiles: Some(TileMeta { tiling: *tiling, tile_w, tile_h, positions }),
+    };
+    MemoryBank::from_parts(vectors, meta)
+}
+
+/// Fits the bank of each part on the feature grids `keep` selects. Grid `g` belongs to
+/// part `g mod parts` (with one part per position every image has the same tiles, and
+/// augmented copies follow their originals in whole rounds). `clamp_k` lowers k to the
+/// vectors a part has (calibration folds); the final bank refuses instead.
+fn fit_parts(
+    feats: &[Grid],
+    keep: impl Fn(usize) -> bool,
+    parts: usize,
+    opts: &BankOptions,
+    clamp_k: bool,
+    progress: ProgressFn<'_>,
+) -> Result<(Array2<f32>, Vec<usize>, usize, bool)> {
+    let mut fitted = Vec::with_capacity(parts);
+    let (mut iterations, mut converged) = (0, true);
+    for p in 0..parts {
+        let views: Vec<ArrayView2<f32>> = feats.iter().enumerate().filter(|(g, _)| g % parts == p && keep(*g)).map(|(_, f)| f.data.view()).collect();
+        let n: usize = views.iter().map(|v| v.nrows()).sum();
+        let mut o = opts.clone();
+        if clamp_k {
+            o.k = o.k.min(n);
+        }
+        let (v, it, conv) = fit_vectors(&views, &o, progress).map_err(|e| if parts > 1 { e.context(format!("tile position {p}")) } else { e })?;
+        iterations = iterations.max(it);
+        converged &= conv;
+        fitted.push(v);
+    }
+    let rows = fitted.iter().map(|v| v.nrows()).collect();
+    let views: Vec<_> = fitted.iter().map(|v| v.view()).collect();
+    let all = ndarray::concatenate(Axis(0), &views).map_err(|e| Error::Internal(format!("concatenate tile banks: {e}")))?;
+    Ok((all, rows, iterations, converged))
+}
+
+/// Rows of each part from their counts.
+fn ranges(rows: &[usize]) -> Vec<Range<usize>> {
+    let mut at = 0;
+    rows.iter()
+        .map(|&n| {
+            at += n;
+            at - n..at
+        })
+        .collect()
+}
+
+/// Thresholds of a tiled bank from its shots, held out by image in folds (module doc).
+/// `feats` holds the originals' tiles first, image by image, then the augmented copies.
+fn calibrate_folds(
+    images: &[ImageView<'_>],
+    grids: &[TileGrid],
+    feats: &[Grid],
+    parts: usize,
+    opts: &BankOptions,
+    progress: ProgressFn<'_>,
+) -> Result<Calibration> {
+    let m = images.len();
+    let folds = m.min(CALIBRATION_FOLDS);
+    let originals: usize = grids.iter().map(TileGrid::len).sum();
+    let mut owner = Vec::with_capacity(originals);
+    let mut first_tile = Vec::with_capacity(m);
+    for (i, g) in grids.iter().enumerate() {
+        first_tile.push(owner.len());
+        owner.extend(std::iter::repeat_n(i, g.len()));
+    }
+    let (gw, gh) = (feats[0].w, feats[0].h);
+    let mut ws = MapWorkspace::new();
+    let (mut image_scores, mut pixels, mut patch, mut tile_scores) = (vec![0.0f32; m], Vec::new(), Vec::new(), Vec::new());
+    let mut done = 0;
+    for f in 0..folds {
+        let held = |i: usize| m > 1 && i % folds == f;
+        // Clustering progress inside calibration is not reported, only cancellation honoured.
+        let mut quiet = |_: Progress| true;
+        let (vectors, rows, _, _) = fit_parts(feats, |g| !held(owner[g % originals]), parts, opts, true, &mut quiet)?;
+        let norms = row_sq_norms(vectors.view());
+        let ranges = ranges(&rows);
+        for i in (0..m).filter(|&i| m == 1 || held(i)) {
+            tile_scores.clear();
+            for t in 0..grids[i].len() {
+                let r = ranges[if parts == 1 { 0 } else { t }].clone();
+                nearest_distances(feats[first_tile[i] + t].data.view(), vectors.slice(s![r.clone(), ..]), norms.slice(s![r]), &mut patch)?;
+                tile_scores.extend_from_slice(&patch);
+            }
+            let map = map_from_tiles(&tile_scores, gw, gh, &grids[i], opts.sigma, opts.image_score, &mut ws)?;
+            image_scores[i] = map.image_score;
+            pool_pixels(&mut pixels, &map.values, m);
+            done += 1;
+            if !progress(Progress { stage: Stage::Calibrate, done, total: m }) {
+                return Err(Error::Cancelled);
+            }
+        }
+    }
+    let method = match m {
+        1 => "in-sample".to_string(),
+        _ if folds == m => "leave-one-out".to_string(),
+        _ => format!("{folds}-fold"),
+    };
+    summarise(&method, opts.target_fpr, image_scores, pixels)
+}
+
+/// Maps of tiled images and where the time went.
+pub(crate) struct TiledMaps {
+    /// One map per image, in order.
+    pub maps: Vec<AnomalyMap>,
+    /// Preparation, encoders and head, summed over the batch.
+    pub features: FeatureTimings,
+    /// Seconds matching tiles against the bank.
+    pub matching_s: f64,
+    /// Seconds stitching, upsampling, smoothing and drawing image scores.
+    pub map_s: f64,
+}
+
+/// The anomaly maps of `images` against a tiled bank: tiles of all images go through the
+/// encoders in calls of [`SCORE_TILE_BATCH`], each tile is matched against its part,
+/// and each image's tiles are stitched into its map.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn tiled_maps(
+    model: &Model,
+    bank: &MemoryBank,
+    tm: &TileMeta,
+    images: &[ImageView<'_>],
+    prep: &mut Preparer,
+    scratch: &mut FeatureScratch,
+    ws: &mut MapWorkspace,
+    patch: &mut Vec<f32>,
+) -> Result<TiledMaps> {
+    let meta = bank.meta();
+    let grids: Vec<TileGrid> = images
+        .iter()
+        .enumerate()
+        .map(|(i, im)| tm.grid(im.width(), im.height()).map_err(|e| if images.len() > 1 { e.context(format!("image {i}")) } else { e }))
+        .collect::<Result<_>>()?;
+    let mut views = Vec::new();
+    let mut part = Vec::new();
+    for (g, im) in grids.iter().zip(images) {
+        views.extend(g.views(im)?);
+        part.extend((0..g.len()).map(|t| if bank.parts() == 1 { 0 } else { t }));
+    }
+    let per = meta.grid_w * meta.grid_h;
+    let mut scores = Vec::with_capacity(views.len() * per);
+    let mut features = FeatureTimings::default();
+    let mut matching_s = 0.0;
+    for (c, chunk) in views.chunks(SCORE_TILE_BATCH).enumerate() {
+        let (gs, t) = model.patch_features_with(prep, scratch, chunk)?;
+        features.prepare_s += t.prepare_s;
+        features.hiera_s += t.hiera_s;
+        features.dinov2_s += t.dinov2_s;
+        features.head_s += t.head_s;
+        let t0 = Instant::now();
+        for (j, g) in gs.into_iter().enumerate() {
+            if (g.h, g.w) != (meta.grid_h, meta.grid_w) {
+                return Err(Error::Internal(format!("tile feature grid {}x{} differs from the bank's {}x{}", g.w, g.h, meta.grid_w, meta.grid_h)));
+            }
+            bank.patch_scores_at(part[c * SCORE_TILE_BATCH + j], &g, patch)?;
+            scores.extend_from_slice(patch);
+            scratch.recycle(g);
+        }
+        matching_s += t0.elapsed().as_secs_f64();
+    }
+    let t0 = Instant::now();
+    let mut maps = Vec::with_capacity(images.len());
+    let mut at = 0;
+    for g in &grids {
+        let n = g.len() * per;
+        maps.push(map_from_tiles(&scores[at..at + n], meta.grid_w, meta.grid_h, g, meta.sigma, meta.image_score, ws)?);
+        at += n;
+    }
+    Ok(TiledMaps { maps, features, matching_s, map_s: t0.elapsed().as_secs_f64() })
+}
