@@ -7,7 +7,7 @@
 
 use crate::common::*;
 use nexvitad::bank::BankOptions;
-use nexvitad::{MemoryBank, PixelFormat, Workspace};
+use nexvitad::{MemoryBank, PixelFormat, TileLayout, Tiling, Workspace};
 use sha2::Digest;
 
 const W: u32 = 96;
@@ -44,6 +44,11 @@ fn regenerate() {
         .collect();
     let bank = MemoryBank::build(model, &views, &BankOptions { k: 8, ..Default::default() }, &mut |_| true).unwrap();
     bank.save(&dir().join("tiny.bank")).unwrap();
+    // The tiled fixture: 48 px tiles at overlap 0.25, one shared bank (6 tiles of the
+    // 96 × 72 test image).
+    let tiling = Some(Tiling { tile: 48, overlap: 0.25, layout: TileLayout::Shared });
+    let tiled = MemoryBank::build(model, &views, &BankOptions { k: 8, tiling, ..Default::default() }, &mut |_| true).unwrap();
+    tiled.save(&dir().join("tiled.bank")).unwrap();
     std::fs::write(dir().join("image.rgb"), image_rgb()).unwrap();
 }
 
@@ -52,8 +57,15 @@ fn rust_api_reproduces_the_shared_fixture() {
     if std::env::var_os("NEXVITAD_REGEN_CROSSLANG").is_some() {
         regenerate();
     }
+    for (bank_file, expected) in [("tiny.bank", "expected.json"), ("tiled.bank", "expected_tiled.json")] {
+        check(bank_file, expected);
+    }
+}
+
+/// Scores image.rgb with `bank_file` and compares with (or, regenerating, writes) `expected`.
+fn check(bank_file: &str, expected: &str) {
     let model = tiny_model();
-    let bank = MemoryBank::load(&dir().join("tiny.bank"), model).expect("load shared bank (regenerate if the model changed)");
+    let bank = MemoryBank::load(&dir().join(bank_file), model).expect("load shared bank (regenerate if the model changed)");
     let px = std::fs::read(dir().join("image.rgb")).unwrap();
     assert_eq!(px, image_rgb(), "image.rgb must be the sample crop");
     let view = model.view(&px, W, H, W as usize * 3, PixelFormat::Rgb8).unwrap();
@@ -69,10 +81,10 @@ fn rust_api_reproduces_the_shared_fixture() {
         "map_sha256": map_sha256(&r.map.values),
         "map_len": r.map.values.len(),
     });
-    let path = dir().join("expected.json");
+    let path = dir().join(expected);
     if std::env::var_os("NEXVITAD_REGEN_CROSSLANG").is_some() {
         std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
     }
     let want: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    assert_eq!(got, want, "the Rust API no longer reproduces tests/fixtures/crosslang/expected.json");
+    assert_eq!(got, want, "the Rust API no longer reproduces tests/fixtures/crosslang/{expected}");
 }
