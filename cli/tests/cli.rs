@@ -54,6 +54,40 @@ fn synth_fit_score_eval() {
 }
 
 #[test]
+fn fit_score_and_eval_with_tiles() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(nexvitad().args(["synth", "--size", "160", "--domains", "weave", "--out"]).arg(&data));
+    let bank = t.path().join("weave.bank");
+    let s = ok(nexvitad()
+        .args(["fit", "--shots", "2", "--k", "6", "--max-iters", "5", "--tile", "96", "--tile-overlap", "0.25", "--tile-bank", "per_position", "--images"])
+        .arg(data.join("weave/train/good"))
+        .arg("--out")
+        .arg(&bank));
+    assert!(s.contains("in 96x96 tiles (overlap 0.25, a bank per position: 2x2 tiles of 160x160 images)"), "{s}");
+    assert!(s.contains("24 sinkhorn vectors"), "{s}");
+    let s = ok(nexvitad().args(["score", "--json", "--bank"]).arg(&bank).arg(data.join("weave/test/spot")));
+    for l in s.lines() {
+        let r: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(160), Some(160)), "{r}");
+    }
+    let s = ok(nexvitad()
+        .args(["eval", "--json", "--shots", "2", "--k", "6", "--max-iters", "5", "--tile", "96", "--category", "weave", "--data"])
+        .arg(&data));
+    let v: serde_json::Value = serde_json::from_str(s.trim()).unwrap();
+    assert!(v["pixel_auroc"].as_f64().is_some(), "{v}");
+    for (args, want) in [
+        (vec!["--tile", "96", "--tile-overlap", "1"], "tile overlap 1 must be in [0, 1)"),
+        (vec!["--tile", "96", "--tile-bank", "grid"], "unknown tile bank layout 'grid'"),
+        (vec!["--tile", "400"], "image 0: tile 400x400 is larger than the 160x160 image"),
+    ] {
+        let out = nexvitad().args(["fit", "--images"]).arg(data.join("weave/train/good")).args(["--out"]).arg(t.path().join("x.bank")).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(want), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn cli_errors_are_one_clear_line() {
     let out = nexvitad().args(["fit", "--images", "/nonexistent/dir", "--out", "/tmp/x.bank"]).output().unwrap();
     assert!(!out.status.success());

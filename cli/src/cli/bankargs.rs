@@ -2,6 +2,7 @@
 //! (the library's), so the two cannot drift apart.
 use clap::Args;
 use nexvitad::bank::{Augment, BankOptions, ImageScoreMode, ScorerKind};
+use nexvitad::{TileLayout, Tiling};
 
 #[derive(Args, Clone)]
 pub struct BankArgs {
@@ -38,6 +39,18 @@ pub struct BankArgs {
     /// Seed of every random choice.
     #[arg(long, default_value_t = BankOptions::default().seed)]
     pub seed: u64,
+    /// Cut images into tiles of N image pixels (along the width) at native resolution
+    /// instead of resizing each whole image to the encoder input: 224 on a 224 model =
+    /// native resolution, 448 = half. 0 = off (whole-image resize).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub tile: u32,
+    /// Share of a tile that overlaps its neighbour, in [0, 1).
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    pub tile_overlap: f32,
+    /// shared (one bank for all tiles: textures, surfaces) or per_position (a bank per tile
+    /// position: aligned parts; scores only images of the fitted size).
+    #[arg(long, default_value = "shared", value_name = "LAYOUT")]
+    pub tile_bank: String,
 }
 
 impl BankArgs {
@@ -74,6 +87,10 @@ impl BankArgs {
             max_iters: self.max_iters,
             tol: self.tol,
             epsilon: self.epsilon,
+            tiling: match self.tile {
+                0 => None,
+                tile => Some(Tiling { tile, overlap: self.tile_overlap, layout: TileLayout::parse(&self.tile_bank)? }),
+            },
             ..BankOptions::default()
         })
     }

@@ -57,6 +57,15 @@ pub struct BenchArgs {
     /// Prototypes of a bank fitted here (0 = the model's default).
     #[arg(long, default_value_t = 0)]
     k: usize,
+    /// Tiles of N image pixels for a bank fitted here (0 = whole-image resize); see `fit --tile`.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    tile: u32,
+    /// Tile overlap for a bank fitted here, in [0, 1).
+    #[arg(long, default_value_t = 0.0, value_name = "F")]
+    tile_overlap: f32,
+    /// shared or per_position, for a bank fitted here.
+    #[arg(long, default_value = "shared", value_name = "LAYOUT")]
+    tile_bank: String,
     /// Save the bank fitted here (so later runs can load it with --bank).
     #[arg(long)]
     save_bank: Option<PathBuf>,
@@ -135,7 +144,16 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
     };
     let rss_setup_kb = vm_kb("VmRSS");
-    let rust = measure(&a, &model, &bank, &test)?;
+    let mut rust = measure(&a, &model, &bank, &test)?;
+    // Per megapixel of the scored images (the first image's size; synthetic sets are uniform).
+    if let Some(mp) = first_megapixels(&test) {
+        let total = rust.json["stages"]["total"]["median_ms"].as_f64().unwrap_or(0.0);
+        rust.json["ms_per_megapixel"] = json!(total / mp);
+        rust.json["tiles_per_image"] = json!(bank.meta().tiles.as_ref().and_then(|t| {
+            let img = data::load_rgb(&test[0]).ok()?;
+            t.grid(img.width(), img.height()).ok().map(|g| g.len())
+        }));
+    }
     let mut report = json!({
         "model": a.model.model.display().to_string(),
         "model_name": model.manifest().name,
@@ -145,7 +163,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "ort_spinning": a.spin,
         "batch": a.batch,
         "bank": { "path": bank_path.display().to_string(), "rows": bank.vectors().nrows(), "dim": bank.meta().dim,
-                  "scorer": bank.meta().scorer.name(), "grid": [bank.meta().grid_h, bank.meta().grid_w] },
+                  "scorer": bank.meta().scorer.name(), "grid": [bank.meta().grid_h, bank.meta().grid_w],
+                  "tiles": bank.meta().tiles.as_ref().map(|t| json!({ "tile": [t.tile_w, t.tile_h], "overlap": t.tiling.overlap,
+                                                                        "layout": t.tiling.layout.name() })) },
         "images": { "source": a.images.as_ref().map_or("synthetic".to_string(), |p| p.display().to_string()),
                     "distinct": test.len(), "first_size": first_size(&test) },
         "rss_after_setup_mb": rss_setup_kb.map(|k| k as f64 / 1024.0),
@@ -202,6 +222,12 @@ fn image_sets(a: &BenchArgs, scratch: &Path) -> Result<(Vec<PathBuf>, Vec<PathBu
     Ok((cat.train_good.clone(), cat.test.iter().map(|s| s.path.clone()).collect()))
 }
 
+/// Megapixels of the first image.
+fn first_megapixels(paths: &[PathBuf]) -> Option<f64> {
+    let img = data::load_rgb(paths.first()?).ok()?;
+    Some(img.width() as f64 * img.height() as f64 / 1e6)
+}
+
 fn first_size(paths: &[PathBuf]) -> Value {
     match paths.first().map(|p| data::load_rgb(p)) {
         Some(Ok(img)) => json!([img.width(), img.height()]),
@@ -212,7 +238,11 @@ fn first_size(paths: &[PathBuf]) -> Value {
 fn fit_bank(a: &BenchArgs, model: &nexvitad::Model, good: &[PathBuf]) -> Result<MemoryBank> {
     let imgs: Vec<_> = good.iter().map(|p| data::load_rgb(p)).collect::<Result<_>>()?;
     let views: Vec<_> = imgs.iter().map(|i| nexvitad::eval::rgb_view(model, i)).collect::<Result<_>>()?;
-    let opts = BankOptions { scorer: ScorerKind::parse(&a.scorer)?, k: a.k, ..BankOptions::default() };
+    let tiling = match a.tile {
+        0 => None,
+        tile => Some(nexvitad::Tiling { tile, overlap: a.tile_overlap, layout: nexvitad::TileLayout::parse(&a.tile_bank)? }),
+    };
+    let opts = BankOptions { scorer: ScorerKind::parse(&a.scorer)?, k: a.k, tiling, ..BankOptions::default() };
     MemoryBank::build(model, &views, &opts, &mut |_| true)
 }
 
@@ -459,6 +489,11 @@ fn print_table(r: &Value) {
         f(&ours["post_encoder_min_ms"]),
         f(&ours["post_encoder_over_encoders_pct_of_mins"])
     );
+    let tiles = match &r["bank"]["tiles"] {
+        Value::Null => "whole-image resize".to_string(),
+        t => format!("{} tiles of {} per image, overlap {}, {} bank", ours["tiles_per_image"], t["tile"], t["overlap"], t["layout"].as_str().unwrap_or("")),
+    };
+    println!("{tiles}: {} ms per megapixel", f(&ours["ms_per_megapixel"]));
     println!(
         "throughput {} images/s; peak RSS while scoring {} MB (process peak {} MB, after set-up {} MB)",
         f(&ours["images_per_s"]),

@@ -50,8 +50,18 @@ pub fn run(a: FitArgs) -> nexvitad::Result<()> {
     }
     bank.save(&a.out)?;
     let m = bank.meta();
+    let tiles = match &m.tiles {
+        None => String::new(),
+        Some(t) => match &t.positions {
+            None => format!(" in {}x{} tiles (overlap {}, one shared bank)", t.tile_w, t.tile_h, t.tiling.overlap),
+            Some(p) => format!(
+                " in {}x{} tiles (overlap {}, a bank per position: {}x{} tiles of {}x{} images)",
+                t.tile_w, t.tile_h, t.tiling.overlap, p.cols, p.rows, p.image_width, p.image_height
+            ),
+        },
+    };
     println!(
-        "bank {}: {} {} vectors of dim {} from {} images in {:.1} s; image threshold {:.4}, pixel threshold {:.4} ({})",
+        "bank {}: {} {} vectors of dim {} from {} images{tiles} in {:.1} s; image threshold {:.4}, pixel threshold {:.4} ({})",
         a.out.display(),
         bank.vectors().nrows(),
         m.scorer.name(),
