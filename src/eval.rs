@@ -67,6 +67,10 @@ pub struct EvalReport {
     /// Share of test images whose decision at the bank's own image threshold
     /// (`score > image_threshold`) matches their label.
     pub image_accuracy: f64,
+    /// Share of the good test images (held out: never in the bank) whose score exceeds the
+    /// bank's image threshold: the false-positive rate the line would see; `null` without
+    /// good test images.
+    pub good_flagged_rate: Option<f64>,
     /// Test images scored.
     pub images: usize,
     /// Good and defective test images.
@@ -169,6 +173,7 @@ pub(crate) struct Accumulator<'a> {
     heatmaps: Vec<PathBuf>,
     image_threshold: f32,
     correct: usize,
+    good_flagged: usize,
 }
 
 impl<'a> Accumulator<'a> {
@@ -195,6 +200,7 @@ impl<'a> Accumulator<'a> {
             heatmaps: Vec::new(),
             image_threshold,
             correct: 0,
+            good_flagged: 0,
         })
     }
 
@@ -205,6 +211,7 @@ impl<'a> Accumulator<'a> {
         self.scores.push(map.image_score);
         self.labels.push(anomalous);
         self.correct += usize::from((map.image_score > self.image_threshold) == anomalous);
+        self.good_flagged += usize::from(!anomalous && map.image_score > self.image_threshold);
         let (w, h) = (img.width(), img.height());
         let mask = match (&s.mask, anomalous) {
             (Some(m), _) => Some(data::load_mask(m, w, h)?),
@@ -257,6 +264,7 @@ impl<'a> Accumulator<'a> {
             category: self.category.to_string(),
             metrics: Metrics::new(image, pixel),
             image_accuracy: self.correct as f64 / images as f64,
+            good_flagged_rate: (images > defective).then(|| self.good_flagged as f64 / (images - defective) as f64),
             images,
             good_images: images - defective,
             defective_images: defective,
