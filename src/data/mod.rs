@@ -6,4 +6,7 @@ pub mod synth;
 pub use mvtec::{
     collect_images, list_categories, load_mask, load_rgb, open_category, Category, Sample, IMAGE_EXTENSIONS,
 };
-pub use synth::{generate, DomainSummary, SynthOptions, SynthSummary, DEFECT_TYPES, DOMAINS};
+pub use synth::{
+    defect_types, generate, image_size, DomainSummary, SynthOptions, SynthSummary, DEFECT_TYPES, DOMAINS,
+    EXTRA_DOMAINS, LARGE_DOMAINS, SERIAL_ROI_MARGIN, SHAFT_DEFECT_TYPES, SHAFT_MAX_DEFECT_FRACTION,
+};
