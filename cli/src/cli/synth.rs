@@ -13,7 +13,9 @@ pub struct SynthArgs {
     /// Image side in pixels.
     #[arg(long, default_value_t = 256)]
     size: u32,
-    /// Comma-separated subset of the domains (default: all).
+    /// Comma-separated domains (default: stripes, weave, grain, speckle, object). Opt-in: mosaic
+    /// (1024², 4x4 weave cells, one defective), shaft (1024x512 part with small pits and
+    /// scratches), serial (object with a varying printed label and roi.png).
     #[arg(long, value_delimiter = ',')]
     domains: Vec<String>,
     /// Normal training images per domain.
