@@ -29,11 +29,13 @@ ABI_ASSERT(options_size, sizeof(nexvitad_options) == 48);
 ABI_ASSERT(options_ep, offsetof(nexvitad_options, execution_provider) == 16);
 ABI_ASSERT(options_pixels, offsetof(nexvitad_options, max_image_pixels) == 40);
 
-ABI_ASSERT(bank_options_size, sizeof(nexvitad_bank_options) == 72);
+/* Revisions 0-2: nexvitad_bank_options was 72 bytes and nexvitad_bank_info 88 (their
+   revision-3 fields follow; see below). */
+ABI_ASSERT(bank_options_size, offsetof(nexvitad_bank_options, tile) == 72);
 ABI_ASSERT(bank_options_seed, offsetof(nexvitad_bank_options, seed) == 56);
 ABI_ASSERT(bank_options_max_vectors, offsetof(nexvitad_bank_options, max_vectors) == 64);
 
-ABI_ASSERT(bank_info_size, sizeof(nexvitad_bank_info) == 88);
+ABI_ASSERT(bank_info_size, offsetof(nexvitad_bank_info, tile) == 88);
 ABI_ASSERT(bank_info_vectors, offsetof(nexvitad_bank_info, vectors) == 32);
 ABI_ASSERT(bank_info_seed, offsetof(nexvitad_bank_info, seed) == 80);
 
@@ -55,6 +57,21 @@ ABI_ASSERT(train_progress_means, offsetof(nexvitad_train_progress, mean_loss) ==
 ABI_ASSERT(train_result_size, sizeof(nexvitad_train_result) == 96);
 ABI_ASSERT(train_result_loss, offsetof(nexvitad_train_result, loss) == 40);
 ABI_ASSERT(train_result_times, offsetof(nexvitad_train_result, train_s) == 88);
+
+/* Revision 3 (tiled banks): nexvitad_bank_options and nexvitad_bank_info grow at their end. */
+ABI_ASSERT(abi_revision_3, NEXVITAD_ABI_REVISION >= 3);
+ABI_ASSERT(bank_options_size_r3, sizeof(nexvitad_bank_options) == 88);
+ABI_ASSERT(bank_options_tiling, offsetof(nexvitad_bank_options, tile_overlap) == 76 &&
+                                    offsetof(nexvitad_bank_options, tile_layout) == 80 &&
+                                    offsetof(nexvitad_bank_options, reserved1) == 84);
+ABI_ASSERT(bank_info_size_r3, sizeof(nexvitad_bank_info) == 120);
+ABI_ASSERT(bank_info_tiling, offsetof(nexvitad_bank_info, tile_h) == 92 &&
+                                 offsetof(nexvitad_bank_info, tile_overlap) == 96 &&
+                                 offsetof(nexvitad_bank_info, tile_layout) == 100 &&
+                                 offsetof(nexvitad_bank_info, tile_cols) == 104 &&
+                                 offsetof(nexvitad_bank_info, tile_rows) == 108 &&
+                                 offsetof(nexvitad_bank_info, image_width) == 112 &&
+                                 offsetof(nexvitad_bank_info, image_height) == 116);
 
 /* Each function with the exact type it must have: a table of typed function pointers (a
    mismatch is a compile error in C++ and an incompatible-pointer warning, made an error by

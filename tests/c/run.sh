@@ -8,11 +8,16 @@
 #      installed libonnxruntime.so beside libnexvitad.so must be found on its own);
 #   4. the bad-input matrix (test_matrix.c: each row's status and message), and that
 #      docs/reliability.md shows the same table (matrix-doc.sh --check);
-#   5. the training tests (tests/c/test_train.c) train the tiny model on the synthetic
+#   5. the tiling tests (tests/c/test_tiles.c, ABI revision 3): shared and per-position tile
+#      banks built, saved and loaded, the cross-language fixture's whole-image and tiled banks
+#      reproduced to the last bit, and a caller built against a revision-2 header;
+#   6. the training tests (tests/c/test_train.c) train the tiny model on the synthetic
 #      fixture tests/fixtures/train/data, cancel, resume and check the bad inputs;
-#   6. tests (quick mode) and example under valgrind, failing on any error or any definitely
+#   7. tests (quick mode) and example under valgrind, failing on any error or any definitely
 #      lost byte; the training tests there run their option and bad-input cases only (no
-#      training run: far too slow under valgrind). Without valgrind this fails (scripts/setup.sh
+#      training run: far too slow under valgrind), test_tiles not at all (its tile banks
+#      encode dozens of tiles: minutes under valgrind; `make test-sanitize` runs it under
+#      ASan+UBSan instead). Without valgrind this fails (scripts/setup.sh
 #      installs it) unless NEXVITAD_SKIP_VALGRIND=1 asks to skip this step.
 set -euo pipefail
 
@@ -21,7 +26,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B="$ROOT/build/c"
 cd "$ROOT"
 rm -rf "$B"
-mkdir -p "$B/work" "$B/matrix-work" "$B/example-out" "$B/example-cmake-out" "$B/example-static-out" "$B/vg-work" "$B/vg-example-out"
+mkdir -p "$B/work" "$B/matrix-work" "$B/tiles-work" "$B/example-out" "$B/example-cmake-out" "$B/example-static-out" "$B/vg-work" "$B/vg-example-out"
 
 export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 # Prove the installed tree needs no environment: ONNX Runtime is found beside libnexvitad.so.
@@ -58,6 +63,8 @@ gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/c tests/c/t
     -o "$B/test_matrix" "${PC_LIBS[@]}" "${RPATH[@]}" -lm -ldl
 # A stand-in ONNX Runtime of an old version, for the matrix's wrong-version row.
 gcc -shared -fPIC -O2 "${CWARN[@]}" -DFAKE_ORT_VERSION='"1.10.0"' tests/c/fake_ort.c -o "$B/libonnxruntime-1.10.0.so"
+gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/c tests/c/test_tiles.c \
+    -o "$B/test_tiles" "${PC_LIBS[@]}" "${RPATH[@]}" -lm
 gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/c tests/c/test_train.c \
     -o "$B/test_train" "${PC_LIBS[@]}" "${RPATH[@]}" -lm
 gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" examples/c/nexvitad_example.c \
@@ -91,6 +98,9 @@ step "run: C tests"
 step "run: bad-input matrix"
 "$B/test_matrix" models/tiny examples/c/data "$B/matrix-work" "$B/libonnxruntime-1.10.0.so"
 bash tests/c/matrix-doc.sh --check "$PREFIX"
+
+step "run: C tiling tests"
+"$B/test_tiles" models/tiny examples/c/data tests/fixtures/crosslang "$B/tiles-work"
 
 # Training: 1 thread for candle's kernels (its pool spin-waits; see `nexvitad train --help`).
 step "run: C training tests"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make test-sanitize`: the C tests (test_capi, test_matrix) and the C++ binding's tests,
+# `make test-sanitize`: the C tests (test_capi, test_matrix, test_tiles) and the C++ binding's tests,
 # compiled with AddressSanitizer + UndefinedBehaviorSanitizer (Debian gcc's libasan/libubsan),
 # run against the installed libnexvitad.so (argument: its prefix). Any ASan report, any UBSan
 # report (halt_on_error: the first one fails the run) or any leak LeakSanitizer does not
@@ -17,7 +17,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B="$ROOT/build/sanitize"
 cd "$ROOT"
 rm -rf "$B"
-mkdir -p "$B/work" "$B/matrix-work"
+mkdir -p "$B/work" "$B/matrix-work" "$B/tiles-work"
 
 SAN=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1"
@@ -39,6 +39,8 @@ gcc -std=c99 -pedantic -g -O1 "${SAN[@]}" "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexam
     -o "$B/test_capi" "${PC_LIBS[@]}" "${RPATH[@]}" -lpthread -lm
 gcc -std=c99 -pedantic -g -O1 "${SAN[@]}" "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/c tests/c/test_matrix.c \
     -o "$B/test_matrix" "${PC_LIBS[@]}" "${RPATH[@]}" -lm -ldl
+gcc -std=c99 -pedantic -g -O1 "${SAN[@]}" "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/c tests/c/test_tiles.c \
+    -o "$B/test_tiles" "${PC_LIBS[@]}" "${RPATH[@]}" -lm
 gcc -shared -fPIC -O2 "${CWARN[@]}" -DFAKE_ORT_VERSION='"1.10.0"' tests/c/fake_ort.c -o "$B/libonnxruntime-1.10.0.so"
 grep -q __asan_init <(nm "$B/test_capi") || { echo "test_capi is not instrumented"; exit 1; }
 
@@ -47,15 +49,18 @@ mkdir -p "$B/tiny_other"
 cp models/tiny/* "$B/tiny_other/"
 sed -i 's/"local_avg": 3/"local_avg": 1/' "$B/tiny_other/model.json"
 
-step "run: C tests under ASan+UBSan (both at once, one per core)"
+step "run: C tests under ASan+UBSan (all at once)"
 "$B/test_capi" models/tiny "$B/tiny_other" examples/c/data "$B/work" >"$B/test_capi.log" 2>&1 &
 capi=$!
 "$B/test_matrix" models/tiny examples/c/data "$B/matrix-work" "$B/libonnxruntime-1.10.0.so" >"$B/test_matrix.log" 2>&1 &
 matrix=$!
+"$B/test_tiles" models/tiny examples/c/data tests/fixtures/crosslang "$B/tiles-work" >"$B/test_tiles.log" 2>&1 &
+tiles=$!
 rc=0
 wait "$capi" || rc=1
 wait "$matrix" || rc=1
-for log in "$B/test_capi.log" "$B/test_matrix.log"; do
+wait "$tiles" || rc=1
+for log in "$B/test_capi.log" "$B/test_matrix.log" "$B/test_tiles.log"; do
     # A sanitizer report anywhere (also in the matrix's child processes) is a failure.
     if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$log"; then rc=1; fi
     if [ $rc -ne 0 ]; then cat "$log"; else tail -n 1 "$log"; fi

@@ -618,6 +618,126 @@ static nexvitad_status o_images_null(void) {
 }
 static nexvitad_status o_out_null(void) { return keep(nexvitad_bank_build(g_m, g_views, 2, NULL, NULL, NULL, NULL)); }
 
+/* Tiling (revision 3): nexvitad_bank_options.tile, tile_overlap, tile_layout, reserved1 */
+enum { TILE_SHARED = 0, TILE_PER_POSITION = 1 }; /* nexvitad_tile_layout (not declared in nexvitad.h) */
+static nexvitad_bank_options tile_options(uint32_t tile, float overlap, uint32_t layout) {
+    nexvitad_bank_options o = bank_options();
+    o.k = 8;
+    o.tile = tile;
+    o.tile_overlap = overlap;
+    o.tile_layout = layout;
+    return o;
+}
+#define TILE_ROW(fn, tile, overlap, layout)                              \
+    static nexvitad_status fn(void) {                                    \
+        nexvitad_bank_options o = tile_options(tile, overlap, layout);   \
+        return build_with(&o);                                           \
+    }
+TILE_ROW(t_overlap_one, 48, 1.0f, TILE_SHARED)
+TILE_ROW(t_overlap_neg, 48, -0.25f, TILE_SHARED)
+TILE_ROW(t_overlap_nan, 48, NAN, TILE_SHARED)
+TILE_ROW(t_layout, 48, 0.0f, 7)
+TILE_ROW(t_larger_than_image, 224, 0.0f, TILE_SHARED)
+TILE_ROW(t_over_any_side, 20000, 0.0f, TILE_SHARED)
+static nexvitad_status t_reserved(void) {
+    nexvitad_bank_options o = tile_options(48, 0.0f, TILE_SHARED);
+    o.reserved1 = 1;
+    return build_with(&o);
+}
+/* A bank's info must report `tile` 0 (a whole-image bank); else INTERNAL with a message. */
+static nexvitad_status whole_image_build(const nexvitad_bank_options *o) {
+    nexvitad_bank *b = NULL;
+    nexvitad_status s = keep(nexvitad_bank_build(g_m, g_views, 2, o, NULL, NULL, &b));
+    if (s != NEXVITAD_OK) return s;
+    nexvitad_bank_info i;
+    i.struct_size = sizeof i;
+    nexvitad_bank_get_info(b, &i);
+    nexvitad_bank_free(b);
+    if (i.tile != 0 || i.tile_h != 0 || i.tile_layout != 0 || i.tile_overlap != 0.0f) {
+        snprintf(g_msg, sizeof g_msg, "not a whole-image bank: tile %u x %u layout %u overlap %g", i.tile, i.tile_h,
+                 i.tile_layout, i.tile_overlap);
+        return NEXVITAD_INTERNAL;
+    }
+    return s;
+}
+/* tile 0 (off): tile_overlap and tile_layout are ignored, however wrong. */
+static nexvitad_status t_off_ignores(void) {
+    nexvitad_bank_options o = tile_options(0, 5.0f, 7);
+    return whole_image_build(&o);
+}
+/* A caller built against a revision-2 nexvitad.h: struct_size ends before `tile`; the bytes
+   after it (here a tiling) are never read. */
+static nexvitad_status t_revision2_struct(void) {
+    nexvitad_bank_options o = tile_options(48, 0.25f, TILE_PER_POSITION);
+    o.struct_size = offsetof(nexvitad_bank_options, tile);
+    return whole_image_build(&o);
+}
+/* 512 x 512 in 8 px tiles at overlap 0.9 (a 1 px step): 505 x 505 tiles. */
+static nexvitad_status t_too_many(void) {
+    static uint8_t gray[512 * 512];
+    nexvitad_image im = {gray, 512, 512, 0, NEXVITAD_PIXEL_GRAY8};
+    nexvitad_bank_options o = tile_options(8, 0.9f, TILE_SHARED);
+    nexvitad_bank *b = NULL;
+    nexvitad_status s = keep(nexvitad_bank_build(g_m, &im, 1, &o, NULL, NULL, &b));
+    if (s == NEXVITAD_OK) nexvitad_bank_free(b);
+    return s;
+}
+/* g_views[i] cut to its top-left w x h (the stride keeps the whole rows). */
+static nexvitad_image cut(int i, uint32_t w, uint32_t h) {
+    nexvitad_image im = g_views[i];
+    im.stride = (size_t)im.width * 3;
+    im.width = w;
+    im.height = h;
+    return im;
+}
+static nexvitad_status t_mixed_sizes(void) {
+    nexvitad_image im[2] = {g_views[0], cut(1, 80, 64)};
+    nexvitad_bank_options o = tile_options(48, 0.0f, TILE_PER_POSITION);
+    nexvitad_bank *b = NULL;
+    nexvitad_status s = keep(nexvitad_bank_build(g_m, im, 2, &o, NULL, NULL, &b));
+    if (s == NEXVITAD_OK) nexvitad_bank_free(b);
+    return s;
+}
+/* Builds a tiled bank of 48 px tiles (overlap 0) from g_views; NULL (and g_msg) on failure. */
+static nexvitad_bank *tiled_bank(uint32_t layout) {
+    nexvitad_bank_options o = tile_options(48, 0.0f, layout);
+    nexvitad_bank *b = NULL;
+    if (nexvitad_bank_build(g_m, g_views, 2, &o, NULL, NULL, &b) != NEXVITAD_OK) {
+        snprintf(g_msg, sizeof g_msg, "(building the tiled bank failed: %s)", nexvitad_last_error());
+        return NULL;
+    }
+    return b;
+}
+static nexvitad_status score_with(nexvitad_bank *b, nexvitad_image im) {
+    nexvitad_result r;
+    r.struct_size = sizeof r;
+    nexvitad_status s = keep(nexvitad_score(NULL, b, &im, NULL, 0, &r));
+    nexvitad_bank_free(b);
+    return s;
+}
+static nexvitad_status t_per_position_other_size(void) {
+    nexvitad_bank *b = tiled_bank(TILE_PER_POSITION);
+    return b ? score_with(b, cut(0, 80, 64)) : NEXVITAD_INTERNAL;
+}
+static nexvitad_status t_per_position_batch(void) {
+    nexvitad_bank *b = tiled_bank(TILE_PER_POSITION);
+    if (!b) return NEXVITAD_INTERNAL;
+    nexvitad_image im[2] = {g_views[0], cut(1, 96, 64)};
+    nexvitad_result r[2];
+    r[0].struct_size = sizeof r[0];
+    nexvitad_status s = keep(nexvitad_score_batch(NULL, b, im, 2, NULL, NULL, r));
+    nexvitad_bank_free(b);
+    return s;
+}
+static nexvitad_status t_shared_other_size(void) {
+    nexvitad_bank *b = tiled_bank(TILE_SHARED);
+    return b ? score_with(b, cut(0, 80, 64)) : NEXVITAD_INTERNAL;
+}
+static nexvitad_status t_score_below_tile(void) {
+    nexvitad_bank *b = tiled_bank(TILE_SHARED);
+    return b ? score_with(b, cut(0, 40, 40)) : NEXVITAD_INTERNAL;
+}
+
 /* Model options */
 #define MOPT_ROW(fn, field, value)        \
     static nexvitad_status fn(void) {     \
@@ -984,16 +1104,17 @@ static const row ROWS[] = {
     {"options", "target_fpr = 1.5", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: target_fpr 1.5 must be in (0, 1)", o_fpr_big},
     {"options", "target_fpr = 1", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: target_fpr 1 must be in (0, 1)", o_fpr_one},
     {"options", "target_fpr = NaN", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: target_fpr NaN must be in (0, 1)", o_fpr_nan},
-    {"options", "max_vectors = 10", NEXVITAD_LIMIT_EXCEEDED, "nexvitad_bank_build: limit exceeded: 2 images × 1 copies × 784 patches = 1568 bank vectors, above max_vectors 10", o_max_vectors},
+    {"options", "max_vectors = 10", NEXVITAD_LIMIT_EXCEEDED, "nexvitad_bank_build: limit exceeded: 2 images (or tiles) × 1 copies × 784 patches = 1568 bank vectors, above max_vectors 10", o_max_vectors},
     {"options", "scorer 5", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->scorer 5 is not a nexvitad_scorer (0 SINKHORN, 1 FULL, 2 CORESET)", o_scorer},
     {"options", "image_score_mode 3", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->image_score_mode 3 is not a nexvitad_image_score_mode (0 MAX, 1 TOP_MEAN)", o_mode},
     {"options", "augment 0x10 (unknown flag)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->augment 0x10 has bits that are not nexvitad_augment flags", o_augment},
-    {"options", "bank options `struct_size` 3", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->struct_size is 3; set it to sizeof(nexvitad_bank_options) (72 in this library's nexvitad.h)", o_struct_small},
-    {"options", "bank options `struct_size` 64 bytes larger than this library knows", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->struct_size 136 is larger than this library's nexvitad_bank_options (72 bytes): the program was built against a newer nexvitad.h than the libnexvitad it loaded", o_struct_big},
+    {"options", "bank options `struct_size` 3", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->struct_size is 3; set it to sizeof(nexvitad_bank_options) (88 in this library's nexvitad.h)", o_struct_small},
+    {"options", "bank options `struct_size` 64 bytes larger than this library knows", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->struct_size 152 is larger than this library's nexvitad_bank_options (88 bytes): the program was built against a newer nexvitad.h than the libnexvitad it loaded", o_struct_big},
     {"options", "n = 0 images", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: n is 0: images must hold at least one image", o_n_zero},
     {"options", "n = SIZE_MAX images", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: n 18446744073709551615 is above the 1048576 images one call accepts", o_n_huge},
     {"options", "`images` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: images is NULL", o_images_null},
     {"options", "`out` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: out is NULL", o_out_null},
+
     {"options", "model options `struct_size` 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->struct_size is 0; set it to sizeof(nexvitad_options) (48 in this library's nexvitad.h)", mo_struct_zero},
     {"options", "model options from a newer header (`struct_size` + 64)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->struct_size 112 is larger than this library's nexvitad_options (48 bytes): the program was built against a newer nexvitad.h than the libnexvitad it loaded", mo_struct_big},
     {"options", "optimization_level 7", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->optimization_level 7 is not in 0..=3 (or negative, e.g. -1, for the default)", mo_opt_level},
@@ -1005,6 +1126,23 @@ static const row ROWS[] = {
     {"options", "execution provider \"cuda:0\" in a build without the `cuda` feature", NEXVITAD_UNSUPPORTED, "nexvitad_model_open: unsupported: execution provider cuda:0 was requested, but this nexvitad was built without the `cuda` feature (rebuild with `--features cuda`); not falling back to CPU", mo_ep_cuda},
     {"options", "`nexvitad_options_default(NULL)`", NEXVITAD_INVALID_ARGUMENT, "nexvitad_options_default: invalid argument: options is NULL", mo_defaults_null},
     {"options", "`nexvitad_model_open` with `out` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: out is NULL", mo_out_null},
+
+    /* Tiling (revision 3; nexvitad_bank_build with 2 images of 96 × 72 unless said otherwise) */
+    {"tiling", "tile_overlap = 1", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->tile_overlap 1 must be in [0, 1)", t_overlap_one},
+    {"tiling", "tile_overlap = −0.25", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->tile_overlap -0.25 must be in [0, 1)", t_overlap_neg},
+    {"tiling", "tile_overlap = NaN", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->tile_overlap NaN must be in [0, 1)", t_overlap_nan},
+    {"tiling", "tile_layout 7", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->tile_layout 7 is not a nexvitad_tile_layout (0 SHARED, 1 PER_POSITION)", t_layout},
+    {"tiling", "reserved1 = 1", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->reserved1 is 1; it must be 0", t_reserved},
+    {"tiling", "tile 0 with tile_overlap 5 and tile_layout 7 (valid: tiling off, the two are ignored)", NEXVITAD_OK, "", t_off_ignores},
+    {"tiling", "bank options `struct_size` 72 (a revision-2 caller; a tiling after it is not read): a whole-image bank", NEXVITAD_OK, "", t_revision2_struct},
+    {"tiling", "tile 224 on 96 × 72 images (tile larger than the image)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: image 0: tile 224x224 is larger than the 96x72 image; use a smaller tile or tiling off", t_larger_than_image},
+    {"tiling", "tile 20000 (larger than any accepted image side)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: tile 20000 is larger than any accepted image side (16384)", t_over_any_side},
+    {"tiling", "tile 8 at overlap 0.9 on a 512 × 512 image: 255025 tiles", NEXVITAD_LIMIT_EXCEEDED, "nexvitad_bank_build: limit exceeded: image 0: a 512x512 image in 8x8 tiles at overlap 0.9 makes 255025 tiles, above the limit of 4096 (MAX_TILES); use a larger tile or less overlap", t_too_many},
+    {"tiling", "per-position build from images of two sizes (96 × 72, 80 × 64)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: a per_position tile bank needs images of one size: image 0 is 96x72, image 1 is 80x64", t_mixed_sizes},
+    {"tiling", "`nexvitad_score`: a per-position bank of 96 × 72 images scores an 80 × 64 image", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: this bank keeps one bank per tile position of 96x72 images; a 80x64 image cannot be scored with it (give 96x72 images, or build a shared tile bank)", t_per_position_other_size},
+    {"tiling", "`nexvitad_score_batch`: a per-position bank, `images[1]` of another size", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_batch: invalid argument: image 1: this bank keeps one bank per tile position of 96x72 images; a 96x64 image cannot be scored with it (give 96x72 images, or build a shared tile bank)", t_per_position_batch},
+    {"tiling", "`nexvitad_score`: a shared tile bank scores an 80 × 64 image (valid: any size)", NEXVITAD_OK, "", t_shared_other_size},
+    {"tiling", "`nexvitad_score`: a 40 × 40 image with 48 px tiles (tile larger than the image)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: tile 48x48 is larger than the 40x40 image; use a smaller tile or tiling off", t_score_below_tile},
 
     /* Model folder and model.json (nexvitad_model_open) */
     {"model.json", "`dir` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: dir is NULL", m_dir_null},
@@ -1058,7 +1196,7 @@ static const row ROWS[] = {
     {"bank file", "one digit changed in the stored image threshold (still valid JSON)", FORMAT_, "nexvitad_bank_load: bad file '{work}/flip-threshold.safetensors': the bank's contents do not match its checksum (metadata 'sha256'): the file is damaged; restore it or rebuild the bank", b_flip_threshold},
     {"bank file", "one bit flipped in the vectors (still a finite float)", FORMAT_, "nexvitad_bank_load: bad file '{work}/flip-vector.safetensors': the bank's contents do not match its checksum (metadata 'sha256'): the file is damaged; restore it or rebuild the bank", b_flip_vector},
     {"bank file", "a NaN written into the vectors", FORMAT_, "nexvitad_bank_load: bad file '{work}/nan.safetensors': tensor 'vectors' holds NaN or infinite values", b_nan},
-    {"bank file", "future bank `format_version` 9", FORMAT_, "nexvitad_bank_load: bad file '{work}/future.safetensors': bank format_version 9 is not one this nexvitad reads (1..=1)", b_future},
+    {"bank file", "future bank `format_version` 9", FORMAT_, "nexvitad_bank_load: bad file '{work}/future.safetensors': bank format_version 9 is not one this nexvitad reads (1..=2)", b_future},
     {"bank file", "a safetensors file that is not a bank", FORMAT_, "nexvitad_bank_load: bad file '{work}/not-bank.safetensors': not a nexvitad bank (metadata 'format' is not 'nexvitad-bank')", b_not_bank},
     {"bank file", "a bank built by another model (other fingerprint)", NEXVITAD_MISMATCH, "nexvitad_bank_load: mismatch: this bank was built by model ...", b_other_model},
     {"bank file", "`nexvitad_score` with a bank of another model", NEXVITAD_MISMATCH, "nexvitad_score: mismatch: this bank was built by model ...", b_other_score},
