@@ -281,7 +281,7 @@ inline ImageView view(const cv::Mat& mat) {
 
 /// Stages reported to a progress callback (nexvitad_stage).
 enum class Stage : std::uint32_t {
-    encode = NEXVITAD_STAGE_ENCODE,        ///< total = number of images
+    encode = NEXVITAD_STAGE_ENCODE,        ///< total = number of images (of tiles, tiled banks)
     cluster = NEXVITAD_STAGE_CLUSTER,      ///< total = the k-means iteration cap
     calibrate = NEXVITAD_STAGE_CALIBRATE,  ///< total = number of images
 };
@@ -303,6 +303,18 @@ enum class ImageScoreMode : std::uint32_t {
     max = NEXVITAD_IMAGE_SCORE_MAX,
     top_mean = NEXVITAD_IMAGE_SCORE_TOP_MEAN,
 };
+
+/// Where a tiled bank keeps its normal features (nexvitad_tile_layout; C ABI revision 3).
+enum class TileLayout : std::uint32_t {
+    /// One bank for the tiles of every position (textures, webs, surfaces); the default.
+    shared = 0,
+    /// One bank per tile position (aligned objects): scores only images of the one size it
+    /// was built from (else Status::invalid_argument), and must be built from images of one size.
+    per_position = 1,
+};
+// nexvitad.h names the type nexvitad_tile_layout but (revision 3) declares no constants for
+// it, so the values above are the header's documented ones: NEXVITAD_TILE_SHARED = 0,
+// NEXVITAD_TILE_PER_POSITION = 1.
 
 /// Bits for BankOptions::augment().
 namespace augment {
@@ -393,6 +405,23 @@ public:
     BankOptions& batch_size(std::uint32_t n) { raw_.batch_size = n; return *this; }
     BankOptions& seed(std::uint64_t seed) { raw_.seed = seed; return *this; }
     BankOptions& max_vectors(std::uint64_t n) { raw_.max_vectors = n; return *this; }
+    /// Tiling (C ABI revision 3): image pixels one encoder input covers along its width (the
+    /// tile's height follows the encoder input's aspect ratio); 0 = off, the default (each
+    /// image resized whole). E.g. 224 on a 224 model = native resolution. A tile larger than
+    /// an image is refused (Status::invalid_argument).
+    BankOptions& tile(std::uint32_t pixels) { raw_.tile = pixels; return *this; }
+    /// Share of a tile that overlaps its neighbour, in [0, 1); 0 = none. Ignored without tiling.
+    BankOptions& tile_overlap(float share) { raw_.tile_overlap = share; return *this; }
+    /// One bank for all tiles (TileLayout::shared, the default) or one per tile position.
+    /// Ignored without tiling.
+    BankOptions& tile_layout(TileLayout layout) {
+        raw_.tile_layout = static_cast<std::uint32_t>(layout);
+        return *this;
+    }
+
+    std::uint32_t tile() const noexcept { return raw_.tile; }
+    float tile_overlap() const noexcept { return raw_.tile_overlap; }
+    TileLayout tile_layout() const noexcept { return static_cast<TileLayout>(raw_.tile_layout); }
 
     /// The C struct, for fields without a setter here.
     nexvitad_bank_options& c_options() noexcept { return raw_; }
@@ -471,6 +500,17 @@ struct BankInfo {
     bool converged = false;
     std::uint32_t iterations = 0;
     std::uint64_t seed = 0;
+    /// Tiling (C ABI revision 3): tile width and height in image pixels; 0 = a whole-image
+    /// bank (no tiling), see tiled().
+    std::uint32_t tile = 0, tile_h = 0;
+    float tile_overlap = 0;                    ///< 0 without tiling
+    TileLayout tile_layout = TileLayout::shared;  ///< shared without tiling
+    /// TileLayout::per_position only: tile columns and rows, and the one image size the bank
+    /// scores; all 0 for other banks, which score any size.
+    std::uint32_t tile_cols = 0, tile_rows = 0, image_width = 0, image_height = 0;
+
+    /// Built with tiling (tile > 0).
+    bool tiled() const noexcept { return tile != 0; }
 };
 
 /// Tag for Model::score: score without producing a map.
@@ -577,6 +617,14 @@ public:
         i.converged = c.converged != 0;
         i.iterations = c.iterations;
         i.seed = c.seed;
+        i.tile = c.tile;
+        i.tile_h = c.tile_h;
+        i.tile_overlap = c.tile_overlap;
+        i.tile_layout = static_cast<TileLayout>(c.tile_layout);
+        i.tile_cols = c.tile_cols;
+        i.tile_rows = c.tile_rows;
+        i.image_width = c.image_width;
+        i.image_height = c.image_height;
         return i;
     }
 

@@ -43,23 +43,35 @@ std::string json_field(const std::string& json, const std::string& key) {
     return m[2].matched ? m[2].str() : m[1].str();
 }
 
+Expected read_expected(const char* file) {
+    const auto raw = read_bytes(crosslang_dir() / file);
+    const std::string json(raw.begin(), raw.end());
+    if (json_field(json, "format") != "rgb8") throw std::runtime_error("image.rgb is not rgb8");
+    Expected x;
+    x.width = static_cast<std::uint32_t>(std::stoul(json_field(json, "width")));
+    x.height = static_cast<std::uint32_t>(std::stoul(json_field(json, "height")));
+    x.image_score_bits =
+        static_cast<std::uint32_t>(std::stoul(json_field(json, "image_score_bits"), nullptr, 16));
+    x.image_threshold_bits =
+        static_cast<std::uint32_t>(std::stoul(json_field(json, "image_threshold_bits"), nullptr, 16));
+    x.is_anomalous = json_field(json, "is_anomalous") == "true";
+    x.map_len = std::stoul(json_field(json, "map_len"));
+    x.map_sha256 = json_field(json, "map_sha256");
+    return x;
+}
+
 }  // namespace
 
 const Expected& expected() {
-    static const Expected e = [] {
-        const auto raw = read_bytes(crosslang_dir() / "expected.json");
-        const std::string json(raw.begin(), raw.end());
-        if (json_field(json, "format") != "rgb8") throw std::runtime_error("image.rgb is not rgb8");
-        Expected x;
-        x.width = static_cast<std::uint32_t>(std::stoul(json_field(json, "width")));
-        x.height = static_cast<std::uint32_t>(std::stoul(json_field(json, "height")));
-        x.image_score_bits =
-            static_cast<std::uint32_t>(std::stoul(json_field(json, "image_score_bits"), nullptr, 16));
-        x.is_anomalous = json_field(json, "is_anomalous") == "true";
-        x.map_len = std::stoul(json_field(json, "map_len"));
-        x.map_sha256 = json_field(json, "map_sha256");
-        return x;
-    }();
+    static const Expected e = read_expected("expected.json");
+    return e;
+}
+
+const Expected& expected_tiled() {
+    static const Expected e = read_expected("expected_tiled.json");
+    if (e.width != expected().width || e.height != expected().height) {
+        throw std::runtime_error("expected_tiled.json describes another image than expected.json");
+    }
     return e;
 }
 

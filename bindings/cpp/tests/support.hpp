@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 fs::path repo_root();
 /// models/tiny: the tiny random-weight model.
 fs::path model_dir();
-/// tests/fixtures/crosslang: tiny.bank, image.rgb, expected.json.
+/// tests/fixtures/crosslang: tiny.bank, tiled.bank, image.rgb, expected.json, expected_tiled.json.
 fs::path crosslang_dir();
 
 /// expected.json of the cross-language fixture, as produced by the Rust API.
@@ -25,11 +25,15 @@ struct Expected {
     std::uint32_t width = 0;
     std::uint32_t height = 0;
     std::uint32_t image_score_bits = 0;
+    std::uint32_t image_threshold_bits = 0;
     bool is_anomalous = false;
     std::size_t map_len = 0;
     std::string map_sha256;
 };
+/// expected.json: image.rgb scored with tiny.bank (a whole-image bank).
 const Expected& expected();
+/// expected_tiled.json: image.rgb scored with tiled.bank (48 px tiles, overlap 0.25, shared).
+const Expected& expected_tiled();
 
 /// image.rgb: packed RGB8, expected().width x expected().height.
 const std::vector<std::uint8_t>& fixture_rgb();
