@@ -84,6 +84,50 @@ namespace NexVitad
             }
         }
 
+        /// <summary>
+        /// Tiling (C ABI revision 3): image pixels one encoder input covers along its width (the
+        /// tile's height follows the encoder input's aspect ratio); 0 = off, the default: each
+        /// image is resized whole to the encoder input. E.g. 224 on a 224 model = native
+        /// resolution. The library refuses a tile larger than an image (<see cref="Status.InvalidArgument"/>)
+        /// and more than 4096 tiles per image (<see cref="Status.LimitExceeded"/>).
+        /// </summary>
+        public int Tile
+        {
+            get => (int)_o.tile;
+            set
+            {
+                if (value < 0) throw new ArgumentOutOfRangeException(nameof(Tile), value, "must be >= 0 (0 = no tiling)");
+                _o.tile = (uint)value;
+            }
+        }
+
+        /// <summary>Share of a tile that overlaps its neighbour, in [0, 1); 0 = none, the default.
+        /// Ignored by the library without tiling, but checked here as in C whenever it is set.</summary>
+        public float TileOverlap
+        {
+            get => _o.tile_overlap;
+            set
+            {
+                if (!(value >= 0f && value < 1f)) // NaN fails too
+                    throw new ArgumentOutOfRangeException(nameof(TileOverlap), value, "must be in [0, 1)");
+                _o.tile_overlap = value;
+            }
+        }
+
+        /// <summary>One bank for all tiles (<see cref="NexVitad.TileLayout.Shared"/>, the default) or one per
+        /// tile position (<see cref="NexVitad.TileLayout.PerPosition"/>: needs images of one size and scores
+        /// only that size). Ignored without tiling.</summary>
+        public TileLayout TileLayout
+        {
+            get => (TileLayout)_o.tile_layout;
+            set
+            {
+                if (value != TileLayout.Shared && value != TileLayout.PerPosition)
+                    throw new ArgumentOutOfRangeException(nameof(TileLayout), value, "not a TileLayout value");
+                _o.tile_layout = (uint)value;
+            }
+        }
+
         private static uint Positive(int value, string name)
         {
             if (value <= 0) throw new ArgumentOutOfRangeException(name, value, "must be > 0");

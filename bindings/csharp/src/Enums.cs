@@ -51,6 +51,16 @@ namespace NexVitad
         Rotate90 = 4,
     }
 
+    /// <summary>Where a tiled bank keeps its normal features (nexvitad_tile_layout, C ABI revision 3).</summary>
+    public enum TileLayout
+    {
+        /// <summary>One bank for the tiles of every position (textures, webs, surfaces); the default.</summary>
+        Shared = 0,
+        /// <summary>One bank per tile position (aligned objects): built from images of one size, it
+        /// scores only images of that size.</summary>
+        PerPosition = 1,
+    }
+
     /// <summary>Log message levels (nexvitad_log_level).</summary>
     public enum LogLevel
     {

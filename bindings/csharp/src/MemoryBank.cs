@@ -123,6 +123,14 @@ namespace NexVitad
             Converged = i.converged != 0;
             Iterations = (int)i.iterations;
             Seed = unchecked((long)i.seed);
+            Tile = (int)i.tile;
+            TileHeight = (int)i.tile_h;
+            TileOverlap = i.tile_overlap;
+            TileLayout = (TileLayout)i.tile_layout;
+            TileColumns = (int)i.tile_cols;
+            TileRows = (int)i.tile_rows;
+            ImageWidth = (int)i.image_width;
+            ImageHeight = (int)i.image_height;
         }
 
         /// <summary>How patches are matched.</summary>
@@ -159,5 +167,25 @@ namespace NexVitad
         public int Iterations { get; }
         /// <summary>Seed the bank was built with.</summary>
         public long Seed { get; }
+        /// <summary>Whether the bank was built with tiling (<see cref="Tile"/> &gt; 0).</summary>
+        public bool IsTiled => Tile != 0;
+        /// <summary>Tile width in image pixels; 0 = a whole-image bank (no tiling).</summary>
+        public int Tile { get; }
+        /// <summary>Tile height in image pixels (follows the encoder input's aspect ratio); 0 without tiling.</summary>
+        public int TileHeight { get; }
+        /// <summary>Share of a tile that overlaps its neighbour; 0 without tiling.</summary>
+        public float TileOverlap { get; }
+        /// <summary>Shared or per-position tile banks (Shared without tiling).</summary>
+        public TileLayout TileLayout { get; }
+        /// <summary><see cref="NexVitad.TileLayout.PerPosition"/>: tile columns; 0 for other banks.</summary>
+        public int TileColumns { get; }
+        /// <summary><see cref="NexVitad.TileLayout.PerPosition"/>: tile rows; 0 for other banks.</summary>
+        public int TileRows { get; }
+        /// <summary><see cref="NexVitad.TileLayout.PerPosition"/>: the one image width the bank scores; 0 for
+        /// other banks, which score any size.</summary>
+        public int ImageWidth { get; }
+        /// <summary><see cref="NexVitad.TileLayout.PerPosition"/>: the one image height the bank scores; 0 for
+        /// other banks.</summary>
+        public int ImageHeight { get; }
     }
 }

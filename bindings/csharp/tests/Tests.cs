@@ -101,6 +101,8 @@ namespace NexVitad.Tests
         public readonly int Width;
         public readonly int Height;
         public readonly Dictionary<string, string> Expected;
+        /// <summary>expected_tiled.json: the same image scored with tiled.bank.</summary>
+        public readonly Dictionary<string, string> ExpectedTiled;
 
         public Fixture(string modelDir, string dir)
         {
@@ -109,12 +111,16 @@ namespace NexVitad.Tests
             Expected = ParseFlatJson(File.ReadAllText(Path.Combine(dir, "expected.json")));
             Width = int.Parse(Expected["width"], CultureInfo.InvariantCulture);
             Height = int.Parse(Expected["height"], CultureInfo.InvariantCulture);
+            ExpectedTiled = ParseFlatJson(File.ReadAllText(Path.Combine(dir, "expected_tiled.json")));
             Rgb = File.ReadAllBytes(Path.Combine(dir, "image.rgb"));
             if (Expected["format"] != "rgb8" || Rgb.Length != Width * Height * 3)
                 throw new InvalidDataException("image.rgb is not the " + Width + "x" + Height + " rgb8 image expected.json describes");
         }
 
         public string BankPath => Path.Combine(Dir, "tiny.bank");
+
+        /// <summary>48 px tiles at overlap 0.25, one shared bank (expected_tiled.json).</summary>
+        public string TiledBankPath => Path.Combine(Dir, "tiled.bank");
 
         /// <summary>Reads a one-level JSON object of strings, numbers and booleans (all expected.json is).</summary>
         public static Dictionary<string, string> ParseFlatJson(string text)
@@ -519,6 +525,123 @@ namespace NexVitad.Tests
                 Assert.True(e.Message.Length > 0, "mismatch has a message");
                 Assert.Status(Status.Mismatch, () => m2.Score(B, F.Image), "scoring with another model's bank");
             }
+        }
+
+        // ---- tiled banks (C ABI revision 3) -----------------------------------------------------
+
+        /// <summary>Checks a score of the fixture image against expected.json or expected_tiled.json.</summary>
+        private static void AssertFixture(Dictionary<string, string> expected, ScoreResult r, string what)
+        {
+            Assert.Equal(expected["image_score_bits"], Fixture.Bits(r.ImageScore).ToString("x8"), what + ": image_score bits");
+            Assert.Equal(expected["image_threshold_bits"], Fixture.Bits(r.ImageThreshold).ToString("x8"), what + ": image_threshold bits");
+            Assert.Equal(bool.Parse(expected["is_anomalous"]), r.IsAnomalous, what + ": is_anomalous");
+            Assert.Equal(F.Width, r.Width, what + ": map width");
+            Assert.Equal(F.Height, r.Height, what + ": map height");
+            Assert.Equal(int.Parse(expected["map_len"], CultureInfo.InvariantCulture), r.Map.Length, what + ": map length");
+            Assert.Equal(expected["map_sha256"], Fixture.Sha256(r.Map), what + ": map SHA-256");
+        }
+
+        private static void Test_TiledFixtureBitExact()
+        {
+            Assert.True(Library.AbiRevision >= 3, "ABI revision 3: tiled banks");
+            using (MemoryBank tiled = M.LoadBank(F.TiledBankPath))
+            {
+                BankInfo info = tiled.Info;
+                Assert.True(info.IsTiled, "tiled.bank is tiled");
+                Assert.Equal(48, info.Tile, "tile");
+                Assert.Equal(48, info.TileHeight, "tile height (a square encoder input)");
+                Assert.Equal(0.25f, info.TileOverlap, "tile overlap");
+                Assert.Equal(TileLayout.Shared, info.TileLayout, "layout");
+                Assert.Equal(0, info.TileColumns + info.TileRows + info.ImageWidth + info.ImageHeight, "a shared bank has no fixed size");
+                Assert.Equal(8, info.K, "K");
+                Assert.Equal(3, info.Shots, "shots");
+                using (ScoreResult r = M.Score(tiled, F.Image)) AssertFixture(F.ExpectedTiled, r, "tiled.bank");
+                using (ScoreResult r = tiled.Score(F.Image)) AssertFixture(F.ExpectedTiled, r, "tiled.bank alone");
+                string copy = Path.Combine(Temp, "tiled-copy.bank");
+                tiled.Save(copy);
+                using (MemoryBank again = M.LoadBank(copy))
+                using (ScoreResult r = again.Score(F.Image))
+                    AssertFixture(F.ExpectedTiled, r, "tiled.bank saved and loaded");
+            }
+            BankInfo whole = B.Info;
+            Assert.True(!whole.IsTiled && whole.TileHeight == 0 && whole.TileOverlap == 0f && whole.TileLayout == TileLayout.Shared &&
+                whole.TileColumns == 0 && whole.TileRows == 0 && whole.ImageWidth == 0 && whole.ImageHeight == 0,
+                "tiny.bank (whole-image) reports no tiling");
+            using (ScoreResult r = M.Score(B, F.Image)) AssertFixture(F.Expected, r, "tiny.bank");
+        }
+
+        private static void Test_TiledBanksBuildSaveLoad()
+        {
+            // Shared: any image size (the good images are 80x64 and 64x64 crops).
+            var shared = new BankOptions { K = 8, MaxIterations = 5, Tile = 48, TileOverlap = 0.25f };
+            string path = Path.Combine(Temp, "shared-tiles.bank");
+            Outcome built;
+            using (MemoryBank bank = M.BuildBank(F.GoodImages(), shared))
+            {
+                BankInfo info = bank.Info;
+                Assert.True(info.IsTiled && info.Tile == 48 && info.TileHeight == 48 && info.TileOverlap == 0.25f &&
+                    info.TileLayout == TileLayout.Shared, "shared tile bank info");
+                Assert.Equal(0, info.TileColumns + info.ImageWidth, "no fixed size");
+                Assert.Equal(4, info.Shots, "shots");
+                using (ScoreResult r = M.Score(bank, F.Image)) built = Outcome.Of(r);
+                bank.Save(path);
+            }
+            using (MemoryBank loaded = M.LoadBank(path))
+            {
+                Assert.Equal(48, loaded.Info.Tile, "loaded tile");
+                using (ScoreResult r = loaded.Score(F.Image)) Assert.Equal(built, Outcome.Of(r), "loaded shared tile bank scores as built");
+                NexVitadException small = Assert.Status(Status.InvalidArgument,
+                    () => loaded.Score(new ImageBuffer(F.Crop(0, 0, 40, 40), 40, 40, PixelFormat.Rgb8)), "image smaller than a tile");
+                Assert.True(small.Message.Contains("tile 48x48 is larger than the 40x40 image"), "message: " + small.Message);
+            }
+
+            // Per-position: images of one size (the three 80x64 crops), and only that size scores.
+            var perPosition = new BankOptions { K = 8, MaxIterations = 5, Tile = 48, TileLayout = TileLayout.PerPosition };
+            path = Path.Combine(Temp, "per-position-tiles.bank");
+            using (MemoryBank bank = M.BuildBank(F.GoodImages().Take(3), perPosition))
+            {
+                BankInfo info = bank.Info;
+                Assert.Equal(TileLayout.PerPosition, info.TileLayout, "layout");
+                Assert.Equal(2, info.TileColumns, "columns (80 px in 48 px tiles)");
+                Assert.Equal(2, info.TileRows, "rows (64 px in 48 px tiles)");
+                Assert.Equal(80, info.ImageWidth, "image width");
+                Assert.Equal(64, info.ImageHeight, "image height");
+                Assert.Equal(4L * 8, info.Vectors, "one bank of K = 8 per position");
+                using (ScoreResult r = bank.Score(new ImageBuffer(F.Crop(8, 4, 80, 64), 80, 64, PixelFormat.Rgb8))) built = Outcome.Of(r);
+                NexVitadException e = Assert.Status(Status.InvalidArgument, () => M.Score(bank, F.Image), "per-position bank, another size");
+                Assert.True(e.Message.Contains("one bank per tile position of 80x64 images"), "message: " + e.Message);
+                Assert.Status(Status.InvalidArgument, () => M.ScoreBatch(bank, new[] { new ImageBuffer(F.Crop(0, 0, 80, 64), 80, 64, PixelFormat.Rgb8), F.Image }),
+                    "per-position bank, another size in a batch");
+                bank.Save(path);
+            }
+            using (MemoryBank loaded = M.LoadBank(path))
+            {
+                Assert.Equal(80, loaded.Info.ImageWidth, "loaded image width");
+                using (ScoreResult r = loaded.Score(new ImageBuffer(F.Crop(8, 4, 80, 64), 80, 64, PixelFormat.Rgb8)))
+                    Assert.Equal(built, Outcome.Of(r), "loaded per-position bank scores as built");
+            }
+        }
+
+        private static void Test_TileOptionsFollowCRules()
+        {
+            var d = new BankOptions();
+            Assert.True(d.Tile == 0 && d.TileOverlap == 0f && d.TileLayout == TileLayout.Shared, "tiling off by default");
+            foreach (float bad in new[] { 1f, 1.5f, -0.01f, float.NaN, float.PositiveInfinity })
+                Assert.Throws<ArgumentOutOfRangeException>(() => new BankOptions { TileOverlap = bad }, "TileOverlap " + bad);
+            Assert.Throws<ArgumentOutOfRangeException>(() => new BankOptions { Tile = -1 }, "negative Tile");
+            Assert.Throws<ArgumentOutOfRangeException>(() => new BankOptions { TileLayout = (TileLayout)7 }, "TileLayout 7");
+            var edge = new BankOptions { TileOverlap = 0.999f, Tile = 0 };
+            Assert.Equal(0.999f, edge.TileOverlap, "overlap just below 1 is accepted");
+
+            // What only the library can tell: the images' sizes.
+            var images = F.GoodImages();
+            NexVitadException e = Assert.Status(Status.InvalidArgument, () => M.BuildBank(images, new BankOptions { Tile = 224 }), "tile larger than the images");
+            Assert.True(e.Message.Contains("tile 224x224 is larger than the 80x64 image"), "message: " + e.Message);
+            e = Assert.Status(Status.InvalidArgument, () => M.BuildBank(images, new BankOptions { Tile = 48, TileLayout = TileLayout.PerPosition }),
+                "per-position from mixed sizes");
+            Assert.True(e.Message.Contains("needs images of one size"), "message: " + e.Message);
+            e = Assert.Status(Status.LimitExceeded, () => M.BuildBank(images, new BankOptions { Tile = 2, TileOverlap = 0.9f }), "too many tiles");
+            Assert.True(e.Message.Contains("MAX_TILES"), "message: " + e.Message);
         }
 
         // ---- bad input -----------------------------------------------------------------------

@@ -23,7 +23,9 @@ int main(void) {
     F(nexvitad_bank_options, image_score_mode) F(nexvitad_bank_options, image_score_top_fraction)
     F(nexvitad_bank_options, augment) F(nexvitad_bank_options, target_fpr)
     F(nexvitad_bank_options, batch_size) F(nexvitad_bank_options, seed)
-    F(nexvitad_bank_options, max_vectors)
+    F(nexvitad_bank_options, max_vectors) F(nexvitad_bank_options, tile)
+    F(nexvitad_bank_options, tile_overlap) F(nexvitad_bank_options, tile_layout)
+    F(nexvitad_bank_options, reserved1)
 
     S(nexvitad_image)
     F(nexvitad_image, data) F(nexvitad_image, width) F(nexvitad_image, height)
@@ -37,7 +39,11 @@ int main(void) {
     F(nexvitad_bank_info, target_fpr) F(nexvitad_bank_info, image_score_mode)
     F(nexvitad_bank_info, image_score_top_fraction) F(nexvitad_bank_info, augment)
     F(nexvitad_bank_info, converged) F(nexvitad_bank_info, iterations)
-    F(nexvitad_bank_info, reserved0) F(nexvitad_bank_info, seed)
+    F(nexvitad_bank_info, reserved0) F(nexvitad_bank_info, seed) F(nexvitad_bank_info, tile)
+    F(nexvitad_bank_info, tile_h) F(nexvitad_bank_info, tile_overlap)
+    F(nexvitad_bank_info, tile_layout) F(nexvitad_bank_info, tile_cols)
+    F(nexvitad_bank_info, tile_rows) F(nexvitad_bank_info, image_width)
+    F(nexvitad_bank_info, image_height)
 
     S(nexvitad_result)
     F(nexvitad_result, struct_size) F(nexvitad_result, image_score)

@@ -46,6 +46,11 @@ namespace NexVitad.Native
         public uint batch_size;
         public ulong seed;
         public ulong max_vectors;
+        // Revision 3 (tiled banks).
+        public uint tile;
+        public float tile_overlap;
+        public uint tile_layout;
+        public uint reserved1;
     }
 
     /// <summary>nexvitad_image: a borrowed view of caller pixels (not versioned).</summary>
@@ -82,6 +87,15 @@ namespace NexVitad.Native
         public uint iterations;
         public uint reserved0;
         public ulong seed;
+        // Revision 3 (tiled banks).
+        public uint tile;
+        public uint tile_h;
+        public float tile_overlap;
+        public uint tile_layout;
+        public uint tile_cols;
+        public uint tile_rows;
+        public uint image_width;
+        public uint image_height;
     }
 
     /// <summary>nexvitad_result: the outcome of scoring one image.</summary>
@@ -196,8 +210,10 @@ namespace NexVitad.Native
         /// <summary>The C ABI version this binding was written against (NEXVITAD_ABI_VERSION).</summary>
         public const uint AbiVersion = 1;
 
-        /// <summary>The ABI revision (additions) this binding uses (NEXVITAD_ABI_REVISION; 1 = training).</summary>
-        public const uint AbiRevision = 1;
+        /// <summary>The ABI revision (additions) this binding uses (NEXVITAD_ABI_REVISION; 1 = training,
+        /// 2 = a NULL model in nexvitad_score, 3 = tiled banks: the larger nexvitad_bank_options and
+        /// nexvitad_bank_info, which older libraries refuse).</summary>
+        public const uint AbiRevision = 3;
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern IntPtr nexvitad_version();
