@@ -46,12 +46,40 @@ const (
 	AugmentRot90 Augment = C.NEXVITAD_AUGMENT_ROT90 // needs a square encoder input
 )
 
+// TileLayout says where a tiled bank keeps its normal features (nexvitad_tile_layout,
+// C ABI revision 3).
+type TileLayout uint32
+
+// The tile layouts of the C API. (nexvitad.h names the type but declares no constants
+// for it; these are its documented values, NEXVITAD_TILE_SHARED and
+// NEXVITAD_TILE_PER_POSITION.)
+const (
+	// TileShared keeps one bank for the tiles of every position (textures, webs,
+	// surfaces); the default.
+	TileShared TileLayout = 0
+	// TilePerPosition keeps one bank per tile position (aligned objects). It is built from
+	// images of one size and scores only images of that size; others give an error
+	// matching ErrInvalidArgument.
+	TilePerPosition TileLayout = 1
+)
+
+// String returns "shared" or "per_position" (the names the CLI reads).
+func (l TileLayout) String() string {
+	switch l {
+	case TileShared:
+		return "shared"
+	case TilePerPosition:
+		return "per_position"
+	}
+	return fmt.Sprintf("TileLayout(%d)", uint32(l))
+}
+
 // Stage is the phase of a bank build reported to BankOptions.Progress.
 type Stage int
 
 // The build stages.
 const (
-	StageEncode    Stage = C.NEXVITAD_STAGE_ENCODE    // Total = number of images
+	StageEncode    Stage = C.NEXVITAD_STAGE_ENCODE    // Total = number of images (of tiles for a tiled bank)
 	StageCluster   Stage = C.NEXVITAD_STAGE_CLUSTER   // Total = the iteration cap
 	StageCalibrate Stage = C.NEXVITAD_STAGE_CALIBRATE // Total = number of images
 )
@@ -93,6 +121,18 @@ type BankOptions struct {
 	Seed uint64
 	// MaxVectors caps the bank vectors (images x copies x patches); 0 = 4 Mi.
 	MaxVectors uint64
+	// Tile switches tiling on (C ABI revision 3): the image pixels one encoder input
+	// covers along its width (the tile's height follows the encoder input's aspect
+	// ratio), e.g. 224 on a 224 model for native resolution. 0 = off, the default: each
+	// image is resized whole. A tile larger than an image is refused (ErrInvalidArgument),
+	// so are more than 4096 tiles per image (ErrLimitExceeded).
+	Tile uint32
+	// TileOverlap is the share of a tile that overlaps its neighbour, in [0, 1); 0 = none.
+	// Ignored without tiling.
+	TileOverlap float32
+	// TileLayout chooses one bank for all tiles (TileShared, the zero value) or one per
+	// tile position (TilePerPosition). Ignored without tiling.
+	TileLayout TileLayout
 	// Progress, if set, is called on the building goroutine after each batch or
 	// iteration. It must not call Close on the model; to stop the build, cancel the
 	// context given to BuildBank.
@@ -128,6 +168,9 @@ func (o *BankOptions) toC(co *C.nexvitad_bank_options) error {
 	if o.MaxVectors != 0 {
 		co.max_vectors = C.uint64_t(o.MaxVectors)
 	}
+	co.tile = C.uint32_t(o.Tile)
+	co.tile_overlap = C.float(o.TileOverlap)
+	co.tile_layout = C.uint32_t(o.TileLayout)
 	for _, f := range []struct {
 		name string
 		v    int
@@ -291,7 +334,19 @@ type BankInfo struct {
 	Converged      bool // Sinkhorn K-means converged within MaxIters
 	Iterations     int  // Sinkhorn K-means iterations run
 	Seed           uint64
+	// Tile and TileH are the tile's width and height in image pixels; 0 for a whole-image
+	// bank (no tiling).
+	Tile, TileH int
+	TileOverlap float32    // 0 without tiling
+	TileLayout  TileLayout // TileShared without tiling
+	// TileCols and TileRows, and ImageW × ImageH, the one image size the bank scores, are
+	// set for TilePerPosition banks only; 0 for others, which score any size.
+	TileCols, TileRows int
+	ImageW, ImageH     int
 }
+
+// Tiled reports whether the bank was built with tiling.
+func (i BankInfo) Tiled() bool { return i.Tile != 0 }
 
 // Info describes the bank: scorer, sizes, sigma, thresholds, build settings.
 func (b *Bank) Info() (BankInfo, error) {
@@ -329,6 +384,14 @@ func (b *Bank) Info() (BankInfo, error) {
 		Converged:      ci.converged != 0,
 		Iterations:     int(ci.iterations),
 		Seed:           uint64(ci.seed),
+		Tile:           int(ci.tile),
+		TileH:          int(ci.tile_h),
+		TileOverlap:    float32(ci.tile_overlap),
+		TileLayout:     TileLayout(ci.tile_layout),
+		TileCols:       int(ci.tile_cols),
+		TileRows:       int(ci.tile_rows),
+		ImageW:         int(ci.image_width),
+		ImageH:         int(ci.image_height),
 	}, nil
 }
 

@@ -39,7 +39,13 @@ type expected struct {
 
 func readExpected(t *testing.T) expected {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(fixtureDir, "expected.json"))
+	return readExpectedFile(t, "expected.json")
+}
+
+// readExpectedFile reads expected.json (tiny.bank) or expected_tiled.json (tiled.bank).
+func readExpectedFile(t *testing.T, name string) expected {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(fixtureDir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +54,7 @@ func readExpected(t *testing.T) expected {
 		t.Fatal(err)
 	}
 	if e.Format != "rgb8" {
-		t.Fatalf("expected.json format %q, this test reads rgb8", e.Format)
+		t.Fatalf("%s format %q, this test reads rgb8", name, e.Format)
 	}
 	return e
 }

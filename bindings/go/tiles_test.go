@@ -1,0 +1,218 @@
+package nexvitad_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	nexvitad "github.com/nexvitad/nexvitad/bindings/go"
+)
+
+// checkFixture fails unless res is the Rust API's score of image.rgb recorded in exp.
+func checkFixture(t *testing.T, what string, exp expected, res *nexvitad.Result) {
+	t.Helper()
+	if got := fmt.Sprintf("%08x", math.Float32bits(res.Score)); got != exp.ImageScoreBits {
+		t.Errorf("%s: image_score bits %s (%v), want %s", what, got, res.Score, exp.ImageScoreBits)
+	}
+	if got := fmt.Sprintf("%08x", math.Float32bits(res.Threshold)); got != exp.ImageThresholdBits {
+		t.Errorf("%s: image_threshold bits %s, want %s", what, got, exp.ImageThresholdBits)
+	}
+	if res.Anomalous != exp.IsAnomalous {
+		t.Errorf("%s: anomalous %v, want %v", what, res.Anomalous, exp.IsAnomalous)
+	}
+	if res.Width != exp.Width || res.Height != exp.Height || len(res.Map) != exp.MapLen {
+		t.Errorf("%s: map %dx%d (%d values), want %dx%d (%d)", what, res.Width, res.Height, len(res.Map), exp.Width, exp.Height, exp.MapLen)
+	}
+	if got := mapSHA256(res.Map); got != exp.MapSHA256 {
+		t.Errorf("%s: map sha256 %s, want %s", what, got, exp.MapSHA256)
+	}
+}
+
+// wantMessage fails unless err's message contains want.
+func wantMessage(t *testing.T, what string, err error, want string) {
+	t.Helper()
+	var e *nexvitad.Error
+	if !errors.As(err, &e) || !strings.Contains(e.Message, want) {
+		t.Errorf("%s: error %v does not say %q", what, err, want)
+	}
+}
+
+// TestTiledFixture scores the shared fixture image with tiled.bank (48 px tiles at
+// overlap 0.25, one shared bank) and checks the Rust API's result to the last bit.
+func TestTiledFixture(t *testing.T) {
+	exp := readExpectedFile(t, "expected_tiled.json")
+	m := openTiny(t)
+	b, err := m.LoadBank(filepath.Join(fixtureDir, "tiled.bank"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	info, err := b.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Tiled() || info.Tile != 48 || info.TileH != 48 || info.TileOverlap != 0.25 || info.TileLayout != nexvitad.TileShared ||
+		info.TileCols != 0 || info.TileRows != 0 || info.ImageW != 0 || info.ImageH != 0 || info.K != 8 || info.Shots != 3 {
+		t.Errorf("tiled.bank info %+v: want 48x48 tiles at overlap 0.25, shared, K 8, 3 shots", info)
+	}
+	pix, w, h := fixtureImage(t)
+	res, err := m.ScoreRaw(b, pix, w, h, 0, nexvitad.RGB8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFixture(t, "tiled.bank", exp, res)
+	alone, err := b.ScoreRawImage(nexvitad.RawImage{Pix: pix, Width: w, Height: h, Format: nexvitad.RGB8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFixture(t, "tiled.bank with its own model", exp, alone)
+
+	// Saved again and loaded back: the same bits.
+	copyPath := filepath.Join(t.TempDir(), "tiled-copy.bank")
+	if err := b.Save(copyPath); err != nil {
+		t.Fatal(err)
+	}
+	again, err := m.LoadBank(copyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	res, err = m.ScoreRaw(again, pix, w, h, 0, nexvitad.RGB8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFixture(t, "tiled.bank saved and loaded", exp, res)
+
+	// The whole-image fixture bank reports no tiling.
+	whole, err := loadFixtureBank(t, m).Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if whole.Tiled() || whole.TileH != 0 || whole.TileOverlap != 0 || whole.TileLayout != nexvitad.TileShared ||
+		whole.TileCols != 0 || whole.TileRows != 0 || whole.ImageW != 0 || whole.ImageH != 0 {
+		t.Errorf("tiny.bank info %+v reports a tiling", whole)
+	}
+}
+
+func TestTiledBanks(t *testing.T) {
+	m := openTiny(t)
+	ctx := context.Background()
+	imgs := []image.Image{texture(1, 96, 72), texture(2, 96, 72), texture(3, 96, 72)}
+	probe := texture(9, 96, 72)
+
+	// Shared: 96x72 in 48 px tiles at overlap 0.25 is 3 x 2 tiles per image.
+	opts := fastBank()
+	opts.Tile, opts.TileOverlap = 48, 0.25
+	encodeTotal := 0
+	opts.Progress = func(p nexvitad.Progress) {
+		if p.Stage == nexvitad.StageEncode {
+			encodeTotal = p.Total
+		}
+	}
+	shared, err := m.BuildBank(ctx, imgs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	if encodeTotal != 3*6 {
+		t.Errorf("encode progress total %d, want %d tiles", encodeTotal, 3*6)
+	}
+	info, err := shared.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Tile != 48 || info.TileH != 48 || info.TileOverlap != 0.25 || info.TileLayout != nexvitad.TileShared || info.ImageW != 0 || info.Vectors != 8 {
+		t.Errorf("shared tile bank info %+v", info)
+	}
+	if res, err := m.Score(shared, texture(4, 80, 64)); err != nil || res.Width != 80 || res.Height != 64 {
+		t.Errorf("a shared tile bank scores any size: %v", err)
+	}
+	_, err = m.Score(shared, texture(4, 40, 40))
+	wantStatus(t, "image smaller than a tile", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+	wantMessage(t, "image smaller than a tile", err, "tile 48x48 is larger than the 40x40 image")
+
+	// Per-position: 2 x 2 positions, and only 96x72 images score.
+	opts = fastBank()
+	opts.Tile, opts.TileLayout = 48, nexvitad.TilePerPosition
+	perPos, err := m.BuildBank(ctx, imgs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer perPos.Close()
+	info, err = perPos.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.TileLayout != nexvitad.TilePerPosition || info.TileCols != 2 || info.TileRows != 2 || info.ImageW != 96 || info.ImageH != 72 || info.Vectors != 4*8 {
+		t.Errorf("per-position bank info %+v: want 2x2 positions of 96x72 images, 32 vectors", info)
+	}
+	_, err = m.Score(perPos, texture(5, 80, 64))
+	wantStatus(t, "per-position bank, another size", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+	wantMessage(t, "per-position bank, another size", err, "one bank per tile position of 96x72 images")
+	_, err = perPos.Score(texture(5, 80, 64))
+	wantStatus(t, "per-position bank alone, another size", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+	_, err = m.ScoreBatch(perPos, []image.Image{probe, texture(5, 96, 64)})
+	wantStatus(t, "per-position bank, another size in a batch", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+
+	// Both save and load with their tiling and score identically.
+	for name, b := range map[string]*nexvitad.Bank{"shared": shared, "per_position": perPos} {
+		path := filepath.Join(t.TempDir(), name+".bank")
+		if err := b.Save(path); err != nil {
+			t.Fatal(err)
+		}
+		loaded, err := m.LoadBank(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		li, err1 := loaded.Info()
+		bi, err2 := b.Info()
+		if err1 != nil || err2 != nil || li != bi {
+			t.Errorf("%s: loaded info %+v, saved %+v (%v, %v)", name, li, bi, err1, err2)
+		}
+		want, err1 := m.Score(b, probe)
+		got, err2 := m.Score(loaded, probe)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%s: %v, %v", name, err1, err2)
+		}
+		sameResult(t, name+" tile bank saved and loaded", want, got)
+		loaded.Close()
+	}
+}
+
+func TestTileOptionErrors(t *testing.T) {
+	m := openTiny(t)
+	ctx := context.Background()
+	imgs := []image.Image{texture(1, 96, 72), texture(2, 96, 72)}
+	for _, c := range []struct {
+		what   string
+		opts   nexvitad.BankOptions
+		images []image.Image
+		status nexvitad.Status
+		is     error
+		msg    string
+	}{
+		{"overlap 1", nexvitad.BankOptions{Tile: 48, TileOverlap: 1}, imgs, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument, "options->tile_overlap 1 must be in [0, 1)"},
+		{"overlap NaN", nexvitad.BankOptions{Tile: 48, TileOverlap: float32(math.NaN())}, imgs, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument, "must be in [0, 1)"},
+		{"layout 7", nexvitad.BankOptions{Tile: 48, TileLayout: 7}, imgs, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument, "options->tile_layout 7 is not a nexvitad_tile_layout"},
+		{"tile larger than the images", nexvitad.BankOptions{Tile: 224}, imgs, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument, "tile 224x224 is larger than the 96x72 image"},
+		{"too many tiles", nexvitad.BankOptions{Tile: 2, TileOverlap: 0.9}, imgs, nexvitad.StatusLimitExceeded, nexvitad.ErrLimitExceeded, "MAX_TILES"},
+		{"per-position from two sizes", nexvitad.BankOptions{Tile: 48, TileLayout: nexvitad.TilePerPosition},
+			[]image.Image{texture(1, 96, 72), texture(2, 80, 64)}, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument, "needs images of one size"},
+	} {
+		b, err := m.BuildBank(ctx, c.images, &c.opts)
+		if b != nil {
+			t.Errorf("%s: a bank came back", c.what)
+			b.Close()
+		}
+		wantStatus(t, c.what, err, c.status, c.is)
+		wantMessage(t, c.what, err, c.msg)
+	}
+	if nexvitad.TileShared.String() != "shared" || nexvitad.TilePerPosition.String() != "per_position" {
+		t.Errorf("TileLayout names %q, %q", nexvitad.TileShared, nexvitad.TilePerPosition)
+	}
+}
