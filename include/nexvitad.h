@@ -33,11 +33,11 @@
  * model must have the bank's fingerprint (its own model, or the same folder opened again,
  * e.g. with other options), else NEXVITAD_MISMATCH. Handles may be freed in any order.
  *
- * Option structs: the "use the default" rule. In nexvitad_options, nexvitad_bank_options
- * and nexvitad_train_options, 0 (or NULL) means the default, except in the fields marked *
- * where 0 is a real setting: there any negative value means the default (in a uint32_t
- * field, a negative int stored in it, e.g. -1, i.e. any value >= 0x80000000). NaN is never
- * a default: it is NEXVITAD_INVALID_ARGUMENT. The one field without a "use the default"
+ * Option structs: the "use the default" rule. In nexvitad_options, nexvitad_bank_options,
+ * nexvitad_score_options and nexvitad_train_options, 0 (or NULL) means the default, except
+ * in the fields marked * where 0 is a real setting: there any negative value means the
+ * default (in a uint32_t field, a negative int stored in it, e.g. -1, i.e. any value
+ * >= 0x80000000). NaN is never a default: it is NEXVITAD_INVALID_ARGUMENT. The one field without a "use the default"
  * value is nexvitad_train_options.checkpoint_every (every value is a real setting). The
  * *_options_default() functions write the values of the "writes" column; every one of them
  * is the default (or means it), so both ways give the same result.
@@ -70,6 +70,10 @@
  *       tile_overlap                0 (no overlap)              0                 0
  *       tile_layout                 NEXVITAD_TILE_SHARED        0                 0
  *       reserved1                   (must be 0)                 -                 0
+ *     nexvitad_score_options
+ *     * image_threshold             the bank's (0 is real)      negative          -1
+ *     * pixel_threshold             the bank's (0 is real)      negative          -1
+ *       min_region_area             1 (every region)            0                 0
  *     nexvitad_train_options
  *       epochs                      4                           0                 4
  *       batch                       8                           0                 8
@@ -172,6 +176,9 @@
  *   3: tiled banks: nexvitad_bank_options grows `tile`, `tile_overlap`, `tile_layout`
  *      (nexvitad_tile_layout), nexvitad_bank_info grows the tiling it was built with. A
  *      tiled bank file is format version 2, which older libraries refuse.
+ *      Inspection outputs: nexvitad_score_with_options() (per-call thresholds, defect
+ *      regions into a caller array), nexvitad_score_options(_default), nexvitad_region;
+ *      nexvitad_result grows `threshold_flags` and `region_count`.
  */
 #define NEXVITAD_ABI_REVISION 3
 
@@ -434,6 +441,57 @@ enum nexvitad_train_phase
 typedef enum nexvitad_train_phase nexvitad_train_phase;
 #else
 typedef uint32_t nexvitad_train_phase;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Where a tiled bank keeps its normal features (nexvitad_bank_options.tile_layout).
+ */
+enum nexvitad_tile_layout
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * One bank for the tiles of every position (textures, webs, surfaces); default.
+     */
+    NEXVITAD_TILE_SHARED = 0,
+    /**
+     * One bank per tile position (aligned objects); scores only images of the size it
+     * was built from.
+     */
+    NEXVITAD_TILE_PER_POSITION = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum nexvitad_tile_layout nexvitad_tile_layout;
+#else
+typedef uint32_t nexvitad_tile_layout;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Bits of nexvitad_result.threshold_flags.
+ */
+enum nexvitad_threshold_source
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * `image_threshold` is the caller's (nexvitad_score_options.image_threshold).
+     */
+    NEXVITAD_IMAGE_THRESHOLD_FROM_CALLER = 1,
+    /**
+     * `pixel_threshold` is the caller's (nexvitad_score_options.pixel_threshold).
+     */
+    NEXVITAD_PIXEL_THRESHOLD_FROM_CALLER = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum nexvitad_threshold_source nexvitad_threshold_source;
+#else
+typedef uint32_t nexvitad_threshold_source;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -808,7 +866,89 @@ typedef struct nexvitad_result {
      * Seconds upsampling and smoothing the map.
      */
     double upsample_smooth_s;
+    /**
+     * Where the thresholds above came from (revision 3): OR of
+     * nexvitad_threshold_source bits; 0 = both are the bank's.
+     */
+    uint32_t threshold_flags;
+    /**
+     * Reserved, written as 0.
+     */
+    uint32_t reserved0;
+    /**
+     * Defect regions found (revision 3; nexvitad_score_with_options() with regions asked
+     * for), which may exceed the caller's array; 0 otherwise.
+     */
+    uint64_t region_count;
 } nexvitad_result;
+
+/**
+ * Per-call scoring choices (revision 3). Set `struct_size = sizeof(nexvitad_score_options)`
+ * and call nexvitad_score_options_default(), or follow the option table at the top.
+ */
+typedef struct nexvitad_score_options {
+    /**
+     * sizeof(nexvitad_score_options) as the caller compiled it.
+     */
+    size_t struct_size;
+    /**
+     * Decide at this image threshold instead of the bank's: finite, >= 0 (0 is a real
+     * setting); negative = the bank's. NaN is an error.
+     */
+    float image_threshold;
+    /**
+     * Draw defect regions at this pixel threshold instead of the bank's: finite, >= 0;
+     * negative = the bank's. NaN is an error.
+     */
+    float pixel_threshold;
+    /**
+     * Smallest defect region kept, in pixels; 0 = keep every region.
+     */
+    uint64_t min_region_area;
+} nexvitad_score_options;
+
+/**
+ * One defect region: a connected (8-neighbour) piece of the map above the pixel
+ * threshold (revision 3). Arrays of it are filled by nexvitad_score_with_options().
+ */
+typedef struct nexvitad_region {
+    /**
+     * Bounding box: left edge, in image pixels.
+     */
+    uint32_t x;
+    /**
+     * Bounding box: top edge.
+     */
+    uint32_t y;
+    /**
+     * Bounding box: width.
+     */
+    uint32_t width;
+    /**
+     * Bounding box: height.
+     */
+    uint32_t height;
+    /**
+     * Pixels in the region.
+     */
+    uint64_t area;
+    /**
+     * Centroid x (pixel centres; the top-left pixel's centre is 0.0).
+     */
+    float centroid_x;
+    /**
+     * Centroid y.
+     */
+    float centroid_y;
+    /**
+     * Highest map value in the region.
+     */
+    float peak;
+    /**
+     * Mean map value over the region.
+     */
+    float mean;
+} nexvitad_region;
 
 /**
  * How to train (nexvitad_train()). Set `struct_size = sizeof(nexvitad_train_options)`, then
@@ -1320,6 +1460,49 @@ nexvitad_status nexvitad_score_batch(const struct nexvitad_model *model,
                                      float *const *maps_out,
                                      const size_t *map_lens,
                                      struct nexvitad_result *results);
+
+/**
+ * Fills `options` with the defaults: the bank's image and pixel thresholds (-1), every
+ * region kept (min_region_area 0). Set `options->struct_size` first. (Revision 3.)
+ *
+ * Errors: NEXVITAD_INVALID_ARGUMENT (NULL `options`, bad struct_size).
+ */
+nexvitad_status nexvitad_score_options_default(struct nexvitad_score_options *options);
+
+/**
+ * Scores one image as nexvitad_score() does, with per-call thresholds and defect regions
+ * (revision 3; check `nexvitad_abi_revision() >= 3`).
+ *
+ * `options`: NULL for the defaults (the bank's thresholds), else a caller struct with
+ * `struct_size` set: a non-negative `image_threshold` decides at that threshold instead
+ * of the bank's, a non-negative `pixel_threshold` draws the regions there; the result's
+ * `threshold_flags` says which were the caller's and its thresholds are the ones used.
+ *
+ * Regions (connected pieces of the map above the pixel threshold, 8-neighbour, of at
+ * least `min_region_area` pixels, highest peak first) are found when `region_count` is
+ * not NULL: `*region_count` (and `out->region_count`) receive how many there are, and the
+ * first min(count, `regions_cap`) are written to `regions`, a caller array of
+ * `regions_cap` nexvitad_region. Like snprintf, a count above `regions_cap` is not an
+ * error: call again with a larger array, or pass `regions` = NULL with `regions_cap` = 0
+ * to ask only for the count. nexvitad_region never grows (a larger record would come with
+ * a new function), so no element size is passed. No memory crosses the boundary.
+ *
+ * `model`, `bank`, `image`, `map_out`, `map_len`, `out`, thread-safety: as nexvitad_score().
+ * Nothing is written unless the call succeeds.
+ *
+ * Errors: as nexvitad_score(), and NEXVITAD_INVALID_ARGUMENT for a NaN threshold, a bad
+ * `options->struct_size`, or `regions` NULL with `regions_cap` > 0.
+ */
+nexvitad_status nexvitad_score_with_options(const struct nexvitad_model *model,
+                                            const struct nexvitad_bank *bank,
+                                            const struct nexvitad_image *image,
+                                            const struct nexvitad_score_options *options,
+                                            float *map_out,
+                                            size_t map_len,
+                                            struct nexvitad_region *regions,
+                                            size_t regions_cap,
+                                            size_t *region_count,
+                                            struct nexvitad_result *out);
 
 /**
  * Fills `options` with the defaults of `nexvitad train`: 4 epochs, batch 8, lr 1e-3,

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["encoder"],
     &["fusion"],
     &["model"],
-    &["map"],
+    &["map", "regions"],
     &["bank"],
     &["score"],
     &["metrics", "data", "viz"],

@@ -80,9 +80,6 @@ impl Tiling {
         if self.tile == 0 {
             return Err(Error::invalid("tile must be > 0 pixels (or leave tiling off)"));
         }
-        if self.tile > 16384 {
-            return Err(Error::invalid(format!("tile {} is larger than any accepted image side (16384)", self.tile)));
-        }
         if !(self.overlap.is_finite() && (0.0..1.0).contains(&self.overlap)) {
             return Err(Error::invalid(format!("tile overlap {} must be in [0, 1)", self.overlap)));
         }

@@ -79,7 +79,7 @@ fn fit_score_and_eval_with_tiles() {
     for (args, want) in [
         (vec!["--tile", "96", "--tile-overlap", "1"], "tile overlap 1 must be in [0, 1)"),
         (vec!["--tile", "96", "--tile-bank", "grid"], "unknown tile bank layout 'grid'"),
-        (vec!["--tile", "400"], "image 0: tile 400x400 is larger than the 160x160 image"),
+        (vec!["--tile", "400"], "images[0]: tile 400x400 is larger than the 160x160 image"),
     ] {
         let out = nexvitad().args(["fit", "--images"]).arg(data.join("weave/train/good")).args(["--out"]).arg(t.path().join("x.bank")).args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

@@ -262,7 +262,7 @@ impl MemoryBank {
         if let Some(tiling) = opts.tiling {
             return tiles::build(model, images, &opts, &tiling, progress);
         }
-        let grids = encode_normals(model, images, &opts, progress)?;
+        let grids = encode_normals(model, images, "images", &opts, progress)?;
         let per_image: Vec<ArrayView2<f32>> = grids.iter().map(|g| g.data.view()).collect();
         let (gh, gw) = (grids[0].h, grids[0].w);
         let shots = images.len();
@@ -384,7 +384,7 @@ impl MemoryBank {
 
 /// Encodes the normal images (and their augmented copies) into bank feature grids, in
 /// batches. Grids come back in image order, copies after their originals.
-pub(crate) fn encode_normals(model: &Model, images: &[ImageView<'_>], opts: &BankOptions, progress: ProgressFn<'_>) -> Result<Vec<Grid>> {
+pub(crate) fn encode_normals(model: &Model, images: &[ImageView<'_>], unit: &str, opts: &BankOptions, progress: ProgressFn<'_>) -> Result<Vec<Grid>> {
     let per_image = 1 + copies(&opts.augment).len();
     let grid = {
         let m = model.manifest();
@@ -394,7 +394,7 @@ pub(crate) fn encode_normals(model: &Model, images: &[ImageView<'_>], opts: &Ban
     let total = images.len() * per_image * grid;
     if total > opts.max_vectors {
         return Err(Error::LimitExceeded(format!(
-            "{} images (or tiles) × {per_image} copies × {grid} patches = {total} bank vectors, above max_vectors {}",
+            "{} {unit} × {per_image} copies × {grid} patches = {total} bank vectors, above max_vectors {}",
             images.len(),
             opts.max_vectors
         )));

@@ -69,7 +69,7 @@ impl TileMeta {
         if let Some(p) = &self.positions {
             if (width, height) != (p.image_width, p.image_height) {
                 return Err(Error::invalid(format!(
-                    "this bank keeps one bank per tile position of {}x{} images; a {width}x{height} image cannot be scored with it (give {}x{} images, or build a shared tile bank)",
+                    "this bank keeps one bank per tile position of {}x{} images; an image of {width}x{height} cannot be scored with it (give {}x{} images, or build a shared tile bank)",
                     p.image_width, p.image_height, p.image_width, p.image_height
                 )));
             }
@@ -87,14 +87,14 @@ fn shot_grids(images: &[ImageView<'_>], tiling: &Tiling, tile_w: u32, tile_h: u3
         .map(|(i, im)| {
             if tiling.layout == TileLayout::PerPosition && (im.width(), im.height()) != first {
                 return Err(Error::invalid(format!(
-                    "a per_position tile bank needs images of one size: image 0 is {}x{}, image {i} is {}x{}",
+                    "a per_position tile bank needs images of one size: images[0] is {}x{}, images[{i}] is {}x{}",
                     first.0,
                     first.1,
                     im.width(),
                     im.height()
                 )));
             }
-            TileGrid::sized(im.width(), im.height(), tile_w, tile_h, tiling.overlap).map_err(|e| e.context(format!("image {i}")))
+            TileGrid::sized(im.width(), im.height(), tile_w, tile_h, tiling.overlap).map_err(|e| e.context(format!("images[{i}]")))
         })
         .collect()
 }
@@ -108,7 +108,7 @@ pub(crate) fn build(model: &Model, images: &[ImageView<'_>], opts: &BankOptions,
     for (g, im) in grids.iter().zip(images) {
         views.extend(g.views(im)?);
     }
-    let feats = encode_normals(model, &views, opts, progress)?;
+    let feats = encode_normals(model, &views, "tiles", opts, progress)?;
     let parts = match tiling.layout {
         TileLayout::Shared => 1,
         TileLayout::PerPosition => grids[0].len(),
@@ -269,7 +269,7 @@ pub(crate) fn tiled_maps(
     let grids: Vec<TileGrid> = images
         .iter()
         .enumerate()
-        .map(|(i, im)| tm.grid(im.width(), im.height()).map_err(|e| if images.len() > 1 { e.context(format!("image {i}")) } else { e }))
+        .map(|(i, im)| tm.grid(im.width(), im.height()).map_err(|e| if images.len() > 1 { e.context(format!("images[{i}]")) } else { e }))
         .collect::<Result<_>>()?;
     let mut views = Vec::new();
     let mut part = Vec::new();

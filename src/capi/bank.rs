@@ -97,6 +97,9 @@ fn to_bank_options(o: &nexvitad_bank_options) -> Result<BankOptions> {
         v => usize::try_from(v)
             .map_err(|_| Error::invalid(format!("options->max_vectors {v} does not fit this machine's size_t")))?,
     };
+    if o.tile_overlap.is_nan() {
+        return Err(Error::invalid("options->tile_overlap is NaN"));
+    }
     let tiling = match o.tile {
         0 => None,
         tile => {

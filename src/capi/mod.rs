@@ -50,6 +50,9 @@ pub const NEXVITAD_ABI_VERSION: u32 = 1;
 ///   3: tiled banks: nexvitad_bank_options grows `tile`, `tile_overlap`, `tile_layout`
 ///      (nexvitad_tile_layout), nexvitad_bank_info grows the tiling it was built with. A
 ///      tiled bank file is format version 2, which older libraries refuse.
+///      Inspection outputs: nexvitad_score_with_options() (per-call thresholds, defect
+///      regions into a caller array), nexvitad_score_options(_default), nexvitad_region;
+///      nexvitad_result grows `threshold_flags` and `region_count`.
 pub const NEXVITAD_ABI_REVISION: u32 = 3;
 
 /// The library version, e.g. "0.1.0". Static storage; never NULL. Any thread.

@@ -6,11 +6,14 @@ use std::mem::size_of;
 use super::handles::{self, BankHandle, ModelHandle};
 use super::images::{image_array, view};
 use super::status::{guard, non_null};
-use super::types::{nexvitad_bank, nexvitad_image, nexvitad_model, nexvitad_result, nexvitad_status};
-use super::versioned::{struct_size, write_out};
+use super::types::{
+    nexvitad_bank, nexvitad_image, nexvitad_model, nexvitad_region, nexvitad_result, nexvitad_score_options, nexvitad_status,
+    nexvitad_threshold_source::*,
+};
+use super::versioned::{read_in, struct_size, write_out};
 use crate::error::{Error, Result};
 use crate::image::ImageView;
-use crate::score::{score_batch, ScoreResult, Workspace};
+use crate::score::{score_batch, score_batch_with, RegionOptions, ScoreOptions, ScoreResult, Workspace};
 
 /// Images per encoder call in nexvitad_score_batch(): bounds the memory one call takes
 /// (about 2 MB of encoder input per image) whatever `n` is.
@@ -65,6 +68,10 @@ fn c_result(r: &ScoreResult, size: usize) -> nexvitad_result {
         head_s: t.head_s,
         matching_s: t.matching_s,
         upsample_smooth_s: t.upsample_smooth_s,
+        threshold_flags: (if r.image_threshold_from_caller { NEXVITAD_IMAGE_THRESHOLD_FROM_CALLER as u32 } else { 0 })
+            | (if r.pixel_threshold_from_caller { NEXVITAD_PIXEL_THRESHOLD_FROM_CALLER as u32 } else { 0 }),
+        reserved0: 0,
+        region_count: r.regions.len() as u64,
     }
 }
 
@@ -188,5 +195,104 @@ pub unsafe extern "C" fn nexvitad_score_batch(
             write_out(dst, &c_result(r, stride), "results")?;
         }
         Ok(())
+    })
+}
+
+/// The defaults nexvitad_score_options_default() writes: the bank's thresholds, every region.
+fn default_score_options() -> nexvitad_score_options {
+    nexvitad_score_options { struct_size: size_of::<nexvitad_score_options>(), image_threshold: -1.0, pixel_threshold: -1.0, min_region_area: 0 }
+}
+
+/// C score options to the safe API's: a negative threshold is the bank's (the header's
+/// "use the default" rule); NaN reaches `ScoreOptions::validate`, which names it.
+fn to_score_options(o: &nexvitad_score_options, regions: bool) -> ScoreOptions {
+    let threshold = |v: f32| if v < 0.0 { None } else { Some(v) };
+    ScoreOptions {
+        image_threshold: threshold(o.image_threshold),
+        pixel_threshold: threshold(o.pixel_threshold),
+        regions: regions.then_some(RegionOptions { min_area: o.min_region_area }),
+    }
+}
+
+/// Fills `options` with the defaults: the bank's image and pixel thresholds (-1), every
+/// region kept (min_region_area 0). Set `options->struct_size` first. (Revision 3.)
+///
+/// Errors: NEXVITAD_INVALID_ARGUMENT (NULL `options`, bad struct_size).
+#[no_mangle]
+pub unsafe extern "C" fn nexvitad_score_options_default(options: *mut nexvitad_score_options) -> nexvitad_status {
+    guard("nexvitad_score_options_default", || unsafe {
+        struct_size(options as *const nexvitad_score_options, "options")?;
+        write_out(options, &default_score_options(), "options")
+    })
+}
+
+/// Scores one image as nexvitad_score() does, with per-call thresholds and defect regions
+/// (revision 3; check `nexvitad_abi_revision() >= 3`).
+///
+/// `options`: NULL for the defaults (the bank's thresholds), else a caller struct with
+/// `struct_size` set: a non-negative `image_threshold` decides at that threshold instead
+/// of the bank's, a non-negative `pixel_threshold` draws the regions there; the result's
+/// `threshold_flags` says which were the caller's and its thresholds are the ones used.
+///
+/// Regions (connected pieces of the map above the pixel threshold, 8-neighbour, of at
+/// least `min_region_area` pixels, highest peak first) are found when `region_count` is
+/// not NULL: `*region_count` (and `out->region_count`) receive how many there are, and the
+/// first min(count, `regions_cap`) are written to `regions`, a caller array of
+/// `regions_cap` nexvitad_region. Like snprintf, a count above `regions_cap` is not an
+/// error: call again with a larger array, or pass `regions` = NULL with `regions_cap` = 0
+/// to ask only for the count. nexvitad_region never grows (a larger record would come with
+/// a new function), so no element size is passed. No memory crosses the boundary.
+///
+/// `model`, `bank`, `image`, `map_out`, `map_len`, `out`, thread-safety: as nexvitad_score().
+/// Nothing is written unless the call succeeds.
+///
+/// Errors: as nexvitad_score(), and NEXVITAD_INVALID_ARGUMENT for a NaN threshold, a bad
+/// `options->struct_size`, or `regions` NULL with `regions_cap` > 0.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn nexvitad_score_with_options(
+    model: *const nexvitad_model,
+    bank: *const nexvitad_bank,
+    image: *const nexvitad_image,
+    options: *const nexvitad_score_options,
+    map_out: *mut f32,
+    map_len: usize,
+    regions: *mut nexvitad_region,
+    regions_cap: usize,
+    region_count: *mut usize,
+    out: *mut nexvitad_result,
+) -> nexvitad_status {
+    guard("nexvitad_score_with_options", || unsafe {
+        let bh = handles::bank(bank, "bank")?;
+        let mh = scoring_model(model, &bh)?;
+        non_null(image, "image")?;
+        struct_size(out as *const nexvitad_result, "out")?;
+        let o = if options.is_null() { default_score_options() } else { read_in(options, default_score_options(), "options")? };
+        if regions.is_null() && regions_cap > 0 {
+            return Err(Error::invalid(format!("regions is NULL but regions_cap is {regions_cap}")));
+        }
+        let opts = to_score_options(&o, !region_count.is_null());
+        let v = view(&mh.model, &*image, "image")?;
+        check_map(map_out, map_len, &v, "image", "map_len")?;
+        let mut r = with_workspace(|ws| score_batch_with(&mh.model, &bh.bank, std::slice::from_ref(&v), &opts, ws))?;
+        let r = r.pop().ok_or_else(|| Error::Internal("no result for one image".into()))?;
+        copy_map(&r, map_out);
+        if !region_count.is_null() {
+            for (i, g) in r.regions.iter().take(regions_cap).enumerate() {
+                *regions.add(i) = nexvitad_region {
+                    x: g.x,
+                    y: g.y,
+                    width: g.width,
+                    height: g.height,
+                    area: g.area,
+                    centroid_x: g.centroid_x,
+                    centroid_y: g.centroid_y,
+                    peak: g.peak,
+                    mean: g.mean,
+                };
+            }
+            *region_count = r.regions.len();
+        }
+        write_out(out, &c_result(&r, size_of::<nexvitad_result>()), "out")
     })
 }

@@ -337,6 +337,66 @@ pub struct nexvitad_result {
     pub matching_s: f64,
     /// Seconds upsampling and smoothing the map.
     pub upsample_smooth_s: f64,
+    /// Where the thresholds above came from (revision 3): OR of
+    /// nexvitad_threshold_source bits; 0 = both are the bank's.
+    pub threshold_flags: u32,
+    /// Reserved, written as 0.
+    pub reserved0: u32,
+    /// Defect regions found (revision 3; nexvitad_score_with_options() with regions asked
+    /// for), which may exceed the caller's array; 0 otherwise.
+    pub region_count: u64,
+}
+
+/// Bits of nexvitad_result.threshold_flags.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+pub enum nexvitad_threshold_source {
+    /// `image_threshold` is the caller's (nexvitad_score_options.image_threshold).
+    NEXVITAD_IMAGE_THRESHOLD_FROM_CALLER = 1,
+    /// `pixel_threshold` is the caller's (nexvitad_score_options.pixel_threshold).
+    NEXVITAD_PIXEL_THRESHOLD_FROM_CALLER = 2,
+}
+
+/// Per-call scoring choices (revision 3). Set `struct_size = sizeof(nexvitad_score_options)`
+/// and call nexvitad_score_options_default(), or follow the option table at the top.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct nexvitad_score_options {
+    /// sizeof(nexvitad_score_options) as the caller compiled it.
+    pub struct_size: usize,
+    /// Decide at this image threshold instead of the bank's: finite, >= 0 (0 is a real
+    /// setting); negative = the bank's. NaN is an error.
+    pub image_threshold: f32,
+    /// Draw defect regions at this pixel threshold instead of the bank's: finite, >= 0;
+    /// negative = the bank's. NaN is an error.
+    pub pixel_threshold: f32,
+    /// Smallest defect region kept, in pixels; 0 = keep every region.
+    pub min_region_area: u64,
+}
+
+/// One defect region: a connected (8-neighbour) piece of the map above the pixel
+/// threshold (revision 3). Arrays of it are filled by nexvitad_score_with_options().
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct nexvitad_region {
+    /// Bounding box: left edge, in image pixels.
+    pub x: u32,
+    /// Bounding box: top edge.
+    pub y: u32,
+    /// Bounding box: width.
+    pub width: u32,
+    /// Bounding box: height.
+    pub height: u32,
+    /// Pixels in the region.
+    pub area: u64,
+    /// Centroid x (pixel centres; the top-left pixel's centre is 0.0).
+    pub centroid_x: f32,
+    /// Centroid y.
+    pub centroid_y: f32,
+    /// Highest map value in the region.
+    pub peak: f32,
+    /// Mean map value over the region.
+    pub mean: f32,
 }
 
 /// The `phase` of a nexvitad_train_progress.

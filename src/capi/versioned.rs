@@ -9,7 +9,7 @@
 use std::mem::{offset_of, size_of};
 
 use super::types::{
-    nexvitad_bank_info, nexvitad_bank_options, nexvitad_options, nexvitad_result, nexvitad_train_options, nexvitad_train_progress,
+    nexvitad_bank_info, nexvitad_bank_options, nexvitad_options, nexvitad_result, nexvitad_score_options, nexvitad_train_options, nexvitad_train_progress,
     nexvitad_train_result,
 };
 use crate::error::{Error, Result};
@@ -54,8 +54,9 @@ versioned!(nexvitad_bank_info, [
 ]);
 versioned!(nexvitad_result, [
     image_score, image_threshold, pixel_threshold, is_anomalous, width, height, prepare_s, hiera_s, dinov2_s, head_s,
-    matching_s, upsample_smooth_s,
+    matching_s, upsample_smooth_s, threshold_flags, reserved0, region_count,
 ]);
+versioned!(nexvitad_score_options, [image_threshold, pixel_threshold, min_region_area]);
 versioned!(nexvitad_train_options, [
     epochs, batch, lr, weight_decay, theta, lambda1, lambda2, seed, decoder_width, checkpoint_every, copies, flips, noise_std,
     jitter, resume, target_test,
@@ -155,6 +156,7 @@ mod tests {
         assert_no_padding::<nexvitad_bank_options>();
         assert_no_padding::<nexvitad_bank_info>();
         assert_no_padding::<nexvitad_result>();
+        assert_no_padding::<nexvitad_score_options>();
         assert_no_padding::<nexvitad_train_options>();
         assert_no_padding::<nexvitad_train_progress>();
         assert_no_padding::<nexvitad_train_result>();

@@ -8,10 +8,12 @@
 //!   buffer pool;
 //! - [`matmul`]: f32 products through `gemm`, split by fixed row blocks;
 //! - [`distance`]: squared Euclidean distances and nearest-row distances through GEMM;
+//! - [`label`]: 8-connected component labelling of binary masks;
 //! - `simd`: runtime dispatch of hot loops to AVX-512/AVX2 builds of the same code.
 
 pub mod distance;
 pub mod grid;
+pub mod label;
 pub mod matmul;
 pub(crate) mod simd;
 pub mod upsample;

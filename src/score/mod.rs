@@ -12,6 +12,7 @@ use crate::fusion::scoring::FeatureScratch;
 use crate::image::{ImageView, Preparer};
 use crate::map::{map_from_patches, AnomalyMap, MapWorkspace};
 use crate::model::Model;
+use crate::regions::{find_regions, Region};
 
 /// Seconds spent in each part of scoring one image (batch parts are split evenly over the
 /// batch).
@@ -42,8 +43,69 @@ pub struct ScoreResult {
     pub pixel_threshold: f32,
     /// `image_score > image_threshold`.
     pub is_anomalous: bool,
+    /// Whether `image_threshold` is the caller's ([`ScoreOptions::image_threshold`]) rather
+    /// than the bank's.
+    pub image_threshold_from_caller: bool,
+    /// Whether `pixel_threshold` is the caller's rather than the bank's.
+    pub pixel_threshold_from_caller: bool,
+    /// Defect regions at `pixel_threshold`, highest peak first; empty unless
+    /// [`ScoreOptions::regions`] asked for them.
+    pub regions: Vec<Region>,
     /// Where the time went.
     pub timings: Timings,
+}
+
+/// Per-call choices; `Default` decides at the bank's thresholds and finds no regions.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ScoreOptions {
+    /// Decide at this image threshold instead of the bank's (finite, >= 0): a line
+    /// engineer's setting that needs no rebuild.
+    pub image_threshold: Option<f32>,
+    /// Draw regions at this pixel threshold instead of the bank's (finite, >= 0).
+    pub pixel_threshold: Option<f32>,
+    /// Find defect regions ([`crate::regions`]) of at least `min_area` pixels.
+    pub regions: Option<RegionOptions>,
+}
+
+/// What [`ScoreOptions::regions`] asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegionOptions {
+    /// Smallest region kept, in pixels (0 and 1 keep every region).
+    pub min_area: u64,
+}
+
+impl ScoreOptions {
+    /// Checks the overrides, naming the one that is wrong.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [("image_threshold", self.image_threshold), ("pixel_threshold", self.pixel_threshold)] {
+            if let Some(t) = v {
+                if !(t.is_finite() && t >= 0.0) {
+                    return Err(Error::invalid(format!("{name} {t} must be finite and >= 0")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The decision and regions of one map under `opts` and the bank's calibration.
+fn decide(map: AnomalyMap, cal: &crate::bank::Calibration, opts: &ScoreOptions, timings: Timings) -> Result<ScoreResult> {
+    let image_threshold = opts.image_threshold.unwrap_or(cal.image_threshold);
+    let pixel_threshold = opts.pixel_threshold.unwrap_or(cal.pixel_threshold);
+    let regions = match opts.regions {
+        Some(r) => find_regions(&map.values, map.width as usize, map.height as usize, pixel_threshold, r.min_area, None)?,
+        None => Vec::new(),
+    };
+    Ok(ScoreResult {
+        is_anomalous: map.image_score > image_threshold,
+        image_threshold,
+        pixel_threshold,
+        image_threshold_from_caller: opts.image_threshold.is_some(),
+        pixel_threshold_from_caller: opts.pixel_threshold.is_some(),
+        regions,
+        map,
+        timings,
+    })
 }
 
 /// Reusable buffers for the post-encoder work, so scoring a stream of images allocates
@@ -66,6 +128,18 @@ impl Workspace {
 /// Scores a batch of images with a bank. The bank must come from this model. With a tiled
 /// bank the tiles of all images of the batch share the encoder calls.
 pub fn score_batch(model: &Model, bank: &MemoryBank, images: &[ImageView<'_>], ws: &mut Workspace) -> Result<Vec<ScoreResult>> {
+    score_batch_with(model, bank, images, &ScoreOptions::default(), ws)
+}
+
+/// [`score_batch`] with per-call thresholds and regions.
+pub fn score_batch_with(
+    model: &Model,
+    bank: &MemoryBank,
+    images: &[ImageView<'_>],
+    opts: &ScoreOptions,
+    ws: &mut Workspace,
+) -> Result<Vec<ScoreResult>> {
+    opts.validate()?;
     bank.check_model(model)?;
     if images.is_empty() {
         return Err(Error::invalid("no images to score"));
@@ -76,24 +150,15 @@ pub fn score_batch(model: &Model, bank: &MemoryBank, images: &[ImageView<'_>], w
         let t = tiles::tiled_maps(model, bank, tm, images, &mut ws.preparer, &mut ws.features, &mut ws.map, &mut ws.patch)?;
         let n = images.len() as f64;
         let ft = t.features;
-        return Ok(t
-            .maps
-            .into_iter()
-            .map(|map| ScoreResult {
-                is_anomalous: map.image_score > cal.image_threshold,
-                image_threshold: cal.image_threshold,
-                pixel_threshold: cal.pixel_threshold,
-                map,
-                timings: Timings {
-                    prepare_s: ft.prepare_s / n,
-                    hiera_s: ft.hiera_s / n,
-                    dinov2_s: ft.dinov2_s / n,
-                    head_s: ft.head_s / n,
-                    matching_s: t.matching_s / n,
-                    upsample_smooth_s: t.map_s / n,
-                },
-            })
-            .collect());
+        let timings = Timings {
+            prepare_s: ft.prepare_s / n,
+            hiera_s: ft.hiera_s / n,
+            dinov2_s: ft.dinov2_s / n,
+            head_s: ft.head_s / n,
+            matching_s: t.matching_s / n,
+            upsample_smooth_s: t.map_s / n,
+        };
+        return t.maps.into_iter().map(|map| decide(map, cal, opts, timings)).collect();
     }
     let (grids, ft) = model.patch_features_with(&mut ws.preparer, &mut ws.features, images)?;
     let n = images.len() as f64;
@@ -110,12 +175,11 @@ pub fn score_batch(model: &Model, bank: &MemoryBank, images: &[ImageView<'_>], w
         let t1 = Instant::now();
         let map = map_from_patches(&ws.patch, grid.w, grid.h, img.width(), img.height(), meta.sigma, meta.image_score, &mut ws.map)?;
         let t2 = Instant::now();
-        out.push(ScoreResult {
-            is_anomalous: map.image_score > cal.image_threshold,
-            image_threshold: cal.image_threshold,
-            pixel_threshold: cal.pixel_threshold,
+        out.push(decide(
             map,
-            timings: Timings {
+            cal,
+            opts,
+            Timings {
                 prepare_s: ft.prepare_s / n,
                 hiera_s: ft.hiera_s / n,
                 dinov2_s: ft.dinov2_s / n,
@@ -123,12 +187,18 @@ pub fn score_batch(model: &Model, bank: &MemoryBank, images: &[ImageView<'_>], w
                 matching_s: (t1 - t0).as_secs_f64(),
                 upsample_smooth_s: (t2 - t1).as_secs_f64(),
             },
-        });
+        )?);
     }
     for g in grids {
         ws.features.recycle(g);
     }
     Ok(out)
+}
+
+/// Scores one image with per-call thresholds and regions.
+pub fn score_with(model: &Model, bank: &MemoryBank, image: &ImageView<'_>, opts: &ScoreOptions, ws: &mut Workspace) -> Result<ScoreResult> {
+    let mut v = score_batch_with(model, bank, std::slice::from_ref(image), opts, ws)?;
+    v.pop().ok_or_else(|| Error::Internal("empty score batch".into()))
 }
 
 /// Scores one image.

@@ -7,7 +7,7 @@
 
 use crate::common::*;
 use nexvitad::bank::BankOptions;
-use nexvitad::{MemoryBank, PixelFormat, TileLayout, Tiling, Workspace};
+use nexvitad::{MemoryBank, PixelFormat, RegionOptions, ScoreOptions, TileLayout, Tiling, Workspace};
 use sha2::Digest;
 
 const W: u32 = 96;
@@ -70,7 +70,7 @@ fn check(bank_file: &str, expected: &str) {
     assert_eq!(px, image_rgb(), "image.rgb must be the sample crop");
     let view = model.view(&px, W, H, W as usize * 3, PixelFormat::Rgb8).unwrap();
     let r = nexvitad::score::score(model, &bank, &view, &mut Workspace::new()).unwrap();
-    let got = serde_json::json!({
+    let mut got = serde_json::json!({
         "width": W,
         "height": H,
         "format": "rgb8",
@@ -81,6 +81,27 @@ fn check(bank_file: &str, expected: &str) {
         "map_sha256": map_sha256(&r.map.values),
         "map_len": r.map.values.len(),
     });
+    if bank.meta().tiles.is_some() {
+        // Defect regions at a caller's pixel threshold (0.8 × the image score, so there are
+        // some on this good image), every region kept: each binding reproduces this list.
+        let t = r.map.image_score * 0.8;
+        let o = ScoreOptions { pixel_threshold: Some(t), regions: Some(RegionOptions { min_area: 0 }), ..Default::default() };
+        let x = nexvitad::score::score_with(model, &bank, &view, &o, &mut Workspace::new()).unwrap();
+        got["regions_pixel_threshold_bits"] = format!("{:08x}", t.to_bits()).into();
+        got["regions"] = x
+            .regions
+            .iter()
+            .map(|g| {
+                serde_json::json!({
+                    "x": g.x, "y": g.y, "width": g.width, "height": g.height, "area": g.area,
+                    "peak_bits": format!("{:08x}", g.peak.to_bits()),
+                    "mean_bits": format!("{:08x}", g.mean.to_bits()),
+                    "centroid_x_bits": format!("{:08x}", g.centroid_x.to_bits()),
+                    "centroid_y_bits": format!("{:08x}", g.centroid_y.to_bits()),
+                })
+            })
+            .collect();
+    }
     let path = dir().join(expected);
     if std::env::var_os("NEXVITAD_REGEN_CROSSLANG").is_some() {
         std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();

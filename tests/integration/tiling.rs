@@ -179,12 +179,12 @@ fn per_position_bank_has_a_part_per_tile_and_refuses_other_sizes() {
     let small = image::imageops::crop_imm(&d.defective, 0, 0, 500, 512).to_image();
     let e = score(&bank, &small).unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
-    assert!(e.to_string().contains("one bank per tile position of 512x512 images; a 500x512 image"), "{e}");
+    assert!(e.to_string().contains("one bank per tile position of 512x512 images; an image of 500x512"), "{e}");
 
     let mut mixed = d.good.clone();
     mixed[2] = image::imageops::crop_imm(&d.good[2], 0, 0, 480, 512).to_image();
     let e = build(&mixed, &tiled(224, 0.0, TileLayout::PerPosition)).unwrap_err();
-    assert!(e.to_string().contains("needs images of one size: image 0 is 512x512, image 2 is 480x512"), "{e}");
+    assert!(e.to_string().contains("needs images of one size: images[0] is 512x512, images[2] is 480x512"), "{e}");
     // A shared bank takes mixed sizes.
     let shared = build(&mixed, &tiled(224, 0.0, TileLayout::Shared)).unwrap();
     assert_eq!(score(&shared, &small).unwrap().map.values.len(), 500 * 512);
@@ -233,7 +233,7 @@ fn full_and_coreset_scorers_tile_too() {
 fn bad_tiling_is_a_clear_error() {
     let d = data();
     let cases: &[(Tiling, &str)] = &[
-        (Tiling { tile: 600, overlap: 0.0, layout: TileLayout::Shared }, "image 0: tile 600x600 is larger than the 512x512 image"),
+        (Tiling { tile: 600, overlap: 0.0, layout: TileLayout::Shared }, "images[0]: tile 600x600 is larger than the 512x512 image"),
         (Tiling { tile: 224, overlap: 1.0, layout: TileLayout::Shared }, "tile overlap 1 must be in [0, 1)"),
         (Tiling { tile: 224, overlap: -0.5, layout: TileLayout::Shared }, "tile overlap -0.5 must be in [0, 1)"),
         (Tiling { tile: 224, overlap: f32::NAN, layout: TileLayout::Shared }, "tile overlap NaN must be in [0, 1)"),
@@ -265,4 +265,60 @@ fn tiled_build_can_be_cancelled() {
     .unwrap_err();
     assert!(matches!(e, Error::Cancelled));
     assert!(calls >= 1);
+}
+
+#[test]
+fn regions_and_caller_thresholds_on_a_tiled_map() {
+    use nexvitad::{RegionOptions, ScoreOptions};
+    let d = data();
+    let model = tiny_model();
+    let bank = build(&d.good, &BankOptions { scorer: ScorerKind::Full, ..tiled(224, 0.0, TileLayout::Shared) }).unwrap();
+    let view = rgb_view(model, &d.defective).unwrap();
+    let mut ws = Workspace::new();
+    let plain = nexvitad::score::score(model, &bank, &view, &mut ws).unwrap();
+    // Default options: the same result as `score`, no regions, the bank's thresholds.
+    let same = nexvitad::score::score_with(model, &bank, &view, &ScoreOptions::default(), &mut ws).unwrap();
+    assert_eq!(same.map.values, plain.map.values);
+    assert!(same.regions.is_empty() && !same.image_threshold_from_caller && !same.pixel_threshold_from_caller);
+    assert_eq!((same.image_threshold, same.pixel_threshold), (bank.meta().calibration.image_threshold, bank.meta().calibration.pixel_threshold));
+
+    // Regions at the bank's pixel threshold: every pixel above it is in exactly one region.
+    let all = ScoreOptions { regions: Some(RegionOptions { min_area: 0 }), ..Default::default() };
+    let r = nexvitad::score::score_with(model, &bank, &view, &all, &mut ws).unwrap();
+    let above = r.map.values.iter().filter(|&&v| v > r.pixel_threshold).count() as u64;
+    assert!(above > 0, "the defect is above the bank's pixel threshold");
+    assert_eq!(r.regions.iter().map(|g| g.area).sum::<u64>(), above);
+    assert!(r.regions.windows(2).all(|w| w[0].peak >= w[1].peak), "sorted by peak");
+    for g in &r.regions {
+        assert!(g.x + g.width <= 512 && g.y + g.height <= 512 && g.area <= (g.width * g.height) as u64);
+        assert!(g.peak > r.pixel_threshold && g.mean <= g.peak && g.mean > r.pixel_threshold);
+    }
+    // At a threshold just under the defect's own peak a region covers the defect (with
+    // the tiny random encoders the bank's 1 % threshold lies above this crack, and image
+    // borders score highest: see docs/tiling.md).
+    let defect_peak = r.map.values.iter().zip(&d.mask).filter(|(_, &m)| m).map(|(&v, _)| v).fold(f32::MIN, f32::max);
+    let o = ScoreOptions { pixel_threshold: Some(defect_peak * 0.95), regions: Some(RegionOptions::default()), ..Default::default() };
+    let rd = nexvitad::score::score_with(model, &bank, &view, &o, &mut ws).unwrap();
+    let hit = |g: &nexvitad::Region| (g.y..g.y + g.height).any(|y| (g.x..g.x + g.width).any(|x| d.mask[(y * 512 + x) as usize]));
+    assert!(rd.regions.iter().any(hit), "no region hits the defect: {:?}", rd.regions);
+    // min_area drops small regions.
+    let big = ScoreOptions { regions: Some(RegionOptions { min_area: 50 }), ..Default::default() };
+    let rb = nexvitad::score::score_with(model, &bank, &view, &big, &mut ws).unwrap();
+    assert!(rb.regions.iter().all(|g| g.area >= 50) && rb.regions.len() <= r.regions.len());
+
+    // The line moves the thresholds: the decision and the regions follow, and say so.
+    let s = plain.map.image_score;
+    for (t, want) in [(s * 0.99, true), (s * 1.01, false)] {
+        let o = ScoreOptions { image_threshold: Some(t), pixel_threshold: Some(s * 0.9), regions: Some(RegionOptions::default()) };
+        let x = nexvitad::score::score_with(model, &bank, &view, &o, &mut ws).unwrap();
+        assert_eq!(x.is_anomalous, want);
+        assert!(x.image_threshold_from_caller && x.pixel_threshold_from_caller);
+        assert_eq!((x.image_threshold, x.pixel_threshold), (t, s * 0.9));
+        assert!(x.regions.iter().all(|g| g.peak > s * 0.9));
+        assert_eq!(x.map.values, plain.map.values, "thresholds never change the map");
+    }
+    for bad in [f32::NAN, -1.0, f32::INFINITY] {
+        let e = nexvitad::score::score_with(model, &bank, &view, &ScoreOptions { image_threshold: Some(bad), ..Default::default() }, &mut ws).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("image_threshold"), "{e}");
+    }
 }
