@@ -114,6 +114,33 @@ pub fn heatmap_overlay(image: &RgbImage, map: &[f32], lo: f32, hi: f32, mask: Op
     Ok(out)
 }
 
+/// Draws each region's bounding box (2 px, clipped to the image) on an overlay: white for
+/// the worst region (the first), magenta for the others, so a reviewer sees what the line
+/// would reject without reading the heatmap's colours.
+pub fn draw_regions(img: &mut RgbImage, regions: &[crate::regions::Region]) {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    for (i, g) in regions.iter().enumerate().rev() {
+        let colour = if i == 0 { image::Rgb([255, 255, 255]) } else { image::Rgb([255, 0, 255]) };
+        let (x0, y0) = (g.x as i64 - 1, g.y as i64 - 1);
+        let (x1, y1) = (g.x as i64 + g.width as i64, g.y as i64 + g.height as i64);
+        let mut put = |x: i64, y: i64| {
+            if (0..w).contains(&x) && (0..h).contains(&y) {
+                img.put_pixel(x as u32, y as u32, colour);
+            }
+        };
+        for t in 0..2 {
+            for x in x0 - t..=x1 + t {
+                put(x, y0 - t);
+                put(x, y1 + t);
+            }
+            for y in y0 - t..=y1 + t {
+                put(x0 - t, y);
+                put(x1 + t, y);
+            }
+        }
+    }
+}
+
 /// Writes `img` as a PNG so that `path` is either the old file or the complete new one,
 /// never a torn write: encode to a temporary file in the same folder, fsync, rename.
 pub fn save_png_atomic(img: &RgbImage, path: &Path) -> Result<()> {
