@@ -303,7 +303,7 @@ impl MemoryBank {
             )));
         }
         let parts = match meta.tiles.as_ref().and_then(|t| t.positions.as_ref()) {
-            None => vec![0..vectors.nrows()],
+            None => vec![Range { start: 0, end: vectors.nrows() }],
             Some(p) => {
                 let want = p.cols as usize * p.rows as usize;
                 if p.rows_per_position.len() != want || p.rows_per_position.contains(&0) || p.rows_per_position.iter().sum::<usize>() != vectors.nrows() {
