@@ -15,7 +15,7 @@ use crate::fusion::scoring::{self, FeatureScratch};
 /// How to open a model. `Default` gives CPU, ORT's own thread count and full optimisation.
 #[derive(Debug, Clone, Default)]
 pub struct ModelOptions {
-    /// Explicit `libonnxruntime.so`; otherwise the search order of [`runtime::runtime`].
+    /// Explicit `libonnxruntime.so`; otherwise the search order of the runtime loader (`NEXVITAD_ORT_LIBRARY`, then the places the README lists).
     pub ort_library: Option<PathBuf>,
     /// ORT session settings (execution provider, threads, optimisation level).
     pub session: SessionConfig,

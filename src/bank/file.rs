@@ -6,7 +6,7 @@
 //! score statistics). The most used fields are repeated as plain keys for other readers:
 //! `fingerprint`, `scorer`, `k`, `sigma`, `grid_h`, `grid_w`, `dim`, `image_threshold`,
 //! `pixel_threshold`, `image_score`. `sha256` is a checksum of `meta` and the vectors (see
-//! [`content_sha256`]): a bank whose bytes changed on disk is refused instead of scoring with
+//! `content_sha256`): a bank whose bytes changed on disk is refused instead of scoring with
 //! silently different prototypes or thresholds. Files without it (written before it existed)
 //! still load.
 

@@ -29,7 +29,7 @@
 //! [`fuse_stage`] is the only definition of Eq. 1-3 (see `docs/method.md`). It is written
 //! against [`FusionOps`], five primitives (1x1 convolution, exact GELU, sum, bilinear resize,
 //! interleave), and runs on three backends:
-//! - [`NdarrayOps`] ([`reference`]): one image, plain ndarray products; the reference the
+//! - [`NdarrayOps`] (`reference`): one image, plain ndarray products; the reference the
 //!   other two are tested against ([`Head::fuse`], [`Head::patch_features_reference`]);
 //! - [`scoring::ScoringOps`]: the scoring path's fast backend (strided GEMMs on the encoder
 //!   maps in place, pooled buffers, parallel scales); [`scoring::patch_features`] is what
