@@ -32,6 +32,11 @@ fn synth_fit_score_eval() {
         .arg("--out")
         .arg(&bank));
     assert!(s.contains("10 sinkhorn vectors"), "{s}");
+    let moved = t.path().join("moved.bank");
+    let s = ok(nexvitad().args(["bank", "calibrate", "--fpr", "0.1", "--bank"]).arg(&bank).arg("--out").arg(&moved));
+    assert!(s.contains("target FPR 0.01 -> 0.1"), "{s}");
+    let out = nexvitad().args(["bank", "calibrate", "--fpr", "2", "--bank"]).arg(&bank).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("target_fpr 2 must be in (0, 1)"));
     let heat = t.path().join("heat");
     let s = ok(nexvitad().args(["score", "--json", "--bank"]).arg(&bank).arg("--heatmaps").arg(&heat).arg(data.join("grain/test/spot")));
     let rows: Vec<serde_json::Value> = s.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -39,6 +39,49 @@ pub struct Calibration {
     pub image_std: f32,
     /// Pixel-score quantiles of the normal images: 50 %, 90 %, 99 %, 99.9 %.
     pub pixel_quantiles: [f32; 4],
+    /// The normal pixels' upper tail: `[fpr, the (1 − fpr) quantile]` for fpr = 10^(−k/20),
+    /// k = 1..=100 (20 steps per decade, 0.89 down to 1e-5), so the bank can be moved to
+    /// another target FPR without re-encoding anything ([`MemoryBank::recalibrate`]).
+    /// Empty in banks written before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pixel_tail: Vec<[f32; 2]>,
+}
+
+/// The FPRs of [`Calibration::pixel_tail`].
+fn tail_fprs() -> impl Iterator<Item = f32> {
+    (1..=100).map(|k| 10f64.powf(-(k as f64) / 20.0) as f32)
+}
+
+impl Calibration {
+    /// The thresholds for another target FPR, from the stored normal scores: the image
+    /// threshold exactly as a build at that FPR would set it; the pixel threshold from
+    /// [`Calibration::pixel_tail`] (exact at the tail's FPRs, e.g. 0.1, 0.01, 0.001;
+    /// between them the next smaller FPR's, i.e. the stricter threshold).
+    pub fn at_fpr(&self, target_fpr: f32) -> Result<Calibration> {
+        if !(target_fpr > 0.0 && target_fpr < 1.0) {
+            return Err(Error::invalid(format!("target_fpr {target_fpr} must be in (0, 1)")));
+        }
+        if self.pixel_tail.is_empty() {
+            return Err(Error::invalid(
+                "this bank was written before banks stored their pixel-score tail; rebuild it (or calibrate it on held-out good images) to change its target FPR",
+            ));
+        }
+        let mut sorted = self.normal_image_scores.clone();
+        sorted.sort_unstable_by(f32::total_cmp);
+        let pixel = self
+            .pixel_tail
+            .iter()
+            .find(|[f, _]| *f <= target_fpr)
+            .or(self.pixel_tail.last())
+            .map(|[_, v]| *v)
+            .ok_or_else(|| Error::Internal("empty pixel tail".into()))?;
+        Ok(Calibration {
+            target_fpr,
+            image_threshold: quantile_higher(&sorted, 1.0 - target_fpr as f64),
+            pixel_threshold: pixel,
+            ..self.clone()
+        })
+    }
 }
 
 /// Quantile with numpy's `method="higher"`: an observed value, never interpolated below.
@@ -70,6 +113,7 @@ pub(super) fn summarise(method: &str, target_fpr: f32, image_scores: Vec<f32>, m
         image_mean: mean as f32,
         image_std: var.sqrt() as f32,
         pixel_quantiles: [0.5, 0.9, 0.99, 0.999].map(|p| quantile_higher(&pixels, p)),
+        pixel_tail: tail_fprs().map(|f| [f, quantile_higher(&pixels, 1.0 - f as f64)]).collect(),
     })
 }
 

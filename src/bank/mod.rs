@@ -369,6 +369,14 @@ impl MemoryBank {
         Ok(())
     }
 
+    /// Moves the bank's thresholds to another target false-positive rate, from the normal
+    /// scores it stored when it was calibrated: nothing is re-encoded (see
+    /// [`Calibration::at_fpr`]). The calibration method is kept.
+    pub fn recalibrate(&mut self, target_fpr: f32) -> Result<()> {
+        self.meta.calibration = self.meta.calibration.at_fpr(target_fpr)?;
+        Ok(())
+    }
+
     /// Refuses a model other than the one that built this bank.
     pub fn check_model(&self, model: &Model) -> Result<()> {
         if self.meta.fingerprint != model.fingerprint() {

@@ -314,3 +314,29 @@ fn trained_head_file_round_trips_and_changes_the_fingerprint() {
     let e = match nexvitad::Model::open(t.path(), &options()) { Ok(_) => panic!("truncated head loaded"), Err(e) => e };
     assert!(e.to_string().contains("head.safetensors"), "{e}");
 }
+
+#[test]
+fn recalibrate_moves_thresholds_as_a_build_at_that_fpr_would() {
+    let at = |fpr: f32| build(&BankOptions { target_fpr: fpr, ..small_opts() }).unwrap();
+    let mut moved = at(0.01);
+    assert_eq!(moved.meta().calibration.pixel_tail.len(), 100);
+    for fpr in [0.1f32, 0.001, 0.01] {
+        moved.recalibrate(fpr).unwrap();
+        let fresh = at(fpr);
+        let (a, b) = (&moved.meta().calibration, &fresh.meta().calibration);
+        assert_eq!((a.target_fpr, a.image_threshold, a.pixel_threshold), (b.target_fpr, b.image_threshold, b.pixel_threshold), "fpr {fpr}");
+        assert_eq!(moved.vectors(), fresh.vectors(), "vectors untouched");
+    }
+    // Between two tail points the stricter (higher) pixel threshold is taken.
+    moved.recalibrate(0.0105).unwrap();
+    let c = moved.meta().calibration.clone();
+    assert_eq!(c.pixel_threshold, at(0.01).meta().calibration.pixel_threshold);
+    for bad in [0.0f32, 1.0, -0.1, f32::NAN] {
+        let e = moved.recalibrate(bad).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("target_fpr"), "{e}");
+    }
+    // A bank written before the tail existed says what to do.
+    let mut old = MemoryBank::load(&root().join("tests/fixtures/crosslang/tiny.bank"), tiny_model()).unwrap();
+    let e = old.recalibrate(0.05).unwrap_err().to_string();
+    assert!(e.contains("rebuild it (or calibrate it on held-out good images)"), "{e}");
+}

@@ -57,6 +57,7 @@ fn bank(seed: u64, rows: usize) -> MemoryBank {
             image_mean: 1.2,
             image_std: 0.2,
             pixel_quantiles: [0.5, 0.9, 0.99, 1.2],
+            pixel_tail: Vec::new(),
         },
         tiles: None,
     };

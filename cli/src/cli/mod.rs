@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod bankargs;
+mod bank;
 mod bench;
 mod demo;
 mod eval;
@@ -43,6 +44,8 @@ enum Command {
     EvalSplit(eval_split::EvalSplitArgs),
     /// Measure where scoring time goes (per stage), throughput and peak RSS.
     Bench(bench::BenchArgs),
+    /// Work on a bank file: `bank calibrate --bank B --fpr F` moves its thresholds.
+    Bank(bank::BankArgs),
 }
 
 /// Options shared by every command that opens a model.
@@ -89,7 +92,7 @@ pub(crate) fn init_thread_pool(threads: usize) {
 pub fn run() -> i32 {
     let cli = Cli::parse();
     // Training sets its thread environment first and then builds the pool; bench sizes it.
-    if !matches!(cli.cmd, Command::Train(_) | Command::EvalSplit(_) | Command::Bench(_)) {
+    if !matches!(cli.cmd, Command::Train(_) | Command::EvalSplit(_) | Command::Bench(_) | Command::Bank(_)) {
         init_thread_pool(0);
     }
     let res = match cli.cmd {
@@ -102,6 +105,7 @@ pub fn run() -> i32 {
         Command::Train(a) => train::run(a),
         Command::EvalSplit(a) => eval_split::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Bank(a) => bank::run(a),
     };
     match res {
         Ok(()) => 0,
