@@ -39,7 +39,8 @@ ABI_ASSERT(bank_info_size, offsetof(nexvitad_bank_info, tile) == 88);
 ABI_ASSERT(bank_info_vectors, offsetof(nexvitad_bank_info, vectors) == 32);
 ABI_ASSERT(bank_info_seed, offsetof(nexvitad_bank_info, seed) == 80);
 
-ABI_ASSERT(result_size, sizeof(nexvitad_result) == 80);
+/* Revisions 0-2: nexvitad_result was 80 bytes (its revision-3 fields follow; see below). */
+ABI_ASSERT(result_size, offsetof(nexvitad_result, threshold_flags) == 80);
 ABI_ASSERT(result_width, offsetof(nexvitad_result, width) == 24);
 ABI_ASSERT(result_timings, offsetof(nexvitad_result, prepare_s) == 32);
 
@@ -72,6 +73,26 @@ ABI_ASSERT(bank_info_tiling, offsetof(nexvitad_bank_info, tile_h) == 92 &&
                                  offsetof(nexvitad_bank_info, tile_rows) == 108 &&
                                  offsetof(nexvitad_bank_info, image_width) == 112 &&
                                  offsetof(nexvitad_bank_info, image_height) == 116);
+ABI_ASSERT(tile_layout, NEXVITAD_TILE_SHARED == 0 && NEXVITAD_TILE_PER_POSITION == 1 &&
+                            sizeof(nexvitad_tile_layout) == 4);
+
+/* Revision 3 (inspection outputs): nexvitad_result grows at its end; nexvitad_score_options
+   and nexvitad_region are new (nexvitad_region never grows: it has no struct_size). */
+ABI_ASSERT(result_size_r3, sizeof(nexvitad_result) == 96);
+ABI_ASSERT(result_regions, offsetof(nexvitad_result, reserved0) == 84 &&
+                               offsetof(nexvitad_result, region_count) == 88);
+ABI_ASSERT(threshold_source, NEXVITAD_IMAGE_THRESHOLD_FROM_CALLER == 1 && NEXVITAD_PIXEL_THRESHOLD_FROM_CALLER == 2 &&
+                                 sizeof(nexvitad_threshold_source) == 4);
+ABI_ASSERT(score_options_size, sizeof(nexvitad_score_options) == 24);
+ABI_ASSERT(score_options_fields, offsetof(nexvitad_score_options, image_threshold) == 8 &&
+                                     offsetof(nexvitad_score_options, pixel_threshold) == 12 &&
+                                     offsetof(nexvitad_score_options, min_region_area) == 16);
+ABI_ASSERT(region_size, sizeof(nexvitad_region) == 40);
+ABI_ASSERT(region_fields, offsetof(nexvitad_region, y) == 4 && offsetof(nexvitad_region, width) == 8 &&
+                              offsetof(nexvitad_region, height) == 12 && offsetof(nexvitad_region, area) == 16 &&
+                              offsetof(nexvitad_region, centroid_x) == 24 &&
+                              offsetof(nexvitad_region, centroid_y) == 28 && offsetof(nexvitad_region, peak) == 32 &&
+                              offsetof(nexvitad_region, mean) == 36);
 
 /* Each function with the exact type it must have: a table of typed function pointers (a
    mismatch is a compile error in C++ and an incompatible-pointer warning, made an error by
@@ -103,6 +124,10 @@ struct abi_functions {
     nexvitad_status (*train)(const nexvitad_model *, const char *, const char *const *, size_t, const char *,
                              const char *, const nexvitad_train_options *, nexvitad_train_progress_cb, void *,
                              nexvitad_train_result *);
+    nexvitad_status (*score_options_default)(nexvitad_score_options *);
+    nexvitad_status (*score_with_options)(const nexvitad_model *, const nexvitad_bank *, const nexvitad_image *,
+                                          const nexvitad_score_options *, float *, size_t, nexvitad_region *, size_t,
+                                          size_t *, nexvitad_result *);
 };
 
 static const struct abi_functions abi_table = {
@@ -111,7 +136,7 @@ static const struct abi_functions abi_table = {
     nexvitad_model_fingerprint, nexvitad_model_free, nexvitad_bank_options_default, nexvitad_bank_build,
     nexvitad_bank_save,     nexvitad_bank_load,    nexvitad_bank_get_info,       nexvitad_bank_free,
     nexvitad_score,         nexvitad_score_batch,  nexvitad_abi_revision,        nexvitad_train_options_default,
-    nexvitad_train,
+    nexvitad_train,         nexvitad_score_options_default, nexvitad_score_with_options,
 };
 
 /* Links and calls through the table: the loaded library matches this header. */

@@ -11,13 +11,16 @@
 #   5. the tiling tests (tests/c/test_tiles.c, ABI revision 3): shared and per-position tile
 #      banks built, saved and loaded, the cross-language fixture's whole-image and tiled banks
 #      reproduced to the last bit, and a caller built against a revision-2 header;
-#   6. the training tests (tests/c/test_train.c) train the tiny model on the synthetic
+#   6. the region tests (tests/c/test_regions.c, ABI revision 3): nexvitad_score_with_options
+#      with NULL options equals nexvitad_score bit for bit, the options' defaults, and the
+#      cross-language fixture's defect-region list reproduced to the last bit;
+#   7. the training tests (tests/c/test_train.c) train the tiny model on the synthetic
 #      fixture tests/fixtures/train/data, cancel, resume and check the bad inputs;
-#   7. tests (quick mode) and example under valgrind, failing on any error or any definitely
+#   8. tests (quick mode) and example under valgrind, failing on any error or any definitely
 #      lost byte; the training tests there run their option and bad-input cases only (no
-#      training run: far too slow under valgrind), test_tiles not at all (its tile banks
-#      encode dozens of tiles: minutes under valgrind; `make test-sanitize` runs it under
-#      ASan+UBSan instead). Without valgrind this fails (scripts/setup.sh
+#      training run: far too slow under valgrind), test_tiles and test_regions not at all
+#      (their tile banks encode dozens of tiles: over ten minutes under valgrind; `make
+#      test-sanitize` runs them under ASan+UBSan instead). Without valgrind this fails (scripts/setup.sh
 #      installs it) unless NEXVITAD_SKIP_VALGRIND=1 asks to skip this step.
 set -euo pipefail
 
@@ -65,6 +68,8 @@ gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/c tests/c/t
 gcc -shared -fPIC -O2 "${CWARN[@]}" -DFAKE_ORT_VERSION='"1.10.0"' tests/c/fake_ort.c -o "$B/libonnxruntime-1.10.0.so"
 gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/c tests/c/test_tiles.c \
     -o "$B/test_tiles" "${PC_LIBS[@]}" "${RPATH[@]}" -lm
+gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" tests/c/test_regions.c \
+    -o "$B/test_regions" "${PC_LIBS[@]}" "${RPATH[@]}" -lm
 gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/c tests/c/test_train.c \
     -o "$B/test_train" "${PC_LIBS[@]}" "${RPATH[@]}" -lm
 gcc -std=c99 -pedantic -g "${CWARN[@]}" "${PC_CFLAGS[@]}" examples/c/nexvitad_example.c \
@@ -101,6 +106,9 @@ bash tests/c/matrix-doc.sh --check "$PREFIX"
 
 step "run: C tiling tests"
 "$B/test_tiles" models/tiny examples/c/data tests/fixtures/crosslang "$B/tiles-work"
+
+step "run: C region tests"
+"$B/test_regions" models/tiny tests/fixtures/crosslang
 
 # Training: 1 thread for candle's kernels (its pool spin-waits; see `nexvitad train --help`).
 step "run: C training tests"

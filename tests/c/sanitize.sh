@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make test-sanitize`: the C tests (test_capi, test_matrix, test_tiles) and the C++ binding's tests,
+# `make test-sanitize`: the C tests (test_capi, test_matrix, test_tiles, test_regions) and the C++ binding's tests,
 # compiled with AddressSanitizer + UndefinedBehaviorSanitizer (Debian gcc's libasan/libubsan),
 # run against the installed libnexvitad.so (argument: its prefix). Any ASan report, any UBSan
 # report (halt_on_error: the first one fails the run) or any leak LeakSanitizer does not
@@ -41,6 +41,8 @@ gcc -std=c99 -pedantic -g -O1 "${SAN[@]}" "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexam
     -o "$B/test_matrix" "${PC_LIBS[@]}" "${RPATH[@]}" -lm -ldl
 gcc -std=c99 -pedantic -g -O1 "${SAN[@]}" "${CWARN[@]}" "${PC_CFLAGS[@]}" -Iexamples/c tests/c/test_tiles.c \
     -o "$B/test_tiles" "${PC_LIBS[@]}" "${RPATH[@]}" -lm
+gcc -std=c99 -pedantic -g -O1 "${SAN[@]}" "${CWARN[@]}" "${PC_CFLAGS[@]}" tests/c/test_regions.c \
+    -o "$B/test_regions" "${PC_LIBS[@]}" "${RPATH[@]}" -lm
 gcc -shared -fPIC -O2 "${CWARN[@]}" -DFAKE_ORT_VERSION='"1.10.0"' tests/c/fake_ort.c -o "$B/libonnxruntime-1.10.0.so"
 grep -q __asan_init <(nm "$B/test_capi") || { echo "test_capi is not instrumented"; exit 1; }
 
@@ -56,11 +58,14 @@ capi=$!
 matrix=$!
 "$B/test_tiles" models/tiny examples/c/data tests/fixtures/crosslang "$B/tiles-work" >"$B/test_tiles.log" 2>&1 &
 tiles=$!
+"$B/test_regions" models/tiny tests/fixtures/crosslang >"$B/test_regions.log" 2>&1 &
+regions=$!
 rc=0
 wait "$capi" || rc=1
 wait "$matrix" || rc=1
 wait "$tiles" || rc=1
-for log in "$B/test_capi.log" "$B/test_matrix.log" "$B/test_tiles.log"; do
+wait "$regions" || rc=1
+for log in "$B/test_capi.log" "$B/test_matrix.log" "$B/test_tiles.log" "$B/test_regions.log"; do
     # A sanitizer report anywhere (also in the matrix's child processes) is a failure.
     if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$log"; then rc=1; fi
     if [ $rc -ne 0 ]; then cat "$log"; else tail -n 1 "$log"; fi

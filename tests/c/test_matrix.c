@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -619,7 +620,6 @@ static nexvitad_status o_images_null(void) {
 static nexvitad_status o_out_null(void) { return keep(nexvitad_bank_build(g_m, g_views, 2, NULL, NULL, NULL, NULL)); }
 
 /* Tiling (revision 3): nexvitad_bank_options.tile, tile_overlap, tile_layout, reserved1 */
-enum { TILE_SHARED = 0, TILE_PER_POSITION = 1 }; /* nexvitad_tile_layout (not declared in nexvitad.h) */
 static nexvitad_bank_options tile_options(uint32_t tile, float overlap, uint32_t layout) {
     nexvitad_bank_options o = bank_options();
     o.k = 8;
@@ -633,14 +633,20 @@ static nexvitad_bank_options tile_options(uint32_t tile, float overlap, uint32_t
         nexvitad_bank_options o = tile_options(tile, overlap, layout);   \
         return build_with(&o);                                           \
     }
-TILE_ROW(t_overlap_one, 48, 1.0f, TILE_SHARED)
-TILE_ROW(t_overlap_neg, 48, -0.25f, TILE_SHARED)
-TILE_ROW(t_overlap_nan, 48, NAN, TILE_SHARED)
+TILE_ROW(t_overlap_one, 48, 1.0f, NEXVITAD_TILE_SHARED)
+TILE_ROW(t_overlap_neg, 48, -0.25f, NEXVITAD_TILE_SHARED)
+TILE_ROW(t_overlap_nan, 48, NAN, NEXVITAD_TILE_SHARED)
 TILE_ROW(t_layout, 48, 0.0f, 7)
-TILE_ROW(t_larger_than_image, 224, 0.0f, TILE_SHARED)
-TILE_ROW(t_over_any_side, 20000, 0.0f, TILE_SHARED)
+TILE_ROW(t_larger_than_image, 224, 0.0f, NEXVITAD_TILE_SHARED)
+TILE_ROW(t_over_image, 20000, 0.0f, NEXVITAD_TILE_SHARED)
+TILE_ROW(t_off_overlap_nan, 0, NAN, NEXVITAD_TILE_SHARED)
+static nexvitad_status t_max_vectors(void) {
+    nexvitad_bank_options o = tile_options(48, 0.0f, NEXVITAD_TILE_SHARED);
+    o.max_vectors = 10;
+    return build_with(&o);
+}
 static nexvitad_status t_reserved(void) {
-    nexvitad_bank_options o = tile_options(48, 0.0f, TILE_SHARED);
+    nexvitad_bank_options o = tile_options(48, 0.0f, NEXVITAD_TILE_SHARED);
     o.reserved1 = 1;
     return build_with(&o);
 }
@@ -653,7 +659,7 @@ static nexvitad_status whole_image_build(const nexvitad_bank_options *o) {
     i.struct_size = sizeof i;
     nexvitad_bank_get_info(b, &i);
     nexvitad_bank_free(b);
-    if (i.tile != 0 || i.tile_h != 0 || i.tile_layout != 0 || i.tile_overlap != 0.0f) {
+    if (i.tile != 0 || i.tile_h != 0 || i.tile_layout != NEXVITAD_TILE_SHARED || i.tile_overlap != 0.0f) {
         snprintf(g_msg, sizeof g_msg, "not a whole-image bank: tile %u x %u layout %u overlap %g", i.tile, i.tile_h,
                  i.tile_layout, i.tile_overlap);
         return NEXVITAD_INTERNAL;
@@ -668,7 +674,7 @@ static nexvitad_status t_off_ignores(void) {
 /* A caller built against a revision-2 nexvitad.h: struct_size ends before `tile`; the bytes
    after it (here a tiling) are never read. */
 static nexvitad_status t_revision2_struct(void) {
-    nexvitad_bank_options o = tile_options(48, 0.25f, TILE_PER_POSITION);
+    nexvitad_bank_options o = tile_options(48, 0.25f, NEXVITAD_TILE_PER_POSITION);
     o.struct_size = offsetof(nexvitad_bank_options, tile);
     return whole_image_build(&o);
 }
@@ -676,7 +682,7 @@ static nexvitad_status t_revision2_struct(void) {
 static nexvitad_status t_too_many(void) {
     static uint8_t gray[512 * 512];
     nexvitad_image im = {gray, 512, 512, 0, NEXVITAD_PIXEL_GRAY8};
-    nexvitad_bank_options o = tile_options(8, 0.9f, TILE_SHARED);
+    nexvitad_bank_options o = tile_options(8, 0.9f, NEXVITAD_TILE_SHARED);
     nexvitad_bank *b = NULL;
     nexvitad_status s = keep(nexvitad_bank_build(g_m, &im, 1, &o, NULL, NULL, &b));
     if (s == NEXVITAD_OK) nexvitad_bank_free(b);
@@ -692,7 +698,7 @@ static nexvitad_image cut(int i, uint32_t w, uint32_t h) {
 }
 static nexvitad_status t_mixed_sizes(void) {
     nexvitad_image im[2] = {g_views[0], cut(1, 80, 64)};
-    nexvitad_bank_options o = tile_options(48, 0.0f, TILE_PER_POSITION);
+    nexvitad_bank_options o = tile_options(48, 0.0f, NEXVITAD_TILE_PER_POSITION);
     nexvitad_bank *b = NULL;
     nexvitad_status s = keep(nexvitad_bank_build(g_m, im, 2, &o, NULL, NULL, &b));
     if (s == NEXVITAD_OK) nexvitad_bank_free(b);
@@ -716,11 +722,11 @@ static nexvitad_status score_with(nexvitad_bank *b, nexvitad_image im) {
     return s;
 }
 static nexvitad_status t_per_position_other_size(void) {
-    nexvitad_bank *b = tiled_bank(TILE_PER_POSITION);
+    nexvitad_bank *b = tiled_bank(NEXVITAD_TILE_PER_POSITION);
     return b ? score_with(b, cut(0, 80, 64)) : NEXVITAD_INTERNAL;
 }
 static nexvitad_status t_per_position_batch(void) {
-    nexvitad_bank *b = tiled_bank(TILE_PER_POSITION);
+    nexvitad_bank *b = tiled_bank(NEXVITAD_TILE_PER_POSITION);
     if (!b) return NEXVITAD_INTERNAL;
     nexvitad_image im[2] = {g_views[0], cut(1, 96, 64)};
     nexvitad_result r[2];
@@ -730,12 +736,309 @@ static nexvitad_status t_per_position_batch(void) {
     return s;
 }
 static nexvitad_status t_shared_other_size(void) {
-    nexvitad_bank *b = tiled_bank(TILE_SHARED);
+    nexvitad_bank *b = tiled_bank(NEXVITAD_TILE_SHARED);
     return b ? score_with(b, cut(0, 80, 64)) : NEXVITAD_INTERNAL;
 }
 static nexvitad_status t_score_below_tile(void) {
-    nexvitad_bank *b = tiled_bank(TILE_SHARED);
+    nexvitad_bank *b = tiled_bank(NEXVITAD_TILE_SHARED);
     return b ? score_with(b, cut(0, 40, 40)) : NEXVITAD_INTERNAL;
+}
+
+/* Per-call thresholds and defect regions (revision 3): nexvitad_score_with_options */
+
+/* A failed check inside a valid row: INTERNAL with what went wrong in g_msg. */
+static nexvitad_status row_fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    va_end(ap);
+    return NEXVITAD_INTERNAL;
+}
+
+static nexvitad_score_options score_options(void) {
+    nexvitad_score_options o;
+    o.struct_size = sizeof o;
+    nexvitad_score_options_default(&o);
+    return o;
+}
+
+/* nexvitad_score_with_options on g_views[0] with g_m and g_b, no map; the status is kept. */
+static nexvitad_status swo(const nexvitad_score_options *o, nexvitad_region *regions, size_t cap, size_t *count,
+                           nexvitad_result *r) {
+    r->struct_size = sizeof *r;
+    return keep(nexvitad_score_with_options(g_m, g_b, &g_views[0], o, NULL, 0, regions, cap, count, r));
+}
+
+static size_t g_views0_pixels(void) {
+    return (size_t)g_views[0].width * g_views[0].height;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* A pixel threshold at which g_views[0], scored with g_b, has at least 3 defect regions: a
+   quantile of its own map (a good image may have none at the bank's threshold). Negative if
+   no quantile tried gives 3; *count receives the number of regions. Computed once. */
+static float multi_region_threshold(size_t *count) {
+    static float t = -2.0f;
+    static size_t n_regions;
+    if (t == -2.0f) {
+        t = -1.0f;
+        size_t n = g_views0_pixels();
+        float *map = (float *)malloc(n * sizeof *map);
+        nexvitad_result r;
+        r.struct_size = sizeof r;
+        if (map && nexvitad_score(g_m, g_b, &g_views[0], map, n, &r) == NEXVITAD_OK) {
+            qsort(map, n, sizeof *map, cmp_float);
+            static const double q[] = {0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99};
+            for (size_t i = 0; i < sizeof q / sizeof q[0] && t < 0; i++) {
+                nexvitad_score_options o = score_options();
+                o.pixel_threshold = map[(size_t)(q[i] * (double)n)];
+                size_t c = 0;
+                if (nexvitad_score_with_options(g_m, g_b, &g_views[0], &o, NULL, 0, NULL, 0, &c, &r) == NEXVITAD_OK &&
+                    c >= 3) {
+                    t = o.pixel_threshold;
+                    n_regions = c;
+                }
+            }
+        }
+        free(map);
+    }
+    *count = n_regions;
+    return t;
+}
+
+static int untouched(const void *p, size_t n, unsigned char fill) {
+    const unsigned char *b = (const unsigned char *)p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != fill) return 0;
+    return 1;
+}
+
+static nexvitad_status s_bank_null(void) {
+    nexvitad_result r;
+    r.struct_size = sizeof r;
+    return keep(nexvitad_score_with_options(g_m, NULL, &g_views[0], NULL, NULL, 0, NULL, 0, NULL, &r));
+}
+static nexvitad_status s_image_null(void) {
+    nexvitad_result r;
+    r.struct_size = sizeof r;
+    return keep(nexvitad_score_with_options(g_m, g_b, NULL, NULL, NULL, 0, NULL, 0, NULL, &r));
+}
+static nexvitad_status s_out_null(void) {
+    return keep(nexvitad_score_with_options(g_m, g_b, &g_views[0], NULL, NULL, 0, NULL, 0, NULL, NULL));
+}
+static nexvitad_status s_other_model(void) {
+    nexvitad_result r;
+    r.struct_size = sizeof r;
+    return keep(nexvitad_score_with_options(g_other, g_b, &g_views[0], NULL, NULL, 0, NULL, 0, NULL, &r));
+}
+static nexvitad_status s_map_short(void) {
+    float map[10];
+    nexvitad_result r;
+    r.struct_size = sizeof r;
+    return keep(nexvitad_score_with_options(g_m, g_b, &g_views[0], NULL, map, 10, NULL, 0, NULL, &r));
+}
+#define SOPT_ROW(fn, field, value)                  \
+    static nexvitad_status fn(void) {               \
+        nexvitad_score_options o = score_options(); \
+        nexvitad_result r;                          \
+        o.field = value;                            \
+        return swo(&o, NULL, 0, NULL, &r);          \
+    }
+SOPT_ROW(s_struct_zero, struct_size, 0)
+SOPT_ROW(s_struct_big, struct_size, sizeof(nexvitad_score_options) + 64)
+SOPT_ROW(s_image_nan, image_threshold, NAN)
+SOPT_ROW(s_image_inf, image_threshold, INFINITY)
+/* pixel_threshold NaN: refused, and nothing written (map, regions, count, out untouched). */
+static nexvitad_status s_pixel_nan(void) {
+    nexvitad_score_options o = score_options();
+    o.pixel_threshold = NAN;
+    size_t n = g_views0_pixels(), count;
+    float *map = (float *)malloc(n * sizeof *map);
+    nexvitad_region reg[2];
+    nexvitad_result r;
+    memset(map, 0xAB, n * sizeof *map);
+    memset(reg, 0xAB, sizeof reg);
+    memset(&count, 0xAB, sizeof count);
+    memset(&r, 0xAB, sizeof r);
+    r.struct_size = sizeof r;
+    nexvitad_status s = keep(nexvitad_score_with_options(g_m, g_b, &g_views[0], &o, map, n, reg, 2, &count, &r));
+    int clean = untouched(map, n * sizeof *map, 0xAB) && untouched(reg, sizeof reg, 0xAB) &&
+                untouched(&count, sizeof count, 0xAB) &&
+                untouched((const char *)&r + sizeof r.struct_size, sizeof r - sizeof r.struct_size, 0xAB);
+    free(map);
+    if (s != NEXVITAD_OK && !clean) return row_fail("a failed call wrote into the caller's map, regions, count or out");
+    return s;
+}
+static nexvitad_status s_regions_null_cap(void) {
+    size_t count = 0;
+    nexvitad_result r;
+    return swo(NULL, NULL, 4, &count, &r);
+}
+static nexvitad_status s_defaults_null(void) { return keep(nexvitad_score_options_default(NULL)); }
+static nexvitad_status s_defaults_size(void) {
+    nexvitad_score_options o;
+    o.struct_size = 4;
+    return keep(nexvitad_score_options_default(&o));
+}
+/* NULL options: the result and map of nexvitad_score, bit for bit; no flags, no regions. */
+static nexvitad_status s_null_options(void) {
+    size_t n = g_views0_pixels();
+    float *a = (float *)malloc(n * sizeof *a), *b = (float *)malloc(n * sizeof *b);
+    nexvitad_result ra, rb;
+    memset(&ra, 0, sizeof ra);
+    memset(&rb, 0, sizeof rb);
+    ra.struct_size = rb.struct_size = sizeof ra;
+    nexvitad_status s = keep(nexvitad_score_with_options(g_m, g_b, &g_views[0], NULL, a, n, NULL, 0, NULL, &ra));
+    if (s == NEXVITAD_OK) {
+        if (nexvitad_score(g_m, g_b, &g_views[0], b, n, &rb) != NEXVITAD_OK)
+            s = row_fail("nexvitad_score failed: %s", nexvitad_last_error());
+        else if (memcmp(a, b, n * sizeof *a) != 0 || memcmp(&ra.image_score, &rb.image_score, 4) != 0 ||
+                 memcmp(&ra.image_threshold, &rb.image_threshold, 4) != 0 ||
+                 memcmp(&ra.pixel_threshold, &rb.pixel_threshold, 4) != 0 || ra.is_anomalous != rb.is_anomalous ||
+                 ra.width != rb.width || ra.height != rb.height)
+            s = row_fail("NULL options differ from nexvitad_score");
+        else if (ra.threshold_flags != 0 || ra.reserved0 != 0 || ra.region_count != 0)
+            s = row_fail("flags %u, reserved0 %u, region_count %llu; want 0", ra.threshold_flags, ra.reserved0,
+                         (unsigned long long)ra.region_count);
+    }
+    free(a);
+    free(b);
+    return s;
+}
+/* Negative thresholds (-5, -inf) are the bank's, as with NULL options: flags 0. */
+static nexvitad_status s_negative_thresholds(void) {
+    nexvitad_score_options o = score_options();
+    o.image_threshold = -5.0f;
+    o.pixel_threshold = -INFINITY;
+    nexvitad_result r, want;
+    size_t c1 = 0, c2 = 0;
+    nexvitad_status s = swo(&o, NULL, 0, &c1, &r);
+    if (s != NEXVITAD_OK) return s;
+    if (swo(NULL, NULL, 0, &c2, &want) != NEXVITAD_OK) return row_fail("NULL options: %s", g_msg);
+    if (r.image_threshold != want.image_threshold || r.pixel_threshold != want.pixel_threshold ||
+        r.threshold_flags != 0 || c1 != c2 || r.is_anomalous != want.is_anomalous)
+        return row_fail("thresholds %g/%g flags %u count %zu; the bank's are %g/%g count %zu", r.image_threshold,
+                        r.pixel_threshold, r.threshold_flags, c1, want.image_threshold, want.pixel_threshold, c2);
+    return s;
+}
+/* Caller thresholds: image 0 (a real setting) flags any image with a positive score. */
+static nexvitad_status s_caller_thresholds(void) {
+    size_t n_regions;
+    nexvitad_score_options o = score_options();
+    o.image_threshold = 0.0f;
+    o.pixel_threshold = multi_region_threshold(&n_regions);
+    if (o.pixel_threshold < 0) return row_fail("no pixel threshold gives 3 regions");
+    nexvitad_result r;
+    size_t count = 0;
+    nexvitad_status s = swo(&o, NULL, 0, &count, &r);
+    if (s != NEXVITAD_OK) return s;
+    if (r.threshold_flags != (NEXVITAD_IMAGE_THRESHOLD_FROM_CALLER | NEXVITAD_PIXEL_THRESHOLD_FROM_CALLER) ||
+        r.image_threshold != 0.0f || r.pixel_threshold != o.pixel_threshold || !r.is_anomalous ||
+        r.region_count != count || count != n_regions)
+        return row_fail("flags %u thresholds %g/%g anomalous %d count %zu/%llu", r.threshold_flags, r.image_threshold,
+                        r.pixel_threshold, r.is_anomalous, count, (unsigned long long)r.region_count);
+    return s;
+}
+/* Count only: regions NULL, regions_cap 0. */
+static nexvitad_status s_count_only(void) {
+    size_t want;
+    nexvitad_score_options o = score_options();
+    o.pixel_threshold = multi_region_threshold(&want);
+    if (o.pixel_threshold < 0) return row_fail("no pixel threshold gives 3 regions");
+    nexvitad_result r;
+    size_t count = 0;
+    nexvitad_status s = swo(&o, NULL, 0, &count, &r);
+    if (s == NEXVITAD_OK && (count != want || r.region_count != want))
+        return row_fail("count %zu, out->region_count %llu, want %zu", count, (unsigned long long)r.region_count, want);
+    return s;
+}
+/* An array of 2 for more regions: success, the count says how many there are, the first 2
+   (highest peak first) are written and the element after them is untouched. */
+static nexvitad_status s_regions_short(void) {
+    size_t want;
+    nexvitad_score_options o = score_options();
+    o.pixel_threshold = multi_region_threshold(&want);
+    if (o.pixel_threshold < 0) return row_fail("no pixel threshold gives 3 regions");
+    nexvitad_region reg[3], *all = (nexvitad_region *)calloc(want, sizeof *all);
+    memset(reg, 0xAB, sizeof reg);
+    nexvitad_result r, rall;
+    size_t count = 0, n_all = 0;
+    nexvitad_status s = swo(&o, reg, 2, &count, &r);
+    if (s == NEXVITAD_OK) {
+        if (swo(&o, all, want, &n_all, &rall) != NEXVITAD_OK)
+            s = row_fail("the full query failed: %s", g_msg);
+        else if (count != want || n_all != want || r.region_count != want)
+            s = row_fail("count %zu (full query %zu, out %llu), want %zu", count, n_all,
+                         (unsigned long long)r.region_count, want);
+        else if (memcmp(reg, all, 2 * sizeof *reg) != 0)
+            s = row_fail("the 2 regions written are not the first 2 of the full list");
+        else if (!untouched(&reg[2], sizeof reg[2], 0xAB))
+            s = row_fail("regions[2], beyond regions_cap, was written");
+        else if (all[0].peak < all[1].peak || all[1].peak < all[2].peak)
+            s = row_fail("regions are not highest peak first: %g %g %g", all[0].peak, all[1].peak, all[2].peak);
+    }
+    free(all);
+    return s;
+}
+/* regions given but region_count NULL: no regions are looked for; the array is untouched. */
+static nexvitad_status s_count_null(void) {
+    size_t want;
+    nexvitad_score_options o = score_options();
+    o.pixel_threshold = multi_region_threshold(&want);
+    nexvitad_region reg[2];
+    memset(reg, 0xAB, sizeof reg);
+    nexvitad_result r;
+    nexvitad_status s = swo(&o, reg, 2, NULL, &r);
+    if (s == NEXVITAD_OK && (!untouched(reg, sizeof reg, 0xAB) || r.region_count != 0))
+        return row_fail("regions written (region_count %llu) though region_count is NULL",
+                        (unsigned long long)r.region_count);
+    return s;
+}
+/* min_region_area above every region's area: none left. */
+static nexvitad_status s_min_area(void) {
+    size_t want;
+    nexvitad_score_options o = score_options();
+    o.pixel_threshold = multi_region_threshold(&want);
+    o.min_region_area = g_views0_pixels() + 1;
+    nexvitad_result r;
+    size_t count = 99;
+    nexvitad_status s = swo(&o, NULL, 0, &count, &r);
+    if (s == NEXVITAD_OK && (count != 0 || r.region_count != 0))
+        return row_fail("%zu regions of more than the image's pixels", count);
+    return s;
+}
+/* A caller of revision 2's nexvitad_result (struct_size 80): the count comes through
+   *region_count; the result's bytes from threshold_flags on are untouched. */
+static nexvitad_status s_old_result(void) {
+    size_t want;
+    nexvitad_score_options o = score_options();
+    o.pixel_threshold = multi_region_threshold(&want);
+    nexvitad_result r;
+    memset(&r, 0xAB, sizeof r);
+    r.struct_size = offsetof(nexvitad_result, threshold_flags);
+    size_t count = 0;
+    nexvitad_status s = keep(nexvitad_score_with_options(g_m, g_b, &g_views[0], &o, NULL, 0, NULL, 0, &count, &r));
+    if (s != NEXVITAD_OK) return s;
+    const char *tail = (const char *)&r + offsetof(nexvitad_result, threshold_flags);
+    if (count != want || !untouched(tail, sizeof r - offsetof(nexvitad_result, threshold_flags), 0xAB) ||
+        r.width != g_views[0].width)
+        return row_fail("count %zu (want %zu), bytes beyond struct_size written or width %u", count, want, r.width);
+    return s;
+}
+static nexvitad_status s_per_position_other_size(void) {
+    nexvitad_bank *b = tiled_bank(NEXVITAD_TILE_PER_POSITION);
+    if (!b) return NEXVITAD_INTERNAL;
+    nexvitad_image im = cut(0, 80, 64);
+    nexvitad_result r;
+    size_t count;
+    r.struct_size = sizeof r;
+    nexvitad_status s = keep(nexvitad_score_with_options(NULL, b, &im, NULL, NULL, 0, NULL, 0, &count, &r));
+    nexvitad_bank_free(b);
+    return s;
 }
 
 /* Model options */
@@ -1074,7 +1377,7 @@ static const row ROWS[] = {
     {"image", "`image` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: image is NULL", i_image_null},
     {"image", "unknown pixel format 42", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: image.format: unknown pixel format 42 (expected 0=GRAY8, 1=RGB8, 2=BGR8, 3=RGBA8, 4=BGRA8)", i_format},
     {"image", "map buffer of 10 floats for a 96 × 72 image", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: map_len 10 is smaller than the 96x72 map the image needs (6912 floats) for image", i_map_short},
-    {"image", "result `struct_size` 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: out->struct_size is 0; set it to sizeof(nexvitad_result) (80 in this library's nexvitad.h)", i_result_size},
+    {"image", "result `struct_size` 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: out->struct_size is 0; set it to sizeof(nexvitad_result) (96 in this library's nexvitad.h)", i_result_size},
     {"image", "result pointer NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: out is NULL", i_result_null},
     {"image", "`nexvitad_bank_build`: `images[1].data` NULL (the index is named)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: images[1].data is NULL", i_build_index},
     {"image", "`nexvitad_score_batch` with n = 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_batch: invalid argument: n is 0: images must hold at least one image", i_batch_zero},
@@ -1104,7 +1407,7 @@ static const row ROWS[] = {
     {"options", "target_fpr = 1.5", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: target_fpr 1.5 must be in (0, 1)", o_fpr_big},
     {"options", "target_fpr = 1", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: target_fpr 1 must be in (0, 1)", o_fpr_one},
     {"options", "target_fpr = NaN", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: target_fpr NaN must be in (0, 1)", o_fpr_nan},
-    {"options", "max_vectors = 10", NEXVITAD_LIMIT_EXCEEDED, "nexvitad_bank_build: limit exceeded: 2 images (or tiles) × 1 copies × 784 patches = 1568 bank vectors, above max_vectors 10", o_max_vectors},
+    {"options", "max_vectors = 10", NEXVITAD_LIMIT_EXCEEDED, "nexvitad_bank_build: limit exceeded: 2 images × 1 copies × 784 patches = 1568 bank vectors, above max_vectors 10", o_max_vectors},
     {"options", "scorer 5", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->scorer 5 is not a nexvitad_scorer (0 SINKHORN, 1 FULL, 2 CORESET)", o_scorer},
     {"options", "image_score_mode 3", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->image_score_mode 3 is not a nexvitad_image_score_mode (0 MAX, 1 TOP_MEAN)", o_mode},
     {"options", "augment 0x10 (unknown flag)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->augment 0x10 has bits that are not nexvitad_augment flags", o_augment},
@@ -1130,19 +1433,45 @@ static const row ROWS[] = {
     /* Tiling (revision 3; nexvitad_bank_build with 2 images of 96 × 72 unless said otherwise) */
     {"tiling", "tile_overlap = 1", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->tile_overlap 1 must be in [0, 1)", t_overlap_one},
     {"tiling", "tile_overlap = −0.25", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->tile_overlap -0.25 must be in [0, 1)", t_overlap_neg},
-    {"tiling", "tile_overlap = NaN", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->tile_overlap NaN must be in [0, 1)", t_overlap_nan},
+    {"tiling", "tile_overlap = NaN", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->tile_overlap is NaN", t_overlap_nan},
     {"tiling", "tile_layout 7", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->tile_layout 7 is not a nexvitad_tile_layout (0 SHARED, 1 PER_POSITION)", t_layout},
     {"tiling", "reserved1 = 1", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->reserved1 is 1; it must be 0", t_reserved},
     {"tiling", "tile 0 with tile_overlap 5 and tile_layout 7 (valid: tiling off, the two are ignored)", NEXVITAD_OK, "", t_off_ignores},
     {"tiling", "bank options `struct_size` 72 (a revision-2 caller; a tiling after it is not read): a whole-image bank", NEXVITAD_OK, "", t_revision2_struct},
-    {"tiling", "tile 224 on 96 × 72 images (tile larger than the image)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: image 0: tile 224x224 is larger than the 96x72 image; use a smaller tile or tiling off", t_larger_than_image},
-    {"tiling", "tile 20000 (larger than any accepted image side)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: tile 20000 is larger than any accepted image side (16384)", t_over_any_side},
-    {"tiling", "tile 8 at overlap 0.9 on a 512 × 512 image: 255025 tiles", NEXVITAD_LIMIT_EXCEEDED, "nexvitad_bank_build: limit exceeded: image 0: a 512x512 image in 8x8 tiles at overlap 0.9 makes 255025 tiles, above the limit of 4096 (MAX_TILES); use a larger tile or less overlap", t_too_many},
-    {"tiling", "per-position build from images of two sizes (96 × 72, 80 × 64)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: a per_position tile bank needs images of one size: image 0 is 96x72, image 1 is 80x64", t_mixed_sizes},
-    {"tiling", "`nexvitad_score`: a per-position bank of 96 × 72 images scores an 80 × 64 image", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: this bank keeps one bank per tile position of 96x72 images; a 80x64 image cannot be scored with it (give 96x72 images, or build a shared tile bank)", t_per_position_other_size},
-    {"tiling", "`nexvitad_score_batch`: a per-position bank, `images[1]` of another size", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_batch: invalid argument: image 1: this bank keeps one bank per tile position of 96x72 images; a 96x64 image cannot be scored with it (give 96x72 images, or build a shared tile bank)", t_per_position_batch},
+    {"tiling", "tile 224 on 96 × 72 images (tile larger than the image)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: images[0]: tile 224x224 is larger than the 96x72 image; use a smaller tile or tiling off", t_larger_than_image},
+    {"tiling", "tile 20000 (no fixed bound: refused as larger than the image)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: images[0]: tile 20000x20000 is larger than the 96x72 image; use a smaller tile or tiling off", t_over_image},
+    {"tiling", "tile 0 with tile_overlap NaN (refused even with tiling off)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->tile_overlap is NaN", t_off_overlap_nan},
+    {"tiling", "max_vectors = 10 with 48 px tiles (4 tiles per image)", NEXVITAD_LIMIT_EXCEEDED, "nexvitad_bank_build: limit exceeded: 8 tiles × 1 copies × 784 patches = 6272 bank vectors, above max_vectors 10", t_max_vectors},
+    {"tiling", "tile 8 at overlap 0.9 on a 512 × 512 image: 255025 tiles", NEXVITAD_LIMIT_EXCEEDED, "nexvitad_bank_build: limit exceeded: images[0]: a 512x512 image in 8x8 tiles at overlap 0.9 makes 255025 tiles, above the limit of 4096 (MAX_TILES); use a larger tile or less overlap", t_too_many},
+    {"tiling", "per-position build from images of two sizes (96 × 72, 80 × 64)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: a per_position tile bank needs images of one size: images[0] is 96x72, images[1] is 80x64", t_mixed_sizes},
+    {"tiling", "`nexvitad_score`: a per-position bank of 96 × 72 images scores an 80 × 64 image", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: this bank keeps one bank per tile position of 96x72 images; an image of 80x64 cannot be scored with it (give 96x72 images, or build a shared tile bank)", t_per_position_other_size},
+    {"tiling", "`nexvitad_score_batch`: a per-position bank, `images[1]` of another size", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_batch: invalid argument: images[1]: this bank keeps one bank per tile position of 96x72 images; an image of 96x64 cannot be scored with it (give 96x72 images, or build a shared tile bank)", t_per_position_batch},
     {"tiling", "`nexvitad_score`: a shared tile bank scores an 80 × 64 image (valid: any size)", NEXVITAD_OK, "", t_shared_other_size},
     {"tiling", "`nexvitad_score`: a 40 × 40 image with 48 px tiles (tile larger than the image)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: tile 48x48 is larger than the 40x40 image; use a smaller tile or tiling off", t_score_below_tile},
+
+    /* Per-call thresholds and defect regions (revision 3; nexvitad_score_with_options on a 96 × 72 image unless said otherwise) */
+    {"regions", "`bank` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: bank is NULL", s_bank_null},
+    {"regions", "`image` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: image is NULL", s_image_null},
+    {"regions", "`out` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: out is NULL", s_out_null},
+    {"regions", "a model of another fingerprint", NEXVITAD_MISMATCH, "nexvitad_score_with_options: mismatch: this bank was built by model ...", s_other_model},
+    {"regions", "map buffer of 10 floats", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: map_len 10 is smaller than the 96x72 map the image needs (6912 floats) for image", s_map_short},
+    {"regions", "score options `struct_size` 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: options->struct_size is 0; set it to sizeof(nexvitad_score_options) (24 in this library's nexvitad.h)", s_struct_zero},
+    {"regions", "score options `struct_size` 64 bytes larger than this library knows", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: options->struct_size 88 is larger than this library's nexvitad_score_options (24 bytes): the program was built against a newer nexvitad.h than the libnexvitad it loaded", s_struct_big},
+    {"regions", "image_threshold = NaN", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: image_threshold NaN must be finite and >= 0", s_image_nan},
+    {"regions", "image_threshold = +∞", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: image_threshold inf must be finite and >= 0", s_image_inf},
+    {"regions", "pixel_threshold = NaN (nothing written: map, regions, count and out untouched)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: pixel_threshold NaN must be finite and >= 0", s_pixel_nan},
+    {"regions", "`regions` NULL with `regions_cap` 4", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: regions is NULL but regions_cap is 4", s_regions_null_cap},
+    {"regions", "`nexvitad_score_options_default(NULL)`", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_options_default: invalid argument: options is NULL", s_defaults_null},
+    {"regions", "`nexvitad_score_options_default` with `struct_size` 4", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_options_default: invalid argument: options->struct_size is 4; set it to sizeof(nexvitad_score_options) (24 in this library's nexvitad.h)", s_defaults_size},
+    {"regions", "options NULL (valid: the map and result of `nexvitad_score`, bit for bit; threshold_flags and region_count 0)", NEXVITAD_OK, "", s_null_options},
+    {"regions", "image_threshold −5, pixel_threshold −∞ (valid: negative = the bank's; threshold_flags 0)", NEXVITAD_OK, "", s_negative_thresholds},
+    {"regions", "image_threshold 0 and a caller pixel_threshold (valid: both flags set, the image is anomalous)", NEXVITAD_OK, "", s_caller_thresholds},
+    {"regions", "count only: `regions` NULL, `regions_cap` 0 (valid: the count of a full query)", NEXVITAD_OK, "", s_count_only},
+    {"regions", "an array of 2 for more regions (valid, like snprintf: the count exceeds the cap, the first 2 are written, the element after them is untouched)", NEXVITAD_OK, "", s_regions_short},
+    {"regions", "`regions` given but `region_count` NULL (valid: no regions are looked for; the array is untouched)", NEXVITAD_OK, "", s_count_null},
+    {"regions", "min_region_area above the image's pixel count (valid: no regions)", NEXVITAD_OK, "", s_min_area},
+    {"regions", "result `struct_size` 80 (a revision-2 caller; valid: the count comes through `region_count`, the bytes after `struct_size` are untouched)", NEXVITAD_OK, "", s_old_result},
+    {"regions", "a per-position bank of 96 × 72 images scores an 80 × 64 image", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: this bank keeps one bank per tile position of 96x72 images; an image of 80x64 cannot be scored with it (give 96x72 images, or build a shared tile bank)", s_per_position_other_size},
 
     /* Model folder and model.json (nexvitad_model_open) */
     {"model.json", "`dir` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: dir is NULL", m_dir_null},

@@ -25,12 +25,9 @@
 #include <nexvitad.h>
 
 #include "check.h"
+#include "json.h"
 #include "ppm.h"
 #include "sha256.h"
-
-/* The nexvitad_tile_layout values. The revision-3 nexvitad.h names the type (option table,
-   field comments) but does not declare its constants, so they are spelled out here. */
-enum { TILE_SHARED = 0, TILE_PER_POSITION = 1 };
 
 static int g_quick;
 static int g_n_good = 4;
@@ -176,7 +173,7 @@ static void test_revision_and_defaults(void) {
     memset(&o, 0xAB, sizeof o);
     o.struct_size = sizeof o;
     OK(nexvitad_bank_options_default(&o));
-    CHECK(o.tile == 0 && o.tile_overlap == 0.0f && o.tile_layout == TILE_SHARED && o.reserved1 == 0,
+    CHECK(o.tile == 0 && o.tile_overlap == 0.0f && o.tile_layout == NEXVITAD_TILE_SHARED && o.reserved1 == 0,
           "tiling defaults: tile %u overlap %g layout %u reserved1 %u", o.tile, o.tile_overlap, o.tile_layout,
           o.reserved1);
 }
@@ -211,7 +208,7 @@ static void test_revision2_caller(nexvitad_model *m) {
         return;
     }
     nexvitad_bank_info bi = info_of(b), ri = info_of(ref);
-    CHECK(bi.tile == 0 && bi.tile_h == 0 && bi.tile_overlap == 0.0f && bi.tile_layout == 0 && bi.tile_cols == 0 &&
+    CHECK(bi.tile == 0 && bi.tile_h == 0 && bi.tile_overlap == 0.0f && bi.tile_layout == NEXVITAD_TILE_SHARED && bi.tile_cols == 0 &&
               bi.tile_rows == 0 && bi.image_width == 0 && bi.image_height == 0,
           "a revision-2 caller's bank is a whole-image bank: tile %u %ux%u layout %u", bi.tile, bi.tile_cols,
           bi.tile_rows, bi.tile_layout);
@@ -240,7 +237,7 @@ static void test_revision2_caller(nexvitad_model *m) {
 
 static void test_shared_bank(nexvitad_model *m) {
     /* 48 px tiles at overlap 0.25 on 96 x 72: columns at 0, 36, 48, rows at 0, 24: 6 tiles. */
-    nexvitad_bank_options o = tiled_options(48, 0.25f, TILE_SHARED);
+    nexvitad_bank_options o = tiled_options(48, 0.25f, NEXVITAD_TILE_SHARED);
     encode_log log = {0, 0};
     nexvitad_bank *b = NULL;
     OK(nexvitad_bank_build(m, g_good_views, (size_t)g_n_good, &o, record_encode, &log, &b));
@@ -248,7 +245,7 @@ static void test_shared_bank(nexvitad_model *m) {
     CHECK(log.encode_total == (size_t)g_n_good * 6, "encode progress counts tiles: total %zu, want %d",
           log.encode_total, g_n_good * 6);
     nexvitad_bank_info i = info_of(b);
-    CHECK(i.tile == 48 && i.tile_h == 48 && i.tile_overlap == 0.25f && i.tile_layout == TILE_SHARED,
+    CHECK(i.tile == 48 && i.tile_h == 48 && i.tile_overlap == 0.25f && i.tile_layout == NEXVITAD_TILE_SHARED,
           "shared bank info: tile %u x %u overlap %g layout %u", i.tile, i.tile_h, i.tile_overlap, i.tile_layout);
     CHECK(i.tile_cols == 0 && i.tile_rows == 0 && i.image_width == 0 && i.image_height == 0,
           "a shared bank scores any size: cols %u rows %u image %ux%u", i.tile_cols, i.tile_rows, i.image_width,
@@ -286,12 +283,12 @@ static void test_shared_bank(nexvitad_model *m) {
 
 static void test_per_position_bank(nexvitad_model *m) {
     /* 48 px tiles without overlap on 96 x 72: 2 columns (0, 48) and 2 rows (0, 24). */
-    nexvitad_bank_options o = tiled_options(48, 0.0f, TILE_PER_POSITION);
+    nexvitad_bank_options o = tiled_options(48, 0.0f, NEXVITAD_TILE_PER_POSITION);
     nexvitad_bank *b = NULL;
     OK(nexvitad_bank_build(m, g_good_views, (size_t)g_n_good, &o, NULL, NULL, &b));
     if (!b) return;
     nexvitad_bank_info i = info_of(b);
-    CHECK(i.tile == 48 && i.tile_h == 48 && i.tile_overlap == 0.0f && i.tile_layout == TILE_PER_POSITION,
+    CHECK(i.tile == 48 && i.tile_h == 48 && i.tile_overlap == 0.0f && i.tile_layout == NEXVITAD_TILE_PER_POSITION,
           "per-position bank info: tile %u x %u overlap %g layout %u", i.tile, i.tile_h, i.tile_overlap,
           i.tile_layout);
     CHECK(i.tile_cols == 2 && i.tile_rows == 2 && i.image_width == 96 && i.image_height == 72,
@@ -304,39 +301,43 @@ static void test_per_position_bank(nexvitad_model *m) {
     nexvitad_result r;
     r.struct_size = sizeof r;
     BAD(nexvitad_score(NULL, b, &other, NULL, 0, &r), NEXVITAD_INVALID_ARGUMENT, "one bank per tile position of 96x72 images");
-    CHECK(strstr(nexvitad_last_error(), "a 80x64 image cannot be scored") != NULL, "the size is named: %s",
+    CHECK(strstr(nexvitad_last_error(), "an image of 80x64 cannot be scored") != NULL, "the size is named: %s",
           nexvitad_last_error());
     nexvitad_image pair[2] = {g_test_views[0], other};
     nexvitad_result rs[2];
     rs[0].struct_size = sizeof rs[0];
     BAD(nexvitad_score_batch(NULL, b, pair, 2, NULL, NULL, rs), NEXVITAD_INVALID_ARGUMENT,
-        "one bank per tile position of 96x72 images");
+        "images[1]: this bank keeps one bank per tile position of 96x72 images; an image of 80x64 cannot");
     check_save_load(m, b, "per-position-tiles.bank");
     OK(nexvitad_bank_free(b));
 
     /* Built from images of one size only. */
     nexvitad_image mixed[2] = {g_good_views[0], crop(&g_good_views[1], 80, 64)};
     b = NULL;
-    BAD(nexvitad_bank_build(m, mixed, 2, &o, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "needs images of one size");
+    BAD(nexvitad_bank_build(m, mixed, 2, &o, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "needs images of one size: images[0] is 96x72, images[1] is 80x64");
     CHECK(b == NULL, "out untouched");
 }
 
 static void test_bad_tile_options(nexvitad_model *m) {
     nexvitad_bank *b = NULL;
-    nexvitad_bank_options o = tiled_options(48, 1.0f, TILE_SHARED);
+    nexvitad_bank_options o = tiled_options(48, 1.0f, NEXVITAD_TILE_SHARED);
     BAD(nexvitad_bank_build(m, g_good_views, 2, &o, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "options->tile_overlap 1 must be in [0, 1)");
     o.tile_overlap = -0.5f;
     BAD(nexvitad_bank_build(m, g_good_views, 2, &o, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "must be in [0, 1)");
     o.tile_overlap = NAN;
-    BAD(nexvitad_bank_build(m, g_good_views, 2, &o, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "must be in [0, 1)");
+    BAD(nexvitad_bank_build(m, g_good_views, 2, &o, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "options->tile_overlap is NaN");
+    o.tile = 0; /* NaN is refused even with tiling off */
+    BAD(nexvitad_bank_build(m, g_good_views, 2, &o, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "options->tile_overlap is NaN");
     o = tiled_options(48, 0.0f, 7);
     BAD(nexvitad_bank_build(m, g_good_views, 2, &o, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "options->tile_layout 7 is not a nexvitad_tile_layout");
-    o = tiled_options(48, 0.0f, TILE_SHARED);
+    o = tiled_options(48, 0.0f, NEXVITAD_TILE_SHARED);
     o.reserved1 = 3;
     BAD(nexvitad_bank_build(m, g_good_views, 2, &o, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "reserved1");
-    o = tiled_options(224, 0.0f, TILE_SHARED);
-    BAD(nexvitad_bank_build(m, g_good_views, 2, &o, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "tile 224x224 is larger than the 96x72 image");
-    o = tiled_options(2, 0.9f, TILE_SHARED); /* 95 x 71 tiles of 2 px */
+    o = tiled_options(224, 0.0f, NEXVITAD_TILE_SHARED);
+    BAD(nexvitad_bank_build(m, g_good_views, 2, &o, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "images[0]: tile 224x224 is larger than the 96x72 image");
+    o = tiled_options(20000, 0.0f, NEXVITAD_TILE_SHARED); /* no fixed bound: larger than the image */
+    BAD(nexvitad_bank_build(m, g_good_views, 2, &o, NULL, NULL, &b), NEXVITAD_INVALID_ARGUMENT, "images[0]: tile 20000x20000 is larger than the 96x72 image");
+    o = tiled_options(2, 0.9f, NEXVITAD_TILE_SHARED); /* 95 x 71 tiles of 2 px */
     BAD(nexvitad_bank_build(m, g_good_views, 2, &o, NULL, NULL, &b), NEXVITAD_LIMIT_EXCEEDED, "MAX_TILES");
     /* With tiling off the other tiling fields are ignored. */
     o = tiled_options(0, 5.0f, 7);
@@ -344,29 +345,13 @@ static void test_bad_tile_options(nexvitad_model *m) {
         OK(nexvitad_bank_build(m, g_good_views, 2, &o, NULL, NULL, &b));
         if (b) {
             nexvitad_bank_info i = info_of(b);
-            CHECK(i.tile == 0 && i.tile_layout == 0 && i.tile_overlap == 0.0f, "tile 0: a whole-image bank");
+            CHECK(i.tile == 0 && i.tile_layout == NEXVITAD_TILE_SHARED && i.tile_overlap == 0.0f, "tile 0: a whole-image bank");
             OK(nexvitad_bank_free(b));
         }
     }
 }
 
 /* ---- the cross-language fixture ----------------------------------------------------------- */
-
-/* The value of "key" in a flat JSON object (strings without quotes), into out; 0 if found. */
-static int json_field(const char *json, const char *key, char *out, size_t n) {
-    char pat[128];
-    snprintf(pat, sizeof pat, "\"%s\"", key);
-    const char *at = strstr(json, pat);
-    if (!at) return -1;
-    at += strlen(pat);
-    while (*at == ' ' || *at == ':' || *at == '\t' || *at == '\n') at++;
-    if (*at == '"') at++;
-    size_t len = strcspn(at, "\",}\n");
-    if (len + 1 > n) return -1;
-    memcpy(out, at, len);
-    out[len] = '\0';
-    return 0;
-}
 
 static char *read_text(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -453,7 +438,7 @@ static void test_fixture(nexvitad_model *m) {
     OK(nexvitad_bank_load(m, path, &b));
     if (!b) return;
     nexvitad_bank_info i = info_of(b);
-    CHECK(i.tile == 48 && i.tile_h == 48 && i.tile_overlap == 0.25f && i.tile_layout == TILE_SHARED &&
+    CHECK(i.tile == 48 && i.tile_h == 48 && i.tile_overlap == 0.25f && i.tile_layout == NEXVITAD_TILE_SHARED &&
               i.tile_cols == 0 && i.image_width == 0 && i.k == 8 && i.shots == 3,
           "tiled.bank info: tile %u x %u overlap %g layout %u k %u shots %u", i.tile, i.tile_h, i.tile_overlap,
           i.tile_layout, i.k, i.shots);
@@ -470,7 +455,7 @@ static void test_fixture(nexvitad_model *m) {
     OK(nexvitad_bank_load(m, path, &b));
     if (!b) return;
     i = info_of(b);
-    CHECK(i.tile == 0 && i.tile_h == 0 && i.tile_overlap == 0.0f && i.tile_layout == 0 && i.tile_cols == 0 &&
+    CHECK(i.tile == 0 && i.tile_h == 0 && i.tile_overlap == 0.0f && i.tile_layout == NEXVITAD_TILE_SHARED && i.tile_cols == 0 &&
               i.tile_rows == 0 && i.image_width == 0 && i.image_height == 0,
           "tiny.bank (whole-image) info has no tiling: tile %u", i.tile);
     OK(nexvitad_bank_free(b));
