@@ -32,6 +32,9 @@
 // - Progress callbacks are std::function<bool(Stage, done, total)>; return false to cancel.
 //   An exception thrown inside one is caught before it reaches the C library, the call is
 //   cancelled, and the exception is rethrown to the caller once the C call has returned.
+// - Inspection outputs (C ABI revision 3): score(..., ScoreOptions) decides at caller image
+//   and pixel thresholds and returns the defect regions (Result::regions, highest peak
+//   first); Result::threshold_flags says which thresholds were the caller's.
 // - Training: nexvitad::train(base, data_root, sources, target, out_dir, TrainOptions, progress)
 //   writes a new model folder; its progress callback gets loss terms and can cancel.
 // - HALCON: see namespace nexvitad::halcon for HImage raw pointers.
@@ -307,14 +310,19 @@ enum class ImageScoreMode : std::uint32_t {
 /// Where a tiled bank keeps its normal features (nexvitad_tile_layout; C ABI revision 3).
 enum class TileLayout : std::uint32_t {
     /// One bank for the tiles of every position (textures, webs, surfaces); the default.
-    shared = 0,
+    shared = NEXVITAD_TILE_SHARED,
     /// One bank per tile position (aligned objects): scores only images of the one size it
     /// was built from (else Status::invalid_argument), and must be built from images of one size.
-    per_position = 1,
+    per_position = NEXVITAD_TILE_PER_POSITION,
 };
-// nexvitad.h names the type nexvitad_tile_layout but (revision 3) declares no constants for
-// it, so the values above are the header's documented ones: NEXVITAD_TILE_SHARED = 0,
-// NEXVITAD_TILE_PER_POSITION = 1.
+
+/// Bits of Result::threshold_flags (nexvitad_threshold_source; C ABI revision 3): which of a
+/// result's thresholds came from the caller's ScoreOptions rather than the bank.
+namespace threshold_source {
+constexpr std::uint32_t bank = 0;
+constexpr std::uint32_t image_from_caller = NEXVITAD_IMAGE_THRESHOLD_FROM_CALLER;
+constexpr std::uint32_t pixel_from_caller = NEXVITAD_PIXEL_THRESHOLD_FROM_CALLER;
+}  // namespace threshold_source
 
 /// Bits for BankOptions::augment().
 namespace augment {
@@ -431,6 +439,54 @@ private:
     nexvitad_bank_options raw_{};
 };
 
+/// Per-call scoring choices (nexvitad_score_options; C ABI revision 3), for the score
+/// overloads that take one: decide at another image threshold, draw defect regions at
+/// another pixel threshold, and find the defect regions (Result::regions). Starts from the
+/// library's defaults (nexvitad_score_options_default: the bank's thresholds, every region);
+/// setters chain: ScoreOptions().pixel_threshold(2.5f).min_region_area(20).
+class ScoreOptions {
+public:
+    ScoreOptions() {
+        raw_.struct_size = sizeof raw_;
+        detail::check(nexvitad_score_options_default(&raw_));
+    }
+
+    /// Decide at this image threshold instead of the bank's: finite and >= 0 (0 is a real
+    /// setting: every image with a positive score is anomalous). Any negative value means
+    /// the bank's; NaN or +inf is refused by the library (Status::invalid_argument).
+    ScoreOptions& image_threshold(float t) { raw_.image_threshold = t; return *this; }
+    /// Draw the defect regions (map values strictly above it) at this pixel threshold
+    /// instead of the bank's; the same rules as image_threshold().
+    ScoreOptions& pixel_threshold(float t) { raw_.pixel_threshold = t; return *this; }
+    /// Back to the bank's image threshold.
+    ScoreOptions& bank_image_threshold() { raw_.image_threshold = -1.0f; return *this; }
+    /// Back to the bank's pixel threshold.
+    ScoreOptions& bank_pixel_threshold() { raw_.pixel_threshold = -1.0f; return *this; }
+    /// Smallest region kept, in pixels; 0 (the default) keeps every region.
+    ScoreOptions& min_region_area(std::uint64_t pixels) { raw_.min_region_area = pixels; return *this; }
+    /// Find defect regions (on by default); off, Result::regions stays empty.
+    ScoreOptions& regions(bool on) { regions_ = on; return *this; }
+    /// Room for this many regions in the first call (default 64). A result with more scores
+    /// the image a second time with room for all of them: the C ABI reports the count, like
+    /// snprintf, and keeps nothing between calls. Results are the same either way.
+    ScoreOptions& region_capacity(std::size_t n) { region_capacity_ = n; return *this; }
+
+    float image_threshold() const noexcept { return raw_.image_threshold; }
+    float pixel_threshold() const noexcept { return raw_.pixel_threshold; }
+    std::uint64_t min_region_area() const noexcept { return raw_.min_region_area; }
+    bool regions() const noexcept { return regions_; }
+    std::size_t region_capacity() const noexcept { return region_capacity_; }
+
+    /// The C struct, for fields without a setter here.
+    nexvitad_score_options& c_options() noexcept { return raw_; }
+    const nexvitad_score_options& c_options() const noexcept { return raw_; }
+
+private:
+    nexvitad_score_options raw_{};
+    bool regions_ = true;
+    std::size_t region_capacity_ = 64;
+};
+
 /// Where the seconds of one scoring went.
 struct Timings {
     double prepare_s = 0, hiera_s = 0, dinov2_s = 0, head_s = 0, matching_s = 0,
@@ -440,18 +496,59 @@ struct Timings {
     }
 };
 
+/// One defect region (nexvitad_region; C ABI revision 3): an 8-connected piece of the map
+/// strictly above the pixel threshold. Coordinates are image pixels.
+struct Region {
+    std::uint32_t x = 0, y = 0;           ///< bounding box: left and top edge
+    std::uint32_t width = 0, height = 0;  ///< bounding box size
+    std::uint64_t area = 0;               ///< pixels in the region
+    float centroid_x = 0, centroid_y = 0; ///< pixel centres; the top-left pixel's is (0, 0)
+    float peak = 0;                       ///< highest map value in the region
+    float mean = 0;                       ///< mean map value over the region
+
+    /// Converts the C struct.
+    static Region from_c(const nexvitad_region& r) noexcept {
+        Region out;
+        out.x = r.x;
+        out.y = r.y;
+        out.width = r.width;
+        out.height = r.height;
+        out.area = r.area;
+        out.centroid_x = r.centroid_x;
+        out.centroid_y = r.centroid_y;
+        out.peak = r.peak;
+        out.mean = r.mean;
+        return out;
+    }
+};
+
 /// The outcome of scoring one image.
 struct Result {
     float image_score = 0;      ///< the map's max (or top-fraction mean)
-    float image_threshold = 0;  ///< the bank's image threshold
-    float pixel_threshold = 0;  ///< compare map values with it for a defect mask
+    float image_threshold = 0;  ///< the image threshold decided at (the bank's unless ScoreOptions set one)
+    float pixel_threshold = 0;  ///< compare map values with it for a defect mask (the regions' threshold)
     bool is_anomalous = false;  ///< image_score > image_threshold
     std::uint32_t width = 0;    ///< of the map = of the image
     std::uint32_t height = 0;
+    /// OR of nexvitad::threshold_source bits: which thresholds above were the caller's
+    /// (ScoreOptions); 0 = both are the bank's.
+    std::uint32_t threshold_flags = 0;
     Timings timings;
     /// Row-major width x height anomaly map; empty when it went to a caller buffer or was
     /// not asked for.
     std::vector<float> map;
+    /// Defect regions, highest peak first, when scored with ScoreOptions (regions on);
+    /// empty otherwise (and when the image has none).
+    std::vector<Region> regions;
+
+    /// image_threshold came from ScoreOptions::image_threshold().
+    bool image_threshold_from_caller() const noexcept {
+        return (threshold_flags & threshold_source::image_from_caller) != 0;
+    }
+    /// pixel_threshold came from ScoreOptions::pixel_threshold().
+    bool pixel_threshold_from_caller() const noexcept {
+        return (threshold_flags & threshold_source::pixel_from_caller) != 0;
+    }
 
     /// The map value at column x, row y (throws std::out_of_range when there is no map).
     float map_at(std::uint32_t x, std::uint32_t y) const {
@@ -468,6 +565,7 @@ struct Result {
         out.is_anomalous = r.is_anomalous != 0;
         out.width = r.width;
         out.height = r.height;
+        out.threshold_flags = r.threshold_flags;
         out.timings.prepare_s = r.prepare_s;
         out.timings.hiera_s = r.hiera_s;
         out.timings.dinov2_s = r.dinov2_s;
@@ -544,6 +642,34 @@ inline int progress_trampoline(void* user, int stage, std::size_t done,
 constexpr std::uint64_t default_max_image_side = 16384;
 constexpr std::uint64_t default_max_image_pixels = 64ull * 1024 * 1024;
 
+/// One nexvitad_score_with_options call (`h` may be null: the bank's own model), with the
+/// regions grown to fit: when the library counts more than the array holds, the image is
+/// scored again with room for all (scoring is deterministic, so the count does not change).
+inline Result score_with_options(nexvitad_model* h, nexvitad_bank* b, const ImageView& image,
+                                 float* map, std::size_t map_len, const ScoreOptions& options) {
+    const nexvitad_image c = image.c_image();
+    nexvitad_result r{};
+    r.struct_size = sizeof r;
+    if (!options.regions()) {
+        check(nexvitad_score_with_options(h, b, &c, &options.c_options(), map, map_len, nullptr, 0,
+                                          nullptr, &r));
+        return Result::from_c(r);
+    }
+    std::vector<nexvitad_region> buf(options.region_capacity());
+    std::size_t count = 0;
+    for (;;) {
+        check(nexvitad_score_with_options(h, b, &c, &options.c_options(), map, map_len,
+                                          buf.empty() ? nullptr : buf.data(), buf.size(), &count,
+                                          &r));
+        if (count <= buf.size()) break;
+        buf.resize(count);
+    }
+    Result out = Result::from_c(r);
+    out.regions.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) out.regions.push_back(Region::from_c(buf[i]));
+    return out;
+}
+
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
@@ -592,6 +718,21 @@ public:
     /// As score(image), without producing a map.
     Result score(const ImageView& image, NoMap) const {
         return score_c(handle("score"), image, nullptr, 0);
+    }
+
+    /// As score(image), with per-call thresholds and defect regions (nexvitad_score_with_options,
+    /// C ABI revision 3): Result::regions, Result::threshold_flags.
+    Result score(const ImageView& image, const ScoreOptions& options) const {
+        nexvitad_bank* b = handle("score");
+        std::vector<float> map(image.empty() ? 0 : image.pixels());
+        Result r = detail::score_with_options(nullptr, b, image, map.data(), map.size(), options);
+        r.map = std::move(map);
+        return r;
+    }
+
+    /// As score(image, options), without producing a map.
+    Result score(const ImageView& image, NoMap, const ScoreOptions& options) const {
+        return detail::score_with_options(nullptr, handle("score"), image, nullptr, 0, options);
     }
 
     /// Scorer, sizes, sigma, thresholds and build settings.
@@ -773,6 +914,43 @@ public:
         return score_c(handle("score"), bank.handle("score"), image, nullptr, 0);
     }
 
+    /// Scores one image with per-call thresholds and defect regions (nexvitad_score_with_options,
+    /// C ABI revision 3). The map is returned in Result::map; the regions (highest peak
+    /// first) in Result::regions; Result::threshold_flags says which thresholds were the
+    /// caller's. With default ScoreOptions the map, score and decision equal score(bank, image).
+    Result score(const Bank& bank, const ImageView& image, const ScoreOptions& options) const {
+        nexvitad_model* h = handle("score");
+        nexvitad_bank* b = bank.handle("score");
+        std::vector<float> map;
+        if (!image.empty()) {
+            check_limits(image, "image");
+            map.resize(image.pixels());
+        }
+        Result r = detail::score_with_options(h, b, image, map.data(), map.size(), options);
+        r.map = std::move(map);
+        return r;
+    }
+
+    /// As score(bank, image, options), the map into a caller buffer of at least width x height
+    /// floats; Result::map stays empty.
+    Result score(const Bank& bank, const ImageView& image, Span<float> map_out,
+                 const ScoreOptions& options) const {
+        nexvitad_model* h = handle("score");
+        nexvitad_bank* b = bank.handle("score");
+        if (map_out.data() == nullptr) {
+            detail::fail(Status::invalid_argument,
+                         "map_out: the buffer is empty; pass nexvitad::no_map to score without "
+                         "a map");
+        }
+        return detail::score_with_options(h, b, image, map_out.data(), map_out.size(), options);
+    }
+
+    /// As score(bank, image, options), without producing a map.
+    Result score(const Bank& bank, const ImageView& image, NoMap, const ScoreOptions& options) const {
+        return detail::score_with_options(handle("score"), bank.handle("score"), image, nullptr, 0,
+                                          options);
+    }
+
     /// Scores several images in one call (the encoders batch them). All succeed or it throws;
     /// an empty list gives an empty vector.
     std::vector<Result> score_batch(const Bank& bank, Span<const ImageView> images,
@@ -840,6 +1018,12 @@ public:
     /// Scores a cv::Mat without producing a map.
     Result score(const Bank& bank, const cv::Mat& image, NoMap) const {
         return score(bank, view(image), no_map);
+    }
+
+    /// Scores a cv::Mat with per-call thresholds and defect regions; the map is returned in
+    /// Result::map, the regions in Result::regions.
+    Result score(const Bank& bank, const cv::Mat& image, const ScoreOptions& options) const {
+        return score(bank, view(image), options);
     }
 #endif
 

@@ -33,7 +33,8 @@ void write_text(const fs::path& path, const std::string& text) {
 
 namespace {
 
-// expected.json is one flat object of strings, numbers and booleans; a regex per key reads it.
+// A regex per key reads the scalar members of one flat object of strings, numbers and
+// booleans (expected.json, or one region of expected_tiled.json).
 std::string json_field(const std::string& json, const std::string& key) {
     const std::regex re("\"" + key + "\"\\s*:\\s*(\"([^\"]*)\"|[^,}\\s]+)");
     std::smatch m;
@@ -43,11 +44,47 @@ std::string json_field(const std::string& json, const std::string& key) {
     return m[2].matched ? m[2].str() : m[1].str();
 }
 
+std::uint32_t hex_bits(const std::string& json, const std::string& key) {
+    return static_cast<std::uint32_t>(std::stoul(json_field(json, key), nullptr, 16));
+}
+
+// expected_tiled.json's "regions": [ {flat object}, ... ]. Cut out of `json` (so the flat
+// reader cannot take a region's "width" for the image's) and parsed object by object.
+std::vector<ExpectedRegion> take_regions(std::string& json) {
+    std::vector<ExpectedRegion> out;
+    const std::size_t key = json.find("\"regions\"");
+    if (key == std::string::npos) return out;
+    const std::size_t open = json.find('[', key);
+    const std::size_t close = json.find(']', open);
+    if (open == std::string::npos || close == std::string::npos) {
+        throw std::runtime_error("expected_tiled.json: regions is not an array");
+    }
+    const std::string list = json.substr(open + 1, close - open - 1);
+    for (std::size_t at = list.find('{'); at != std::string::npos; at = list.find('{', at + 1)) {
+        const std::string obj = list.substr(at, list.find('}', at) - at + 1);
+        ExpectedRegion r;
+        r.x = static_cast<std::uint32_t>(std::stoul(json_field(obj, "x")));
+        r.y = static_cast<std::uint32_t>(std::stoul(json_field(obj, "y")));
+        r.width = static_cast<std::uint32_t>(std::stoul(json_field(obj, "width")));
+        r.height = static_cast<std::uint32_t>(std::stoul(json_field(obj, "height")));
+        r.area = std::stoull(json_field(obj, "area"));
+        r.peak_bits = hex_bits(obj, "peak_bits");
+        r.mean_bits = hex_bits(obj, "mean_bits");
+        r.centroid_x_bits = hex_bits(obj, "centroid_x_bits");
+        r.centroid_y_bits = hex_bits(obj, "centroid_y_bits");
+        out.push_back(r);
+    }
+    json.erase(key, close + 1 - key);
+    return out;
+}
+
 Expected read_expected(const char* file) {
     const auto raw = read_bytes(crosslang_dir() / file);
-    const std::string json(raw.begin(), raw.end());
-    if (json_field(json, "format") != "rgb8") throw std::runtime_error("image.rgb is not rgb8");
+    std::string json(raw.begin(), raw.end());
     Expected x;
+    x.regions = take_regions(json);
+    if (!x.regions.empty()) x.regions_pixel_threshold_bits = hex_bits(json, "regions_pixel_threshold_bits");
+    if (json_field(json, "format") != "rgb8") throw std::runtime_error("image.rgb is not rgb8");
     x.width = static_cast<std::uint32_t>(std::stoul(json_field(json, "width")));
     x.height = static_cast<std::uint32_t>(std::stoul(json_field(json, "height")));
     x.image_score_bits =

@@ -20,6 +20,13 @@ fs::path model_dir();
 /// tests/fixtures/crosslang: tiny.bank, tiled.bank, image.rgb, expected.json, expected_tiled.json.
 fs::path crosslang_dir();
 
+/// One defect region of expected_tiled.json's list (floats as their bits).
+struct ExpectedRegion {
+    std::uint32_t x = 0, y = 0, width = 0, height = 0;
+    std::uint64_t area = 0;
+    std::uint32_t peak_bits = 0, mean_bits = 0, centroid_x_bits = 0, centroid_y_bits = 0;
+};
+
 /// expected.json of the cross-language fixture, as produced by the Rust API.
 struct Expected {
     std::uint32_t width = 0;
@@ -29,6 +36,10 @@ struct Expected {
     bool is_anomalous = false;
     std::size_t map_len = 0;
     std::string map_sha256;
+    /// expected_tiled.json only: the regions of image.rgb scored with tiled.bank at the pixel
+    /// threshold regions_pixel_threshold_bits (min area 0), in the library's order.
+    std::uint32_t regions_pixel_threshold_bits = 0;
+    std::vector<ExpectedRegion> regions;
 };
 /// expected.json: image.rgb scored with tiny.bank (a whole-image bank).
 const Expected& expected();

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -81,7 +82,7 @@ TEST(Tiles, OptionsDefaultToOffAndReachTheCStruct) {
         nexvitad::BankOptions().tile(224).tile_overlap(0.5f).tile_layout(TileLayout::per_position);
     EXPECT_EQ(o.c_options().tile, 224u);
     EXPECT_EQ(o.c_options().tile_overlap, 0.5f);
-    EXPECT_EQ(o.c_options().tile_layout, 1u);
+    EXPECT_EQ(o.c_options().tile_layout, static_cast<std::uint32_t>(NEXVITAD_TILE_PER_POSITION));
     EXPECT_EQ(o.c_options().reserved1, 0u);
     EXPECT_EQ(o.c_options().struct_size, sizeof(nexvitad_bank_options));
 }
@@ -171,7 +172,8 @@ TEST(Tiles, PerPositionBankScoresOnlyItsImageSize) {
     const nexvitad::Result r = bank.score(support::fixture_view());
     EXPECT_EQ(r.width, expected().width);
     const std::string needle = "one bank per tile position of 96x72 images";
-    expect_error(Status::invalid_argument, needle, [&] { m.score(bank, fixture_crop(80, 64)); });
+    expect_error(Status::invalid_argument, needle + "; an image of 80x64 cannot be scored",
+                 [&] { m.score(bank, fixture_crop(80, 64)); });
     expect_error(Status::invalid_argument, needle, [&] { bank.score(fixture_crop(80, 64), nexvitad::no_map); });
     expect_error(Status::invalid_argument, needle,
                  [&] { m.score_batch(bank, {support::fixture_view(), fixture_crop(96, 64)}); });
@@ -197,11 +199,19 @@ TEST(Tiles, BadTileOptionsThrow) {
     expect_error(Status::invalid_argument, "options->tile_layout 7 is not a nexvitad_tile_layout", [&] {
         m.build_bank(views, tiled(48, 0.0f, static_cast<TileLayout>(7)));
     });
-    expect_error(Status::invalid_argument, "tile 224x224 is larger than the 96x72 image",
+    expect_error(Status::invalid_argument, "options->tile_overlap is NaN",
+                 [&] { m.build_bank(views, tiled(48, std::nanf(""), TileLayout::shared)); });
+    // NaN is refused even with tiling off.
+    expect_error(Status::invalid_argument, "options->tile_overlap is NaN",
+                 [&] { m.build_bank(views, tiled(0, std::nanf(""), TileLayout::shared)); });
+    expect_error(Status::invalid_argument, "images[0]: tile 224x224 is larger than the 96x72 image",
                  [&] { m.build_bank(views, tiled(224, 0.0f, TileLayout::shared)); });
+    // No fixed bound on the tile: 20000 is refused as larger than the image.
+    expect_error(Status::invalid_argument, "images[0]: tile 20000x20000 is larger than the 96x72 image",
+                 [&] { m.build_bank(views, tiled(20000, 0.0f, TileLayout::shared)); });
     expect_error(Status::limit_exceeded, "MAX_TILES",
                  [&] { m.build_bank(views, tiled(2, 0.9f, TileLayout::shared)); });
-    expect_error(Status::invalid_argument, "needs images of one size", [&] {
+    expect_error(Status::invalid_argument, "needs images of one size: images[0] is 96x72, images[1] is 80x64", [&] {
         m.build_bank({support::fixture_view(), fixture_crop(80, 64)}, tiled(48, 0.0f, TileLayout::per_position));
     });
 }
