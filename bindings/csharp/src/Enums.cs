@@ -61,6 +61,19 @@ namespace NexVitad
         PerPosition = 1,
     }
 
+    /// <summary>Which of a result's thresholds came from the caller's <see cref="ScoreOptions"/> rather than
+    /// the bank (nexvitad_threshold_source bits of nexvitad_result.threshold_flags, C ABI revision 3).</summary>
+    [Flags]
+    public enum ThresholdSource
+    {
+        /// <summary>Both thresholds are the bank's.</summary>
+        Bank = 0,
+        /// <summary><see cref="ScoreResult.ImageThreshold"/> is <see cref="ScoreOptions.ImageThreshold"/>.</summary>
+        ImageFromCaller = 1,
+        /// <summary><see cref="ScoreResult.PixelThreshold"/> is <see cref="ScoreOptions.PixelThreshold"/>.</summary>
+        PixelFromCaller = 2,
+    }
+
     /// <summary>Log message levels (nexvitad_log_level).</summary>
     public enum LogLevel
     {

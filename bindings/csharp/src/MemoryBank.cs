@@ -94,6 +94,25 @@ namespace NexVitad
             }
         }
 
+        /// <summary>
+        /// As <see cref="Score(ImageBuffer, bool)"/>, with per-call thresholds and defect regions
+        /// (nexvitad_score_with_options with a NULL model, C ABI revision 3). The result equals
+        /// <see cref="Model.Score(MemoryBank, ImageBuffer, ScoreOptions, bool)"/>.
+        /// </summary>
+        /// <exception cref="ObjectDisposedException">The bank was disposed.</exception>
+        /// <exception cref="NexVitadException">InvalidArgument, LimitExceeded, Runtime.</exception>
+        public ScoreResult Score(ImageBuffer image, ScoreOptions options, bool withMap = true)
+        {
+            if (image == null)
+                throw new ArgumentNullException(nameof(image));
+            if (options == null)
+                throw new ArgumentNullException(nameof(options));
+            BankHandle bank = Handle;
+            nexvitad_image native;
+            using (image.Pin(out native))
+                return Model.ScoreWithOptions(null, bank, ref native, image.Width, image.Height, options, withMap);
+        }
+
         /// <summary>Releases the native bank (once; later calls do nothing).</summary>
         public void Dispose()
         {

@@ -209,6 +209,33 @@ namespace NexVitad
                 return ScoreNative(bank, ref native, image.Width, image.Height, withMap);
         }
 
+        /// <summary>
+        /// Scores one image with per-call thresholds and defect regions (nexvitad_score_with_options, C ABI
+        /// revision 3): <see cref="ScoreResult.Regions"/> (highest peak first) and
+        /// <see cref="ScoreResult.ThresholdSource"/>. With a default <see cref="ScoreOptions"/> the score, map
+        /// and decision equal <see cref="Score(MemoryBank, ImageBuffer, bool)"/>.
+        /// </summary>
+        /// <param name="bank">A bank built or loaded with this model (or an identical one).</param>
+        /// <param name="image">The image.</param>
+        /// <param name="options">Thresholds, the smallest region kept, whether to find regions.</param>
+        /// <param name="withMap">false skips copying out the anomaly map (scores and regions are the same).</param>
+        /// <exception cref="ObjectDisposedException">The model or bank was disposed.</exception>
+        /// <exception cref="NexVitadException">Mismatch (bank from another model), InvalidArgument, LimitExceeded, Runtime.</exception>
+        public ScoreResult Score(MemoryBank bank, ImageBuffer image, ScoreOptions options, bool withMap = true)
+        {
+            if (bank == null)
+                throw new ArgumentNullException(nameof(bank));
+            if (image == null)
+                throw new ArgumentNullException(nameof(image));
+            if (options == null)
+                throw new ArgumentNullException(nameof(options));
+            ModelHandle model = Handle;
+            BankHandle bankHandle = bank.Handle;
+            nexvitad_image native;
+            using (image.Pin(out native))
+                return ScoreWithOptions(model, bankHandle, ref native, image.Width, image.Height, options, withMap);
+        }
+
         /// <summary>Scores pixels in a span (an array, a stackalloc buffer, or native memory via
         /// <c>new ReadOnlySpan&lt;byte&gt;(pointer, length)</c>).</summary>
         /// <param name="bank">A bank built or loaded with this model.</param>
@@ -330,6 +357,57 @@ namespace NexVitad
                 throw;
             }
             return new ScoreResult(ref result, map);
+        }
+
+        /// <summary>
+        /// One nexvitad_score_with_options call (<paramref name="model"/> null: the bank's own model), with the
+        /// region array grown to fit: when the library counts more regions than the array holds, the image is
+        /// scored again with room for all (scoring is deterministic, so the count does not change).
+        /// </summary>
+        internal static unsafe ScoreResult ScoreWithOptions(ModelHandle model, BankHandle bank, ref nexvitad_image image,
+            int width, int height, ScoreOptions options, bool withMap)
+        {
+            nexvitad_score_options o = options.ToNative();
+            var result = new nexvitad_result { struct_size = NativeMethods.SizeOf<nexvitad_result>() };
+            int len = withMap ? MapLength(width, height) : 0;
+            float[] map = withMap ? ArrayPool<float>.Shared.Rent(len) : null;
+            try
+            {
+                nexvitad_region[] regions = options.FindRegions ? new nexvitad_region[options.RegionCapacity] : null;
+                UIntPtr count = UIntPtr.Zero;
+                for (;;)
+                {
+                    fixed (float* m = map)
+                    fixed (nexvitad_region* r = regions)
+                    {
+                        IntPtr countPtr = regions != null ? (IntPtr)(&count) : IntPtr.Zero;
+                        UIntPtr cap = (UIntPtr)(uint)(regions != null ? regions.Length : 0);
+                        Status s = model != null
+                            ? NativeMethods.nexvitad_score_with_options(model, bank, ref image, ref o, (IntPtr)m,
+                                (UIntPtr)(uint)len, (IntPtr)r, cap, countPtr, ref result)
+                            : NativeMethods.nexvitad_score_with_options(IntPtr.Zero, bank, ref image, ref o, (IntPtr)m,
+                                (UIntPtr)(uint)len, (IntPtr)r, cap, countPtr, ref result);
+                        Errors.Check(s);
+                    }
+                    if (regions == null || count.ToUInt64() <= (ulong)regions.Length)
+                        break;
+                    regions = new nexvitad_region[checked((int)count.ToUInt64())];
+                }
+                Region[] found = null;
+                if (regions != null)
+                {
+                    found = new Region[(int)count.ToUInt64()];
+                    for (int i = 0; i < found.Length; i++)
+                        found[i] = new Region(ref regions[i]);
+                }
+                return new ScoreResult(ref result, map, found);
+            }
+            catch
+            {
+                if (map != null)
+                    ArrayPool<float>.Shared.Return(map);
+                throw;
+            }
         }
 
         internal static int MapLength(int width, int height)

@@ -1,5 +1,6 @@
 using System;
 using System.Buffers;
+using System.Collections.Generic;
 using NexVitad.Native;
 
 namespace NexVitad
@@ -31,8 +32,10 @@ namespace NexVitad
     }
 
     /// <summary>
-    /// The outcome of scoring one image: its score, the bank's thresholds, the decision and,
-    /// unless scored with <c>withMap: false</c>, the anomaly map at the image's own size.
+    /// The outcome of scoring one image: its score, the thresholds (the bank's unless
+    /// <see cref="ScoreOptions"/> gave others), the decision, the defect regions when scored with
+    /// <see cref="ScoreOptions"/> and, unless scored with <c>withMap: false</c>, the anomaly map at the
+    /// image's own size.
     /// </summary>
     /// <remarks>
     /// The map lives in an array rented from <see cref="ArrayPool{T}.Shared"/>; Dispose returns it,
@@ -43,10 +46,11 @@ namespace NexVitad
     /// </remarks>
     public sealed class ScoreResult : IDisposable
     {
+        private static readonly Region[] s_noRegions = new Region[0];
         private float[] _map;
         private readonly bool _hasMap;
 
-        internal ScoreResult(ref nexvitad_result r, float[] map)
+        internal ScoreResult(ref nexvitad_result r, float[] map, Region[] regions = null)
         {
             ImageScore = r.image_score;
             ImageThreshold = r.image_threshold;
@@ -63,16 +67,27 @@ namespace NexVitad
                 Matching = ScoreTimings.Seconds(r.matching_s),
                 UpsampleSmooth = ScoreTimings.Seconds(r.upsample_smooth_s),
             };
+            ThresholdSource = (ThresholdSource)r.threshold_flags;
+            Regions = regions ?? s_noRegions;
             _map = map;
             _hasMap = map != null;
         }
 
         /// <summary>The image's anomaly score (the map's max, or its top-fraction mean).</summary>
         public float ImageScore { get; }
-        /// <summary>The bank's image threshold.</summary>
+        /// <summary>The image threshold decided at: the bank's, or <see cref="ScoreOptions.ImageThreshold"/>
+        /// (see <see cref="ThresholdSource"/>).</summary>
         public float ImageThreshold { get; }
-        /// <summary>The bank's pixel threshold: map values above it form the defect mask.</summary>
+        /// <summary>The pixel threshold: map values above it form the defect mask and the <see cref="Regions"/>.
+        /// The bank's, or <see cref="ScoreOptions.PixelThreshold"/> (see <see cref="ThresholdSource"/>).</summary>
         public float PixelThreshold { get; }
+        /// <summary>Which of <see cref="ImageThreshold"/> and <see cref="PixelThreshold"/> were the caller's
+        /// (C ABI revision 3); <see cref="NexVitad.ThresholdSource.Bank"/> = both the bank's.</summary>
+        public ThresholdSource ThresholdSource { get; }
+        /// <summary>The defect regions, highest peak first, when scored with <see cref="ScoreOptions"/>
+        /// (<see cref="ScoreOptions.FindRegions"/>); empty otherwise and when the image has none. Stays
+        /// readable after Dispose.</summary>
+        public IReadOnlyList<Region> Regions { get; }
         /// <summary><see cref="ImageScore"/> &gt; <see cref="ImageThreshold"/>.</summary>
         public bool IsAnomalous { get; }
         /// <summary>Width of the anomaly map (= the image's).</summary>

@@ -101,8 +101,10 @@ namespace NexVitad.Tests
         public readonly int Width;
         public readonly int Height;
         public readonly Dictionary<string, string> Expected;
-        /// <summary>expected_tiled.json: the same image scored with tiled.bank.</summary>
+        /// <summary>expected_tiled.json: the same image scored with tiled.bank (its scalar members).</summary>
         public readonly Dictionary<string, string> ExpectedTiled;
+        /// <summary>expected_tiled.json's "regions": scored at regions_pixel_threshold_bits, in order.</summary>
+        public readonly List<Dictionary<string, string>> ExpectedRegions;
 
         public Fixture(string modelDir, string dir)
         {
@@ -111,7 +113,9 @@ namespace NexVitad.Tests
             Expected = ParseFlatJson(File.ReadAllText(Path.Combine(dir, "expected.json")));
             Width = int.Parse(Expected["width"], CultureInfo.InvariantCulture);
             Height = int.Parse(Expected["height"], CultureInfo.InvariantCulture);
-            ExpectedTiled = ParseFlatJson(File.ReadAllText(Path.Combine(dir, "expected_tiled.json")));
+            string tiled = File.ReadAllText(Path.Combine(dir, "expected_tiled.json"));
+            ExpectedRegions = ParseObjectArray(ref tiled, "regions");
+            ExpectedTiled = ParseFlatJson(tiled);
             Rgb = File.ReadAllBytes(Path.Combine(dir, "image.rgb"));
             if (Expected["format"] != "rgb8" || Rgb.Length != Width * Height * 3)
                 throw new InvalidDataException("image.rgb is not the " + Width + "x" + Height + " rgb8 image expected.json describes");
@@ -122,7 +126,24 @@ namespace NexVitad.Tests
         /// <summary>48 px tiles at overlap 0.25, one shared bank (expected_tiled.json).</summary>
         public string TiledBankPath => Path.Combine(Dir, "tiled.bank");
 
-        /// <summary>Reads a one-level JSON object of strings, numbers and booleans (all expected.json is).</summary>
+        /// <summary>
+        /// Cuts the array of flat objects named <paramref name="key"/> out of <paramref name="text"/> (so the flat
+        /// reader below does not take a region's "width" for the image's) and parses its objects.
+        /// Mono has no System.Text.Json; the fixture's arrays are one level of flat objects.
+        /// </summary>
+        public static List<Dictionary<string, string>> ParseObjectArray(ref string text, string key)
+        {
+            var list = new List<Dictionary<string, string>>();
+            Match m = Regex.Match(text, "\"" + Regex.Escape(key) + "\"\\s*:\\s*\\[([^\\]]*)\\]");
+            if (!m.Success)
+                return list;
+            foreach (Match o in Regex.Matches(m.Groups[1].Value, "\\{[^}]*\\}"))
+                list.Add(ParseFlatJson(o.Value));
+            text = text.Remove(m.Index, m.Length);
+            return list;
+        }
+
+        /// <summary>Reads a one-level JSON object of strings, numbers and booleans (expected.json, or one region).</summary>
         public static Dictionary<string, string> ParseFlatJson(string text)
         {
             var d = new Dictionary<string, string>();
@@ -263,8 +284,17 @@ namespace NexVitad.Tests
                 c[p[0] + " " + p[1]] = long.Parse(p[2], CultureInfo.InvariantCulture);
             }
             Type[] structs = { typeof(nexvitad_options), typeof(nexvitad_bank_options), typeof(nexvitad_image),
-                typeof(nexvitad_bank_info), typeof(nexvitad_result), typeof(nexvitad_train_options),
-                typeof(nexvitad_train_progress), typeof(nexvitad_train_result) };
+                typeof(nexvitad_bank_info), typeof(nexvitad_result), typeof(nexvitad_score_options), typeof(nexvitad_region),
+                typeof(nexvitad_train_options), typeof(nexvitad_train_progress), typeof(nexvitad_train_result) };
+            // The enum constants the C# enums mirror ("enum NAME value"), then the struct lines.
+            var enums = c.Keys.Where(k => k.StartsWith("enum ", StringComparison.Ordinal)).ToList();
+            Assert.Equal(c["enum NEXVITAD_TILE_SHARED"], (long)TileLayout.Shared, "TileLayout.Shared");
+            Assert.Equal(c["enum NEXVITAD_TILE_PER_POSITION"], (long)TileLayout.PerPosition, "TileLayout.PerPosition");
+            Assert.Equal(c["enum NEXVITAD_IMAGE_THRESHOLD_FROM_CALLER"], (long)ThresholdSource.ImageFromCaller, "ThresholdSource.ImageFromCaller");
+            Assert.Equal(c["enum NEXVITAD_PIXEL_THRESHOLD_FROM_CALLER"], (long)ThresholdSource.PixelFromCaller, "ThresholdSource.PixelFromCaller");
+            Assert.Equal(4, enums.Count, "enum constants in the layout file");
+            foreach (string e in enums)
+                c.Remove(e);
             int fields = 0;
             foreach (Type t in structs)
             {
@@ -642,6 +672,140 @@ namespace NexVitad.Tests
             Assert.True(e.Message.Contains("needs images of one size"), "message: " + e.Message);
             e = Assert.Status(Status.LimitExceeded, () => M.BuildBank(images, new BankOptions { Tile = 2, TileOverlap = 0.9f }), "too many tiles");
             Assert.True(e.Message.Contains("MAX_TILES"), "message: " + e.Message);
+        }
+
+        // ---- defect regions and per-call thresholds (C ABI revision 3) -------------------------
+
+        /// <summary>The options that reproduce expected_tiled.json's region list.</summary>
+        private static ScoreOptions FixtureRegionOptions()
+        {
+            uint bits = uint.Parse(F.ExpectedTiled["regions_pixel_threshold_bits"], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+            return new ScoreOptions { PixelThreshold = BitConverter.ToSingle(BitConverter.GetBytes(bits), 0), MinRegionArea = 0 };
+        }
+
+        private static void AssertFixtureRegions(IReadOnlyList<Region> got, string what)
+        {
+            Assert.Equal(F.ExpectedRegions.Count, got.Count, what + ": region count");
+            for (int i = 0; i < got.Count; i++)
+            {
+                Dictionary<string, string> w = F.ExpectedRegions[i];
+                Region r = got[i];
+                string at = what + ": region " + i + " (" + r + ")";
+                Assert.Equal(int.Parse(w["x"], CultureInfo.InvariantCulture), r.X, at + " x");
+                Assert.Equal(int.Parse(w["y"], CultureInfo.InvariantCulture), r.Y, at + " y");
+                Assert.Equal(int.Parse(w["width"], CultureInfo.InvariantCulture), r.Width, at + " width");
+                Assert.Equal(int.Parse(w["height"], CultureInfo.InvariantCulture), r.Height, at + " height");
+                Assert.Equal(long.Parse(w["area"], CultureInfo.InvariantCulture), r.Area, at + " area");
+                Assert.Equal(w["peak_bits"], Fixture.Bits(r.Peak).ToString("x8"), at + " peak bits");
+                Assert.Equal(w["mean_bits"], Fixture.Bits(r.Mean).ToString("x8"), at + " mean bits");
+                Assert.Equal(w["centroid_x_bits"], Fixture.Bits(r.CentroidX).ToString("x8"), at + " centroid x bits");
+                Assert.Equal(w["centroid_y_bits"], Fixture.Bits(r.CentroidY).ToString("x8"), at + " centroid y bits");
+            }
+        }
+
+        private static void Test_ScoreOptionsDefaultsAndChecks()
+        {
+            var d = new ScoreOptions();
+            Assert.True(d.ImageThreshold == null && d.PixelThreshold == null && d.MinRegionArea == 0 && d.FindRegions &&
+                d.RegionCapacity == 64, "defaults: the bank's thresholds, every region, regions found");
+            var o = new ScoreOptions { ImageThreshold = 0f, PixelThreshold = 2.5f, MinRegionArea = 7 };
+            Assert.True(o.ImageThreshold == 0f && o.PixelThreshold == 2.5f && o.MinRegionArea == 7, "values kept (0 is a threshold)");
+            o.ImageThreshold = null;
+            Assert.True(o.ImageThreshold == null, "null = the bank's again");
+            foreach (float bad in new[] { -1f, float.NaN, float.PositiveInfinity, float.NegativeInfinity })
+            {
+                Assert.Throws<ArgumentOutOfRangeException>(() => new ScoreOptions { ImageThreshold = bad }, "ImageThreshold " + bad);
+                Assert.Throws<ArgumentOutOfRangeException>(() => new ScoreOptions { PixelThreshold = bad }, "PixelThreshold " + bad);
+            }
+            Assert.Throws<ArgumentOutOfRangeException>(() => new ScoreOptions { MinRegionArea = -1 }, "negative MinRegionArea");
+            Assert.Throws<ArgumentOutOfRangeException>(() => new ScoreOptions { RegionCapacity = -1 }, "negative RegionCapacity");
+            Assert.Throws<ArgumentNullException>(() => M.Score(B, F.Image, (ScoreOptions)null), "null options");
+            Assert.Throws<ArgumentNullException>(() => B.Score(F.Image, (ScoreOptions)null), "null options, bank alone");
+        }
+
+        private static void Test_DefaultScoreOptionsScoreAsPlainScore()
+        {
+            using (MemoryBank tiled = M.LoadBank(F.TiledBankPath))
+            {
+                foreach (MemoryBank bank in new[] { B, tiled })
+                {
+                    using (ScoreResult plain = M.Score(bank, F.Image))
+                    using (ScoreResult with = M.Score(bank, F.Image, new ScoreOptions()))
+                    {
+                        Assert.Equal(Outcome.Of(plain), Outcome.Of(with), "default ScoreOptions: the same score and map");
+                        Assert.Equal(Fixture.Bits(plain.PixelThreshold), Fixture.Bits(with.PixelThreshold), "the bank's pixel threshold");
+                        Assert.Equal(ThresholdSource.Bank, with.ThresholdSource, "no caller thresholds");
+                        Assert.Equal(ThresholdSource.Bank, plain.ThresholdSource, "plain Score: no caller thresholds");
+                        Assert.Equal(0, plain.Regions.Count, "plain Score finds no regions");
+                        foreach (Region r in with.Regions)
+                            Assert.True(r.Peak > with.PixelThreshold, "a region above the bank's pixel threshold: " + r);
+                    }
+                }
+            }
+        }
+
+        private static void Test_FixtureRegionsBitExact()
+        {
+            Assert.True(F.ExpectedRegions.Count >= 3, "expected_tiled.json lists regions: " + F.ExpectedRegions.Count);
+            ScoreOptions o = FixtureRegionOptions();
+            using (MemoryBank tiled = M.LoadBank(F.TiledBankPath))
+            {
+                using (ScoreResult r = M.Score(tiled, F.Image, o))
+                {
+                    AssertFixtureRegions(r.Regions, "Model.Score");
+                    Assert.Equal(ThresholdSource.PixelFromCaller, r.ThresholdSource, "only the pixel threshold is the caller's");
+                    Assert.Equal(F.ExpectedTiled["regions_pixel_threshold_bits"], Fixture.Bits(r.PixelThreshold).ToString("x8"), "pixel threshold used");
+                    AssertFixture(F.ExpectedTiled, r, "the score and map with regions");
+                }
+                using (ScoreResult r = tiled.Score(F.Image, o, withMap: false))
+                {
+                    AssertFixtureRegions(r.Regions, "MemoryBank.Score, no map");
+                    Assert.True(!r.HasMap, "no map");
+                }
+                // Room for fewer regions than there are: the binding scores again with room for all.
+                foreach (int cap in new[] { 0, 1, F.ExpectedRegions.Count - 1 })
+                {
+                    ScoreOptions small = FixtureRegionOptions();
+                    small.RegionCapacity = cap;
+                    using (ScoreResult r = M.Score(tiled, F.Image, small, withMap: false))
+                        AssertFixtureRegions(r.Regions, "first capacity " + cap);
+                }
+            }
+        }
+
+        private static void Test_RegionOptionsAndThresholdFlags()
+        {
+            using (MemoryBank tiled = M.LoadBank(F.TiledBankPath))
+            {
+                ScoreOptions o = FixtureRegionOptions();
+                Region[] all;
+                using (ScoreResult r = M.Score(tiled, F.Image, o, withMap: false)) all = r.Regions.ToArray();
+                o.MinRegionArea = 20;
+                using (ScoreResult r = M.Score(tiled, F.Image, o, withMap: false))
+                {
+                    Region[] want = all.Where(g => g.Area >= 20).ToArray();
+                    Assert.True(want.Length < all.Length, "the fixture has regions below 20 pixels");
+                    Assert.True(want.SequenceEqual(r.Regions), "MinRegionArea 20 keeps the larger regions in order");
+                }
+                o.FindRegions = false;
+                using (ScoreResult r = M.Score(tiled, F.Image, o, withMap: false))
+                    Assert.True(r.Regions.Count == 0 && r.ThresholdSource == ThresholdSource.PixelFromCaller, "FindRegions false: no regions");
+
+                var zero = new ScoreOptions { ImageThreshold = 0f };
+                using (ScoreResult r = tiled.Score(F.Image, zero, withMap: false))
+                {
+                    Assert.True(r.IsAnomalous && r.ImageThreshold == 0f, "image threshold 0 flags the image");
+                    Assert.Equal(ThresholdSource.ImageFromCaller, r.ThresholdSource, "the image threshold is the caller's");
+                    Assert.Equal(Fixture.Bits(tiled.Info.PixelThreshold), Fixture.Bits(r.PixelThreshold), "the bank's pixel threshold");
+                }
+                var both = new ScoreOptions { ImageThreshold = 100f, PixelThreshold = 0f };
+                using (ScoreResult r = M.Score(tiled, F.Image, both, withMap: false))
+                {
+                    Assert.Equal(ThresholdSource.ImageFromCaller | ThresholdSource.PixelFromCaller, r.ThresholdSource, "both flags");
+                    Assert.True(!r.IsAnomalous, "image threshold 100: normal");
+                    Assert.True(r.Regions.Count >= 1 && r.Regions.Sum(g => g.Area) <= F.Width * F.Height, "pixel threshold 0: regions cover the map");
+                }
+            }
         }
 
         // ---- bad input -----------------------------------------------------------------------

@@ -1,12 +1,14 @@
 /* Prints the size of every nexvitad.h struct and the offset of every field, one per line
  * ("struct field offset"; "struct sizeof size"), for the C# layout test (Tests.cs) to compare
- * with Marshal.SizeOf / Marshal.OffsetOf of the mirrored structs in NativeMethods.cs. */
+ * with Marshal.SizeOf / Marshal.OffsetOf of the mirrored structs in NativeMethods.cs, and the
+ * enum constants the C# enums mirror ("enum NAME value"). */
 #include <stddef.h>
 #include <stdio.h>
 #include <nexvitad.h>
 
 #define S(T) printf(#T " sizeof %zu\n", sizeof(struct T));
 #define F(T, f) printf(#T " " #f " %zu\n", offsetof(struct T, f));
+#define E(C) printf("enum " #C " %ld\n", (long)(C));
 
 int main(void) {
     S(nexvitad_options)
@@ -51,6 +53,16 @@ int main(void) {
     F(nexvitad_result, is_anomalous) F(nexvitad_result, width) F(nexvitad_result, height)
     F(nexvitad_result, prepare_s) F(nexvitad_result, hiera_s) F(nexvitad_result, dinov2_s)
     F(nexvitad_result, head_s) F(nexvitad_result, matching_s) F(nexvitad_result, upsample_smooth_s)
+    F(nexvitad_result, threshold_flags) F(nexvitad_result, reserved0) F(nexvitad_result, region_count)
+
+    S(nexvitad_score_options)
+    F(nexvitad_score_options, struct_size) F(nexvitad_score_options, image_threshold)
+    F(nexvitad_score_options, pixel_threshold) F(nexvitad_score_options, min_region_area)
+
+    S(nexvitad_region)
+    F(nexvitad_region, x) F(nexvitad_region, y) F(nexvitad_region, width) F(nexvitad_region, height)
+    F(nexvitad_region, area) F(nexvitad_region, centroid_x) F(nexvitad_region, centroid_y)
+    F(nexvitad_region, peak) F(nexvitad_region, mean)
 
     S(nexvitad_train_options)
     F(nexvitad_train_options, struct_size) F(nexvitad_train_options, epochs)
@@ -83,5 +95,8 @@ int main(void) {
     F(nexvitad_train_result, l_src) F(nexvitad_train_result, l_pl)
     F(nexvitad_train_result, l_cons) F(nexvitad_train_result, coverage)
     F(nexvitad_train_result, encode_s) F(nexvitad_train_result, train_s)
+
+    E(NEXVITAD_TILE_SHARED) E(NEXVITAD_TILE_PER_POSITION)
+    E(NEXVITAD_IMAGE_THRESHOLD_FROM_CALLER) E(NEXVITAD_PIXEL_THRESHOLD_FROM_CALLER)
     return 0;
 }

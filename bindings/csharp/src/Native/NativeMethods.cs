@@ -115,6 +115,35 @@ namespace NexVitad.Native
         public double head_s;
         public double matching_s;
         public double upsample_smooth_s;
+        // Revision 3 (inspection outputs).
+        public uint threshold_flags;
+        public uint reserved0;
+        public ulong region_count;
+    }
+
+    /// <summary>nexvitad_score_options: per-call thresholds and the smallest region kept (revision 3).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct nexvitad_score_options
+    {
+        public UIntPtr struct_size;
+        public float image_threshold;
+        public float pixel_threshold;
+        public ulong min_region_area;
+    }
+
+    /// <summary>nexvitad_region: one defect region (revision 3; fixed size, no struct_size).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct nexvitad_region
+    {
+        public uint x;
+        public uint y;
+        public uint width;
+        public uint height;
+        public ulong area;
+        public float centroid_x;
+        public float centroid_y;
+        public float peak;
+        public float mean;
     }
 
     /// <summary>nexvitad_train_options: how to train (ABI revision 1).</summary>
@@ -212,7 +241,8 @@ namespace NexVitad.Native
 
         /// <summary>The ABI revision (additions) this binding uses (NEXVITAD_ABI_REVISION; 1 = training,
         /// 2 = a NULL model in nexvitad_score, 3 = tiled banks: the larger nexvitad_bank_options and
-        /// nexvitad_bank_info, which older libraries refuse).</summary>
+        /// nexvitad_bank_info, which older libraries refuse; and inspection outputs:
+        /// nexvitad_score_with_options, nexvitad_region, the larger nexvitad_result).</summary>
         public const uint AbiRevision = 3;
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
@@ -281,6 +311,22 @@ namespace NexVitad.Native
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern uint nexvitad_abi_revision();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_score_options_default(ref nexvitad_score_options options);
+
+        /// <summary><paramref name="regions"/>: NULL or <paramref name="regions_cap"/> nexvitad_region;
+        /// <paramref name="region_count"/>: NULL (no regions) or a size_t.</summary>
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_score_with_options(ModelHandle model, BankHandle bank, ref nexvitad_image image,
+            ref nexvitad_score_options options, IntPtr map_out, UIntPtr map_len, IntPtr regions, UIntPtr regions_cap,
+            IntPtr region_count, ref nexvitad_result result);
+
+        /// <summary>nexvitad_score_with_options with <paramref name="model"/> = IntPtr.Zero: the bank's own model.</summary>
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_score_with_options(IntPtr model, BankHandle bank, ref nexvitad_image image,
+            ref nexvitad_score_options options, IntPtr map_out, UIntPtr map_len, IntPtr regions, UIntPtr regions_cap,
+            IntPtr region_count, ref nexvitad_result result);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern Status nexvitad_train_options_default(ref nexvitad_train_options options);
