@@ -50,17 +50,15 @@ const (
 // C ABI revision 3).
 type TileLayout uint32
 
-// The tile layouts of the C API. (nexvitad.h names the type but declares no constants
-// for it; these are its documented values, NEXVITAD_TILE_SHARED and
-// NEXVITAD_TILE_PER_POSITION.)
+// The tile layouts of the C API (nexvitad_tile_layout).
 const (
 	// TileShared keeps one bank for the tiles of every position (textures, webs,
 	// surfaces); the default.
-	TileShared TileLayout = 0
+	TileShared TileLayout = C.NEXVITAD_TILE_SHARED
 	// TilePerPosition keeps one bank per tile position (aligned objects). It is built from
 	// images of one size and scores only images of that size; others give an error
 	// matching ErrInvalidArgument.
-	TilePerPosition TileLayout = 1
+	TilePerPosition TileLayout = C.NEXVITAD_TILE_PER_POSITION
 )
 
 // String returns "shared" or "per_position" (the names the CLI reads).

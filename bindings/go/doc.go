@@ -18,6 +18,9 @@
 // Every failure is an *Error carrying the library's Status and message; it matches the
 // status's sentinel with errors.Is (ErrInvalidArgument, ErrMismatch, ErrCancelled, ...).
 //
+// ScoreWith (C ABI revision 3) decides at caller image and pixel thresholds and returns
+// the defect regions of the map (Result.Regions, highest peak first).
+//
 // BuildBank takes a context.Context: cancelling it stops the build at its next progress
 // step, through the C library's progress callback.
 //

@@ -16,11 +16,19 @@ import (
 type Result struct {
 	// Score is the image's anomaly score (the map's max, or its top-fraction mean).
 	Score float32
-	// Threshold is the bank's image threshold; Anomalous is Score > Threshold.
+	// Threshold is the image threshold decided at (the bank's, unless
+	// ScoreOptions.ImageThreshold set one); Anomalous is Score > Threshold.
 	Threshold float32
 	Anomalous bool
-	// PixelThreshold is the bank's pixel threshold: map values above it are defects.
+	// PixelThreshold is the pixel threshold (the bank's, unless
+	// ScoreOptions.PixelThreshold set one): map values above it are defects.
 	PixelThreshold float32
+	// ThresholdFlags says which of Threshold and PixelThreshold were the caller's
+	// (ScoreOptions); 0 = both are the bank's (C ABI revision 3).
+	ThresholdFlags ThresholdSource
+	// Regions are the defect regions, highest peak first, when scored with ScoreWith
+	// (unless ScoreOptions.NoRegions); nil from Score and when there are none.
+	Regions []Region
 	// Width and Height are the map's size, the scored image's own.
 	Width, Height int
 	// Map is the anomaly map, row-major: the value of pixel (x, y) is Map[y*Width+x].
@@ -28,6 +36,56 @@ type Result struct {
 	// Timings splits the time spent on the image by stage.
 	Timings Timings
 }
+
+// ThresholdSource is a set of bits saying which of a Result's thresholds came from the
+// caller's ScoreOptions (nexvitad_threshold_source, C ABI revision 3).
+type ThresholdSource uint32
+
+// The threshold source bits of Result.ThresholdFlags.
+const (
+	// ImageThresholdFromCaller: Result.Threshold is ScoreOptions.ImageThreshold.
+	ImageThresholdFromCaller ThresholdSource = C.NEXVITAD_IMAGE_THRESHOLD_FROM_CALLER
+	// PixelThresholdFromCaller: Result.PixelThreshold is ScoreOptions.PixelThreshold.
+	PixelThresholdFromCaller ThresholdSource = C.NEXVITAD_PIXEL_THRESHOLD_FROM_CALLER
+)
+
+// Region is one defect region (nexvitad_region, C ABI revision 3): an 8-connected piece
+// of the anomaly map strictly above the pixel threshold. Coordinates are image pixels.
+type Region struct {
+	// X, Y, Width and Height are the bounding box: left edge, top edge and size.
+	X, Y, Width, Height int
+	// Area is the number of pixels in the region.
+	Area uint64
+	// CentroidX and CentroidY are the centroid at pixel centres (the top-left pixel's
+	// centre is 0, 0).
+	CentroidX, CentroidY float32
+	// Peak and Mean are the highest and the mean map value over the region.
+	Peak, Mean float32
+}
+
+// ScoreOptions are per-call scoring choices for ScoreWith (nexvitad_score_options, C ABI
+// revision 3). The zero value, or a nil *ScoreOptions, means the defaults: the bank's
+// thresholds, and every defect region found.
+type ScoreOptions struct {
+	// ImageThreshold decides at this image threshold instead of the bank's; nil = the
+	// bank's. 0 is a real setting (any positive score is anomalous); as in C, a negative
+	// value also means the bank's, and NaN or +Inf is refused (ErrInvalidArgument).
+	ImageThreshold *float32
+	// PixelThreshold draws the defect regions (and is reported as Result.PixelThreshold)
+	// at this threshold instead of the bank's; the same rules as ImageThreshold.
+	PixelThreshold *float32
+	// MinRegionArea drops regions of fewer pixels; 0 keeps every region.
+	MinRegionArea uint64
+	// NoRegions skips finding the regions (Result.Regions stays nil).
+	NoRegions bool
+	// RegionCapacity is the room for regions in the first call; 0 = 64. When an image
+	// has more, it is scored a second time with room for all of them (the C ABI reports
+	// the count, like snprintf, and keeps nothing between calls); the result is the same.
+	RegionCapacity int
+}
+
+// defaultRegionCapacity is ScoreOptions.RegionCapacity's default.
+const defaultRegionCapacity = 64
 
 // Timings is where the time of a score went.
 type Timings struct {
@@ -82,6 +140,151 @@ func scoreOne(mp *C.nexvitad_model, bp *C.nexvitad_bank, img RawImage) (*Result,
 		return nil, err
 	}
 	res.fill(&cres)
+	return res, nil
+}
+
+// ScoreWith scores img against bank with per-call thresholds and defect regions
+// (nexvitad_score_with_options, C ABI revision 3): Result.Regions, highest peak first, and
+// Result.ThresholdFlags. With nil or zero options the score, map and decision equal
+// Score's. Images are read as in Score.
+func (m *Model) ScoreWith(bank *Bank, img image.Image, opts *ScoreOptions) (*Result, error) {
+	r, err := Raw(img)
+	if err != nil {
+		return nil, err
+	}
+	return m.ScoreRawImageWith(bank, r, opts)
+}
+
+// ScoreRawImageWith is ScoreWith for a raw pixel buffer.
+func (m *Model) ScoreRawImageWith(bank *Bank, img RawImage, opts *ScoreOptions) (*Result, error) {
+	if err := img.check("image"); err != nil {
+		return nil, err
+	}
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	mp, bp, err := acquireBoth(m, bank)
+	if err != nil {
+		return nil, err
+	}
+	defer m.mu.RUnlock()
+	defer bank.mu.RUnlock()
+	res, err := scoreOneWith(mp, bp, img, opts)
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(bank)
+	return res, err
+}
+
+// ScoreWith is Model.ScoreWith with the model the bank was built or loaded with (a NULL
+// model); it works after that Model was closed.
+func (b *Bank) ScoreWith(img image.Image, opts *ScoreOptions) (*Result, error) {
+	r, err := Raw(img)
+	if err != nil {
+		return nil, err
+	}
+	return b.ScoreRawImageWith(r, opts)
+}
+
+// ScoreRawImageWith is Bank.ScoreWith for a raw pixel buffer.
+func (b *Bank) ScoreRawImageWith(img RawImage, opts *ScoreOptions) (*Result, error) {
+	if err := img.check("image"); err != nil {
+		return nil, err
+	}
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	bp, err := b.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer b.mu.RUnlock()
+	res, err := scoreOneWith(nil, bp, img, opts)
+	runtime.KeepAlive(b)
+	return res, err
+}
+
+func (o *ScoreOptions) check() error {
+	if o != nil && o.RegionCapacity < 0 {
+		return invalidf(fmt.Sprintf("ScoreOptions.RegionCapacity %d is negative", o.RegionCapacity))
+	}
+	return nil
+}
+
+// toC fills co (whose struct_size is set) from o; nil o = the library's defaults.
+func (o *ScoreOptions) toC(co *C.nexvitad_score_options) error {
+	var cerr *C.char
+	if err := statusError(C.nxgo_score_options_default(co, &cerr), cerr); err != nil {
+		return err
+	}
+	if o == nil {
+		return nil
+	}
+	if o.ImageThreshold != nil {
+		co.image_threshold = C.float(*o.ImageThreshold)
+	}
+	if o.PixelThreshold != nil {
+		co.pixel_threshold = C.float(*o.PixelThreshold)
+	}
+	co.min_region_area = C.uint64_t(o.MinRegionArea)
+	return nil
+}
+
+// scoreOneWith is the nexvitad_score_with_options call of ScoreWith (mp may be nil: the
+// bank's own model), growing the region slice to the count the library reports: scoring
+// is deterministic, so the second call finds the same regions. The caller holds the
+// handles' read locks and keeps their Go owners alive.
+func scoreOneWith(mp *C.nexvitad_model, bp *C.nexvitad_bank, img RawImage, opts *ScoreOptions) (*Result, error) {
+	var co C.nexvitad_score_options
+	co.struct_size = C.sizeof_nexvitad_score_options
+	if err := opts.toC(&co); err != nil {
+		return nil, err
+	}
+	wantRegions := opts == nil || !opts.NoRegions
+	capacity := defaultRegionCapacity
+	if opts != nil && opts.RegionCapacity > 0 {
+		capacity = opts.RegionCapacity
+	}
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	cimg := img.toC(&pin)
+	res := &Result{Map: make([]float32, img.Width*img.Height)}
+	var cres C.nexvitad_result
+	var regions []C.nexvitad_region
+	var count C.size_t
+	for {
+		cres = C.nexvitad_result{}
+		cres.struct_size = C.sizeof_nexvitad_result
+		var rp *C.nexvitad_region
+		var countp *C.size_t
+		if wantRegions {
+			regions = make([]C.nexvitad_region, capacity)
+			rp = &regions[0]
+			countp = &count
+		}
+		var cerr *C.char
+		st := C.nxgo_score_with_options(mp, bp, &cimg, &co, (*C.float)(&res.Map[0]), C.size_t(len(res.Map)),
+			rp, C.size_t(len(regions)), countp, &cres, &cerr)
+		if err := statusError(st, cerr); err != nil {
+			return nil, err
+		}
+		if !wantRegions || int(count) <= len(regions) {
+			break
+		}
+		capacity = int(count)
+	}
+	res.fill(&cres)
+	if wantRegions && count > 0 {
+		res.Regions = make([]Region, int(count))
+		for i := range res.Regions {
+			g := &regions[i]
+			res.Regions[i] = Region{
+				X: int(g.x), Y: int(g.y), Width: int(g.width), Height: int(g.height),
+				Area:      uint64(g.area),
+				CentroidX: float32(g.centroid_x), CentroidY: float32(g.centroid_y),
+				Peak: float32(g.peak), Mean: float32(g.mean),
+			}
+		}
+	}
 	return res, nil
 }
 
@@ -170,6 +373,7 @@ func (r *Result) fill(c *C.nexvitad_result) {
 	r.Threshold = float32(c.image_threshold)
 	r.PixelThreshold = float32(c.pixel_threshold)
 	r.Anomalous = c.is_anomalous != 0
+	r.ThresholdFlags = ThresholdSource(c.threshold_flags)
 	r.Width = int(c.width)
 	r.Height = int(c.height)
 	sec := func(s C.double) time.Duration { return time.Duration(float64(s) * float64(time.Second)) }

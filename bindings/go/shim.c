@@ -90,6 +90,18 @@ nexvitad_status nxgo_score_batch(const nexvitad_model *m, const nexvitad_bank *b
     return fail(nexvitad_score_batch(m, b, images, n, maps, map_lens, results), err);
 }
 
+nexvitad_status nxgo_score_options_default(nexvitad_score_options *o, char **err) {
+    return fail(nexvitad_score_options_default(o), err);
+}
+
+nexvitad_status nxgo_score_with_options(const nexvitad_model *m, const nexvitad_bank *b, const nexvitad_image *image,
+                                        const nexvitad_score_options *o, float *map, size_t map_len,
+                                        nexvitad_region *regions, size_t regions_cap, size_t *region_count,
+                                        nexvitad_result *out, char **err) {
+    return fail(nexvitad_score_with_options(m, b, image, o, map, map_len, regions, regions_cap, region_count, out),
+                err);
+}
+
 nexvitad_status nxgo_train_options_default(nexvitad_train_options *o, char **err) {
     return fail(nexvitad_train_options_default(o), err);
 }

@@ -32,6 +32,12 @@ nexvitad_status nxgo_score(const nexvitad_model *m, const nexvitad_bank *b, cons
 nexvitad_status nxgo_score_batch(const nexvitad_model *m, const nexvitad_bank *b, const nexvitad_image *images,
                                  size_t n, float *const *maps, const size_t *map_lens,
                                  nexvitad_result *results, char **err);
+/* Per-call thresholds and defect regions (ABI revision 3). */
+nexvitad_status nxgo_score_options_default(nexvitad_score_options *o, char **err);
+nexvitad_status nxgo_score_with_options(const nexvitad_model *m, const nexvitad_bank *b, const nexvitad_image *image,
+                                        const nexvitad_score_options *o, float *map, size_t map_len,
+                                        nexvitad_region *regions, size_t regions_cap, size_t *region_count,
+                                        nexvitad_result *out, char **err);
 /* Training: the progress callback, always installed, hands `user` (a cgo.Handle) back to Go. */
 nexvitad_status nxgo_train_options_default(nexvitad_train_options *o, char **err);
 nexvitad_status nxgo_train(const nexvitad_model *m, const char *data_root, char *const *sources, size_t n_sources,

@@ -153,7 +153,7 @@ func TestTiledBanks(t *testing.T) {
 	}
 	_, err = m.Score(perPos, texture(5, 80, 64))
 	wantStatus(t, "per-position bank, another size", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
-	wantMessage(t, "per-position bank, another size", err, "one bank per tile position of 96x72 images")
+	wantMessage(t, "per-position bank, another size", err, "one bank per tile position of 96x72 images; an image of 80x64 cannot be scored")
 	_, err = perPos.Score(texture(5, 80, 64))
 	wantStatus(t, "per-position bank alone, another size", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
 	_, err = m.ScoreBatch(perPos, []image.Image{probe, texture(5, 96, 64)})
@@ -197,12 +197,14 @@ func TestTileOptionErrors(t *testing.T) {
 		msg    string
 	}{
 		{"overlap 1", nexvitad.BankOptions{Tile: 48, TileOverlap: 1}, imgs, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument, "options->tile_overlap 1 must be in [0, 1)"},
-		{"overlap NaN", nexvitad.BankOptions{Tile: 48, TileOverlap: float32(math.NaN())}, imgs, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument, "must be in [0, 1)"},
+		{"overlap NaN", nexvitad.BankOptions{Tile: 48, TileOverlap: float32(math.NaN())}, imgs, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument, "options->tile_overlap is NaN"},
+		{"overlap NaN without tiling", nexvitad.BankOptions{TileOverlap: float32(math.NaN())}, imgs, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument, "options->tile_overlap is NaN"},
+		{"tile 20000 (no fixed bound)", nexvitad.BankOptions{Tile: 20000}, imgs, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument, "images[0]: tile 20000x20000 is larger than the 96x72 image"},
 		{"layout 7", nexvitad.BankOptions{Tile: 48, TileLayout: 7}, imgs, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument, "options->tile_layout 7 is not a nexvitad_tile_layout"},
 		{"tile larger than the images", nexvitad.BankOptions{Tile: 224}, imgs, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument, "tile 224x224 is larger than the 96x72 image"},
 		{"too many tiles", nexvitad.BankOptions{Tile: 2, TileOverlap: 0.9}, imgs, nexvitad.StatusLimitExceeded, nexvitad.ErrLimitExceeded, "MAX_TILES"},
 		{"per-position from two sizes", nexvitad.BankOptions{Tile: 48, TileLayout: nexvitad.TilePerPosition},
-			[]image.Image{texture(1, 96, 72), texture(2, 80, 64)}, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument, "needs images of one size"},
+			[]image.Image{texture(1, 96, 72), texture(2, 80, 64)}, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument, "needs images of one size: images[0] is 96x72, images[1] is 80x64"},
 	} {
 		b, err := m.BuildBank(ctx, c.images, &c.opts)
 		if b != nil {
