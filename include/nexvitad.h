@@ -893,12 +893,12 @@ typedef struct nexvitad_score_options {
     size_t struct_size;
     /**
      * Decide at this image threshold instead of the bank's: finite, >= 0 (0 is a real
-     * setting); negative = the bank's. NaN is an error.
+     * setting); negative (-0.0 too) = the bank's. NaN and infinity are errors.
      */
     float image_threshold;
     /**
      * Draw defect regions at this pixel threshold instead of the bank's: finite, >= 0;
-     * negative = the bank's. NaN is an error.
+     * negative (-0.0 too) = the bank's. NaN and infinity are errors.
      */
     float pixel_threshold;
     /**
@@ -1480,7 +1480,7 @@ nexvitad_status nexvitad_score_options_default(struct nexvitad_score_options *op
  *
  * Regions (connected pieces of the map above the pixel threshold, 8-neighbour, of at
  * least `min_region_area` pixels, highest peak first) are found when `region_count` is
- * not NULL: `*region_count` (and `out->region_count`) receive how many there are, and the
+ * not NULL (and `regions` without `region_count` is an error, not silently ignored): `*region_count` (and `out->region_count`) receive how many there are, and the
  * first min(count, `regions_cap`) are written to `regions`, a caller array of
  * `regions_cap` nexvitad_region. Like snprintf, a count above `regions_cap` is not an
  * error: call again with a larger array, or pass `regions` = NULL with `regions_cap` = 0
@@ -1490,8 +1490,9 @@ nexvitad_status nexvitad_score_options_default(struct nexvitad_score_options *op
  * `model`, `bank`, `image`, `map_out`, `map_len`, `out`, thread-safety: as nexvitad_score().
  * Nothing is written unless the call succeeds.
  *
- * Errors: as nexvitad_score(), and NEXVITAD_INVALID_ARGUMENT for a NaN threshold, a bad
- * `options->struct_size`, or `regions` NULL with `regions_cap` > 0.
+ * Errors: as nexvitad_score(), and NEXVITAD_INVALID_ARGUMENT for a NaN or infinite
+ * threshold, a bad `options->struct_size`, `regions` NULL with `regions_cap` > 0, or
+ * `regions` given with `region_count` NULL.
  */
 nexvitad_status nexvitad_score_with_options(const struct nexvitad_model *model,
                                             const struct nexvitad_bank *bank,

@@ -206,7 +206,9 @@ fn default_score_options() -> nexvitad_score_options {
 /// C score options to the safe API's: a negative threshold is the bank's (the header's
 /// "use the default" rule); NaN reaches `ScoreOptions::validate`, which names it.
 fn to_score_options(o: &nexvitad_score_options, regions: bool) -> ScoreOptions {
-    let threshold = |v: f32| if v < 0.0 { None } else { Some(v) };
+    // Any negative value, -0.0 included, is the bank's; NaN (whatever its sign bit) is kept
+    // for `validate` to refuse.
+    let threshold = |v: f32| if v.is_sign_negative() && !v.is_nan() { None } else { Some(v) };
     ScoreOptions {
         image_threshold: threshold(o.image_threshold),
         pixel_threshold: threshold(o.pixel_threshold),
@@ -236,7 +238,7 @@ pub unsafe extern "C" fn nexvitad_score_options_default(options: *mut nexvitad_s
 ///
 /// Regions (connected pieces of the map above the pixel threshold, 8-neighbour, of at
 /// least `min_region_area` pixels, highest peak first) are found when `region_count` is
-/// not NULL: `*region_count` (and `out->region_count`) receive how many there are, and the
+/// not NULL (and `regions` without `region_count` is an error, not silently ignored): `*region_count` (and `out->region_count`) receive how many there are, and the
 /// first min(count, `regions_cap`) are written to `regions`, a caller array of
 /// `regions_cap` nexvitad_region. Like snprintf, a count above `regions_cap` is not an
 /// error: call again with a larger array, or pass `regions` = NULL with `regions_cap` = 0
@@ -246,8 +248,9 @@ pub unsafe extern "C" fn nexvitad_score_options_default(options: *mut nexvitad_s
 /// `model`, `bank`, `image`, `map_out`, `map_len`, `out`, thread-safety: as nexvitad_score().
 /// Nothing is written unless the call succeeds.
 ///
-/// Errors: as nexvitad_score(), and NEXVITAD_INVALID_ARGUMENT for a NaN threshold, a bad
-/// `options->struct_size`, or `regions` NULL with `regions_cap` > 0.
+/// Errors: as nexvitad_score(), and NEXVITAD_INVALID_ARGUMENT for a NaN or infinite
+/// threshold, a bad `options->struct_size`, `regions` NULL with `regions_cap` > 0, or
+/// `regions` given with `region_count` NULL.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn nexvitad_score_with_options(
@@ -270,6 +273,9 @@ pub unsafe extern "C" fn nexvitad_score_with_options(
         let o = if options.is_null() { default_score_options() } else { read_in(options, default_score_options(), "options")? };
         if regions.is_null() && regions_cap > 0 {
             return Err(Error::invalid(format!("regions is NULL but regions_cap is {regions_cap}")));
+        }
+        if !regions.is_null() && region_count.is_null() {
+            return Err(Error::invalid("regions is given but region_count is NULL; pass a size_t* to receive how many regions there are"));
         }
         let opts = to_score_options(&o, !region_count.is_null());
         let v = view(&mh.model, &*image, "image")?;

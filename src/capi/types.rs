@@ -365,10 +365,10 @@ pub struct nexvitad_score_options {
     /// sizeof(nexvitad_score_options) as the caller compiled it.
     pub struct_size: usize,
     /// Decide at this image threshold instead of the bank's: finite, >= 0 (0 is a real
-    /// setting); negative = the bank's. NaN is an error.
+    /// setting); negative (-0.0 too) = the bank's. NaN and infinity are errors.
     pub image_threshold: f32,
     /// Draw defect regions at this pixel threshold instead of the bank's: finite, >= 0;
-    /// negative = the bank's. NaN is an error.
+    /// negative (-0.0 too) = the bank's. NaN and infinity are errors.
     pub pixel_threshold: f32,
     /// Smallest defect region kept, in pixels; 0 = keep every region.
     pub min_region_area: u64,
