@@ -242,6 +242,39 @@ pub struct BankMeta {
     pub tiles: Option<TileMeta>,
 }
 
+impl BankMeta {
+    /// The record of a bank just fitted by `model` with the resolved `opts` on `shots`
+    /// images whose feature grids look like `grid`; `fit` is the clustering's iterations
+    /// and convergence. Whole-image (`tiles` None); a tiled build sets `tiles` after.
+    pub(crate) fn fitted(
+        model: &Model,
+        opts: &BankOptions,
+        grid: &Grid,
+        vectors: &Array2<f32>,
+        shots: usize,
+        fit: (usize, bool),
+        calibration: Calibration,
+    ) -> Self {
+        Self {
+            fingerprint: model.fingerprint().to_string(),
+            grid_h: grid.h,
+            grid_w: grid.w,
+            dim: vectors.ncols(),
+            scorer: opts.scorer,
+            k: opts.k,
+            sigma: opts.sigma,
+            image_score: opts.image_score,
+            augment: opts.augment,
+            shots,
+            seed: opts.seed,
+            iterations: fit.0,
+            converged: fit.1,
+            calibration,
+            tiles: None,
+        }
+    }
+}
+
 /// A fitted memory bank. Immutable; shared freely between scoring threads.
 #[derive(Debug, Clone)]
 pub struct MemoryBank {
@@ -264,27 +297,10 @@ impl MemoryBank {
         }
         let grids = encode_normals(model, images, "images", &opts, progress)?;
         let per_image: Vec<ArrayView2<f32>> = grids.iter().map(|g| g.data.view()).collect();
-        let (gh, gw) = (grids[0].h, grids[0].w);
         let shots = images.len();
         let (vectors, iterations, converged) = fit_vectors(&per_image, &opts, progress)?;
         let calibration = calibrate::leave_one_out(images, &grids, shots, &opts, progress)?;
-        let meta = BankMeta {
-            fingerprint: model.fingerprint().to_string(),
-            grid_h: gh,
-            grid_w: gw,
-            dim: vectors.ncols(),
-            scorer: opts.scorer,
-            k: opts.k,
-            sigma: opts.sigma,
-            image_score: opts.image_score,
-            augment: opts.augment,
-            shots,
-            seed: opts.seed,
-            iterations,
-            converged,
-            calibration,
-            tiles: None,
-        };
+        let meta = BankMeta::fitted(model, &opts, &grids[0], &vectors, shots, (iterations, converged), calibration);
         Self::from_parts(vectors, meta)
     }
 

@@ -122,23 +122,8 @@ pub(crate) fn build(model: &Model, images: &[ImageView<'_>], opts: &BankOptions,
         rows: grids[0].rows() as u32,
         rows_per_position: rows,
     });
-    let meta = BankMeta {
-        fingerprint: model.fingerprint().to_string(),
-        grid_h: feats[0].h,
-        grid_w: feats[0].w,
-        dim: vectors.ncols(),
-        scorer: opts.scorer,
-        k: opts.k,
-        sigma: opts.sigma,
-        image_score: opts.image_score,
-        augment: opts.augment,
-        shots: images.len(),
-        seed: opts.seed,
-        iterations,
-        converged,
-        calibration,
-        tiles: Some(TileMeta { tiling: *tiling, tile_w, tile_h, positions }),
-    };
+    let mut meta = BankMeta::fitted(model, opts, &feats[0], &vectors, images.len(), (iterations, converged), calibration);
+    meta.tiles = Some(TileMeta { tiling: *tiling, tile_w, tile_h, positions });
     MemoryBank::from_parts(vectors, meta)
 }
 
