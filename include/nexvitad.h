@@ -33,6 +33,15 @@
  * model must have the bank's fingerprint (its own model, or the same folder opened again,
  * e.g. with other options), else NEXVITAD_MISMATCH. Handles may be freed in any order.
  *
+ * Region of interest (revision 4): a nexvitad_mask (8-bit, any size, scaled to each image;
+ * non-zero = inspect) given at nexvitad_bank_build() (options->roi: patches wholly outside
+ * never enter the bank, and the bank keeps the mask as its default) or per call
+ * (nexvitad_score_options.roi, which replaces the bank's). Map pixels outside are 0; the
+ * image score, the defect regions and the calibration's statistics come from inside. The
+ * edge: a patch with any pixel inside counts as inside (a defect touching the edge still
+ * counts); before smoothing, patches wholly outside take the median score of those inside,
+ * so the ignored area neither lights up the edge nor darkens it.
+ *
  * Option structs: the "use the default" rule. In nexvitad_options, nexvitad_bank_options,
  * nexvitad_score_options and nexvitad_train_options, 0 (or NULL) means the default, except
  * in the fields marked * where 0 is a real setting: there any negative value means the
@@ -70,10 +79,14 @@
  *       tile_overlap                0 (no overlap)              0                 0
  *       tile_layout                 NEXVITAD_TILE_SHARED        0                 0
  *       reserved1                   (must be 0)                 -                 0
+ *       roi                         none (the whole image)      NULL              NULL
  *     nexvitad_score_options
  *     * image_threshold             the bank's (0 is real)      negative          -1
  *     * pixel_threshold             the bank's (0 is real)      negative          -1
  *       min_region_area             1 (every region)            0                 0
+ *       roi                         the bank's ROI, if any      NULL              NULL
+ *       ignore_bank_roi             0 (use the bank's ROI)      0                 0
+ *       reserved0                   (must be 0)                 -                 0
  *     nexvitad_train_options
  *       epochs                      4                           0                 4
  *       batch                       8                           0                 8
@@ -179,8 +192,14 @@
  *      Inspection outputs: nexvitad_score_with_options() (per-call thresholds, defect
  *      regions into a caller array), nexvitad_score_options(_default), nexvitad_region;
  *      nexvitad_result grows `threshold_flags` and `region_count`.
+ *   4: regions of interest: nexvitad_mask; nexvitad_bank_options grows `roi` (the bank
+ *      keeps it as its default), nexvitad_score_options grows `roi` and
+ *      `ignore_bank_roi`, nexvitad_result grows `roi_source` (nexvitad_roi_source),
+ *      nexvitad_bank_info grows `roi_width`/`roi_height`; nexvitad_bank_get_roi().
+ *      A bank with a ROI is format version 3, which older libraries refuse.
+ *      nexvitad_bank_recalibrate(): thresholds at another target FPR without re-encoding.
  */
-#define NEXVITAD_ABI_REVISION 3
+#define NEXVITAD_ABI_REVISION 4
 
 /**
  * Status returned by every function that can fail. Each value is one class of failure;
@@ -496,6 +515,35 @@ typedef uint32_t nexvitad_threshold_source;
 #endif // __cplusplus
 
 /**
+ * Values of nexvitad_result.roi_source (revision 4).
+ */
+enum nexvitad_roi_source
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * No region of interest: the whole image.
+     */
+    NEXVITAD_ROI_NONE = 0,
+    /**
+     * The bank's default ROI (given at nexvitad_bank_build()).
+     */
+    NEXVITAD_ROI_FROM_BANK = 1,
+    /**
+     * The caller's nexvitad_score_options.roi.
+     */
+    NEXVITAD_ROI_FROM_CALLER = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum nexvitad_roi_source nexvitad_roi_source;
+#else
+typedef uint32_t nexvitad_roi_source;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A memory bank of normal features plus its decision thresholds.
  *
  * Opaque: only ever handled through a pointer returned by nexvitad_bank_build() or
@@ -564,6 +612,33 @@ typedef struct nexvitad_options {
      */
     uint64_t max_image_pixels;
 } nexvitad_options;
+
+/**
+ * A caller-owned region-of-interest mask (revision 4): one byte per pixel, non-zero =
+ * inspect, 0 = ignore. Any size: it is scaled to each image (nearest neighbour), so one
+ * mask drawn at the camera's resolution serves every image of that camera. The library
+ * copies what it keeps (a bank's default ROI) and never keeps the pointer. Not versioned:
+ * this layout is fixed.
+ */
+typedef struct nexvitad_mask {
+    /**
+     * First byte of the top row. Must not be NULL. The buffer must hold at least
+     * `stride * (height - 1) + width` bytes.
+     */
+    const uint8_t *data;
+    /**
+     * Width in pixels, > 0.
+     */
+    uint32_t width;
+    /**
+     * Height in pixels, > 0.
+     */
+    uint32_t height;
+    /**
+     * Bytes from the start of one row to the next; 0 means `width`.
+     */
+    size_t stride;
+} nexvitad_mask;
 
 /**
  * How to build a bank. Set `struct_size = sizeof(nexvitad_bank_options)`, then call
@@ -655,6 +730,13 @@ typedef struct nexvitad_bank_options {
      * Reserved, must be 0.
      */
     uint32_t reserved1;
+    /**
+     * Region of interest (revision 4): only patches inside it enter the bank, and the
+     * bank keeps a copy as the default ROI of every score call (saved with it). NULL = the
+     * whole image, the default. Read during nexvitad_bank_build() only. A mask that
+     * selects no pixel is NEXVITAD_INVALID_ARGUMENT. See "Region of interest" at the top.
+     */
+    const struct nexvitad_mask *roi;
 } nexvitad_bank_options;
 
 /**
@@ -808,6 +890,15 @@ typedef struct nexvitad_bank_info {
      * See `tile_cols`.
      */
     uint32_t image_height;
+    /**
+     * Size of the bank's default region of interest (revision 4); 0 x 0 = none. Read it
+     * with nexvitad_bank_get_roi().
+     */
+    uint32_t roi_width;
+    /**
+     * See `roi_width`.
+     */
+    uint32_t roi_height;
 } nexvitad_bank_info;
 
 /**
@@ -880,6 +971,15 @@ typedef struct nexvitad_result {
      * for), which may exceed the caller's array; 0 otherwise.
      */
     uint64_t region_count;
+    /**
+     * Which region of interest the map, score and regions were confined to (revision 4):
+     * a nexvitad_roi_source value.
+     */
+    uint32_t roi_source;
+    /**
+     * Reserved, written as 0.
+     */
+    uint32_t reserved1;
 } nexvitad_result;
 
 /**
@@ -905,6 +1005,21 @@ typedef struct nexvitad_score_options {
      * Smallest defect region kept, in pixels; 0 = keep every region.
      */
     uint64_t min_region_area;
+    /**
+     * Region of interest for this call (revision 4), replacing the bank's default: map
+     * pixels outside are 0, and the image score and regions come from inside. NULL = the
+     * bank's default ROI (or the whole image if it has none). Read during the call only.
+     */
+    const struct nexvitad_mask *roi;
+    /**
+     * 1 = score the whole image even if the bank has a default ROI (when `roi` is NULL);
+     * 0 = the default. Other values are NEXVITAD_INVALID_ARGUMENT.
+     */
+    uint32_t ignore_bank_roi;
+    /**
+     * Reserved, must be 0.
+     */
+    uint32_t reserved0;
 } nexvitad_score_options;
 
 /**
@@ -1396,6 +1511,39 @@ nexvitad_status nexvitad_bank_get_info(const struct nexvitad_bank *bank,
                                        struct nexvitad_bank_info *info);
 
 /**
+ * Copies the bank's default region of interest into `out`, `roi_width * roi_height` bytes
+ * (nexvitad_bank_info), row-major, 1 = inspect and 0 = ignore (revision 4).
+ *
+ * `out_len`: bytes `out` holds; at least the mask's size. Nothing is written on failure.
+ *
+ * Thread-safety: any thread. Errors: NEXVITAD_INVALID_ARGUMENT (NULL `out`, not a live
+ * bank, a bank without a ROI, `out_len` smaller than the mask).
+ */
+nexvitad_status nexvitad_bank_get_roi(const struct nexvitad_bank *bank,
+                                      uint8_t *out,
+                                      size_t out_len);
+
+/**
+ * A copy of `bank` whose thresholds aim at another false-positive rate (revision 4):
+ * computed from the normal-image scores the bank stored when it was built, so nothing is
+ * re-encoded and it takes microseconds. The image threshold is exactly what a build at
+ * `target_fpr` would set; the pixel threshold comes from the stored tail of normal pixel
+ * scores (20 points per decade from 0.89 down to 1e-5; between two points, the stricter).
+ * Save the new bank with nexvitad_bank_save() to keep it.
+ *
+ * `target_fpr`: in (0, 1). `out`: receives the new bank (same model, vectors and ROI),
+ * owned by the caller; untouched on failure. The original bank is unchanged (banks are
+ * immutable, so threads scoring with it are unaffected).
+ *
+ * Thread-safety: any thread. Errors: NEXVITAD_INVALID_ARGUMENT (NULL `out`, not a live
+ * bank, `target_fpr` outside (0, 1) or NaN, a bank saved before banks stored their
+ * pixel-score tail: rebuild it).
+ */
+nexvitad_status nexvitad_bank_recalibrate(const struct nexvitad_bank *bank,
+                                          float target_fpr,
+                                          struct nexvitad_bank **out);
+
+/**
  * Releases a bank handle (and, if it was the last user, its model). NULL is a no-op.
  *
  * Thread-safety: any thread, but not while another thread still passes the same handle.
@@ -1490,9 +1638,15 @@ nexvitad_status nexvitad_score_options_default(struct nexvitad_score_options *op
  * `model`, `bank`, `image`, `map_out`, `map_len`, `out`, thread-safety: as nexvitad_score().
  * Nothing is written unless the call succeeds.
  *
+ * Region of interest (revision 4): `options->roi` replaces the bank's default ROI for this
+ * call; NULL keeps the bank's (or the whole image when `ignore_bank_roi` is 1). Map
+ * pixels outside it are 0, and the image score and the regions come from inside; the
+ * result's `roi_source` says which ROI applied.
+ *
  * Errors: as nexvitad_score(), and NEXVITAD_INVALID_ARGUMENT for a NaN or infinite
- * threshold, a bad `options->struct_size`, `regions` NULL with `regions_cap` > 0, or
- * `regions` given with `region_count` NULL.
+ * threshold, a bad `options->struct_size`, `regions` NULL with `regions_cap` > 0,
+ * `regions` given with `region_count` NULL, a bad `options->roi` (NULL data, 0 width or
+ * height, stride below width, all zero: it selects nothing) or `ignore_bank_roi` not 0/1.
  */
 nexvitad_status nexvitad_score_with_options(const struct nexvitad_model *model,
                                             const struct nexvitad_bank *bank,

@@ -10,7 +10,7 @@ const LAYERS: &[&[&str]] = &[
     &["error"],
     &["kernels", "fsutil", "tensors"],
     &["manifest", "runtime"],
-    &["image"],
+    &["image", "roi"],
     &["tiling"],
     &["encoder"],
     &["fusion"],

@@ -1,12 +1,16 @@
 //! From patch scores to an anomaly map: bilinear upsampling of the patch grid to the scored
 //! image's own size, Gaussian smoothing with σ in image pixels, and the image score (the
 //! map's maximum, or the mean of its top fraction). Shared by scoring, calibration and the
-//! decoder scorer, so all three draw maps and image scores the same way.
+//! decoder scorer, so all three draw maps and image scores the same way. With a region of
+//! interest, the map follows the edge rule of [`crate::roi`]: wholly-outside patches take
+//! the inside median before smoothing, pixels outside are 0 after, and the image score
+//! comes from the inside.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::kernels::upsample::{apply_separable, gaussian_blur, max_f32, upsample_bilinear, AxisOp};
+use crate::roi::{inside_cells, inside_values, Rect};
 use crate::tiling::TileGrid;
 
 /// A per-pixel anomaly map at the scored image's own size, row-major.
@@ -45,6 +49,7 @@ pub struct MapWorkspace {
     op_x: AxisOp,
     op_y: AxisOp,
     stitched: Vec<f32>,
+    filled: Vec<f32>,
 }
 
 impl MapWorkspace {
@@ -55,7 +60,9 @@ impl MapWorkspace {
 }
 
 /// Upsamples a patch-score grid to `width`×`height`, smooths it with σ, and draws the
-/// image score.
+/// image score. `roi`: the region of interest at the image's size (one byte per pixel,
+/// non-zero = inspect, as [`crate::roi::Roi::at_size`] gives), or `None` for everywhere.
+#[allow(clippy::too_many_arguments)]
 pub fn map_from_patches(
     patch: &[f32],
     grid_w: usize,
@@ -64,6 +71,7 @@ pub fn map_from_patches(
     height: u32,
     sigma: f32,
     mode: ImageScoreMode,
+    roi: Option<&[u8]>,
     ws: &mut MapWorkspace,
 ) -> Result<AnomalyMap> {
     if patch.len() != grid_w * grid_h || patch.is_empty() {
@@ -73,6 +81,17 @@ pub fn map_from_patches(
         return Err(Error::invalid(format!("sigma {sigma} must be finite and >= 0")));
     }
     let (w, h) = (width as usize, height as usize);
+    let mut filled = std::mem::take(&mut ws.filled);
+    let patch = match roi {
+        None => patch,
+        Some(px) => {
+            if px.len() != w * h {
+                return Err(Error::Internal(format!("ROI of {} pixels for a {width}x{height} map", px.len())));
+            }
+            fill_outside(patch, px, width, height, grid_w, grid_h, &mut filled)?;
+            &filled[..]
+        }
+    };
     let mut values = vec![0.0f32; w * h];
     let max = if fused_ops(ws, grid_w, grid_h, w, h, sigma) {
         apply_separable(patch, grid_w, grid_h, &ws.op_x, &ws.op_y, &mut ws.scratch, &mut values)
@@ -83,17 +102,45 @@ pub fn map_from_patches(
         }
         max_f32(&values)
     };
-    let image_score = match mode {
-        ImageScoreMode::Max => max,
-        _ => image_score(&values, mode, &mut ws.select),
+    ws.filled = filled;
+    let image_score = match roi {
+        None => match mode {
+            ImageScoreMode::Max => max,
+            _ => image_score(&values, mode, &mut ws.select),
+        },
+        Some(px) => {
+            for (v, &m) in values.iter_mut().zip(px) {
+                if m == 0 {
+                    *v = 0.0;
+                }
+            }
+            let inside: Vec<f32> = inside_values(&values, px).collect();
+            image_score(&inside, mode, &mut ws.select)
+        }
     };
     Ok(AnomalyMap { width, height, values, image_score })
+}
+
+/// `patch` with the scores of patches wholly outside the ROI (`px`, at the image's size)
+/// replaced by the median of the inside ones, into `out` (the edge rule of [`crate::roi`]).
+fn fill_outside(patch: &[f32], px: &[u8], width: u32, height: u32, grid_w: usize, grid_h: usize, out: &mut Vec<f32>) -> Result<()> {
+    let cells = inside_cells(px, width, Rect { x: 0, y: 0, width, height }, grid_w, grid_h);
+    let mut inside: Vec<f32> = patch.iter().zip(&cells).filter(|(_, &c)| c).map(|(&v, _)| v).collect();
+    if inside.is_empty() {
+        return Err(Error::invalid("the region of interest covers none of the image's pixels"));
+    }
+    let mid = inside.len() / 2;
+    let median = *inside.select_nth_unstable_by(mid, f32::total_cmp).1;
+    out.clear();
+    out.extend(patch.iter().zip(&cells).map(|(&v, &c)| if c { v } else { median }));
+    Ok(())
 }
 
 /// The anomaly map of a tiled image: its tiles' patch scores (`tiles`, each
 /// `grid_w × grid_h`, in the grid's row-major tile order, concatenated) stitched into one
 /// patch map of the whole image ([`TileGrid::stitch`]), then upsampled to the image's size,
-/// smoothed with σ in image pixels and scored, as [`map_from_patches`] does for one grid.
+/// smoothed with σ in image pixels and scored, as [`map_from_patches`] does for one grid
+/// (`roi` as there).
 pub fn map_from_tiles(
     tiles: &[f32],
     grid_w: usize,
@@ -101,6 +148,7 @@ pub fn map_from_tiles(
     tile_grid: &TileGrid,
     sigma: f32,
     mode: ImageScoreMode,
+    roi: Option<&[u8]>,
     ws: &mut MapWorkspace,
 ) -> Result<AnomalyMap> {
     let per = grid_w * grid_h;
@@ -110,7 +158,7 @@ pub fn map_from_tiles(
     let refs: Vec<&[f32]> = tiles.chunks_exact(per).collect();
     let mut stitched = std::mem::take(&mut ws.stitched);
     let r = tile_grid.stitch(&refs, grid_w, grid_h, &mut stitched).and_then(|(sw, sh)| {
-        map_from_patches(&stitched, sw, sh, tile_grid.width, tile_grid.height, sigma, mode, ws)
+        map_from_patches(&stitched, sw, sh, tile_grid.width, tile_grid.height, sigma, mode, roi, ws)
     });
     ws.stitched = stitched;
     r

@@ -1,4 +1,5 @@
-//! Reading and writing f32 tensors in safetensors files, with errors that name the file.
+//! Reading and writing f32 (and u8 mask) tensors in safetensors files, with errors that
+//! name the file.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,14 +15,26 @@ pub struct Named<'a> {
     pub data: &'a [f32],
 }
 
+/// One named u8 tensor to write (a mask).
+pub struct NamedU8<'a> {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: &'a [u8],
+}
+
 /// Serialises tensors plus string metadata to safetensors bytes.
 pub fn to_bytes(tensors: &[Named<'_>], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
+    to_bytes_with_u8(tensors, &[], metadata)
+}
+
+/// [`to_bytes`] with u8 tensors besides the f32 ones.
+pub fn to_bytes_with_u8(tensors: &[Named<'_>], masks: &[NamedU8<'_>], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
     let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
-    let mut views = Vec::with_capacity(tensors.len());
-    for (t, b) in tensors.iter().zip(&bytes) {
-        let v = safetensors::tensor::TensorView::new(Dtype::F32, t.shape.clone(), b)
-            .map_err(|e| Error::Internal(format!("tensor '{}': {e}", t.name)))?;
-        views.push((t.name.clone(), v));
+    let mut views = Vec::with_capacity(tensors.len() + masks.len());
+    let named = tensors.iter().zip(&bytes).map(|(t, b)| (Dtype::F32, &t.name, &t.shape, &b[..]));
+    for (dtype, name, shape, b) in named.chain(masks.iter().map(|m| (Dtype::U8, &m.name, &m.shape, m.data))) {
+        let v = safetensors::tensor::TensorView::new(dtype, shape.clone(), b).map_err(|e| Error::Internal(format!("tensor '{name}': {e}")))?;
+        views.push((name.clone(), v));
     }
     safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Internal(format!("serialise: {e}")))
 }
@@ -61,6 +74,18 @@ impl<'a> Reader<'a> {
 
     pub fn names(&self) -> Vec<String> {
         self.st.names().into_iter().map(str::to_string).collect()
+    }
+
+    /// Tensor `name` as bytes of dtype U8, with its shape (rank `rank`).
+    pub fn u8(&self, name: &str, rank: usize) -> Result<(Vec<usize>, Vec<u8>)> {
+        let v = self.st.tensor(name).map_err(|_| Error::format(self.path, format!("tensor '{name}' is missing")))?;
+        if v.dtype() != Dtype::U8 {
+            return Err(Error::format(self.path, format!("tensor '{name}' is {:?}, expected U8", v.dtype())));
+        }
+        if v.shape().len() != rank {
+            return Err(Error::format(self.path, format!("tensor '{name}' has shape {:?}, expected rank {rank}", v.shape())));
+        }
+        Ok((v.shape().to_vec(), v.data().to_vec()))
     }
 
     /// Tensor `name` as f32 values; `shape` entries of `None` accept any size.

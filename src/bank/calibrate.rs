@@ -16,6 +16,7 @@ use crate::image::{ImageView, Preparer};
 use crate::kernels::distance::{nearest_distances, row_sq_norms};
 use crate::map::{map_from_patches, MapWorkspace};
 use crate::model::Model;
+use crate::roi::inside_values;
 
 /// At most this many pixels are pooled for the pixel quantile (an even subsample beyond).
 const MAX_POOLED_PIXELS: usize = 1 << 22;
@@ -117,19 +118,33 @@ pub(super) fn summarise(method: &str, target_fpr: f32, image_scores: Vec<f32>, m
     })
 }
 
-/// Adds a map's pixels to the pool, evenly subsampled so the pool stays bounded.
-pub(super) fn pool_pixels(pool: &mut Vec<f32>, values: &[f32], images: usize) {
+/// Adds a map's pixels to the pool, evenly subsampled so the pool stays bounded; with a
+/// region of interest (`roi`, at the map's size), only the pixels inside it.
+pub(super) fn pool_pixels(pool: &mut Vec<f32>, values: &[f32], roi: Option<&[u8]>, images: usize) {
     let budget = (MAX_POOLED_PIXELS / images.max(1)).max(1);
-    let step = values.len().div_ceil(budget).max(1);
-    pool.extend(values.iter().step_by(step));
+    match roi {
+        None => {
+            let step = values.len().div_ceil(budget).max(1);
+            pool.extend(values.iter().step_by(step));
+        }
+        Some(px) => {
+            let inside = px.iter().filter(|&&m| m != 0).count();
+            let step = inside.div_ceil(budget).max(1);
+            pool.extend(inside_values(values, px).step_by(step));
+        }
+    }
 }
 
 /// Leave-one-out calibration over the shots (in-sample with a single shot).
 /// `grids` holds the originals first (`0..shots`), then each augmentation's copies in the
-/// same image order.
+/// same image order; `rows` the rows of each that enter a bank (all of them, or those
+/// inside the region of interest, whose mask at each shot's size is `roi`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn leave_one_out(
     images: &[ImageView<'_>],
     grids: &[Grid],
+    rows: &[ArrayView2<'_, f32>],
+    roi: Option<&[Vec<u8>]>,
     shots: usize,
     opts: &BankOptions,
     progress: ProgressFn<'_>,
@@ -139,11 +154,11 @@ pub(crate) fn leave_one_out(
     let mut pixels = Vec::new();
     let method = if shots == 1 { "in-sample" } else { "leave-one-out" };
     for i in 0..shots {
-        let others: Vec<ArrayView2<f32>> = grids
+        let others: Vec<ArrayView2<f32>> = rows
             .iter()
             .enumerate()
             .filter(|(j, _)| shots == 1 || j % shots != i)
-            .map(|(_, g)| g.data.view())
+            .map(|(_, g)| g.view())
             .collect();
         let mut opts_i = opts.clone();
         if opts_i.k > others.iter().map(|a| a.nrows()).sum::<usize>() {
@@ -156,9 +171,10 @@ pub(crate) fn leave_one_out(
         let mut patch = Vec::new();
         nearest_distances(grids[i].data.view(), vectors.view(), row_sq_norms(vectors.view()).view(), &mut patch)?;
         let img = &images[i];
-        let map = map_from_patches(&patch, grids[i].w, grids[i].h, img.width(), img.height(), opts.sigma, opts.image_score, &mut ws)?;
+        let px = roi.map(|r| &r[i][..]);
+        let map = map_from_patches(&patch, grids[i].w, grids[i].h, img.width(), img.height(), opts.sigma, opts.image_score, px, &mut ws)?;
         image_scores.push(map.image_score);
-        pool_pixels(&mut pixels, &map.values, shots);
+        pool_pixels(&mut pixels, &map.values, px, shots);
         if !progress(Progress { stage: Stage::Calibrate, done: i + 1, total: shots }) {
             return Err(Error::Cancelled);
         }
@@ -181,17 +197,19 @@ pub(crate) fn held_out(model: &Model, bank: &MemoryBank, images: &[ImageView<'_>
     let mut pixels = Vec::new();
     let mut patch = Vec::new();
     for img in images {
+        let px = bank.roi().map(|r| r.at_size(img.width(), img.height()));
         let map = if let Some(tm) = &meta.tiles {
-            let mut out = super::tiles::tiled_maps(model, bank, tm, std::slice::from_ref(img), &mut prep, &mut scratch, &mut ws, &mut patch)?;
+            let mut out =
+                super::tiles::tiled_maps(model, bank, tm, std::slice::from_ref(img), bank.roi(), &mut prep, &mut scratch, &mut ws, &mut patch)?;
             out.maps.pop().ok_or_else(|| Error::Internal("no map for a held-out image".into()))?
         } else {
             let (grids, _) = model.patch_features_with(&mut prep, &mut scratch, std::slice::from_ref(img))?;
             let grid = &grids[0];
             bank.patch_scores(grid, &mut patch)?;
-            map_from_patches(&patch, grid.w, grid.h, img.width(), img.height(), meta.sigma, meta.image_score, &mut ws)?
+            map_from_patches(&patch, grid.w, grid.h, img.width(), img.height(), meta.sigma, meta.image_score, px.as_deref(), &mut ws)?
         };
         image_scores.push(map.image_score);
-        pool_pixels(&mut pixels, &map.values, images.len());
+        pool_pixels(&mut pixels, &map.values, px.as_deref(), images.len());
     }
     summarise("held-out", target_fpr, image_scores, pixels)
 }

@@ -8,7 +8,8 @@
 //! `pixel_threshold`, `image_score`. `sha256` is a checksum of `meta` and the vectors (see
 //! `content_sha256`): a bank whose bytes changed on disk is refused instead of scoring with
 //! silently different prototypes or thresholds. Files without it (written before it existed)
-//! still load.
+//! still load. A bank with a default region of interest also holds tensor `roi` (`[h, w]`
+//! u8, 1 = inspect), which the checksum covers too.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,11 +20,14 @@ use sha2::{Digest, Sha256};
 use super::{BankMeta, MemoryBank};
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::tensors::{self, Named};
+use crate::roi::Roi;
+use crate::tensors::{self, Named, NamedU8};
 
 /// Bank file format version written by this build.
-/// Version 2 added tiled banks (`meta.tiles`); banks without tiles are still written as 1.
-pub const BANK_FORMAT_VERSION: u32 = 2;
+/// Version 2 added tiled banks (`meta.tiles`), version 3 a default region of interest
+/// (`meta.roi` and tensor `roi`); a bank is written with the lowest version that holds it,
+/// so banks without either are still version 1.
+pub const BANK_FORMAT_VERSION: u32 = 3;
 /// Default cap on a bank file's size.
 pub const DEFAULT_MAX_BANK_BYTES: u64 = 8 << 30;
 
@@ -34,9 +38,15 @@ impl MemoryBank {
         let json = serde_json::to_string(m).map_err(|e| Error::Internal(format!("bank metadata: {e}")))?;
         let mut meta = HashMap::new();
         meta.insert("format".to_string(), "nexvitad-bank".to_string());
-        // Version 2 only for what version-1 readers would misread (tiles); whole-image
-        // banks stay version 1, byte for byte as before.
-        let version = if m.tiles.is_some() { BANK_FORMAT_VERSION } else { 1 };
+        // A higher version only for what older readers would misread (tiles, a default
+        // ROI); whole-image banks without a ROI stay version 1, byte for byte as before.
+        let version = if m.roi.is_some() {
+            3
+        } else if m.tiles.is_some() {
+            2
+        } else {
+            1
+        };
         meta.insert("format_version".to_string(), version.to_string());
         meta.insert("meta".to_string(), json.clone());
         meta.insert("fingerprint".to_string(), m.fingerprint.clone());
@@ -56,8 +66,16 @@ impl MemoryBank {
         }
         let v = self.vectors().as_standard_layout();
         let data = v.as_slice().ok_or_else(|| Error::Internal("bank vectors not contiguous".into()))?;
-        meta.insert("sha256".to_string(), content_sha256(&json, data));
-        tensors::to_bytes(&[Named { name: "vectors".into(), shape: vec![v.nrows(), v.ncols()], data }], meta)
+        let roi = self.roi().map(Roi::data).unwrap_or(&[]);
+        meta.insert("sha256".to_string(), content_sha256(&json, data, roi));
+        let vectors = [Named { name: "vectors".into(), shape: vec![v.nrows(), v.ncols()], data }];
+        match self.roi() {
+            None => tensors::to_bytes(&vectors, meta),
+            Some(r) => {
+                let mask = [NamedU8 { name: "roi".into(), shape: vec![r.height() as usize, r.width() as usize], data: r.data() }];
+                tensors::to_bytes_with_u8(&vectors, &mask, meta)
+            }
+        }
     }
 
     /// Saves atomically (temp file, fsync, rename): a crash never leaves a half-written bank.
@@ -79,8 +97,18 @@ impl MemoryBank {
         let meta: BankMeta = serde_json::from_str(meta_json).map_err(|e| Error::format(path, format!("bank metadata: {e}")))?;
         validate_meta(&meta).map_err(|m| Error::format(path, m))?;
         let (shape, data) = rd.f32("vectors", &[None, Some(meta.dim)])?;
+        let roi = match meta.roi {
+            None => None,
+            Some([w, h]) => {
+                let (s, bytes) = rd.u8("roi", 2)?;
+                if s != [h as usize, w as usize] {
+                    return Err(Error::format(path, format!("tensor 'roi' is {}x{}, the metadata says {w}x{h}", s[1], s[0])));
+                }
+                Some(Roi::new(&bytes, w, h, 0).map_err(|e| Error::format(path, format!("tensor 'roi': {e}")))?)
+            }
+        };
         if let Some(want) = rd.metadata().get("sha256") {
-            if content_sha256(meta_json, &data) != *want {
+            if content_sha256(meta_json, &data, roi.as_ref().map(Roi::data).unwrap_or(&[])) != *want {
                 return Err(Error::format(
                     path,
                     "the bank's contents do not match its checksum (metadata 'sha256'): the file is damaged; restore it or rebuild the bank",
@@ -91,7 +119,7 @@ impl MemoryBank {
             return Err(Error::format(path, "the bank holds no vectors"));
         }
         let vectors = Array2::from_shape_vec((shape[0], shape[1]), data).map_err(|e| Error::format(path, e.to_string()))?;
-        MemoryBank::from_parts(vectors, meta).map_err(|e| Error::format(path, e.to_string()))
+        MemoryBank::from_parts(vectors, meta).and_then(|b| b.with_roi(roi)).map_err(|e| Error::format(path, e.to_string()))
     }
 
     /// Loads a bank file and checks it was built by `model`.
@@ -111,9 +139,10 @@ impl MemoryBank {
     }
 }
 
-/// SHA-256 (lowercase hex) of the bank's `meta` JSON, a NUL byte, and the vectors as
-/// little-endian f32: everything a score depends on besides the model.
-fn content_sha256(meta_json: &str, vectors: &[f32]) -> String {
+/// SHA-256 (lowercase hex) of the bank's `meta` JSON, a NUL byte, the vectors as
+/// little-endian f32 and the ROI mask's bytes (none without one, so older banks keep their
+/// checksum): everything a score depends on besides the model.
+fn content_sha256(meta_json: &str, vectors: &[f32], roi: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(meta_json.as_bytes());
     h.update([0u8]);
@@ -123,6 +152,7 @@ fn content_sha256(meta_json: &str, vectors: &[f32]) -> String {
         buf.extend(chunk.iter().flat_map(|x| x.to_le_bytes()));
         h.update(&buf);
     }
+    h.update(roi);
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -145,6 +175,11 @@ fn validate_meta(m: &BankMeta) -> std::result::Result<(), String> {
         t.tiling.validate().map_err(|e| e.to_string())?;
         if t.tile_w == 0 || t.tile_h == 0 || t.tile_w > 16384 || t.tile_h > 16384 {
             return Err(format!("tile {}x{} out of range", t.tile_w, t.tile_h));
+        }
+    }
+    if let Some([w, h]) = m.roi {
+        if w == 0 || h == 0 || w > crate::roi::MAX_ROI_SIDE || h > crate::roi::MAX_ROI_SIDE {
+            return Err(format!("ROI {w}x{h} out of range"));
         }
     }
     let c = &m.calibration;

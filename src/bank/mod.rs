@@ -21,6 +21,7 @@ use crate::fusion::Grid;
 use crate::kernels::distance;
 use crate::image::{ImageView, Preparer};
 use crate::model::{Model, PreparedBatch};
+use crate::roi::{inside_cells, Rect, Roi};
 use crate::tiling::Tiling;
 
 pub use calibrate::Calibration;
@@ -129,6 +130,10 @@ pub struct BankOptions {
     /// Cut images into tiles at native resolution instead of resizing them whole;
     /// `None` (the default) resizes each image to the encoder input.
     pub tiling: Option<Tiling>,
+    /// Region of interest: only patches inside it enter the bank (see [`crate::roi`] for
+    /// the edge rule), and the bank keeps it as the default mask of every score call.
+    /// `None` (the default) inspects the whole image.
+    pub roi: Option<Roi>,
 }
 
 impl Default for BankOptions {
@@ -148,6 +153,7 @@ impl Default for BankOptions {
             batch_size: 4,
             max_vectors: 4 << 20,
             tiling: None,
+            roi: None,
         }
     }
 }
@@ -240,6 +246,10 @@ pub struct BankMeta {
     /// How images are cut into tiles; `None` = whole images resized to the encoder input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tiles: Option<TileMeta>,
+    /// `[width, height]` of the bank's default region of interest (the mask itself is the
+    /// file's `roi` tensor); `None` = none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roi: Option<[u32; 2]>,
 }
 
 impl BankMeta {
@@ -271,6 +281,7 @@ impl BankMeta {
             converged: fit.1,
             calibration,
             tiles: None,
+            roi: opts.roi.as_ref().map(|r| [r.width(), r.height()]),
         }
     }
 }
@@ -283,6 +294,8 @@ pub struct MemoryBank {
     meta: BankMeta,
     /// Rows of each part: one part, or one per tile position.
     parts: Vec<Range<usize>>,
+    /// The default region of interest of every score call (`meta.roi` is its size).
+    roi: Option<Roi>,
 }
 
 impl MemoryBank {
@@ -296,12 +309,41 @@ impl MemoryBank {
             return tiles::build(model, images, &opts, &tiling, progress);
         }
         let grids = encode_normals(model, images, "images", &opts, progress)?;
-        let per_image: Vec<ArrayView2<f32>> = grids.iter().map(|g| g.data.view()).collect();
         let shots = images.len();
-        let (vectors, iterations, converged) = fit_vectors(&per_image, &opts, progress)?;
-        let calibration = calibrate::leave_one_out(images, &grids, shots, &opts, progress)?;
+        let roi_px: Option<Vec<Vec<u8>>> = opts.roi.as_ref().map(|r| images.iter().map(|im| r.at_size(im.width(), im.height())).collect());
+        let kept = roi_px.as_ref().map(|px| {
+            let (gw, gh) = (grids[0].w, grids[0].h);
+            inside_rows(&grids, shots, &opts.augment, |i| {
+                let (w, h) = (images[i].width(), images[i].height());
+                inside_cells(&px[i], w, Rect { x: 0, y: 0, width: w, height: h }, gw, gh)
+            })
+        });
+        let rows: Vec<ArrayView2<f32>> = match &kept {
+            Some(k) => k.iter().map(|a| a.view()).collect(),
+            None => grids.iter().map(|g| g.data.view()).collect(),
+        };
+        if rows.iter().all(|r| r.nrows() == 0) {
+            return Err(Error::invalid("the region of interest covers no patch of the images; widen it"));
+        }
+        let (vectors, iterations, converged) = fit_vectors(&rows, &opts, progress)?;
+        let calibration = calibrate::leave_one_out(images, &grids, &rows, roi_px.as_deref(), shots, &opts, progress)?;
         let meta = BankMeta::fitted(model, &opts, &grids[0], &vectors, shots, (iterations, converged), calibration);
-        Self::from_parts(vectors, meta)
+        Self::from_parts(vectors, meta)?.with_roi(opts.roi)
+    }
+
+    /// Attaches the default region of interest `meta.roi` describes.
+    pub(crate) fn with_roi(mut self, roi: Option<Roi>) -> Result<Self> {
+        if self.meta.roi != roi.as_ref().map(|r| [r.width(), r.height()]) {
+            return Err(Error::Internal(format!("bank metadata says ROI {:?}, the mask is {:?}", self.meta.roi, roi.map(|r| (r.width(), r.height())))));
+        }
+        self.roi = roi;
+        Ok(self)
+    }
+
+    /// The bank's default region of interest, applied to every score call that does not
+    /// give its own ([`crate::score::RoiChoice`]).
+    pub fn roi(&self) -> Option<&Roi> {
+        self.roi.as_ref()
     }
 
     /// Assembles a bank from stored parts, checking they agree.
@@ -337,7 +379,7 @@ impl MemoryBank {
             }
         };
         let norms = distance::row_sq_norms(vectors.view());
-        Ok(Self { vectors, norms, meta, parts })
+        Ok(Self { vectors, norms, meta, parts, roi: None })
     }
 
     /// Per-patch scores of a patch-feature grid: the Euclidean distance of each patch
@@ -379,6 +421,7 @@ impl MemoryBank {
     }
 
     /// Replaces the thresholds with ones computed from a held-out set of normal images.
+    /// The bank's default region of interest applies, as it does when scoring.
     pub fn calibrate_held_out(&mut self, model: &Model, images: &[ImageView<'_>], target_fpr: f32) -> Result<()> {
         self.check_model(model)?;
         self.meta.calibration = calibrate::held_out(model, self, images, target_fpr)?;
@@ -447,6 +490,42 @@ pub(crate) fn encode_normals(model: &Model, images: &[ImageView<'_>], unit: &str
         }
     }
     Ok(out)
+}
+
+/// The rows of each feature grid that enter the bank: those of patches inside the region of
+/// interest ([`crate::roi`]). `feats` holds `originals` grids, then each augmented copy's in
+/// the same order ([`encode_normals`]); `cells(o)` gives original `o`'s inside cells,
+/// row-major, which each copy flips or rotates as its pixels were.
+pub(crate) fn inside_rows(feats: &[Grid], originals: usize, augment: &Augment, cells: impl Fn(usize) -> Vec<bool>) -> Vec<Array2<f32>> {
+    let kinds = copies(augment);
+    let base: Vec<Vec<bool>> = (0..originals).map(&cells).collect();
+    feats
+        .iter()
+        .enumerate()
+        .map(|(g, f)| {
+            let (o, c) = (g % originals, g / originals);
+            let m = ndarray::Array2::from_shape_vec((f.h, f.w), base[o].clone()).expect("cells of the grid's shape");
+            let m = if c == 0 { m } else { copy_cells(m, kinds[c - 1]) };
+            let idx: Vec<usize> = m.iter().enumerate().filter(|(_, &inside)| inside).map(|(i, _)| i).collect();
+            f.data.select(Axis(0), &idx)
+        })
+        .collect()
+}
+
+/// A cell mask flipped or rotated as [`augment_batch`] moves the pixels.
+fn copy_cells(m: Array2<bool>, c: Copy) -> Array2<bool> {
+    match c {
+        Copy::HFlip => m.slice(s![.., ..;-1]).to_owned(),
+        Copy::VFlip => m.slice(s![..;-1, ..]).to_owned(),
+        Copy::Rot(k) => {
+            let mut r = m;
+            for _ in 0..k {
+                let tr = r.view().reversed_axes();
+                r = tr.slice(s![..;-1, ..]).as_standard_layout().into_owned();
+            }
+            r
+        }
+    }
 }
 
 /// The geometric copies an `Augment` asks for.

@@ -16,7 +16,7 @@ use ndarray::{s, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::calibrate::{pool_pixels, summarise, Calibration};
-use super::{encode_normals, fit_vectors, BankMeta, BankOptions, MemoryBank, Progress, ProgressFn, Stage};
+use super::{encode_normals, fit_vectors, inside_rows, BankMeta, BankOptions, MemoryBank, Progress, ProgressFn, Stage};
 use crate::error::{Error, Result};
 use crate::fusion::scoring::FeatureScratch;
 use crate::fusion::Grid;
@@ -24,6 +24,7 @@ use crate::image::{ImageView, Preparer};
 use crate::kernels::distance::{nearest_distances, row_sq_norms};
 use crate::map::{map_from_tiles, AnomalyMap, MapWorkspace};
 use crate::model::{FeatureTimings, Model};
+use crate::roi::{inside_cells, Rect, Roi};
 use crate::tiling::{TileGrid, TileLayout, Tiling};
 
 /// Most folds a tiled bank's calibration holds images out in (see the module doc).
@@ -113,8 +114,17 @@ pub(crate) fn build(model: &Model, images: &[ImageView<'_>], opts: &BankOptions,
         TileLayout::Shared => 1,
         TileLayout::PerPosition => grids[0].len(),
     };
-    let (vectors, rows, iterations, converged) = fit_parts(&feats, |_| true, parts, opts, false, progress)?;
-    let calibration = calibrate_folds(images, &grids, &feats, parts, opts, progress)?;
+    let roi_px: Option<Vec<Vec<u8>>> = opts.roi.as_ref().map(|r| images.iter().map(|im| r.at_size(im.width(), im.height())).collect());
+    let kept = match &roi_px {
+        None => None,
+        Some(px) => Some(roi_rows(&feats, &grids, px, images, parts, opts)?),
+    };
+    let bank_rows: Vec<ArrayView2<f32>> = match &kept {
+        Some(k) => k.iter().map(|a| a.view()).collect(),
+        None => feats.iter().map(|g| g.data.view()).collect(),
+    };
+    let (vectors, rows, iterations, converged) = fit_parts(&bank_rows, |_| true, parts, opts, false, progress)?;
+    let calibration = calibrate_folds(images, &grids, &feats, &bank_rows, roi_px.as_deref(), parts, opts, progress)?;
     let positions = (tiling.layout == TileLayout::PerPosition).then(|| Positions {
         image_width: images[0].width(),
         image_height: images[0].height(),
@@ -124,7 +134,35 @@ pub(crate) fn build(model: &Model, images: &[ImageView<'_>], opts: &BankOptions,
     });
     let mut meta = BankMeta::fitted(model, opts, &feats[0], &vectors, images.len(), (iterations, converged), calibration);
     meta.tiles = Some(TileMeta { tiling: *tiling, tile_w, tile_h, positions });
-    MemoryBank::from_parts(vectors, meta)
+    MemoryBank::from_parts(vectors, meta)?.with_roi(opts.roi.clone())
+}
+
+/// The rows of each tile's features inside the region of interest (`px`: the mask at each
+/// image's size). A shared bank with no inside patch at all is refused; in a per-position
+/// bank a position wholly outside keeps all its rows, so it still has a bank to match its
+/// tiles against (their scores are masked out of every map).
+fn roi_rows(feats: &[Grid], grids: &[TileGrid], px: &[Vec<u8>], images: &[ImageView<'_>], parts: usize, opts: &BankOptions) -> Result<Vec<Array2<f32>>> {
+    let mut owner = Vec::new();
+    for (i, g) in grids.iter().enumerate() {
+        owner.extend((0..g.len()).map(|t| (i, t)));
+    }
+    let (gw, gh) = (feats[0].w, feats[0].h);
+    let mut kept = inside_rows(feats, owner.len(), &opts.augment, |o| {
+        let (i, t) = owner[o];
+        let (x, y) = grids[i].origin(t);
+        inside_cells(&px[i], images[i].width(), Rect { x, y, width: grids[i].tile_w, height: grids[i].tile_h }, gw, gh)
+    });
+    for p in 0..parts {
+        if kept.iter().enumerate().filter(|(g, _)| g % parts == p).all(|(_, k)| k.nrows() == 0) {
+            if parts == 1 {
+                return Err(Error::invalid("the region of interest covers no patch of the images' tiles; widen it"));
+            }
+            for (g, k) in kept.iter_mut().enumerate().filter(|(g, _)| g % parts == p) {
+                *k = feats[g].data.clone();
+            }
+        }
+    }
+    Ok(kept)
 }
 
 /// Fits the bank of each part on the feature grids `keep` selects. Grid `g` belongs to
@@ -132,7 +170,7 @@ pub(crate) fn build(model: &Model, images: &[ImageView<'_>], opts: &BankOptions,
 /// augmented copies follow their originals in whole rounds). `clamp_k` lowers k to the
 /// vectors a part has (calibration folds); the final bank refuses instead.
 fn fit_parts(
-    feats: &[Grid],
+    feats: &[ArrayView2<'_, f32>],
     keep: impl Fn(usize) -> bool,
     parts: usize,
     opts: &BankOptions,
@@ -142,7 +180,7 @@ fn fit_parts(
     let mut fitted = Vec::with_capacity(parts);
     let (mut iterations, mut converged) = (0, true);
     for p in 0..parts {
-        let views: Vec<ArrayView2<f32>> = feats.iter().enumerate().filter(|(g, _)| g % parts == p && keep(*g)).map(|(_, f)| f.data.view()).collect();
+        let views: Vec<ArrayView2<f32>> = feats.iter().enumerate().filter(|(g, _)| g % parts == p && keep(*g)).map(|(_, f)| f.view()).collect();
         let n: usize = views.iter().map(|v| v.nrows()).sum();
         let mut o = opts.clone();
         if clamp_k {
@@ -171,11 +209,16 @@ fn ranges(rows: &[usize]) -> Vec<Range<usize>> {
 }
 
 /// Thresholds of a tiled bank from its shots, held out by image in folds (module doc).
-/// `feats` holds the originals' tiles first, image by image, then the augmented copies.
+/// `feats` holds the originals' tiles first, image by image, then the augmented copies;
+/// `rows` the rows of each that enter a bank; `roi` the region of interest at each image's
+/// size.
+#[allow(clippy::too_many_arguments)]
 fn calibrate_folds(
     images: &[ImageView<'_>],
     grids: &[TileGrid],
     feats: &[Grid],
+    rows: &[ArrayView2<'_, f32>],
+    roi: Option<&[Vec<u8>]>,
     parts: usize,
     opts: &BankOptions,
     progress: ProgressFn<'_>,
@@ -197,9 +240,9 @@ fn calibrate_folds(
         let held = |i: usize| m > 1 && i % folds == f;
         // Clustering progress inside calibration is not reported, only cancellation honoured.
         let mut quiet = |_: Progress| true;
-        let (vectors, rows, _, _) = fit_parts(feats, |g| !held(owner[g % originals]), parts, opts, true, &mut quiet)?;
+        let (vectors, part_rows, _, _) = fit_parts(rows, |g| !held(owner[g % originals]), parts, opts, true, &mut quiet)?;
         let norms = row_sq_norms(vectors.view());
-        let ranges = ranges(&rows);
+        let ranges = ranges(&part_rows);
         for i in (0..m).filter(|&i| m == 1 || held(i)) {
             tile_scores.clear();
             for t in 0..grids[i].len() {
@@ -207,9 +250,10 @@ fn calibrate_folds(
                 nearest_distances(feats[first_tile[i] + t].data.view(), vectors.slice(s![r.clone(), ..]), norms.slice(s![r]), &mut patch)?;
                 tile_scores.extend_from_slice(&patch);
             }
-            let map = map_from_tiles(&tile_scores, gw, gh, &grids[i], opts.sigma, opts.image_score, &mut ws)?;
+            let px = roi.map(|r| &r[i][..]);
+            let map = map_from_tiles(&tile_scores, gw, gh, &grids[i], opts.sigma, opts.image_score, px, &mut ws)?;
             image_scores[i] = map.image_score;
-            pool_pixels(&mut pixels, &map.values, m);
+            pool_pixels(&mut pixels, &map.values, px, m);
             done += 1;
             if !progress(Progress { stage: Stage::Calibrate, done, total: m }) {
                 return Err(Error::Cancelled);
@@ -238,13 +282,14 @@ pub(crate) struct TiledMaps {
 
 /// The anomaly maps of `images` against a tiled bank: tiles of all images go through the
 /// encoders in calls of [`SCORE_TILE_BATCH`], each tile is matched against its part,
-/// and each image's tiles are stitched into its map.
+/// and each image's tiles are stitched into its map, inside `roi` if one is given.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn tiled_maps(
     model: &Model,
     bank: &MemoryBank,
     tm: &TileMeta,
     images: &[ImageView<'_>],
+    roi: Option<&Roi>,
     prep: &mut Preparer,
     scratch: &mut FeatureScratch,
     ws: &mut MapWorkspace,
@@ -288,7 +333,8 @@ pub(crate) fn tiled_maps(
     let mut at = 0;
     for g in &grids {
         let n = g.len() * per;
-        maps.push(map_from_tiles(&scores[at..at + n], meta.grid_w, meta.grid_h, g, meta.sigma, meta.image_score, ws)?);
+        let px = roi.map(|r| r.at_size(g.width, g.height));
+        maps.push(map_from_tiles(&scores[at..at + n], meta.grid_w, meta.grid_h, g, meta.sigma, meta.image_score, px.as_deref(), ws)?);
         at += n;
     }
     Ok(TiledMaps { maps, features, matching_s, map_s: t0.elapsed().as_secs_f64() })

@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_int, c_void};
 use std::mem::size_of;
 
 use super::handles::{self, BankHandle};
-use super::images::{image_array, view};
+use super::images::{image_array, mask, view};
 use super::log::log;
 use super::status::{c_path, guard, non_null};
 use super::types::{
@@ -63,6 +63,7 @@ fn default_bank_options() -> nexvitad_bank_options {
         tile_overlap: 0.0,
         tile_layout: 0,
         reserved1: 0,
+        roi: std::ptr::null(),
     }
 }
 
@@ -73,7 +74,10 @@ fn default_bank_options() -> nexvitad_bank_options {
 /// `sigma`, where 0 is a real setting and any negative value selects the default (`k`, `sigma`
 /// and `target_fpr` are the model's, passed on as the safe API's markers 0, -1, 0). NaN is never
 /// a default: it reaches `resolved`, which refuses it.
-fn to_bank_options(o: &nexvitad_bank_options) -> Result<BankOptions> {
+///
+/// # Safety
+/// `o.roi` is NULL or a readable nexvitad_mask (see [`mask`]).
+unsafe fn to_bank_options(o: &nexvitad_bank_options) -> Result<BankOptions> {
     let d = BankOptions::default();
     let or_default = |v: f32, def: f32| if v == 0.0 { def } else { v };
     let neg_default = |v: f32, def: f32| if v < 0.0 { def } else { v };
@@ -117,8 +121,10 @@ fn to_bank_options(o: &nexvitad_bank_options) -> Result<BankOptions> {
     if o.reserved1 != 0 {
         return Err(Error::invalid(format!("options->reserved1 is {}; it must be 0", o.reserved1)));
     }
+    let roi = mask(o.roi, "options->roi")?;
     Ok(BankOptions {
         tiling,
+        roi,
         scorer,
         k: o.k as usize,
         epsilon: or_default(o.epsilon, d.epsilon),
@@ -337,8 +343,63 @@ pub unsafe extern "C" fn nexvitad_bank_get_info(bank: *const nexvitad_bank, info
             tile_rows: pos.map_or(0, |p| p.rows),
             image_width: pos.map_or(0, |p| p.image_width),
             image_height: pos.map_or(0, |p| p.image_height),
+            roi_width: b.bank.roi().map_or(0, |r| r.width()),
+            roi_height: b.bank.roi().map_or(0, |r| r.height()),
         };
         write_out(info, &value, "info")
+    })
+}
+
+/// Copies the bank's default region of interest into `out`, `roi_width * roi_height` bytes
+/// (nexvitad_bank_info), row-major, 1 = inspect and 0 = ignore (revision 4).
+///
+/// `out_len`: bytes `out` holds; at least the mask's size. Nothing is written on failure.
+///
+/// Thread-safety: any thread. Errors: NEXVITAD_INVALID_ARGUMENT (NULL `out`, not a live
+/// bank, a bank without a ROI, `out_len` smaller than the mask).
+#[no_mangle]
+pub unsafe extern "C" fn nexvitad_bank_get_roi(bank: *const nexvitad_bank, out: *mut u8, out_len: usize) -> nexvitad_status {
+    guard("nexvitad_bank_get_roi", || unsafe {
+        let b = handles::bank(bank, "bank")?;
+        non_null(out, "out")?;
+        let r = b.bank.roi().ok_or_else(|| Error::invalid("this bank has no region of interest (nexvitad_bank_info.roi_width is 0)"))?;
+        let need = r.data().len();
+        if out_len < need {
+            return Err(Error::invalid(format!("out_len {out_len} is smaller than the {}x{} mask ({need} bytes)", r.width(), r.height())));
+        }
+        std::ptr::copy_nonoverlapping(r.data().as_ptr(), out, need);
+        Ok(())
+    })
+}
+
+/// A copy of `bank` whose thresholds aim at another false-positive rate (revision 4):
+/// computed from the normal-image scores the bank stored when it was built, so nothing is
+/// re-encoded and it takes microseconds. The image threshold is exactly what a build at
+/// `target_fpr` would set; the pixel threshold comes from the stored tail of normal pixel
+/// scores (20 points per decade from 0.89 down to 1e-5; between two points, the stricter).
+/// Save the new bank with nexvitad_bank_save() to keep it.
+///
+/// `target_fpr`: in (0, 1). `out`: receives the new bank (same model, vectors and ROI),
+/// owned by the caller; untouched on failure. The original bank is unchanged (banks are
+/// immutable, so threads scoring with it are unaffected).
+///
+/// Thread-safety: any thread. Errors: NEXVITAD_INVALID_ARGUMENT (NULL `out`, not a live
+/// bank, `target_fpr` outside (0, 1) or NaN, a bank saved before banks stored their
+/// pixel-score tail: rebuild it).
+#[no_mangle]
+pub unsafe extern "C" fn nexvitad_bank_recalibrate(bank: *const nexvitad_bank, target_fpr: f32, out: *mut *mut nexvitad_bank) -> nexvitad_status {
+    guard("nexvitad_bank_recalibrate", || unsafe {
+        non_null(out, "out")?;
+        let b = handles::bank(bank, "bank")?;
+        let mut copy = b.bank.clone();
+        copy.recalibrate(target_fpr)?;
+        let c = &copy.meta().calibration;
+        log(
+            nexvitad_log_level::NEXVITAD_LOG_INFO,
+            &format!("recalibrated bank to target FPR {target_fpr}: image threshold {}, pixel threshold {}", c.image_threshold, c.pixel_threshold),
+        );
+        *out = handles::insert_bank(BankHandle { bank: copy, model: b.model.clone() });
+        Ok(())
     })
 }
 
@@ -359,7 +420,7 @@ mod tests {
 
     #[test]
     fn default_options_round_trip_to_the_safe_defaults() {
-        let o = to_bank_options(&default_bank_options()).unwrap();
+        let o = unsafe { to_bank_options(&default_bank_options()) }.unwrap();
         assert_eq!(o, BankOptions::default());
     }
 
@@ -367,15 +428,15 @@ mod tests {
     fn bad_codes_name_the_field() {
         let mut o = default_bank_options();
         o.scorer = 9;
-        assert!(to_bank_options(&o).unwrap_err().to_string().contains("options->scorer 9"));
+        assert!(unsafe { to_bank_options(&o) }.unwrap_err().to_string().contains("options->scorer 9"));
         let mut o = default_bank_options();
         o.image_score_mode = 2;
-        assert!(to_bank_options(&o).unwrap_err().to_string().contains("options->image_score_mode 2"));
+        assert!(unsafe { to_bank_options(&o) }.unwrap_err().to_string().contains("options->image_score_mode 2"));
         let mut o = default_bank_options();
         o.augment = 8 | 1;
-        assert!(to_bank_options(&o).unwrap_err().to_string().contains("options->augment 0x9"));
+        assert!(unsafe { to_bank_options(&o) }.unwrap_err().to_string().contains("options->augment 0x9"));
         o.augment = 1 | 4;
-        let a = to_bank_options(&o).unwrap().augment;
+        let a = unsafe { to_bank_options(&o) }.unwrap().augment;
         assert!(a.hflip && !a.vflip && a.rot90);
         assert_eq!(augment_bits(a), 5);
     }

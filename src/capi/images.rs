@@ -5,7 +5,8 @@ use crate::image::{ImageView, PixelFormat};
 use crate::model::Model;
 
 use super::status::in_param;
-use super::types::nexvitad_image;
+use super::types::{nexvitad_image, nexvitad_mask};
+use crate::roi::Roi;
 
 /// Most images one call accepts: bounds the caller's array before it is read.
 pub(crate) const MAX_IMAGES_PER_CALL: usize = 1 << 20;
@@ -65,4 +66,38 @@ pub(crate) unsafe fn view<'a>(model: &Model, img: &nexvitad_image, param: &str) 
         .ok_or_else(|| Error::invalid(format!("{param}.stride {stride} × height {h} overflows the address space")))?;
     let data = std::slice::from_raw_parts(img.data, needed);
     model.view(data, w, h, stride, format).map_err(|e| in_param(e, param))
+}
+
+/// Copies a C region-of-interest mask (NULL = none). Size and stride are checked before
+/// the byte slice is formed, as for images.
+///
+/// # Safety
+/// `m` is NULL or points to a readable `nexvitad_mask` whose `data` holds at least
+/// `stride * (height - 1) + width` bytes when the dimensions pass the checks.
+pub(crate) unsafe fn mask(m: *const nexvitad_mask, param: &str) -> Result<Option<Roi>> {
+    if m.is_null() {
+        return Ok(None);
+    }
+    let m = &*m;
+    if m.data.is_null() {
+        return Err(Error::invalid(format!("{param}->data is NULL")));
+    }
+    let (w, h) = (m.width, m.height);
+    if w == 0 || h == 0 {
+        return Err(Error::invalid(format!("{param}: mask size {w}x{h}: width and height must be > 0")));
+    }
+    if w > crate::roi::MAX_ROI_SIDE || h > crate::roi::MAX_ROI_SIDE {
+        return Err(Error::LimitExceeded(format!("{param}: mask size {w}x{h} is above {} per side", crate::roi::MAX_ROI_SIDE)));
+    }
+    let stride = if m.stride == 0 { w as usize } else { m.stride };
+    if stride < w as usize {
+        return Err(Error::invalid(format!("{param}->stride {stride} is smaller than its width {w}")));
+    }
+    let needed = stride
+        .checked_mul(h as usize - 1)
+        .and_then(|v| v.checked_add(w as usize))
+        .filter(|&v| v <= isize::MAX as usize)
+        .ok_or_else(|| Error::invalid(format!("{param}->stride {stride} × height {h} overflows the address space")))?;
+    let data = std::slice::from_raw_parts(m.data, needed);
+    Roi::new(data, w, h, stride).map(Some).map_err(|e| in_param(e, param))
 }

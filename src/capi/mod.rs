@@ -53,7 +53,13 @@ pub const NEXVITAD_ABI_VERSION: u32 = 1;
 ///      Inspection outputs: nexvitad_score_with_options() (per-call thresholds, defect
 ///      regions into a caller array), nexvitad_score_options(_default), nexvitad_region;
 ///      nexvitad_result grows `threshold_flags` and `region_count`.
-pub const NEXVITAD_ABI_REVISION: u32 = 3;
+///   4: regions of interest: nexvitad_mask; nexvitad_bank_options grows `roi` (the bank
+///      keeps it as its default), nexvitad_score_options grows `roi` and
+///      `ignore_bank_roi`, nexvitad_result grows `roi_source` (nexvitad_roi_source),
+///      nexvitad_bank_info grows `roi_width`/`roi_height`; nexvitad_bank_get_roi().
+///      A bank with a ROI is format version 3, which older libraries refuse.
+///      nexvitad_bank_recalibrate(): thresholds at another target FPR without re-encoding.
+pub const NEXVITAD_ABI_REVISION: u32 = 4;
 
 /// The library version, e.g. "0.1.0". Static storage; never NULL. Any thread.
 #[no_mangle]

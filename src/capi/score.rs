@@ -4,16 +4,17 @@ use std::cell::RefCell;
 use std::mem::size_of;
 
 use super::handles::{self, BankHandle, ModelHandle};
-use super::images::{image_array, view};
+use super::images::{image_array, mask, view};
 use super::status::{guard, non_null};
 use super::types::{
     nexvitad_bank, nexvitad_image, nexvitad_model, nexvitad_region, nexvitad_result, nexvitad_score_options, nexvitad_status,
-    nexvitad_threshold_source::*,
+    nexvitad_roi_source::*, nexvitad_threshold_source::*,
 };
 use super::versioned::{read_in, struct_size, write_out};
 use crate::error::{Error, Result};
 use crate::image::ImageView;
-use crate::score::{score_batch, score_batch_with, RegionOptions, ScoreOptions, ScoreResult, Workspace};
+use crate::roi::Roi;
+use crate::score::{score_batch, score_batch_with, RegionOptions, RoiChoice, RoiSource, ScoreOptions, ScoreResult, Workspace};
 
 /// Images per encoder call in nexvitad_score_batch(): bounds the memory one call takes
 /// (about 2 MB of encoder input per image) whatever `n` is.
@@ -72,6 +73,12 @@ fn c_result(r: &ScoreResult, size: usize) -> nexvitad_result {
             | (if r.pixel_threshold_from_caller { NEXVITAD_PIXEL_THRESHOLD_FROM_CALLER as u32 } else { 0 }),
         reserved0: 0,
         region_count: r.regions.len() as u64,
+        roi_source: match r.roi {
+            RoiSource::None => NEXVITAD_ROI_NONE as u32,
+            RoiSource::Bank => NEXVITAD_ROI_FROM_BANK as u32,
+            RoiSource::Caller => NEXVITAD_ROI_FROM_CALLER as u32,
+        },
+        reserved1: 0,
     }
 }
 
@@ -200,20 +207,39 @@ pub unsafe extern "C" fn nexvitad_score_batch(
 
 /// The defaults nexvitad_score_options_default() writes: the bank's thresholds, every region.
 fn default_score_options() -> nexvitad_score_options {
-    nexvitad_score_options { struct_size: size_of::<nexvitad_score_options>(), image_threshold: -1.0, pixel_threshold: -1.0, min_region_area: 0 }
+    nexvitad_score_options {
+        struct_size: size_of::<nexvitad_score_options>(),
+        image_threshold: -1.0,
+        pixel_threshold: -1.0,
+        min_region_area: 0,
+        roi: std::ptr::null(),
+        ignore_bank_roi: 0,
+        reserved0: 0,
+    }
 }
 
 /// C score options to the safe API's: a negative threshold is the bank's (the header's
 /// "use the default" rule); NaN reaches `ScoreOptions::validate`, which names it.
-fn to_score_options(o: &nexvitad_score_options, regions: bool) -> ScoreOptions {
+/// `roi` is the caller's mask, already copied from `o.roi` (see [`mask`]).
+fn to_score_options<'a>(o: &nexvitad_score_options, regions: bool, roi: Option<&'a Roi>) -> Result<ScoreOptions<'a>> {
     // Any negative value, -0.0 included, is the bank's; NaN (whatever its sign bit) is kept
     // for `validate` to refuse.
     let threshold = |v: f32| if v.is_sign_negative() && !v.is_nan() { None } else { Some(v) };
-    ScoreOptions {
+    if o.reserved0 != 0 {
+        return Err(Error::invalid(format!("options->reserved0 is {}; it must be 0", o.reserved0)));
+    }
+    let roi = match (roi, o.ignore_bank_roi) {
+        (Some(r), 0 | 1) => RoiChoice::Mask(r),
+        (None, 0) => RoiChoice::Bank,
+        (None, 1) => RoiChoice::Everywhere,
+        (_, v) => return Err(Error::invalid(format!("options->ignore_bank_roi is {v}; it must be 0 or 1"))),
+    };
+    Ok(ScoreOptions {
         image_threshold: threshold(o.image_threshold),
         pixel_threshold: threshold(o.pixel_threshold),
         regions: regions.then_some(RegionOptions { min_area: o.min_region_area }),
-    }
+        roi,
+    })
 }
 
 /// Fills `options` with the defaults: the bank's image and pixel thresholds (-1), every
@@ -248,9 +274,15 @@ pub unsafe extern "C" fn nexvitad_score_options_default(options: *mut nexvitad_s
 /// `model`, `bank`, `image`, `map_out`, `map_len`, `out`, thread-safety: as nexvitad_score().
 /// Nothing is written unless the call succeeds.
 ///
+/// Region of interest (revision 4): `options->roi` replaces the bank's default ROI for this
+/// call; NULL keeps the bank's (or the whole image when `ignore_bank_roi` is 1). Map
+/// pixels outside it are 0, and the image score and the regions come from inside; the
+/// result's `roi_source` says which ROI applied.
+///
 /// Errors: as nexvitad_score(), and NEXVITAD_INVALID_ARGUMENT for a NaN or infinite
-/// threshold, a bad `options->struct_size`, `regions` NULL with `regions_cap` > 0, or
-/// `regions` given with `region_count` NULL.
+/// threshold, a bad `options->struct_size`, `regions` NULL with `regions_cap` > 0,
+/// `regions` given with `region_count` NULL, a bad `options->roi` (NULL data, 0 width or
+/// height, stride below width, all zero: it selects nothing) or `ignore_bank_roi` not 0/1.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn nexvitad_score_with_options(
@@ -277,7 +309,8 @@ pub unsafe extern "C" fn nexvitad_score_with_options(
         if !regions.is_null() && region_count.is_null() {
             return Err(Error::invalid("regions is given but region_count is NULL; pass a size_t* to receive how many regions there are"));
         }
-        let opts = to_score_options(&o, !region_count.is_null());
+        let roi = mask(o.roi, "options->roi")?;
+        let opts = to_score_options(&o, !region_count.is_null(), roi.as_ref())?;
         let v = view(&mh.model, &*image, "image")?;
         check_map(map_out, map_len, &v, "image", "map_len")?;
         let mut r = with_workspace(|ws| score_batch_with(&mh.model, &bh.bank, std::slice::from_ref(&v), &opts, ws))?;

@@ -162,6 +162,25 @@ pub struct nexvitad_image {
     pub format: u32,
 }
 
+/// A caller-owned region-of-interest mask (revision 4): one byte per pixel, non-zero =
+/// inspect, 0 = ignore. Any size: it is scaled to each image (nearest neighbour), so one
+/// mask drawn at the camera's resolution serves every image of that camera. The library
+/// copies what it keeps (a bank's default ROI) and never keeps the pointer. Not versioned:
+/// this layout is fixed.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct nexvitad_mask {
+    /// First byte of the top row. Must not be NULL. The buffer must hold at least
+    /// `stride * (height - 1) + width` bytes.
+    pub data: *const u8,
+    /// Width in pixels, > 0.
+    pub width: u32,
+    /// Height in pixels, > 0.
+    pub height: u32,
+    /// Bytes from the start of one row to the next; 0 means `width`.
+    pub stride: usize,
+}
+
 /// How to open a model. Set `struct_size = sizeof(nexvitad_options)`, then call
 /// nexvitad_options_default() and change what you need. Fields beyond `struct_size` are
 /// neither read nor written, so a program built against an older header keeps working.
@@ -243,6 +262,11 @@ pub struct nexvitad_bank_options {
     pub tile_layout: u32,
     /// Reserved, must be 0.
     pub reserved1: u32,
+    /// Region of interest (revision 4): only patches inside it enter the bank, and the
+    /// bank keeps a copy as the default ROI of every score call (saved with it). NULL = the
+    /// whole image, the default. Read during nexvitad_bank_build() only. A mask that
+    /// selects no pixel is NEXVITAD_INVALID_ARGUMENT. See "Region of interest" at the top.
+    pub roi: *const nexvitad_mask,
 }
 
 /// What a bank holds (nexvitad_bank_get_info()). Set `struct_size = sizeof(nexvitad_bank_info)`.
@@ -305,6 +329,11 @@ pub struct nexvitad_bank_info {
     pub image_width: u32,
     /// See `tile_cols`.
     pub image_height: u32,
+    /// Size of the bank's default region of interest (revision 4); 0 x 0 = none. Read it
+    /// with nexvitad_bank_get_roi().
+    pub roi_width: u32,
+    /// See `roi_width`.
+    pub roi_height: u32,
 }
 
 /// The outcome of scoring one image. Set `struct_size = sizeof(nexvitad_result)`.
@@ -345,6 +374,23 @@ pub struct nexvitad_result {
     /// Defect regions found (revision 3; nexvitad_score_with_options() with regions asked
     /// for), which may exceed the caller's array; 0 otherwise.
     pub region_count: u64,
+    /// Which region of interest the map, score and regions were confined to (revision 4):
+    /// a nexvitad_roi_source value.
+    pub roi_source: u32,
+    /// Reserved, written as 0.
+    pub reserved1: u32,
+}
+
+/// Values of nexvitad_result.roi_source (revision 4).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+pub enum nexvitad_roi_source {
+    /// No region of interest: the whole image.
+    NEXVITAD_ROI_NONE = 0,
+    /// The bank's default ROI (given at nexvitad_bank_build()).
+    NEXVITAD_ROI_FROM_BANK = 1,
+    /// The caller's nexvitad_score_options.roi.
+    NEXVITAD_ROI_FROM_CALLER = 2,
 }
 
 /// Bits of nexvitad_result.threshold_flags.
@@ -372,6 +418,15 @@ pub struct nexvitad_score_options {
     pub pixel_threshold: f32,
     /// Smallest defect region kept, in pixels; 0 = keep every region.
     pub min_region_area: u64,
+    /// Region of interest for this call (revision 4), replacing the bank's default: map
+    /// pixels outside are 0, and the image score and regions come from inside. NULL = the
+    /// bank's default ROI (or the whole image if it has none). Read during the call only.
+    pub roi: *const nexvitad_mask,
+    /// 1 = score the whole image even if the bank has a default ROI (when `roi` is NULL);
+    /// 0 = the default. Other values are NEXVITAD_INVALID_ARGUMENT.
+    pub ignore_bank_roi: u32,
+    /// Reserved, must be 0.
+    pub reserved0: u32,
 }
 
 /// One defect region: a connected (8-neighbour) piece of the map above the pixel

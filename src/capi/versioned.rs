@@ -45,18 +45,18 @@ macro_rules! versioned {
 versioned!(nexvitad_options, [ort_library, execution_provider, intra_threads, optimization_level, max_image_side, reserved0, max_image_pixels]);
 versioned!(nexvitad_bank_options, [
     scorer, k, epsilon, max_iters, tol, coreset_ratio, sigma, image_score_mode, image_score_top_fraction, augment,
-    target_fpr, batch_size, seed, max_vectors, tile, tile_overlap, tile_layout, reserved1,
+    target_fpr, batch_size, seed, max_vectors, tile, tile_overlap, tile_layout, reserved1, roi,
 ]);
 versioned!(nexvitad_bank_info, [
     scorer, k, dim, grid_w, grid_h, shots, vectors, sigma, image_threshold, pixel_threshold, target_fpr,
     image_score_mode, image_score_top_fraction, augment, converged, iterations, reserved0, seed, tile, tile_h, tile_overlap,
-    tile_layout, tile_cols, tile_rows, image_width, image_height,
+    tile_layout, tile_cols, tile_rows, image_width, image_height, roi_width, roi_height,
 ]);
 versioned!(nexvitad_result, [
     image_score, image_threshold, pixel_threshold, is_anomalous, width, height, prepare_s, hiera_s, dinov2_s, head_s,
-    matching_s, upsample_smooth_s, threshold_flags, reserved0, region_count,
+    matching_s, upsample_smooth_s, threshold_flags, reserved0, region_count, roi_source, reserved1,
 ]);
-versioned!(nexvitad_score_options, [image_threshold, pixel_threshold, min_region_area]);
+versioned!(nexvitad_score_options, [image_threshold, pixel_threshold, min_region_area, roi, ignore_bank_roi, reserved0]);
 versioned!(nexvitad_train_options, [
     epochs, batch, lr, weight_decay, theta, lambda1, lambda2, seed, decoder_width, checkpoint_every, copies, flips, noise_std,
     jitter, resume, target_test,
@@ -183,6 +183,7 @@ mod tests {
             tile_overlap: fill as f32,
             tile_layout: fill,
             reserved1: fill,
+            roi: std::ptr::null(),
         }
     }
 

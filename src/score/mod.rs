@@ -13,6 +13,7 @@ use crate::image::{ImageView, Preparer};
 use crate::map::{map_from_patches, AnomalyMap, MapWorkspace};
 use crate::model::Model;
 use crate::regions::{find_regions, Region};
+use crate::roi::Roi;
 
 /// Seconds spent in each part of scoring one image (batch parts are split evenly over the
 /// batch).
@@ -51,13 +52,55 @@ pub struct ScoreResult {
     /// Defect regions at `pixel_threshold`, highest peak first; empty unless
     /// [`ScoreOptions::regions`] asked for them.
     pub regions: Vec<Region>,
+    /// Which region of interest the map, score and regions were confined to.
+    pub roi: RoiSource,
     /// Where the time went.
     pub timings: Timings,
 }
 
-/// Per-call choices; `Default` decides at the bank's thresholds and finds no regions.
+/// Which region of interest a score call uses.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ScoreOptions {
+pub enum RoiChoice<'a> {
+    /// The bank's default ROI ([`MemoryBank::roi`]), or the whole image if it has none.
+    #[default]
+    Bank,
+    /// The whole image, even if the bank has a default ROI.
+    Everywhere,
+    /// This mask instead of the bank's (any size: it is scaled to each image).
+    Mask(&'a Roi),
+}
+
+/// Which region of interest a score was confined to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoiSource {
+    /// None: the whole image.
+    #[default]
+    None,
+    /// The bank's default ROI.
+    Bank,
+    /// The caller's mask ([`RoiChoice::Mask`]).
+    Caller,
+}
+
+impl<'a> RoiChoice<'a> {
+    /// The mask this choice means for `bank`, and where it came from.
+    fn resolve(self, bank: &'a MemoryBank) -> (Option<&'a Roi>, RoiSource) {
+        match self {
+            RoiChoice::Bank => match bank.roi() {
+                Some(r) => (Some(r), RoiSource::Bank),
+                None => (None, RoiSource::None),
+            },
+            RoiChoice::Everywhere => (None, RoiSource::None),
+            RoiChoice::Mask(r) => (Some(r), RoiSource::Caller),
+        }
+    }
+}
+
+/// Per-call choices; `Default` decides at the bank's thresholds, in the bank's region of
+/// interest, and finds no regions.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ScoreOptions<'a> {
     /// Decide at this image threshold instead of the bank's (finite, >= 0): a line
     /// engineer's setting that needs no rebuild.
     pub image_threshold: Option<f32>,
@@ -65,6 +108,8 @@ pub struct ScoreOptions {
     pub pixel_threshold: Option<f32>,
     /// Find defect regions ([`crate::regions`]) of at least `min_area` pixels.
     pub regions: Option<RegionOptions>,
+    /// The region of interest: the bank's (default), none, or the caller's.
+    pub roi: RoiChoice<'a>,
 }
 
 /// What [`ScoreOptions::regions`] asks for.
@@ -74,7 +119,7 @@ pub struct RegionOptions {
     pub min_area: u64,
 }
 
-impl ScoreOptions {
+impl ScoreOptions<'_> {
     /// Checks the overrides, naming the one that is wrong.
     pub fn validate(&self) -> Result<()> {
         for (name, v) in [("image_threshold", self.image_threshold), ("pixel_threshold", self.pixel_threshold)] {
@@ -88,12 +133,19 @@ impl ScoreOptions {
     }
 }
 
-/// The decision and regions of one map under `opts` and the bank's calibration.
-fn decide(map: AnomalyMap, cal: &crate::bank::Calibration, opts: &ScoreOptions, timings: Timings) -> Result<ScoreResult> {
+/// The decision and regions of one map under `opts` and the bank's calibration; `roi` is
+/// the region of interest at the map's size.
+fn decide(
+    map: AnomalyMap,
+    cal: &crate::bank::Calibration,
+    opts: &ScoreOptions,
+    roi: (Option<&[u8]>, RoiSource),
+    timings: Timings,
+) -> Result<ScoreResult> {
     let image_threshold = opts.image_threshold.unwrap_or(cal.image_threshold);
     let pixel_threshold = opts.pixel_threshold.unwrap_or(cal.pixel_threshold);
     let regions = match opts.regions {
-        Some(r) => find_regions(&map.values, map.width as usize, map.height as usize, pixel_threshold, r.min_area, None)?,
+        Some(r) => find_regions(&map.values, map.width as usize, map.height as usize, pixel_threshold, r.min_area, roi.0)?,
         None => Vec::new(),
     };
     Ok(ScoreResult {
@@ -103,6 +155,7 @@ fn decide(map: AnomalyMap, cal: &crate::bank::Calibration, opts: &ScoreOptions, 
         image_threshold_from_caller: opts.image_threshold.is_some(),
         pixel_threshold_from_caller: opts.pixel_threshold.is_some(),
         regions,
+        roi: roi.1,
         map,
         timings,
     })
@@ -146,8 +199,10 @@ pub fn score_batch_with(
     }
     let meta = bank.meta();
     let cal = &meta.calibration;
+    let (roi, roi_source) = opts.roi.resolve(bank);
+    let roi_at = |w: u32, h: u32| roi.map(|r| r.at_size(w, h));
     if let Some(tm) = &meta.tiles {
-        let t = tiles::tiled_maps(model, bank, tm, images, &mut ws.preparer, &mut ws.features, &mut ws.map, &mut ws.patch)?;
+        let t = tiles::tiled_maps(model, bank, tm, images, roi, &mut ws.preparer, &mut ws.features, &mut ws.map, &mut ws.patch)?;
         let n = images.len() as f64;
         let ft = t.features;
         let timings = Timings {
@@ -158,7 +213,14 @@ pub fn score_batch_with(
             matching_s: t.matching_s / n,
             upsample_smooth_s: t.map_s / n,
         };
-        return t.maps.into_iter().map(|map| decide(map, cal, opts, timings)).collect();
+        return t
+            .maps
+            .into_iter()
+            .map(|map| {
+                let px = roi_at(map.width, map.height);
+                decide(map, cal, opts, (px.as_deref(), roi_source), timings)
+            })
+            .collect();
     }
     let (grids, ft) = model.patch_features_with(&mut ws.preparer, &mut ws.features, images)?;
     let n = images.len() as f64;
@@ -173,12 +235,14 @@ pub fn score_batch_with(
         let t0 = Instant::now();
         bank.patch_scores(grid, &mut ws.patch)?;
         let t1 = Instant::now();
-        let map = map_from_patches(&ws.patch, grid.w, grid.h, img.width(), img.height(), meta.sigma, meta.image_score, &mut ws.map)?;
+        let px = roi_at(img.width(), img.height());
+        let map = map_from_patches(&ws.patch, grid.w, grid.h, img.width(), img.height(), meta.sigma, meta.image_score, px.as_deref(), &mut ws.map)?;
         let t2 = Instant::now();
         out.push(decide(
             map,
             cal,
             opts,
+            (px.as_deref(), roi_source),
             Timings {
                 prepare_s: ft.prepare_s / n,
                 hiera_s: ft.hiera_s / n,

@@ -42,7 +42,7 @@ pub fn decoder_map(model: &Model, dec: &Decoder, img: &crate::image::ImageView<'
     let fused = super::ops::fused_tensors(model.head(), &feats, 0)?;
     let (_, _, gh, gw) = fused[0].dims4().map_err(super::ops::tensor_err)?;
     let probs = dec.probabilities(&fused)?;
-    let map = map_from_patches(&probs, gw, gh, img.width(), img.height(), sigma, ImageScoreMode::Max, ws)?;
+    let map = map_from_patches(&probs, gw, gh, img.width(), img.height(), sigma, ImageScoreMode::Max, None, ws)?;
     Ok((map, (t1 - t0).as_secs_f64(), t1.elapsed().as_secs_f64()))
 }
 

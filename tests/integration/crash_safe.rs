@@ -60,6 +60,7 @@ fn bank(seed: u64, rows: usize) -> MemoryBank {
             pixel_tail: Vec::new(),
         },
         tiles: None,
+        roi: None,
     };
     MemoryBank::from_parts(vectors, meta).expect("bank parts")
 }

@@ -7,7 +7,7 @@
 
 use crate::common::*;
 use nexvitad::bank::BankOptions;
-use nexvitad::{MemoryBank, PixelFormat, RegionOptions, ScoreOptions, TileLayout, Tiling, Workspace};
+use nexvitad::{MemoryBank, PixelFormat, RegionOptions, Roi, RoiChoice, RoiSource, ScoreOptions, TileLayout, Tiling, Workspace};
 use sha2::Digest;
 
 const W: u32 = 96;
@@ -22,6 +22,15 @@ fn image_rgb() -> Vec<u8> {
     let img = image::open(root().join("tests/fixtures/images/sample.png")).unwrap().to_rgb8();
     let crop = image::imageops::crop_imm(&img, 40, 30, W, H).to_image();
     crop.into_raw()
+}
+
+/// The region-of-interest fixture's mask, `roi.mask`: 24 × 18 bytes, row-major, 1 = inspect,
+/// with a 10 × 6 ignored corner at the top right (a label), scaled by the library to any
+/// image.
+const ROI_W: u32 = 24;
+const ROI_H: u32 = 18;
+fn roi_mask() -> Vec<u8> {
+    (0..ROI_H).flat_map(|y| (0..ROI_W).map(move |x| u8::from(!(x >= 14 && y < 6)))).collect()
 }
 
 fn map_sha256(values: &[f32]) -> String {
@@ -49,6 +58,12 @@ fn regenerate() {
     let tiling = Some(Tiling { tile: 48, overlap: 0.25, layout: TileLayout::Shared });
     let tiled = MemoryBank::build(model, &views, &BankOptions { k: 8, tiling, ..Default::default() }, &mut |_| true).unwrap();
     tiled.save(&dir().join("tiled.bank")).unwrap();
+    // The ROI fixture: the tiny bank's settings with roi.mask as the build's (and so the
+    // bank's default) region of interest.
+    std::fs::write(dir().join("roi.mask"), roi_mask()).unwrap();
+    let roi = Some(Roi::new(&roi_mask(), ROI_W, ROI_H, 0).unwrap());
+    let with_roi = MemoryBank::build(model, &views, &BankOptions { k: 8, roi, ..Default::default() }, &mut |_| true).unwrap();
+    with_roi.save(&dir().join("roi.bank")).unwrap();
     std::fs::write(dir().join("image.rgb"), image_rgb()).unwrap();
 }
 
@@ -57,7 +72,7 @@ fn rust_api_reproduces_the_shared_fixture() {
     if std::env::var_os("NEXVITAD_REGEN_CROSSLANG").is_some() {
         regenerate();
     }
-    for (bank_file, expected) in [("tiny.bank", "expected.json"), ("tiled.bank", "expected_tiled.json")] {
+    for (bank_file, expected) in [("tiny.bank", "expected.json"), ("tiled.bank", "expected_tiled.json"), ("roi.bank", "expected_roi.json")] {
         check(bank_file, expected);
     }
 }
@@ -102,10 +117,44 @@ fn check(bank_file: &str, expected: &str) {
             })
             .collect();
     }
+    if let Some(r) = bank.roi() {
+        // The ROI bank scores inside its own mask; then the same mask given per call to
+        // tiny.bank (which has none), and roi.bank scored with its ROI switched off.
+        assert_eq!(r.data(), &roi_mask()[..], "roi.bank keeps roi.mask");
+        assert_eq!(std::fs::read(dir().join("roi.mask")).unwrap(), roi_mask(), "roi.mask");
+        assert_eq!(r.width(), ROI_W);
+        assert_eq!(r.height(), ROI_H);
+        assert_eq!(x_roi_source(&r_source(&bank, model, &view, RoiChoice::Bank)), "bank");
+        got["roi_width"] = ROI_W.into();
+        got["roi_height"] = ROI_H.into();
+        let plain = MemoryBank::load(&dir().join("tiny.bank"), model).unwrap();
+        let per_call = Roi::new(&roi_mask(), ROI_W, ROI_H, 0).unwrap();
+        let c = r_source(&plain, model, &view, RoiChoice::Mask(&per_call));
+        assert_eq!(c.roi, RoiSource::Caller);
+        got["caller_roi_image_score_bits"] = format!("{:08x}", c.map.image_score.to_bits()).into();
+        got["caller_roi_map_sha256"] = map_sha256(&c.map.values).into();
+        let off = r_source(&bank, model, &view, RoiChoice::Everywhere);
+        assert_eq!(off.roi, RoiSource::None);
+        got["ignore_roi_image_score_bits"] = format!("{:08x}", off.map.image_score.to_bits()).into();
+        got["ignore_roi_map_sha256"] = map_sha256(&off.map.values).into();
+    }
     let path = dir().join(expected);
     if std::env::var_os("NEXVITAD_REGEN_CROSSLANG").is_some() {
         std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
     }
     let want: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(got, want, "the Rust API no longer reproduces tests/fixtures/crosslang/{expected}");
+}
+
+fn r_source(bank: &MemoryBank, model: &nexvitad::Model, view: &nexvitad::ImageView<'_>, roi: RoiChoice<'_>) -> nexvitad::ScoreResult {
+    let o = ScoreOptions { roi, ..Default::default() };
+    nexvitad::score::score_with(model, bank, view, &o, &mut Workspace::new()).unwrap()
+}
+
+fn x_roi_source(r: &nexvitad::ScoreResult) -> &'static str {
+    match r.roi {
+        RoiSource::None => "none",
+        RoiSource::Bank => "bank",
+        RoiSource::Caller => "caller",
+    }
 }

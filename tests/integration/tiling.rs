@@ -309,7 +309,7 @@ fn regions_and_caller_thresholds_on_a_tiled_map() {
     // The line moves the thresholds: the decision and the regions follow, and say so.
     let s = plain.map.image_score;
     for (t, want) in [(s * 0.99, true), (s * 1.01, false)] {
-        let o = ScoreOptions { image_threshold: Some(t), pixel_threshold: Some(s * 0.9), regions: Some(RegionOptions::default()) };
+        let o = ScoreOptions { image_threshold: Some(t), pixel_threshold: Some(s * 0.9), regions: Some(RegionOptions::default()), ..Default::default() };
         let x = nexvitad::score::score_with(model, &bank, &view, &o, &mut ws).unwrap();
         assert_eq!(x.is_anomalous, want);
         assert!(x.image_threshold_from_caller && x.pixel_threshold_from_caller);
