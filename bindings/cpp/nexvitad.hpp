@@ -35,6 +35,11 @@
 // - Inspection outputs (C ABI revision 3): score(..., ScoreOptions) decides at caller image
 //   and pixel thresholds and returns the defect regions (Result::regions, highest peak
 //   first); Result::threshold_flags says which thresholds were the caller's.
+// - Regions of interest (C ABI revision 4): a Mask (8-bit, any size, non-zero = inspect) given
+//   to BankOptions::roi() becomes the bank's default ROI; ScoreOptions::roi() replaces it for
+//   one call and ScoreOptions::ignore_bank_roi() switches it off; Result::roi_source says
+//   which applied. Bank::roi() reads the bank's mask back, Bank::recalibrated(fpr) returns a
+//   new bank with thresholds at another target false-positive rate.
 // - Training: nexvitad::train(base, data_root, sources, target, out_dir, TrainOptions, progress)
 //   writes a new model folder; its progress callback gets loss terms and can cancel.
 // - HALCON: see namespace nexvitad::halcon for HImage raw pointers.
@@ -54,6 +59,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -280,6 +286,92 @@ inline ImageView view(const cv::Mat& mat) {
 #endif
 
 // ---------------------------------------------------------------------------------------------
+// Regions of interest (C ABI revision 4)
+
+/// A borrowed region-of-interest mask (nexvitad_mask): one byte per pixel, non-zero = inspect,
+/// 0 = ignore. Any size: the library scales it to each image (nearest neighbour), so one mask
+/// drawn at the camera's resolution serves every image of that camera. `stride` is the
+/// distance in bytes between the starts of two rows; 0 means `width`. Like ImageView it does
+/// not own the bytes: they must stay alive (and unchanged) until the BankOptions or
+/// ScoreOptions holding it has been used; the library copies what it keeps (a bank's default
+/// ROI). A mask that selects no pixel, a null `data` or a 0 side is refused by the library
+/// (Status::invalid_argument, naming "options->roi").
+struct Mask {
+    const std::uint8_t* data = nullptr;
+    std::uint32_t width = 0;
+    std::uint32_t height = 0;
+    std::size_t stride = 0;
+
+    constexpr Mask() noexcept = default;
+    Mask(const void* bytes, std::uint32_t w, std::uint32_t h, std::size_t row_stride = 0) noexcept
+        : data(static_cast<const std::uint8_t*>(bytes)), width(w), height(h), stride(row_stride) {}
+
+#ifdef NEXVITAD_WITH_OPENCV
+    /// A view of a CV_8UC1 cv::Mat (any row step, so ROIs of a larger Mat work without a
+    /// copy). The Mat must outlive the options the mask is given to. Throws
+    /// Status::invalid_argument for an empty Mat, one that is not 2-D, or not CV_8UC1.
+    explicit Mask(const cv::Mat& mat) {
+        if (mat.empty()) detail::fail(Status::invalid_argument, "mask: the cv::Mat is empty");
+        if (mat.dims != 2) {
+            detail::fail(Status::invalid_argument,
+                         "mask: the cv::Mat has " + std::to_string(mat.dims) + " dimensions, not 2");
+        }
+        if (mat.type() != CV_8UC1) {
+            detail::fail(Status::invalid_argument, "mask: cv::Mat type " +
+                                                       cv::typeToString(mat.type()) +
+                                                       " is not supported; use CV_8UC1");
+        }
+        data = mat.data;
+        width = static_cast<std::uint32_t>(mat.cols);
+        height = static_cast<std::uint32_t>(mat.rows);
+        stride = mat.step[0];
+    }
+#endif
+
+    bool empty() const noexcept { return data == nullptr || width == 0 || height == 0; }
+
+    /// The C struct the library reads.
+    nexvitad_mask c_mask() const noexcept {
+        nexvitad_mask m{};
+        m.data = data;
+        m.width = width;
+        m.height = height;
+        m.stride = stride;
+        return m;
+    }
+};
+
+/// A bank's own region of interest, read back by Bank::roi(): `width` x `height` bytes,
+/// row-major, 1 = inspect and 0 = ignore (the library stores any non-zero byte as 1).
+struct RoiMask {
+    std::uint32_t width = 0;
+    std::uint32_t height = 0;
+    std::vector<std::uint8_t> data;
+
+    /// A Mask borrowing `data` (e.g. to give another bank or a score call the same ROI).
+    Mask view() const noexcept { return Mask(data.data(), width, height); }
+};
+
+/// Which region of interest a result was confined to (nexvitad_roi_source; C ABI revision 4).
+enum class RoiSource : std::uint32_t {
+    none = NEXVITAD_ROI_NONE,                ///< the whole image
+    from_bank = NEXVITAD_ROI_FROM_BANK,      ///< the bank's default ROI (BankOptions::roi())
+    from_caller = NEXVITAD_ROI_FROM_CALLER,  ///< ScoreOptions::roi()
+};
+
+namespace detail {
+
+/// The nexvitad_mask a copied options object points at: `raw_roi` pointed at `from`'s own
+/// mask (set by its roi() setter), so the copy points at its own; a pointer the caller set
+/// through c_options() is kept as it is.
+inline const nexvitad_mask* repoint_roi(const nexvitad_mask* raw_roi, const nexvitad_mask* from,
+                                        const nexvitad_mask* to) noexcept {
+    return raw_roi == from ? to : raw_roi;
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
 // Options, progress, results
 
 /// Stages reported to a progress callback (nexvitad_stage).
@@ -427,9 +519,42 @@ public:
         return *this;
     }
 
+    /// Region of interest (C ABI revision 4): only patches with a pixel inside `mask` enter
+    /// the bank, and the bank keeps a copy as the default ROI of every score call (saved with
+    /// it). The mask's bytes are borrowed until build_bank() has returned.
+    BankOptions& roi(const Mask& mask) noexcept {
+        roi_ = mask.c_mask();
+        raw_.roi = &roi_;
+        return *this;
+    }
+    /// No region of interest (the default): the whole image.
+    BankOptions& no_roi() noexcept {
+        raw_.roi = nullptr;
+        return *this;
+    }
+
     std::uint32_t tile() const noexcept { return raw_.tile; }
     float tile_overlap() const noexcept { return raw_.tile_overlap; }
     TileLayout tile_layout() const noexcept { return static_cast<TileLayout>(raw_.tile_layout); }
+    /// The mask given to roi(), or none.
+    std::optional<Mask> roi() const noexcept {
+        if (!raw_.roi) return std::nullopt;
+        return Mask(raw_.roi->data, raw_.roi->width, raw_.roi->height, raw_.roi->stride);
+    }
+
+    // Copies point at their own copy of the mask view (the C struct holds a pointer to it).
+    BankOptions(const BankOptions& other) noexcept : raw_(other.raw_), roi_(other.roi_) {
+        raw_.roi = detail::repoint_roi(raw_.roi, &other.roi_, &roi_);
+    }
+    BankOptions& operator=(const BankOptions& other) noexcept {
+        if (this != &other) {
+            raw_ = other.raw_;
+            roi_ = other.roi_;
+            raw_.roi = detail::repoint_roi(raw_.roi, &other.roi_, &roi_);
+        }
+        return *this;
+    }
+    ~BankOptions() = default;
 
     /// The C struct, for fields without a setter here.
     nexvitad_bank_options& c_options() noexcept { return raw_; }
@@ -437,6 +562,7 @@ public:
 
 private:
     nexvitad_bank_options raw_{};
+    nexvitad_mask roi_{};  // what raw_.roi points at after roi()
 };
 
 /// Per-call scoring choices (nexvitad_score_options; C ABI revision 3), for the score
@@ -470,12 +596,56 @@ public:
     /// the image a second time with room for all of them: the C ABI reports the count, like
     /// snprintf, and keeps nothing between calls. Results are the same either way.
     ScoreOptions& region_capacity(std::size_t n) { region_capacity_ = n; return *this; }
+    /// Region of interest for this call (C ABI revision 4), replacing the bank's default: map
+    /// pixels outside are 0, and the image score and regions come from inside
+    /// (Result::roi_source is RoiSource::from_caller). Borrowed until the score call returns.
+    ScoreOptions& roi(const Mask& mask) noexcept {
+        roi_ = mask.c_mask();
+        raw_.roi = &roi_;
+        return *this;
+    }
+    /// Back to the bank's default ROI (or the whole image if it has none; the default).
+    ScoreOptions& bank_roi() noexcept {
+        raw_.roi = nullptr;
+        raw_.ignore_bank_roi = 0;
+        return *this;
+    }
+    /// true: score the whole image even if the bank has a default ROI (when no roi() is
+    /// given; Result::roi_source is RoiSource::none). false (the default): use the bank's.
+    ScoreOptions& ignore_bank_roi(bool on) noexcept {
+        raw_.ignore_bank_roi = on ? 1u : 0u;
+        return *this;
+    }
 
     float image_threshold() const noexcept { return raw_.image_threshold; }
     float pixel_threshold() const noexcept { return raw_.pixel_threshold; }
     std::uint64_t min_region_area() const noexcept { return raw_.min_region_area; }
     bool regions() const noexcept { return regions_; }
     std::size_t region_capacity() const noexcept { return region_capacity_; }
+    /// The mask given to roi(), or none (the bank's ROI applies, unless ignore_bank_roi()).
+    std::optional<Mask> roi() const noexcept {
+        if (!raw_.roi) return std::nullopt;
+        return Mask(raw_.roi->data, raw_.roi->width, raw_.roi->height, raw_.roi->stride);
+    }
+    bool ignore_bank_roi() const noexcept { return raw_.ignore_bank_roi != 0; }
+
+    // Copies point at their own copy of the mask view (the C struct holds a pointer to it).
+    ScoreOptions(const ScoreOptions& other) noexcept
+        : raw_(other.raw_), roi_(other.roi_), regions_(other.regions_),
+          region_capacity_(other.region_capacity_) {
+        raw_.roi = detail::repoint_roi(raw_.roi, &other.roi_, &roi_);
+    }
+    ScoreOptions& operator=(const ScoreOptions& other) noexcept {
+        if (this != &other) {
+            raw_ = other.raw_;
+            roi_ = other.roi_;
+            regions_ = other.regions_;
+            region_capacity_ = other.region_capacity_;
+            raw_.roi = detail::repoint_roi(raw_.roi, &other.roi_, &roi_);
+        }
+        return *this;
+    }
+    ~ScoreOptions() = default;
 
     /// The C struct, for fields without a setter here.
     nexvitad_score_options& c_options() noexcept { return raw_; }
@@ -483,6 +653,7 @@ public:
 
 private:
     nexvitad_score_options raw_{};
+    nexvitad_mask roi_{};  // what raw_.roi points at after roi()
     bool regions_ = true;
     std::size_t region_capacity_ = 64;
 };
@@ -533,6 +704,9 @@ struct Result {
     /// OR of nexvitad::threshold_source bits: which thresholds above were the caller's
     /// (ScoreOptions); 0 = both are the bank's.
     std::uint32_t threshold_flags = 0;
+    /// Which region of interest the map, score and regions were confined to (C ABI
+    /// revision 4): the bank's, the caller's (ScoreOptions::roi()) or none (whole image).
+    RoiSource roi_source = RoiSource::none;
     Timings timings;
     /// Row-major width x height anomaly map; empty when it went to a caller buffer or was
     /// not asked for.
@@ -566,6 +740,7 @@ struct Result {
         out.width = r.width;
         out.height = r.height;
         out.threshold_flags = r.threshold_flags;
+        out.roi_source = static_cast<RoiSource>(r.roi_source);
         out.timings.prepare_s = r.prepare_s;
         out.timings.hiera_s = r.hiera_s;
         out.timings.dinov2_s = r.dinov2_s;
@@ -606,9 +781,14 @@ struct BankInfo {
     /// TileLayout::per_position only: tile columns and rows, and the one image size the bank
     /// scores; all 0 for other banks, which score any size.
     std::uint32_t tile_cols = 0, tile_rows = 0, image_width = 0, image_height = 0;
+    /// Size of the bank's default region of interest (C ABI revision 4); 0 x 0 = none, see
+    /// has_roi() and Bank::roi().
+    std::uint32_t roi_width = 0, roi_height = 0;
 
     /// Built with tiling (tile > 0).
     bool tiled() const noexcept { return tile != 0; }
+    /// Built with a region of interest (BankOptions::roi()), which it applies by default.
+    bool has_roi() const noexcept { return roi_width != 0 && roi_height != 0; }
 };
 
 /// Tag for Model::score: score without producing a map.
@@ -766,7 +946,37 @@ public:
         i.tile_rows = c.tile_rows;
         i.image_width = c.image_width;
         i.image_height = c.image_height;
+        i.roi_width = c.roi_width;
+        i.roi_height = c.roi_height;
         return i;
+    }
+
+    /// The bank's default region of interest (C ABI revision 4; nexvitad_bank_get_roi), or
+    /// none when it was built without one.
+    std::optional<RoiMask> roi() const {
+        nexvitad_bank* b = handle("roi");
+        const BankInfo i = info();
+        if (!i.has_roi()) return std::nullopt;
+        RoiMask m;
+        m.width = i.roi_width;
+        m.height = i.roi_height;
+        m.data.resize(std::size_t{i.roi_width} * i.roi_height);
+        detail::check(nexvitad_bank_get_roi(b, m.data.data(), m.data.size()));
+        return m;
+    }
+
+    /// A new bank whose thresholds aim at another false-positive rate (C ABI revision 4;
+    /// nexvitad_bank_recalibrate): computed from the normal-image scores stored at build time,
+    /// nothing re-encoded. Same model, vectors and ROI; this bank is unchanged (and may keep
+    /// scoring on other threads meanwhile). Save the new bank to keep it. Throws
+    /// Status::invalid_argument for `target_fpr` outside (0, 1) or NaN, or a bank saved before
+    /// banks stored their pixel-score tail (rebuild it).
+    Bank recalibrated(float target_fpr) const {
+        nexvitad_bank* out = nullptr;
+        const nexvitad_status s = nexvitad_bank_recalibrate(handle("recalibrated"), target_fpr, &out);
+        Bank bank(out);  // owns whatever came back, also when we throw below
+        detail::check(s);
+        return bank;
     }
 
     /// Releases the handle now; later use throws Status::invalid_argument. Closing twice is

@@ -112,6 +112,37 @@ const Expected& expected_tiled() {
     return e;
 }
 
+const ExpectedRoi& expected_roi() {
+    static const ExpectedRoi e = [] {
+        ExpectedRoi x;
+        x.plain = read_expected("expected_roi.json");
+        if (x.plain.width != expected().width || x.plain.height != expected().height) {
+            throw std::runtime_error("expected_roi.json describes another image than expected.json");
+        }
+        const auto raw = read_bytes(crosslang_dir() / "expected_roi.json");
+        const std::string json(raw.begin(), raw.end());
+        x.roi_width = static_cast<std::uint32_t>(std::stoul(json_field(json, "roi_width")));
+        x.roi_height = static_cast<std::uint32_t>(std::stoul(json_field(json, "roi_height")));
+        x.caller_roi_image_score_bits = hex_bits(json, "caller_roi_image_score_bits");
+        x.caller_roi_map_sha256 = json_field(json, "caller_roi_map_sha256");
+        x.ignore_roi_image_score_bits = hex_bits(json, "ignore_roi_image_score_bits");
+        x.ignore_roi_map_sha256 = json_field(json, "ignore_roi_map_sha256");
+        return x;
+    }();
+    return e;
+}
+
+const std::vector<std::uint8_t>& roi_mask_bytes() {
+    static const std::vector<std::uint8_t> m = [] {
+        auto v = read_bytes(crosslang_dir() / "roi.mask");
+        if (v.size() != std::size_t{expected_roi().roi_width} * expected_roi().roi_height) {
+            throw std::runtime_error("roi.mask size does not match expected_roi.json");
+        }
+        return v;
+    }();
+    return m;
+}
+
 const std::vector<std::uint8_t>& fixture_rgb() {
     static const std::vector<std::uint8_t> px = [] {
         auto v = read_bytes(crosslang_dir() / "image.rgb");

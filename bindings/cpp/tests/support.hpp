@@ -17,7 +17,8 @@ namespace fs = std::filesystem;
 fs::path repo_root();
 /// models/tiny: the tiny random-weight model.
 fs::path model_dir();
-/// tests/fixtures/crosslang: tiny.bank, tiled.bank, image.rgb, expected.json, expected_tiled.json.
+/// tests/fixtures/crosslang: tiny.bank, tiled.bank, roi.bank, roi.mask, image.rgb, expected.json,
+/// expected_tiled.json, expected_roi.json.
 fs::path crosslang_dir();
 
 /// One defect region of expected_tiled.json's list (floats as their bits).
@@ -43,6 +44,22 @@ struct Expected {
 };
 /// expected.json: image.rgb scored with tiny.bank (a whole-image bank).
 const Expected& expected();
+
+/// expected_roi.json (C ABI revision 4): `plain` is image.rgb scored with roi.bank (built
+/// with roi.mask, its default ROI) and default options; the rest as tests/integration/crosslang.rs.
+struct ExpectedRoi {
+    Expected plain;
+    std::uint32_t roi_width = 0, roi_height = 0;  ///< roi.bank's mask = roi.mask's size
+    /// image.rgb scored with tiny.bank (no ROI of its own) and roi.mask given per call.
+    std::uint32_t caller_roi_image_score_bits = 0;
+    std::string caller_roi_map_sha256;
+    /// image.rgb scored with roi.bank with its ROI switched off (ignore_bank_roi).
+    std::uint32_t ignore_roi_image_score_bits = 0;
+    std::string ignore_roi_map_sha256;
+};
+const ExpectedRoi& expected_roi();
+/// roi.mask: roi_width x roi_height bytes, row-major, 1 = inspect.
+const std::vector<std::uint8_t>& roi_mask_bytes();
 /// expected_tiled.json: image.rgb scored with tiled.bank (48 px tiles, overlap 0.25, shared).
 const Expected& expected_tiled();
 

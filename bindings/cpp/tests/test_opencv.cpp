@@ -177,3 +177,39 @@ TEST(OpenCV, BuildBankFromMatsEqualsBuildFromViews) {
     EXPECT_EQ(bits(ra.image_threshold), bits(rc.image_threshold));
     EXPECT_TRUE(same_bits(a, c));
 }
+
+TEST(OpenCV, MaskFromMatReproducesTheRoiFixture) {
+    const auto& want = support::expected_roi();
+    const cv::Mat packed(static_cast<int>(want.roi_height), static_cast<int>(want.roi_width), CV_8UC1,
+                         const_cast<std::uint8_t*>(support::roi_mask_bytes().data()));
+    // The mask as a ROI of a larger Mat (a row step above its width), scaled to 255s.
+    cv::Mat canvas(packed.rows + 7, packed.cols + 11, CV_8UC1, cv::Scalar(0));
+    cv::Mat inner = canvas(cv::Rect(5, 3, packed.cols, packed.rows));
+    packed.convertTo(inner, CV_8UC1, 255.0);
+    const nexvitad::Mask mask(inner);
+    EXPECT_EQ(mask.width, want.roi_width);
+    EXPECT_EQ(mask.height, want.roi_height);
+    EXPECT_EQ(mask.stride, canvas.step[0]);
+    const nexvitad::Result r = support::model().score(support::fixture_bank(), fixture_bgr(),
+                                                      nexvitad::ScoreOptions().roi(mask));
+    EXPECT_EQ(r.roi_source, nexvitad::RoiSource::from_caller);
+    EXPECT_EQ(bits(r.image_score), want.caller_roi_image_score_bits);
+    EXPECT_EQ(support::sha256_hex(r.map.data(), r.map.size()), want.caller_roi_map_sha256);
+
+    // A bank built with the Mat mask keeps it (as 1s).
+    const nexvitad::Bank bank = support::model().build_bank(
+        std::vector<cv::Mat>{fixture_bgr()}, support::quick_bank_options().k(8).roi(nexvitad::Mask(packed)));
+    ASSERT_TRUE(bank.roi().has_value());
+    EXPECT_EQ(bank.roi()->data, support::roi_mask_bytes());
+}
+
+TEST(OpenCV, BadMaskMatsAreInvalidArgument) {
+    EXPECT_EQ(status_of([] { nexvitad::Mask m{cv::Mat()}; (void)m; }), Status::invalid_argument);
+    EXPECT_EQ(status_of([] { nexvitad::Mask m{cv::Mat(4, 4, CV_8UC3, cv::Scalar::all(1))}; (void)m; }),
+              Status::invalid_argument);
+    EXPECT_EQ(status_of([] { nexvitad::Mask m{cv::Mat(4, 4, CV_32FC1, cv::Scalar(1))}; (void)m; }),
+              Status::invalid_argument);
+    const int dims[3] = {2, 2, 2};
+    EXPECT_EQ(status_of([&] { nexvitad::Mask m{cv::Mat(3, dims, CV_8UC1, cv::Scalar(1))}; (void)m; }),
+              Status::invalid_argument);
+}
