@@ -199,3 +199,29 @@ pub fn image_score(values: &[f32], mode: ImageScoreMode, select: &mut Vec<f32>) 
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The edge rule: the ignored area's own high scores do not bleed into the inside
+    /// through the smoothing, and the image score comes from the inside.
+    #[test]
+    fn scores_outside_the_roi_do_not_bleed_across_its_edge() {
+        // 4x4 patches over 64x64 pixels; the left two patch columns are ignored and score 100.
+        let patch: Vec<f32> = (0..16).map(|i| if i % 4 < 2 { 100.0 } else { 1.0 + (i / 4) as f32 * 0.01 }).collect();
+        let roi: Vec<u8> = (0..64 * 64).map(|i| u8::from(i % 64 >= 32)).collect();
+        let mut ws = MapWorkspace::new();
+        let m = map_from_patches(&patch, 4, 4, 64, 64, 4.0, ImageScoreMode::Max, Some(&roi), &mut ws).unwrap();
+        let inside_max = m.values.iter().zip(&roi).filter(|(_, &r)| r != 0).map(|(&v, _)| v).fold(0.0, f32::max);
+        assert!(inside_max <= 1.04, "inside max {inside_max}: the ignored area bled in");
+        assert_eq!(m.image_score, inside_max);
+        assert!(m.values.iter().zip(&roi).all(|(&v, &r)| r != 0 || v == 0.0));
+        // Without the ROI the same scores light up the inside next to the edge.
+        let plain = map_from_patches(&patch, 4, 4, 64, 64, 4.0, ImageScoreMode::Max, None, &mut ws).unwrap();
+        assert!(plain.values[32] > 10.0);
+        // Top-mean over the inside only.
+        let t = map_from_patches(&patch, 4, 4, 64, 64, 4.0, ImageScoreMode::TopMean { fraction: 1.0 }, Some(&roi), &mut ws).unwrap();
+        assert!(t.image_score > 0.9 && t.image_score < 1.05, "{}", t.image_score);
+    }
+}

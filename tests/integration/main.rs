@@ -14,6 +14,7 @@ mod crosslang;
 mod encoder;
 mod parity;
 mod prep;
+mod roi;
 mod stress;
 mod tiling;
 mod train;
