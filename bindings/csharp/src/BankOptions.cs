@@ -128,6 +128,14 @@ namespace NexVitad
             }
         }
 
+        /// <summary>
+        /// Region of interest (C ABI revision 4): only patches with a pixel inside the mask enter the bank,
+        /// and the bank keeps a copy as the default ROI of every score call (saved with it; read it back with
+        /// <see cref="MemoryBank.GetRoi"/>). null, the default, = the whole image. The mask's bytes are
+        /// pinned during <see cref="Model.BuildBank"/> only.
+        /// </summary>
+        public Mask? Roi { get; set; }
+
         private static uint Positive(int value, string name)
         {
             if (value <= 0) throw new ArgumentOutOfRangeException(name, value, "must be > 0");

@@ -74,6 +74,17 @@ namespace NexVitad
         PixelFromCaller = 2,
     }
 
+    /// <summary>Which region of interest a result was confined to (nexvitad_roi_source, C ABI revision 4).</summary>
+    public enum RoiSource
+    {
+        /// <summary>No region of interest: the whole image.</summary>
+        None = 0,
+        /// <summary>The bank's default ROI (<see cref="BankOptions.Roi"/> when it was built).</summary>
+        FromBank = 1,
+        /// <summary>The caller's <see cref="ScoreOptions.Roi"/>.</summary>
+        FromCaller = 2,
+    }
+
     /// <summary>Log message levels (nexvitad_log_level).</summary>
     public enum LogLevel
     {

@@ -113,6 +113,48 @@ namespace NexVitad
                 return Model.ScoreWithOptions(null, bank, ref native, image.Width, image.Height, options, withMap);
         }
 
+        /// <summary>
+        /// The bank's default region of interest (nexvitad_bank_get_roi, C ABI revision 4):
+        /// <see cref="BankInfo.RoiWidth"/> x <see cref="BankInfo.RoiHeight"/> bytes, row-major, 1 = inspect and
+        /// 0 = ignore; null when the bank was built without one. A new array each call.
+        /// </summary>
+        /// <exception cref="ObjectDisposedException">The bank was disposed.</exception>
+        public byte[] GetRoi()
+        {
+            BankHandle h = Handle;
+            BankInfo info = Info;
+            if (!info.HasRoi)
+                return null;
+            var mask = new byte[checked(info.RoiWidth * info.RoiHeight)];
+            Errors.Check(NativeMethods.nexvitad_bank_get_roi(h, mask, (UIntPtr)(uint)mask.Length));
+            return mask;
+        }
+
+        /// <summary>
+        /// A new bank whose thresholds aim at another false-positive rate (nexvitad_bank_recalibrate, C ABI
+        /// revision 4), computed from the normal-image scores the bank stored when it was built: nothing is
+        /// re-encoded. Same model, vectors and ROI; this bank is unchanged (threads scoring with it are
+        /// unaffected). Dispose the new bank when done; <see cref="Save"/> it to keep it.
+        /// </summary>
+        /// <param name="targetFpr">The false-positive rate, in (0, 1).</param>
+        /// <exception cref="ObjectDisposedException">The bank was disposed.</exception>
+        /// <exception cref="NexVitadException">InvalidArgument: <paramref name="targetFpr"/> outside (0, 1) or NaN,
+        /// or a bank saved before banks stored their pixel-score tail (rebuild it).</exception>
+        public MemoryBank Recalibrated(float targetFpr)
+        {
+            BankHandle bank = null;
+            try
+            {
+                Errors.Check(NativeMethods.nexvitad_bank_recalibrate(Handle, targetFpr, out bank));
+                return new MemoryBank(bank);
+            }
+            catch
+            {
+                bank?.Dispose();
+                throw;
+            }
+        }
+
         /// <summary>Releases the native bank (once; later calls do nothing).</summary>
         public void Dispose()
         {
@@ -150,6 +192,8 @@ namespace NexVitad
             TileRows = (int)i.tile_rows;
             ImageWidth = (int)i.image_width;
             ImageHeight = (int)i.image_height;
+            RoiWidth = (int)i.roi_width;
+            RoiHeight = (int)i.roi_height;
         }
 
         /// <summary>How patches are matched.</summary>
@@ -206,5 +250,11 @@ namespace NexVitad
         /// <summary><see cref="NexVitad.TileLayout.PerPosition"/>: the one image height the bank scores; 0 for
         /// other banks.</summary>
         public int ImageHeight { get; }
+        /// <summary>Whether the bank has a default region of interest (built with <see cref="BankOptions.Roi"/>).</summary>
+        public bool HasRoi => RoiWidth != 0 && RoiHeight != 0;
+        /// <summary>Width of the bank's default region of interest (C ABI revision 4); 0 = none.</summary>
+        public int RoiWidth { get; }
+        /// <summary>Height of the bank's default region of interest; 0 = none.</summary>
+        public int RoiHeight { get; }
     }
 }

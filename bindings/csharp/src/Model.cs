@@ -124,7 +124,7 @@ namespace NexVitad
         /// <exception cref="NexVitadException">InvalidArgument (bad option, K above the number of patches),
         /// LimitExceeded, Runtime.</exception>
         /// <remarks>An exception thrown by <paramref name="progress"/> cancels the build and is rethrown here.</remarks>
-        public MemoryBank BuildBank(IEnumerable<ImageBuffer> images, BankOptions options = null,
+        public unsafe MemoryBank BuildBank(IEnumerable<ImageBuffer> images, BankOptions options = null,
             IProgress<float> progress = null, CancellationToken cancellationToken = default(CancellationToken))
         {
             if (images == null)
@@ -136,8 +136,12 @@ namespace NexVitad
                 if (list[i] == null)
                     throw new ArgumentException("images[" + i + "] is null", nameof(images));
             ModelHandle model = Handle;
-            nexvitad_bank_options o = (options ?? new BankOptions()).ToNative();
+            options = options ?? new BankOptions();
+            nexvitad_bank_options o = options.ToNative();
             cancellationToken.ThrowIfCancellationRequested();
+            // The ROI (revision 4): a nexvitad_mask on this stack frame, its bytes pinned for the call.
+            nexvitad_mask roi;
+            MemoryHandle roiPin = default(MemoryHandle);
 
             var natives = new nexvitad_image[list.Count];
             var pins = new MemoryHandle[list.Count];
@@ -147,6 +151,11 @@ namespace NexVitad
             BankHandle bank = null;
             try
             {
+                if (options.Roi.HasValue)
+                {
+                    roiPin = options.Roi.Value.Pin(nameof(options) + ".Roi", out roi);
+                    o.roi = (IntPtr)(&roi);
+                }
                 for (int i = 0; i < list.Count; i++)
                     pins[i] = list[i].Pin(out natives[i]);
                 // s_onProgress is a static field, so the delegate (and its native thunk) outlives
@@ -176,6 +185,7 @@ namespace NexVitad
                 user.Free();
                 foreach (MemoryHandle pin in pins)
                     pin.Dispose();
+                roiPin.Dispose();
             }
         }
 
@@ -369,10 +379,18 @@ namespace NexVitad
         {
             nexvitad_score_options o = options.ToNative();
             var result = new nexvitad_result { struct_size = NativeMethods.SizeOf<nexvitad_result>() };
+            // The ROI (revision 4): a nexvitad_mask on this stack frame, its bytes pinned for the call.
+            nexvitad_mask roi;
+            MemoryHandle roiPin = default(MemoryHandle);
             int len = withMap ? MapLength(width, height) : 0;
             float[] map = withMap ? ArrayPool<float>.Shared.Rent(len) : null;
             try
             {
+                if (options.Roi.HasValue)
+                {
+                    roiPin = options.Roi.Value.Pin(nameof(options) + ".Roi", out roi);
+                    o.roi = (IntPtr)(&roi);
+                }
                 nexvitad_region[] regions = options.FindRegions ? new nexvitad_region[options.RegionCapacity] : null;
                 UIntPtr count = UIntPtr.Zero;
                 for (;;)
@@ -407,6 +425,10 @@ namespace NexVitad
                 if (map != null)
                     ArrayPool<float>.Shared.Return(map);
                 throw;
+            }
+            finally
+            {
+                roiPin.Dispose();
             }
         }
 

@@ -71,6 +71,21 @@ namespace NexVitad
             }
         }
 
+        /// <summary>Region of interest for this call (C ABI revision 4), replacing the bank's default: map
+        /// pixels outside are 0, and the image score and regions come from inside
+        /// (<see cref="ScoreResult.RoiSource"/> is <see cref="NexVitad.RoiSource.FromCaller"/>). null, the
+        /// default, = the bank's ROI, if it has one. Pinned during the score call only.</summary>
+        public Mask? Roi { get; set; }
+
+        /// <summary>true: score the whole image even if the bank has a default ROI (when <see cref="Roi"/> is
+        /// null; <see cref="ScoreResult.RoiSource"/> is then <see cref="NexVitad.RoiSource.None"/>). false, the
+        /// default: use the bank's.</summary>
+        public bool IgnoreBankRoi
+        {
+            get => _o.ignore_bank_roi != 0;
+            set => _o.ignore_bank_roi = value ? 1u : 0u;
+        }
+
         private static float Threshold(float? value, string name)
         {
             if (value == null)

@@ -68,6 +68,7 @@ namespace NexVitad
                 UpsampleSmooth = ScoreTimings.Seconds(r.upsample_smooth_s),
             };
             ThresholdSource = (ThresholdSource)r.threshold_flags;
+            RoiSource = (RoiSource)r.roi_source;
             Regions = regions ?? s_noRegions;
             _map = map;
             _hasMap = map != null;
@@ -84,6 +85,9 @@ namespace NexVitad
         /// <summary>Which of <see cref="ImageThreshold"/> and <see cref="PixelThreshold"/> were the caller's
         /// (C ABI revision 3); <see cref="NexVitad.ThresholdSource.Bank"/> = both the bank's.</summary>
         public ThresholdSource ThresholdSource { get; }
+        /// <summary>Which region of interest the map, score and regions were confined to (C ABI revision 4):
+        /// the bank's, the caller's (<see cref="ScoreOptions.Roi"/>) or none (the whole image).</summary>
+        public RoiSource RoiSource { get; }
         /// <summary>The defect regions, highest peak first, when scored with <see cref="ScoreOptions"/>
         /// (<see cref="ScoreOptions.FindRegions"/>); empty otherwise and when the image has none. Stays
         /// readable after Dispose.</summary>

@@ -105,6 +105,11 @@ namespace NexVitad.Tests
         public readonly Dictionary<string, string> ExpectedTiled;
         /// <summary>expected_tiled.json's "regions": scored at regions_pixel_threshold_bits, in order.</summary>
         public readonly List<Dictionary<string, string>> ExpectedRegions;
+        /// <summary>expected_roi.json (revision 4): the image scored with roi.bank (its own ROI), plus roi_width/height,
+        /// caller_roi_* (tiny.bank with roi.mask per call) and ignore_roi_* (roi.bank with IgnoreBankRoi).</summary>
+        public readonly Dictionary<string, string> ExpectedRoi;
+        /// <summary>roi.mask: roi_width x roi_height bytes, row-major, 1 = inspect.</summary>
+        public readonly byte[] RoiMask;
 
         public Fixture(string modelDir, string dir)
         {
@@ -116,6 +121,8 @@ namespace NexVitad.Tests
             string tiled = File.ReadAllText(Path.Combine(dir, "expected_tiled.json"));
             ExpectedRegions = ParseObjectArray(ref tiled, "regions");
             ExpectedTiled = ParseFlatJson(tiled);
+            ExpectedRoi = ParseFlatJson(File.ReadAllText(Path.Combine(dir, "expected_roi.json")));
+            RoiMask = File.ReadAllBytes(Path.Combine(dir, "roi.mask"));
             Rgb = File.ReadAllBytes(Path.Combine(dir, "image.rgb"));
             if (Expected["format"] != "rgb8" || Rgb.Length != Width * Height * 3)
                 throw new InvalidDataException("image.rgb is not the " + Width + "x" + Height + " rgb8 image expected.json describes");
@@ -125,6 +132,12 @@ namespace NexVitad.Tests
 
         /// <summary>48 px tiles at overlap 0.25, one shared bank (expected_tiled.json).</summary>
         public string TiledBankPath => Path.Combine(Dir, "tiled.bank");
+
+        /// <summary>tiny.bank's settings built with roi.mask as its default ROI (expected_roi.json).</summary>
+        public string RoiBankPath => Path.Combine(Dir, "roi.bank");
+
+        public int RoiWidth => int.Parse(ExpectedRoi["roi_width"], CultureInfo.InvariantCulture);
+        public int RoiHeight => int.Parse(ExpectedRoi["roi_height"], CultureInfo.InvariantCulture);
 
         /// <summary>
         /// Cuts the array of flat objects named <paramref name="key"/> out of <paramref name="text"/> (so the flat
@@ -283,7 +296,7 @@ namespace NexVitad.Tests
                 string[] p = line.Split(' ');
                 c[p[0] + " " + p[1]] = long.Parse(p[2], CultureInfo.InvariantCulture);
             }
-            Type[] structs = { typeof(nexvitad_options), typeof(nexvitad_bank_options), typeof(nexvitad_image),
+            Type[] structs = { typeof(nexvitad_options), typeof(nexvitad_bank_options), typeof(nexvitad_mask), typeof(nexvitad_image),
                 typeof(nexvitad_bank_info), typeof(nexvitad_result), typeof(nexvitad_score_options), typeof(nexvitad_region),
                 typeof(nexvitad_train_options), typeof(nexvitad_train_progress), typeof(nexvitad_train_result) };
             // The enum constants the C# enums mirror ("enum NAME value"), then the struct lines.
@@ -292,7 +305,10 @@ namespace NexVitad.Tests
             Assert.Equal(c["enum NEXVITAD_TILE_PER_POSITION"], (long)TileLayout.PerPosition, "TileLayout.PerPosition");
             Assert.Equal(c["enum NEXVITAD_IMAGE_THRESHOLD_FROM_CALLER"], (long)ThresholdSource.ImageFromCaller, "ThresholdSource.ImageFromCaller");
             Assert.Equal(c["enum NEXVITAD_PIXEL_THRESHOLD_FROM_CALLER"], (long)ThresholdSource.PixelFromCaller, "ThresholdSource.PixelFromCaller");
-            Assert.Equal(4, enums.Count, "enum constants in the layout file");
+            Assert.Equal(c["enum NEXVITAD_ROI_NONE"], (long)RoiSource.None, "RoiSource.None");
+            Assert.Equal(c["enum NEXVITAD_ROI_FROM_BANK"], (long)RoiSource.FromBank, "RoiSource.FromBank");
+            Assert.Equal(c["enum NEXVITAD_ROI_FROM_CALLER"], (long)RoiSource.FromCaller, "RoiSource.FromCaller");
+            Assert.Equal(7, enums.Count, "enum constants in the layout file");
             foreach (string e in enums)
                 c.Remove(e);
             int fields = 0;
@@ -806,6 +822,202 @@ namespace NexVitad.Tests
                     Assert.True(r.Regions.Count >= 1 && r.Regions.Sum(g => g.Area) <= F.Width * F.Height, "pixel threshold 0: regions cover the map");
                 }
             }
+        }
+
+        // ---- regions of interest and recalibration (C ABI revision 4) ---------------------------
+
+        /// <summary>Checks a score of the fixture image against expected_roi.json's plain fields (roi.bank, its own ROI).</summary>
+        private static void AssertRoiPlain(ScoreResult r, string what)
+        {
+            Assert.Equal(RoiSource.FromBank, r.RoiSource, what + ": roi source");
+            AssertFixture(F.ExpectedRoi, r, what);
+        }
+
+        private static Mask FixtureMask()
+        {
+            return new Mask(F.RoiMask, F.RoiWidth, F.RoiHeight);
+        }
+
+        private static void Test_RoiFixtureBitExact()
+        {
+            Assert.True(Library.AbiRevision >= 4, "ABI revision 4: regions of interest");
+            Assert.Equal(F.RoiWidth * F.RoiHeight, F.RoiMask.Length, "roi.mask is roi_width x roi_height bytes");
+            using (MemoryBank roi = M.LoadBank(F.RoiBankPath))
+            {
+                BankInfo info = roi.Info;
+                Assert.True(info.HasRoi, "roi.bank has a ROI");
+                Assert.Equal(F.RoiWidth, info.RoiWidth, "roi width");
+                Assert.Equal(F.RoiHeight, info.RoiHeight, "roi height");
+                byte[] mask = roi.GetRoi();
+                Assert.True(mask != null && mask.SequenceEqual(F.RoiMask), "GetRoi() = roi.mask");
+
+                // Default options: the bank's own ROI.
+                using (ScoreResult r = M.Score(roi, F.Image)) AssertRoiPlain(r, "Model.Score");
+                using (ScoreResult r = roi.Score(F.Image)) AssertRoiPlain(r, "MemoryBank.Score");
+                using (ScoreResult r = M.Score(roi, F.Image, new ScoreOptions())) AssertRoiPlain(r, "Model.Score, default ScoreOptions");
+                using (ScoreResult r = roi.Score(F.Image, new ScoreOptions { FindRegions = false })) AssertRoiPlain(r, "MemoryBank.Score, no regions");
+                ScoreResult[] batch = M.ScoreBatch(roi, new[] { F.Image, F.Image });
+                AssertRoiPlain(batch[1], "Model.ScoreBatch");
+                foreach (ScoreResult b in batch) b.Dispose();
+
+                // roi.bank with its ROI switched off.
+                using (ScoreResult r = M.Score(roi, F.Image, new ScoreOptions { IgnoreBankRoi = true }))
+                {
+                    Assert.Equal(RoiSource.None, r.RoiSource, "IgnoreBankRoi: roi source");
+                    Assert.Equal(F.ExpectedRoi["ignore_roi_image_score_bits"], Fixture.Bits(r.ImageScore).ToString("x8"), "IgnoreBankRoi: image score bits");
+                    Assert.Equal(F.ExpectedRoi["ignore_roi_map_sha256"], Fixture.Sha256(r.Map), "IgnoreBankRoi: map SHA-256");
+                }
+
+                // Saved and loaded back: the ROI and the bits stay.
+                string copy = Path.Combine(Temp, "roi-copy.bank");
+                roi.Save(copy);
+                using (MemoryBank again = M.LoadBank(copy))
+                {
+                    Assert.True(again.GetRoi().SequenceEqual(F.RoiMask), "the ROI is saved with the bank");
+                    using (ScoreResult r = again.Score(F.Image)) AssertRoiPlain(r, "roi.bank saved and loaded");
+                }
+            }
+
+            // tiny.bank (no ROI) with roi.mask given per call; also as a padded slice of a larger array.
+            Assert.True(!B.Info.HasRoi && B.Info.RoiWidth == 0 && B.GetRoi() == null, "tiny.bank has no ROI");
+            int stride = F.RoiWidth + 3;
+            byte[] padded = new byte[5 + stride * F.RoiHeight];
+            for (int y = 0; y < F.RoiHeight; y++)
+                Buffer.BlockCopy(F.RoiMask, y * F.RoiWidth, padded, 5 + y * stride, F.RoiWidth);
+            var masks = new[]
+            {
+                FixtureMask(),
+                new Mask(new ReadOnlyMemory<byte>(padded, 5, padded.Length - 5), F.RoiWidth, F.RoiHeight, stride),
+            };
+            foreach (Mask mask in masks)
+            {
+                var o = new ScoreOptions { Roi = mask };
+                using (ScoreResult r = M.Score(B, F.Image, o))
+                {
+                    Assert.Equal(RoiSource.FromCaller, r.RoiSource, "caller ROI: roi source (" + mask + ", stride " + mask.Stride + ")");
+                    Assert.Equal(F.ExpectedRoi["caller_roi_image_score_bits"], Fixture.Bits(r.ImageScore).ToString("x8"), "caller ROI: image score bits");
+                    Assert.Equal(F.ExpectedRoi["caller_roi_map_sha256"], Fixture.Sha256(r.Map), "caller ROI: map SHA-256");
+                }
+                using (ScoreResult r = B.Score(F.Image, o, withMap: false))
+                    Assert.Equal(F.ExpectedRoi["caller_roi_image_score_bits"], Fixture.Bits(r.ImageScore).ToString("x8"), "caller ROI, bank alone");
+            }
+            using (ScoreResult r = M.Score(B, F.Image)) Assert.Equal(RoiSource.None, r.RoiSource, "tiny.bank: no ROI");
+        }
+
+        private static void Test_BuildBankWithRoi()
+        {
+            // 4 x 3, the right column ignored, given as 255s (and one 7): the bank stores 1s.
+            byte[] bytes = { 255, 255, 255, 0, 255, 255, 255, 0, 7, 255, 255, 0 };
+            var options = new BankOptions { K = 8, MaxIterations = 5, Roi = new Mask(bytes, 4, 3) };
+            Assert.True(options.Roi.HasValue && options.Roi.Value.Width == 4, "BankOptions.Roi kept");
+            string path = Path.Combine(Temp, "roi-built.bank");
+            using (MemoryBank bank = M.BuildBank(F.GoodImages(), options))
+            {
+                BankInfo info = bank.Info;
+                Assert.True(info.HasRoi && info.RoiWidth == 4 && info.RoiHeight == 3, "info: a 4x3 ROI");
+                Assert.True(bank.GetRoi().SequenceEqual(new byte[] { 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0 }), "GetRoi(): 1 = inspect");
+                using (ScoreResult r = M.Score(bank, F.Image))
+                {
+                    Assert.Equal(RoiSource.FromBank, r.RoiSource, "scored with the bank's ROI");
+                    Assert.Equal(0f, r[F.Width - 1, 0], "a map pixel outside the ROI is 0");
+                    Assert.Equal(0f, r[F.Width - 1, F.Height - 1], "another map pixel outside is 0");
+                    Assert.True(r[0, 0] > 0f, "a map pixel inside is scored");
+                }
+                using (ScoreResult r = bank.Score(F.Image, new ScoreOptions()))
+                    Assert.Equal(RoiSource.FromBank, r.RoiSource, "bank alone, default options: the bank's ROI");
+                bank.Save(path);
+            }
+            using (MemoryBank loaded = M.LoadBank(path))
+                Assert.Equal(4, loaded.Info.RoiWidth, "the ROI is saved with the bank");
+            using (MemoryBank plain = M.BuildBank(F.GoodImages().Take(2), new BankOptions { MaxIterations = 5 }))
+                Assert.True(!plain.Info.HasRoi && plain.GetRoi() == null, "a bank without a ROI");
+        }
+
+        private static void Test_BadMasks()
+        {
+            // What the binding sees before native code.
+            Assert.Throws<ArgumentOutOfRangeException>(() => new Mask(new byte[4], 0, 2), "width 0");
+            Assert.Throws<ArgumentOutOfRangeException>(() => new Mask(new byte[4], 2, -1), "negative height");
+            Assert.Throws<ArgumentOutOfRangeException>(() => new Mask(new byte[4], 2, 2, -2), "negative stride");
+            ArgumentException a = Assert.Throws<ArgumentException>(() => new Mask(new byte[4], 2, 2, 1), "stride below the width");
+            Assert.Equal("stride", a.ParamName, "the stride is named");
+            Assert.Throws<ArgumentException>(() => new Mask(new byte[5], 2, 2, 4), "too few bytes for the stride");
+            Assert.Throws<ArgumentException>(() => new Mask(new byte[3], 2, 2), "too few bytes");
+            Assert.Throws<ArgumentNullException>(() => new Mask((byte[])null, 2, 2), "null array");
+            Assert.Throws<ArgumentException>(() => M.Score(B, F.Image, new ScoreOptions { Roi = default(Mask) }), "default(Mask)");
+
+            // What only the library can tell: a mask that selects nothing.
+            var zeros = new Mask(new byte[24 * 18], 24, 18);
+            NexVitadException e = Assert.Status(Status.InvalidArgument,
+                () => M.BuildBank(F.GoodImages(), new BankOptions { MaxIterations = 5, Roi = zeros }), "all-zero mask, build");
+            Assert.True(e.Message.Contains("options->roi") && e.Message.Contains("all zero"), "message names the mask: " + e.Message);
+            e = Assert.Status(Status.InvalidArgument, () => M.Score(B, F.Image, new ScoreOptions { Roi = zeros }), "all-zero mask, score");
+            Assert.True(e.Message.Contains("options->roi") && e.Message.Contains("all zero"), "message names the mask: " + e.Message);
+            using (MemoryBank roi = M.LoadBank(F.RoiBankPath))
+            {
+                e = Assert.Status(Status.InvalidArgument, () => roi.Score(F.Image, new ScoreOptions { Roi = zeros }, withMap: false),
+                    "all-zero mask, bank alone");
+                Assert.True(e.Message.Contains("options->roi"), "message names the mask: " + e.Message);
+                // Nothing was spoiled.
+                using (ScoreResult r = roi.Score(F.Image)) AssertRoiPlain(r, "roi.bank after the errors");
+            }
+            var o = new ScoreOptions { IgnoreBankRoi = true, Roi = FixtureMask() };
+            Assert.True(o.IgnoreBankRoi && o.Roi.HasValue, "ScoreOptions keeps both");
+            o.IgnoreBankRoi = false;
+            o.Roi = null;
+            Assert.True(!o.IgnoreBankRoi && o.Roi == null, "back to the defaults");
+        }
+
+        private static void Test_RecalibratedIsANewBank()
+        {
+            using (MemoryBank roi = M.LoadBank(F.RoiBankPath))
+            using (MemoryBank built = M.BuildBank(F.GoodImages(), new BankOptions { K = 8, MaxIterations = 5 }))
+            {
+                foreach (MemoryBank bank in new[] { built, roi })
+                {
+                    BankInfo before = bank.Info;
+                    ScoreResult r0 = M.Score(bank, F.Image);
+                    using (MemoryBank strict = bank.Recalibrated(0.001f))
+                    {
+                        Assert.True(!ReferenceEquals(strict, bank) && !strict.IsDisposed, "a new bank");
+                        BankInfo si = strict.Info;
+                        Assert.Equal(0.001f, si.TargetFpr, "the new target FPR");
+                        Assert.True(si.ImageThreshold >= before.ImageThreshold,
+                            "a stricter FPR, a higher image threshold: " + si.ImageThreshold + " vs " + before.ImageThreshold);
+                        Assert.True(si.PixelThreshold >= before.PixelThreshold, "and pixel threshold");
+                        Assert.Equal(before.Vectors, si.Vectors, "the same vectors");
+                        Assert.Equal(before.RoiWidth, si.RoiWidth, "the same ROI");
+                        using (ScoreResult r1 = strict.Score(F.Image))
+                        {
+                            Assert.Equal(Fixture.Bits(si.ImageThreshold), Fixture.Bits(r1.ImageThreshold), "decided at the new threshold");
+                            Assert.Equal(Fixture.Bits(r0.ImageScore), Fixture.Bits(r1.ImageScore), "the same score");
+                            Assert.Equal(Fixture.Sha256(r0.Map), Fixture.Sha256(r1.Map), "the same map");
+                            Assert.Equal(r0.RoiSource, r1.RoiSource, "the same ROI source");
+                        }
+                        using (MemoryBank back = strict.Recalibrated(before.TargetFpr))
+                            Assert.Equal(Fixture.Bits(before.ImageThreshold), Fixture.Bits(back.Info.ImageThreshold), "back at the bank's own FPR");
+                    }
+                    r0.Dispose();
+                    // The original is unchanged: its info and its decisions.
+                    Assert.Equal(Fixture.Bits(before.ImageThreshold), Fixture.Bits(bank.Info.ImageThreshold), "the original's threshold");
+                    using (ScoreResult r = M.Score(bank, F.Image))
+                        Assert.Equal(Fixture.Bits(before.ImageThreshold), Fixture.Bits(r.ImageThreshold), "the original decides as before");
+                }
+                using (ScoreResult r = roi.Score(F.Image)) AssertRoiPlain(r, "roi.bank after recalibrating copies");
+
+                foreach (float bad in new[] { float.NaN, 0f, 1f, -0.5f, 2f })
+                {
+                    NexVitadException e = Assert.Status(Status.InvalidArgument, () => built.Recalibrated(bad).Dispose(), "target FPR " + bad);
+                    Assert.True(e.Message.Contains("target_fpr"), "message names target_fpr: " + e.Message);
+                }
+            }
+            // tiny.bank was saved before banks stored their pixel-score tail.
+            NexVitadException old = Assert.Status(Status.InvalidArgument, () => B.Recalibrated(0.001f).Dispose(), "tiny.bank");
+            Assert.True(old.Message.Contains("pixel-score tail"), "message: " + old.Message);
+            MemoryBank disposed = M.LoadBank(F.RoiBankPath);
+            disposed.Dispose();
+            Assert.Throws<ObjectDisposedException>(() => disposed.Recalibrated(0.01f), "Recalibrated on a disposed bank");
+            Assert.Throws<ObjectDisposedException>(() => disposed.GetRoi(), "GetRoi on a disposed bank");
         }
 
         // ---- bad input -----------------------------------------------------------------------

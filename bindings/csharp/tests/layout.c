@@ -27,7 +27,10 @@ int main(void) {
     F(nexvitad_bank_options, batch_size) F(nexvitad_bank_options, seed)
     F(nexvitad_bank_options, max_vectors) F(nexvitad_bank_options, tile)
     F(nexvitad_bank_options, tile_overlap) F(nexvitad_bank_options, tile_layout)
-    F(nexvitad_bank_options, reserved1)
+    F(nexvitad_bank_options, reserved1) F(nexvitad_bank_options, roi)
+
+    S(nexvitad_mask)
+    F(nexvitad_mask, data) F(nexvitad_mask, width) F(nexvitad_mask, height) F(nexvitad_mask, stride)
 
     S(nexvitad_image)
     F(nexvitad_image, data) F(nexvitad_image, width) F(nexvitad_image, height)
@@ -45,7 +48,8 @@ int main(void) {
     F(nexvitad_bank_info, tile_h) F(nexvitad_bank_info, tile_overlap)
     F(nexvitad_bank_info, tile_layout) F(nexvitad_bank_info, tile_cols)
     F(nexvitad_bank_info, tile_rows) F(nexvitad_bank_info, image_width)
-    F(nexvitad_bank_info, image_height)
+    F(nexvitad_bank_info, image_height) F(nexvitad_bank_info, roi_width)
+    F(nexvitad_bank_info, roi_height)
 
     S(nexvitad_result)
     F(nexvitad_result, struct_size) F(nexvitad_result, image_score)
@@ -54,10 +58,13 @@ int main(void) {
     F(nexvitad_result, prepare_s) F(nexvitad_result, hiera_s) F(nexvitad_result, dinov2_s)
     F(nexvitad_result, head_s) F(nexvitad_result, matching_s) F(nexvitad_result, upsample_smooth_s)
     F(nexvitad_result, threshold_flags) F(nexvitad_result, reserved0) F(nexvitad_result, region_count)
+    F(nexvitad_result, roi_source) F(nexvitad_result, reserved1)
 
     S(nexvitad_score_options)
     F(nexvitad_score_options, struct_size) F(nexvitad_score_options, image_threshold)
     F(nexvitad_score_options, pixel_threshold) F(nexvitad_score_options, min_region_area)
+    F(nexvitad_score_options, roi) F(nexvitad_score_options, ignore_bank_roi)
+    F(nexvitad_score_options, reserved0)
 
     S(nexvitad_region)
     F(nexvitad_region, x) F(nexvitad_region, y) F(nexvitad_region, width) F(nexvitad_region, height)
@@ -98,5 +105,6 @@ int main(void) {
 
     E(NEXVITAD_TILE_SHARED) E(NEXVITAD_TILE_PER_POSITION)
     E(NEXVITAD_IMAGE_THRESHOLD_FROM_CALLER) E(NEXVITAD_PIXEL_THRESHOLD_FROM_CALLER)
+    E(NEXVITAD_ROI_NONE) E(NEXVITAD_ROI_FROM_BANK) E(NEXVITAD_ROI_FROM_CALLER)
     return 0;
 }

@@ -51,6 +51,18 @@ namespace NexVitad.Native
         public float tile_overlap;
         public uint tile_layout;
         public uint reserved1;
+        // Revision 4 (regions of interest): a nexvitad_mask*, NULL = none.
+        public IntPtr roi;
+    }
+
+    /// <summary>nexvitad_mask: a caller-owned region-of-interest mask (revision 4; fixed layout, no struct_size).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct nexvitad_mask
+    {
+        public IntPtr data;
+        public uint width;
+        public uint height;
+        public UIntPtr stride;
     }
 
     /// <summary>nexvitad_image: a borrowed view of caller pixels (not versioned).</summary>
@@ -96,6 +108,9 @@ namespace NexVitad.Native
         public uint tile_rows;
         public uint image_width;
         public uint image_height;
+        // Revision 4 (regions of interest).
+        public uint roi_width;
+        public uint roi_height;
     }
 
     /// <summary>nexvitad_result: the outcome of scoring one image.</summary>
@@ -119,6 +134,9 @@ namespace NexVitad.Native
         public uint threshold_flags;
         public uint reserved0;
         public ulong region_count;
+        // Revision 4 (regions of interest).
+        public uint roi_source;
+        public uint reserved1;
     }
 
     /// <summary>nexvitad_score_options: per-call thresholds and the smallest region kept (revision 3).</summary>
@@ -129,6 +147,10 @@ namespace NexVitad.Native
         public float image_threshold;
         public float pixel_threshold;
         public ulong min_region_area;
+        // Revision 4 (regions of interest): a nexvitad_mask*, NULL = the bank's.
+        public IntPtr roi;
+        public uint ignore_bank_roi;
+        public uint reserved0;
     }
 
     /// <summary>nexvitad_region: one defect region (revision 3; fixed size, no struct_size).</summary>
@@ -242,8 +264,10 @@ namespace NexVitad.Native
         /// <summary>The ABI revision (additions) this binding uses (NEXVITAD_ABI_REVISION; 1 = training,
         /// 2 = a NULL model in nexvitad_score, 3 = tiled banks: the larger nexvitad_bank_options and
         /// nexvitad_bank_info, which older libraries refuse; and inspection outputs:
-        /// nexvitad_score_with_options, nexvitad_region, the larger nexvitad_result).</summary>
-        public const uint AbiRevision = 3;
+        /// nexvitad_score_with_options, nexvitad_region, the larger nexvitad_result; 4 = regions of
+        /// interest: nexvitad_mask and the larger nexvitad_bank_options, nexvitad_score_options,
+        /// nexvitad_result and nexvitad_bank_info; nexvitad_bank_get_roi, nexvitad_bank_recalibrate).</summary>
+        public const uint AbiRevision = 4;
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern IntPtr nexvitad_version();
@@ -295,6 +319,14 @@ namespace NexVitad.Native
         /// <summary>Takes the raw pointer: only <see cref="BankHandle.ReleaseHandle"/> calls it.</summary>
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern Status nexvitad_bank_free(IntPtr bank);
+
+        /// <summary><paramref name="out_"/>: <paramref name="out_len"/> bytes (revision 4).</summary>
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_bank_get_roi(BankHandle bank, [Out] byte[] out_, UIntPtr out_len);
+
+        /// <summary>A new bank at another target FPR (revision 4); <paramref name="bank"/> is unchanged.</summary>
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_bank_recalibrate(BankHandle bank, float target_fpr, out BankHandle out_);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern Status nexvitad_score(ModelHandle model, BankHandle bank, ref nexvitad_image image,
