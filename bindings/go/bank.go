@@ -131,6 +131,11 @@ type BankOptions struct {
 	// TileLayout chooses one bank for all tiles (TileShared, the zero value) or one per
 	// tile position (TilePerPosition). Ignored without tiling.
 	TileLayout TileLayout
+	// ROI is the region of interest (C ABI revision 4): only patches with a pixel inside
+	// it enter the bank, and the bank keeps a copy as the default ROI of every score call
+	// (saved with it; read it back with Bank.ROI). nil = the whole image, the default. Its
+	// bytes are pinned during the build only.
+	ROI *Mask
 	// Progress, if set, is called on the building goroutine after each batch or
 	// iteration. It must not call Close on the model; to stop the build, cancel the
 	// context given to BuildBank.
@@ -235,6 +240,12 @@ func (m *Model) BuildBankRaw(ctx context.Context, images []RawImage, opts *BankO
 	}
 	var pin runtime.Pinner
 	defer pin.Unpin()
+	if opts.ROI != nil {
+		if err := opts.ROI.check("BankOptions.ROI"); err != nil {
+			return nil, err
+		}
+		co.roi = opts.ROI.toC(&pin)
+	}
 	cimgs := make([]C.nexvitad_image, len(images))
 	for i := range images {
 		if err := images[i].check(fmt.Sprintf("images[%d]", i)); err != nil {
@@ -341,10 +352,17 @@ type BankInfo struct {
 	// set for TilePerPosition banks only; 0 for others, which score any size.
 	TileCols, TileRows int
 	ImageW, ImageH     int
+	// ROIWidth × ROIHeight is the size of the bank's default region of interest (C ABI
+	// revision 4); 0 × 0 = none. Bank.ROI reads it.
+	ROIWidth, ROIHeight int
 }
 
 // Tiled reports whether the bank was built with tiling.
 func (i BankInfo) Tiled() bool { return i.Tile != 0 }
+
+// HasROI reports whether the bank was built with a region of interest, which it applies
+// to every score call by default.
+func (i BankInfo) HasROI() bool { return i.ROIWidth != 0 && i.ROIHeight != 0 }
 
 // Info describes the bank: scorer, sizes, sigma, thresholds, build settings.
 func (b *Bank) Info() (BankInfo, error) {
@@ -390,6 +408,8 @@ func (b *Bank) Info() (BankInfo, error) {
 		TileRows:       int(ci.tile_rows),
 		ImageW:         int(ci.image_width),
 		ImageH:         int(ci.image_height),
+		ROIWidth:       int(ci.roi_width),
+		ROIHeight:      int(ci.roi_height),
 	}, nil
 }
 

@@ -21,6 +21,11 @@
 // ScoreWith (C ABI revision 3) decides at caller image and pixel thresholds and returns
 // the defect regions of the map (Result.Regions, highest peak first).
 //
+// Regions of interest (C ABI revision 4): a Mask in BankOptions.ROI becomes the bank's
+// default ROI; ScoreOptions.ROI replaces it for one call and ScoreOptions.IgnoreBankROI
+// switches it off; Result.ROISource says which applied. Bank.Recalibrated returns a new
+// bank with thresholds at another target false-positive rate.
+//
 // BuildBank takes a context.Context: cancelling it stops the build at its next progress
 // step, through the C library's progress callback.
 //

@@ -26,6 +26,9 @@ type Result struct {
 	// ThresholdFlags says which of Threshold and PixelThreshold were the caller's
 	// (ScoreOptions); 0 = both are the bank's (C ABI revision 3).
 	ThresholdFlags ThresholdSource
+	// ROISource says which region of interest the map, score and regions were confined
+	// to (C ABI revision 4): the bank's, the caller's (ScoreOptions.ROI) or none.
+	ROISource ROISource
 	// Regions are the defect regions, highest peak first, when scored with ScoreWith
 	// (unless ScoreOptions.NoRegions); nil from Score and when there are none.
 	Regions []Region
@@ -82,6 +85,14 @@ type ScoreOptions struct {
 	// has more, it is scored a second time with room for all of them (the C ABI reports
 	// the count, like snprintf, and keeps nothing between calls); the result is the same.
 	RegionCapacity int
+	// ROI is the region of interest for this call (C ABI revision 4), replacing the
+	// bank's default: map pixels outside are 0, and the score and regions come from
+	// inside (Result.ROISource is ROIFromCaller). nil = the bank's ROI, if it has one.
+	// Its bytes are pinned during the call only.
+	ROI *Mask
+	// IgnoreBankROI scores the whole image even if the bank has a default ROI (when ROI
+	// is nil; Result.ROISource is then ROINone).
+	IgnoreBankROI bool
 }
 
 // defaultRegionCapacity is ScoreOptions.RegionCapacity's default.
@@ -207,6 +218,9 @@ func (o *ScoreOptions) check() error {
 	if o != nil && o.RegionCapacity < 0 {
 		return invalidf(fmt.Sprintf("ScoreOptions.RegionCapacity %d is negative", o.RegionCapacity))
 	}
+	if o != nil && o.ROI != nil {
+		return o.ROI.check("ScoreOptions.ROI")
+	}
 	return nil
 }
 
@@ -226,6 +240,9 @@ func (o *ScoreOptions) toC(co *C.nexvitad_score_options) error {
 		co.pixel_threshold = C.float(*o.PixelThreshold)
 	}
 	co.min_region_area = C.uint64_t(o.MinRegionArea)
+	if o.IgnoreBankROI {
+		co.ignore_bank_roi = 1
+	}
 	return nil
 }
 
@@ -247,6 +264,9 @@ func scoreOneWith(mp *C.nexvitad_model, bp *C.nexvitad_bank, img RawImage, opts 
 	var pin runtime.Pinner
 	defer pin.Unpin()
 	cimg := img.toC(&pin)
+	if opts != nil && opts.ROI != nil {
+		co.roi = opts.ROI.toC(&pin) // checked by ScoreOptions.check
+	}
 	res := &Result{Map: make([]float32, img.Width*img.Height)}
 	var cres C.nexvitad_result
 	var regions []C.nexvitad_region
@@ -374,6 +394,7 @@ func (r *Result) fill(c *C.nexvitad_result) {
 	r.PixelThreshold = float32(c.pixel_threshold)
 	r.Anomalous = c.is_anomalous != 0
 	r.ThresholdFlags = ThresholdSource(c.threshold_flags)
+	r.ROISource = ROISource(c.roi_source)
 	r.Width = int(c.width)
 	r.Height = int(c.height)
 	sec := func(s C.double) time.Duration { return time.Duration(float64(s) * float64(time.Second)) }

@@ -79,6 +79,14 @@ nexvitad_status nxgo_bank_free(nexvitad_bank *b, char **err) {
     return fail(nexvitad_bank_free(b), err);
 }
 
+nexvitad_status nxgo_bank_get_roi(const nexvitad_bank *b, uint8_t *out, size_t out_len, char **err) {
+    return fail(nexvitad_bank_get_roi(b, out, out_len), err);
+}
+
+nexvitad_status nxgo_bank_recalibrate(const nexvitad_bank *b, float target_fpr, nexvitad_bank **out, char **err) {
+    return fail(nexvitad_bank_recalibrate(b, target_fpr, out), err);
+}
+
 nexvitad_status nxgo_score(const nexvitad_model *m, const nexvitad_bank *b, const nexvitad_image *image,
                            float *map, size_t map_len, nexvitad_result *out, char **err) {
     return fail(nexvitad_score(m, b, image, map, map_len, out), err);

@@ -27,6 +27,9 @@ nexvitad_status nxgo_bank_load(const nexvitad_model *m, const char *path, nexvit
 nexvitad_status nxgo_bank_save(const nexvitad_bank *b, const char *path, char **err);
 nexvitad_status nxgo_bank_get_info(const nexvitad_bank *b, nexvitad_bank_info *info, char **err);
 nexvitad_status nxgo_bank_free(nexvitad_bank *b, char **err);
+/* Regions of interest and recalibration (ABI revision 4). */
+nexvitad_status nxgo_bank_get_roi(const nexvitad_bank *b, uint8_t *out, size_t out_len, char **err);
+nexvitad_status nxgo_bank_recalibrate(const nexvitad_bank *b, float target_fpr, nexvitad_bank **out, char **err);
 nexvitad_status nxgo_score(const nexvitad_model *m, const nexvitad_bank *b, const nexvitad_image *image,
                            float *map, size_t map_len, nexvitad_result *out, char **err);
 nexvitad_status nxgo_score_batch(const nexvitad_model *m, const nexvitad_bank *b, const nexvitad_image *images,
