@@ -40,7 +40,10 @@
  * image score, the defect regions and the calibration's statistics come from inside. The
  * edge: a patch with any pixel inside counts as inside (a defect touching the edge still
  * counts); before smoothing, patches wholly outside take the median score of those inside,
- * so the ignored area neither lights up the edge nor darkens it.
+ * so the ignored area neither lights up the edge nor darkens it. The encoders never see the
+ * area the bank's ROI ignores: it is filled with a constant in the shots and in every image
+ * scored with that bank, so content that changes there (a serial number) does not leak
+ * into the patches beside it. A per-call ROI only confines the map, score and regions.
  *
  * Option structs: the "use the default" rule. In nexvitad_options, nexvitad_bank_options,
  * nexvitad_score_options and nexvitad_train_options, 0 (or NULL) means the default, except

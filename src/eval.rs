@@ -100,6 +100,19 @@ pub struct EvalReport {
     pub image_threshold: f32,
     /// The bank's pixel threshold.
     pub pixel_threshold: f32,
+    /// Defect regions at the bank's pixel threshold ([`crate::regions`], every size): the
+    /// share of ground-truth defects (8-connected pieces of the masks) that at least one
+    /// region touches; `null` without masks or for the decoder scorer.
+    pub region_recall: Option<f64>,
+    /// Ground-truth defects counted for `region_recall`.
+    pub region_defects: usize,
+    /// Mean number of regions on a defective test image; `null` when there is none.
+    pub regions_per_defective: Option<f64>,
+    /// Mean number of regions on a good test image (false alarms per image); `null` when
+    /// there is none.
+    pub regions_per_good: Option<f64>,
+    /// Size of the region of interest the bank was built with (`null`: the whole image).
+    pub roi: Option<[u32; 2]>,
     /// Heatmap overlays written.
     #[serde(skip)]
     pub heatmaps: Vec<PathBuf>,
@@ -174,6 +187,17 @@ pub(crate) struct Accumulator<'a> {
     image_threshold: f32,
     correct: usize,
     good_flagged: usize,
+    regions: Option<RegionTally>,
+}
+
+/// Region counts of [`EvalReport::region_recall`] and its neighbours.
+struct RegionTally {
+    pixel_threshold: f32,
+    roi: Option<crate::roi::Roi>,
+    defects: usize,
+    hit: usize,
+    on_defective: usize,
+    on_good: usize,
 }
 
 impl<'a> Accumulator<'a> {
@@ -201,7 +225,14 @@ impl<'a> Accumulator<'a> {
             image_threshold,
             correct: 0,
             good_flagged: 0,
+            regions: None,
         })
+    }
+
+    /// Also counts defect regions at `pixel_threshold` inside `roi` (the bank's).
+    pub(crate) fn with_regions(mut self, pixel_threshold: f32, roi: Option<crate::roi::Roi>) -> Self {
+        self.regions = Some(RegionTally { pixel_threshold, roi, defects: 0, hit: 0, on_defective: 0, on_good: 0 });
+        self
     }
 
     /// Adds one scored test image: its score, its map with its mask (a good image's mask is
@@ -225,11 +256,38 @@ impl<'a> Accumulator<'a> {
         if let Some(mask) = &mask {
             self.pixels.add(MapSample { values: &map.values, mask, width: map.width as usize, height: map.height as usize })?;
         }
+        let roi_px = self.regions.as_ref().and_then(|t| t.roi.as_ref()).map(|r| r.at_size(w, h));
+        let mut found = Vec::new();
+        if let Some(t) = &mut self.regions {
+            let (wu, hu) = (w as usize, h as usize);
+            found = crate::regions::find_regions(&map.values, wu, hu, t.pixel_threshold, 0, roi_px.as_deref())?;
+            if anomalous {
+                t.on_defective += found.len();
+            } else {
+                t.on_good += found.len();
+            }
+            if let (true, Some(m)) = (anomalous, &mask) {
+                let (labels, sizes) = crate::kernels::label::label_components(m, wu, hu);
+                let mut hit = vec![false; sizes.len()];
+                for (&l, &v) in labels.iter().zip(&map.values) {
+                    if l != 0 && v > t.pixel_threshold {
+                        hit[l as usize] = true;
+                    }
+                }
+                t.defects += sizes.len() - 1;
+                t.hit += hit.iter().filter(|&&x| x).count();
+            }
+        }
         if let Some((h, lo, hi)) = self.heat {
             let c = self.heat_counts.entry(s.defect.clone()).or_insert(0);
             if *c < h.per_kind {
                 *c += 1;
-                let ov = crate::viz::heatmap_overlay(img, &map.values, lo, hi, mask.as_deref())?;
+                let mut ov = crate::viz::heatmap_overlay(img, &map.values, lo, hi, mask.as_deref())?;
+                if let Some(px) = &roi_px {
+                    crate::viz::draw_roi(&mut ov, px)?;
+                }
+                crate::viz::draw_regions(&mut ov, &found);
+                crate::viz::draw_score_bar(&mut ov, map.image_score, self.image_threshold, map.image_score > self.image_threshold);
                 let stem = s.path.file_stem().map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
                 let p = h.dir.join(self.category).join(format!("{}_{stem}.png", s.defect));
                 crate::viz::save_png_atomic(&ov, &p)?;
@@ -260,7 +318,14 @@ impl<'a> Accumulator<'a> {
             });
             (Some(self.pixels.finish()?), note)
         };
+        let good = images - defective;
+        let t = self.regions.as_ref();
         Ok(EvalReport {
+            region_recall: t.filter(|t| t.defects > 0).map(|t| t.hit as f64 / t.defects as f64),
+            region_defects: t.map_or(0, |t| t.defects),
+            regions_per_defective: t.filter(|_| defective > 0).map(|t| t.on_defective as f64 / defective as f64),
+            regions_per_good: t.filter(|_| good > 0).map(|t| t.on_good as f64 / good as f64),
+            roi: t.and_then(|t| t.roi.as_ref()).map(|r| [r.width(), r.height()]),
             category: self.category.to_string(),
             metrics: Metrics::new(image, pixel),
             image_accuracy: self.correct as f64 / images as f64,
@@ -319,7 +384,8 @@ pub fn evaluate_category(model: &Model, root: &Path, category: &str, opts: &Eval
     drop(train);
     let meta = bank.meta().clone();
 
-    let mut acc = Accumulator::new(category, opts, meta.calibration.image_threshold, Some(heat_range(&bank)))?;
+    let mut acc = Accumulator::new(category, opts, meta.calibration.image_threshold, Some(heat_range(&bank)))?
+        .with_regions(meta.calibration.pixel_threshold, bank.roi().cloned());
     let mut ws = Workspace::new();
     let (mut enc, mut sc) = (Vec::new(), Vec::new());
     let total = cat.test.len();

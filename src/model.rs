@@ -130,6 +130,14 @@ impl Model {
     /// Resizes and normalises a batch for both encoders; the DINOv2 tensor is made only
     /// when its input size differs from Hiera's.
     pub fn prepare(&self, preparer: &mut Preparer, images: &[ImageView<'_>]) -> Result<PreparedBatch> {
+        self.prepare_masked(preparer, images, None)
+    }
+
+    /// [`Model::prepare`], then, where `fill` gives a mask for an image (one byte per pixel
+    /// of that image, 0 = ignored), the ignored pixels of its encoder inputs are set to the
+    /// normalisation mean (0 after normalising): the encoders then see a constant there
+    /// instead of content that changes from part to part (see [`crate::roi`]).
+    pub fn prepare_masked(&self, preparer: &mut Preparer, images: &[ImageView<'_>], fill: Option<&[Vec<u8>]>) -> Result<PreparedBatch> {
         let lim = &self.options.image_limits;
         for (i, im) in images.iter().enumerate() {
             if im.width() > lim.max_side || im.height() > lim.max_side || im.width() as u64 * im.height() as u64 > lim.max_pixels {
@@ -145,7 +153,18 @@ impl Model {
         } else {
             Some(preparer.prepare_batch(images, d.width, d.height, &norm)?)
         };
-        Ok(PreparedBatch { hiera, dinov2 })
+        let mut batch = PreparedBatch { hiera, dinov2 };
+        if let Some(masks) = fill {
+            if masks.len() != images.len() {
+                return Err(Error::Internal(format!("{} fill masks for {} images", masks.len(), images.len())));
+            }
+            for (i, (im, m)) in images.iter().zip(masks).enumerate() {
+                for t in std::iter::once(&mut batch.hiera).chain(batch.dinov2.as_mut()) {
+                    fill_outside(t.index_axis_mut(ndarray::Axis(0), i), m, im.width(), im.height())?;
+                }
+            }
+        }
+        Ok(batch)
     }
 
     /// Runs both frozen encoders on a prepared batch.
@@ -168,11 +187,23 @@ impl Model {
         scratch: &mut FeatureScratch,
         images: &[ImageView<'_>],
     ) -> Result<(Vec<Grid>, FeatureTimings)> {
+        self.patch_features_masked(preparer, scratch, images, None)
+    }
+
+    /// [`Model::patch_features_with`] with the ignored pixels of each image filled as
+    /// [`Model::prepare_masked`] does.
+    pub fn patch_features_masked(
+        &self,
+        preparer: &mut Preparer,
+        scratch: &mut FeatureScratch,
+        images: &[ImageView<'_>],
+        fill: Option<&[Vec<u8>]>,
+    ) -> Result<(Vec<Grid>, FeatureTimings)> {
         if images.is_empty() {
             return Err(Error::invalid("no images given"));
         }
         let t0 = std::time::Instant::now();
-        let batch = self.prepare(preparer, images)?;
+        let batch = self.prepare_masked(preparer, images, fill)?;
         let prepare_s = t0.elapsed().as_secs_f64();
         let (feats, enc) = self.encode_prepared(&batch)?;
         let t1 = std::time::Instant::now();
@@ -197,6 +228,38 @@ impl Model {
         let batch = self.prepare(&mut p, images)?;
         Ok(self.encode_prepared(&batch)?.0)
     }
+}
+
+/// Sets to 0 (the normalised mean) the pixels of one prepared image `[3, H, W]` whose
+/// source footprint in the `width × height` image touches a pixel that is 0 in `mask`: the
+/// footprint is the pixels the resize reads for that pixel, widened by one for the
+/// interpolation, so no ignored pixel leaks into the encoder input through the resize.
+fn fill_outside(mut t: ndarray::ArrayViewMut3<'_, f32>, mask: &[u8], width: u32, height: u32) -> Result<()> {
+    let (w, h) = (width as usize, height as usize);
+    if mask.len() != w * h {
+        return Err(Error::Internal(format!("fill mask of {} bytes for a {width}x{height} image", mask.len())));
+    }
+    let (channels, th, tw) = t.dim();
+    let span = |i: usize, n: usize, m: usize| ((i * m / n).saturating_sub(1), (((i + 1) * m).div_ceil(n) + 1).min(m));
+    // Per source row: does any ignored pixel fall in each target column's span?
+    let cols: Vec<(usize, usize)> = (0..tw).map(|x| span(x, tw, w)).collect();
+    let row_hits: Vec<Vec<bool>> = (0..h)
+        .map(|y| {
+            let r = &mask[y * w..(y + 1) * w];
+            cols.iter().map(|&(a, b)| r[a..b].contains(&0)).collect()
+        })
+        .collect();
+    for y in 0..th {
+        let (a, b) = span(y, th, h);
+        for x in 0..tw {
+            if row_hits[a..b].iter().any(|r| r[x]) {
+                for c in 0..channels {
+                    t[[c, y, x]] = 0.0;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The model fingerprint: what a bank records to refuse scoring with any other model.

@@ -7,6 +7,13 @@
 //!
 //! **How the edge is treated** (the one rule, used by the bank build, the maps, calibration
 //! and the regions alike):
+//! - The encoders never see the ignored area: before encoding, its pixels are set to the
+//!   normalisation mean (a constant), in the bank's shots and in every image scored with
+//!   that bank. A patch that straddles the edge then sees the same constant beside it on
+//!   every part, instead of digits that change from part to part, so it does not light up
+//!   (the encoders look a little beyond each patch, so without this the edge would).
+//!   The fill follows the ROI the bank was built with; a per-call ROI only confines the
+//!   map, the score and the regions.
 //! - A *patch* (one cell of a feature grid, laid evenly over the image or tile it comes
 //!   from) is inside when **any** of its pixels is inside. Only inside patches enter a bank,
 //!   so features of the ignored area never become "normal"; a patch that straddles the edge
@@ -84,18 +91,19 @@ impl Roi {
     /// the mask pixel under each image pixel's centre.
     pub fn at_size(&self, width: u32, height: u32) -> Vec<u8> {
         let (w, h) = (width as usize, height as usize);
-        let xs: Vec<usize> = (0..w).map(|x| scale(x, w, self.width as usize)).collect();
+        let xs: Vec<usize> = (0..w).map(|x| nearest_index(x, w, self.width as usize)).collect();
         let mut out = Vec::with_capacity(w * h);
         for y in 0..h {
-            let row = scale(y, h, self.height as usize) * self.width as usize;
+            let row = nearest_index(y, h, self.height as usize) * self.width as usize;
             out.extend(xs.iter().map(|&x| self.data[row + x]));
         }
         out
     }
 }
 
-/// The source index under the centre of destination pixel `i` of `n`, for a source of `m`.
-fn scale(i: usize, n: usize, m: usize) -> usize {
+/// The source index under the centre of destination pixel `i` of `n`, for a source of `m`
+/// (nearest-neighbour scaling, as masks are laid over images and encoder inputs).
+pub fn nearest_index(i: usize, n: usize, m: usize) -> usize {
     (((2 * i + 1) * m) / (2 * n)).min(m - 1)
 }
 

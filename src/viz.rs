@@ -141,6 +141,60 @@ pub fn draw_regions(img: &mut RgbImage, regions: &[crate::regions::Region]) {
     }
 }
 
+/// Colour of the region-of-interest outline: cyan, dashed, so it is told apart from the
+/// ground-truth outline ([`CONTOUR_COLOR`]) and from the region boxes.
+pub const ROI_COLOR: [u8; 3] = [0, 255, 255];
+
+/// Draws the outline of a region of interest (`roi`: one byte per image pixel, non-zero =
+/// inspect) as a dashed 1-pixel line just inside it, and dims the ignored area to half its
+/// brightness, so a reviewer sees what was not inspected.
+pub fn draw_roi(img: &mut RgbImage, roi: &[u8]) -> Result<()> {
+    let (w, h) = img.dimensions();
+    check_len("region-of-interest mask", roi.len(), w, h)?;
+    let (wu, hu) = (w as usize, h as usize);
+    let inside = |x: usize, y: usize| roi[y * wu + x] != 0;
+    for y in 0..hu {
+        for x in 0..wu {
+            if !inside(x, y) {
+                let p = img.get_pixel_mut(x as u32, y as u32);
+                p.0 = p.0.map(|c| c / 2);
+                continue;
+            }
+            // On the edge: a 4-neighbour inside the image but outside the ROI.
+            let edge = (x > 0 && !inside(x - 1, y)) || (x + 1 < wu && !inside(x + 1, y)) || (y > 0 && !inside(x, y - 1)) || (y + 1 < hu && !inside(x, y + 1));
+            if edge && ((x + y) / 4) % 2 == 0 {
+                img.put_pixel(x as u32, y as u32, image::Rgb(ROI_COLOR));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Draws the image score against its threshold as a bar along the top edge: the bar's
+/// scale runs from 0 to twice the threshold (the threshold is the white tick in the
+/// middle), filled green up to the score when the image passes and red when it is
+/// anomalous, so the decision and its margin read at a glance.
+pub fn draw_score_bar(img: &mut RgbImage, score: f32, threshold: f32, anomalous: bool) {
+    let (w, h) = img.dimensions();
+    let bar = (h / 32).clamp(4, 16).min(h);
+    let scale = if threshold > 0.0 && threshold.is_finite() { 2.0 * threshold } else { score.abs().max(1e-6) * 2.0 };
+    let fill = ((score / scale).clamp(0.0, 1.0) * w as f32).round() as u32;
+    let tick = (w / 2).min(w.saturating_sub(1));
+    let colour = if anomalous { [220, 30, 30] } else { [40, 190, 60] };
+    for y in 0..bar {
+        for x in 0..w {
+            let c = if x.abs_diff(tick) <= 1 {
+                [255, 255, 255]
+            } else if x < fill {
+                colour
+            } else {
+                [40, 40, 40]
+            };
+            img.put_pixel(x, y, image::Rgb(c));
+        }
+    }
+}
+
 /// Writes `img` as a PNG so that `path` is either the old file or the complete new one,
 /// never a torn write: encode to a temporary file in the same folder, fsync, rename.
 pub fn save_png_atomic(img: &RgbImage, path: &Path) -> Result<()> {

@@ -203,7 +203,8 @@ pub(crate) fn held_out(model: &Model, bank: &MemoryBank, images: &[ImageView<'_>
                 super::tiles::tiled_maps(model, bank, tm, std::slice::from_ref(img), bank.roi(), &mut prep, &mut scratch, &mut ws, &mut patch)?;
             out.maps.pop().ok_or_else(|| Error::Internal("no map for a held-out image".into()))?
         } else {
-            let (grids, _) = model.patch_features_with(&mut prep, &mut scratch, std::slice::from_ref(img))?;
+            let fill = px.as_ref().map(|p| vec![p.clone()]);
+            let (grids, _) = model.patch_features_masked(&mut prep, &mut scratch, std::slice::from_ref(img), fill.as_deref())?;
             let grid = &grids[0];
             bank.patch_scores(grid, &mut patch)?;
             map_from_patches(&patch, grid.w, grid.h, img.width(), img.height(), meta.sigma, meta.image_score, px.as_deref(), &mut ws)?

@@ -308,9 +308,9 @@ impl MemoryBank {
         if let Some(tiling) = opts.tiling {
             return tiles::build(model, images, &opts, &tiling, progress);
         }
-        let grids = encode_normals(model, images, "images", &opts, progress)?;
-        let shots = images.len();
         let roi_px: Option<Vec<Vec<u8>>> = opts.roi.as_ref().map(|r| images.iter().map(|im| r.at_size(im.width(), im.height())).collect());
+        let grids = encode_normals(model, images, roi_px.as_deref(), "images", &opts, progress)?;
+        let shots = images.len();
         let kept = roi_px.as_ref().map(|px| {
             let (gw, gh) = (grids[0].w, grids[0].h);
             inside_rows(&grids, shots, &opts.augment, |i| {
@@ -450,8 +450,17 @@ impl MemoryBank {
 }
 
 /// Encodes the normal images (and their augmented copies) into bank feature grids, in
-/// batches. Grids come back in image order, copies after their originals.
-pub(crate) fn encode_normals(model: &Model, images: &[ImageView<'_>], unit: &str, opts: &BankOptions, progress: ProgressFn<'_>) -> Result<Vec<Grid>> {
+/// batches. Grids come back in image order, copies after their originals. `fill`: each
+/// image's region of interest at its size, whose ignored pixels the encoders see as a
+/// constant ([`Model::prepare_masked`]).
+pub(crate) fn encode_normals(
+    model: &Model,
+    images: &[ImageView<'_>],
+    fill: Option<&[Vec<u8>]>,
+    unit: &str,
+    opts: &BankOptions,
+    progress: ProgressFn<'_>,
+) -> Result<Vec<Grid>> {
     let per_image = 1 + copies(&opts.augment).len();
     let grid = {
         let m = model.manifest();
@@ -470,7 +479,8 @@ pub(crate) fn encode_normals(model: &Model, images: &[ImageView<'_>], unit: &str
     let mut originals = Vec::with_capacity(images.len());
     let mut extra = Vec::new();
     for (bi, chunk) in images.chunks(opts.batch_size).enumerate() {
-        let batch = model.prepare(&mut preparer, chunk)?;
+        let at = bi * opts.batch_size;
+        let batch = model.prepare_masked(&mut preparer, chunk, fill.map(|f| &f[at..at + chunk.len()]))?;
         originals.extend(model.patch_features_prepared(&batch)?);
         for aug in copies(&opts.augment) {
             extra.push(model.patch_features_prepared(&augment_batch(&batch, aug))?);

@@ -109,12 +109,13 @@ pub(crate) fn build(model: &Model, images: &[ImageView<'_>], opts: &BankOptions,
     for (g, im) in grids.iter().zip(images) {
         views.extend(g.views(im)?);
     }
-    let feats = encode_normals(model, &views, "tiles", opts, progress)?;
+    let roi_px: Option<Vec<Vec<u8>>> = opts.roi.as_ref().map(|r| images.iter().map(|im| r.at_size(im.width(), im.height())).collect());
+    let fill = roi_px.as_ref().map(|px| tile_masks(&grids, px));
+    let feats = encode_normals(model, &views, fill.as_deref(), "tiles", opts, progress)?;
     let parts = match tiling.layout {
         TileLayout::Shared => 1,
         TileLayout::PerPosition => grids[0].len(),
     };
-    let roi_px: Option<Vec<Vec<u8>>> = opts.roi.as_ref().map(|r| images.iter().map(|im| r.at_size(im.width(), im.height())).collect());
     let kept = match &roi_px {
         None => None,
         Some(px) => Some(roi_rows(&feats, &grids, px, images, parts, opts)?),
@@ -135,6 +136,25 @@ pub(crate) fn build(model: &Model, images: &[ImageView<'_>], opts: &BankOptions,
     let mut meta = BankMeta::fitted(model, opts, &feats[0], &vectors, images.len(), (iterations, converged), calibration);
     meta.tiles = Some(TileMeta { tiling: *tiling, tile_w, tile_h, positions });
     MemoryBank::from_parts(vectors, meta)?.with_roi(opts.roi.clone())
+}
+
+/// Each tile's part of the region of interest (`px`: the mask at each image's size), at the
+/// tile's size, in the order of the tiles of all images.
+fn tile_masks(grids: &[TileGrid], px: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for (g, m) in grids.iter().zip(px) {
+        let w = g.width as usize;
+        for t in 0..g.len() {
+            let (x, y) = g.origin(t);
+            let (x, y) = (x as usize, y as usize);
+            let mut tile = Vec::with_capacity(g.tile_w as usize * g.tile_h as usize);
+            for r in y..y + g.tile_h as usize {
+                tile.extend_from_slice(&m[r * w + x..r * w + x + g.tile_w as usize]);
+            }
+            out.push(tile);
+        }
+    }
+    out
 }
 
 /// The rows of each tile's features inside the region of interest (`px`: the mask at each
@@ -307,12 +327,18 @@ pub(crate) fn tiled_maps(
         views.extend(g.views(im)?);
         part.extend((0..g.len()).map(|t| if bank.parts() == 1 { 0 } else { t }));
     }
+    // The encoders see the bank's own region of interest filled, as when it was built.
+    let fill = bank.roi().map(|r| {
+        let px: Vec<Vec<u8>> = grids.iter().map(|g| r.at_size(g.width, g.height)).collect();
+        tile_masks(&grids, &px)
+    });
     let per = meta.grid_w * meta.grid_h;
     let mut scores = Vec::with_capacity(views.len() * per);
     let mut features = FeatureTimings::default();
     let mut matching_s = 0.0;
     for (c, chunk) in views.chunks(SCORE_TILE_BATCH).enumerate() {
-        let (gs, t) = model.patch_features_with(prep, scratch, chunk)?;
+        let at = c * SCORE_TILE_BATCH;
+        let (gs, t) = model.patch_features_masked(prep, scratch, chunk, fill.as_ref().map(|f| &f[at..at + chunk.len()]))?;
         features.prepare_s += t.prepare_s;
         features.hiera_s += t.hiera_s;
         features.dinov2_s += t.dinov2_s;

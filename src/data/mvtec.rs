@@ -230,6 +230,18 @@ pub fn load_mask(path: &Path, width: u32, height: u32) -> Result<Vec<bool>> {
     })
 }
 
+/// Loads a region-of-interest mask image (any size; non-zero in any channel = inspect) as
+/// a [`crate::roi::Roi`]. An all-zero mask is refused, naming the file.
+pub fn load_roi(path: &Path) -> Result<crate::roi::Roi> {
+    let img = decode(path)?;
+    let (w, h) = (img.width(), img.height());
+    let on: Vec<u8> = match img {
+        image::DynamicImage::ImageLuma8(m) => m.into_raw(),
+        other => other.to_rgb16().pixels().map(|p| u8::from(p.0.iter().any(|&v| v != 0))).collect(),
+    };
+    crate::roi::Roi::new(&on, w, h, 0).map_err(|e| Error::format(path, format!("region-of-interest mask: {e}")))
+}
+
 /// Expands command-line arguments into image files: a file is taken as given, a folder
 /// contributes its image files (sorted by name, hidden ones skipped).
 pub fn collect_images(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {

@@ -66,7 +66,9 @@ pub enum RoiChoice<'a> {
     Bank,
     /// The whole image, even if the bank has a default ROI.
     Everywhere,
-    /// This mask instead of the bank's (any size: it is scaled to each image).
+    /// This mask instead of the bank's (any size: it is scaled to each image). It confines
+    /// the map, the image score and the regions; the encoders still see the bank's own ROI
+    /// filled, as when the bank was built ([`crate::roi`]).
     Mask(&'a Roi),
 }
 
@@ -222,7 +224,10 @@ pub fn score_batch_with(
             })
             .collect();
     }
-    let (grids, ft) = model.patch_features_with(&mut ws.preparer, &mut ws.features, images)?;
+    // The encoders see the bank's own region of interest filled, as when it was built (a
+    // per-call ROI only confines the map, score and regions).
+    let fill: Option<Vec<Vec<u8>>> = bank.roi().map(|r| images.iter().map(|im| r.at_size(im.width(), im.height())).collect());
+    let (grids, ft) = model.patch_features_masked(&mut ws.preparer, &mut ws.features, images, fill.as_deref())?;
     let n = images.len() as f64;
     let mut out = Vec::with_capacity(images.len());
     for (img, grid) in images.iter().zip(&grids) {

@@ -51,6 +51,11 @@ pub struct BankArgs {
     /// position: aligned parts; scores only images of the fitted size).
     #[arg(long, default_value = "shared", value_name = "LAYOUT")]
     pub tile_bank: String,
+    /// Region of interest: a mask image (any size, scaled to each image; non-zero =
+    /// inspect, black = ignore). Patches wholly outside stay out of the bank, and the bank
+    /// keeps the mask as the default of every `score`.
+    #[arg(long, value_name = "MASK.png")]
+    pub roi: Option<std::path::PathBuf>,
 }
 
 impl BankArgs {
@@ -91,6 +96,7 @@ impl BankArgs {
                 0 => None,
                 tile => Some(Tiling { tile, overlap: self.tile_overlap, layout: TileLayout::parse(&self.tile_bank)? }),
             },
+            roi: self.roi.as_deref().map(nexvitad::data::load_roi).transpose()?,
             ..BankOptions::default()
         })
     }

@@ -91,9 +91,22 @@ pub fn print_table(rows: &[EvalReport]) {
     }
 }
 
-/// One line per category whose pixel metrics are missing or partial, saying why.
+/// One line per category whose pixel metrics are missing or partial, saying why, and one
+/// with the defect regions at the bank's pixel threshold.
 pub fn print_notes(rows: &[EvalReport]) {
     for r in rows {
+        if let (Some(per_def), Some(per_good)) = (r.regions_per_defective, r.regions_per_good) {
+            let recall = match r.region_recall {
+                Some(x) => format!("{:.1} % of {} true defects hit by a region", 100.0 * x, r.region_defects),
+                None => "no masks for a region recall".to_string(),
+            };
+            println!(
+                "{}: regions at pixel threshold {:.4}{}: {recall}; {per_def:.2} regions per defective image, {per_good:.2} per good image (false alarms)",
+                r.category,
+                r.pixel_threshold,
+                r.roi.map_or(String::new(), |[w, h]| format!(" inside the {w}x{h} ROI"))
+            );
+        }
         if let Some(n) = &r.pixel_note {
             println!("{}: {n}", r.category);
         }

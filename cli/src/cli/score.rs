@@ -34,6 +34,13 @@ pub struct ScoreArgs {
     /// Draw regions at this pixel threshold instead of the bank's.
     #[arg(long, value_name = "T")]
     pixel_threshold: Option<f32>,
+    /// Region of interest for these images, replacing the bank's: a mask image (any size;
+    /// non-zero = inspect, black = ignore).
+    #[arg(long, value_name = "MASK.png", conflicts_with = "no_roi")]
+    roi: Option<PathBuf>,
+    /// Inspect the whole image even if the bank has a region of interest.
+    #[arg(long)]
+    no_roi: bool,
 }
 
 pub fn run(a: ScoreArgs) -> nexvitad::Result<()> {
@@ -44,10 +51,16 @@ pub fn run(a: ScoreArgs) -> nexvitad::Result<()> {
         std::fs::create_dir_all(d).map_err(|e| nexvitad::Error::io("cannot create", d, e))?;
     }
     let mut ws = nexvitad::Workspace::new();
+    let caller_roi = a.roi.as_deref().map(nexvitad::data::load_roi).transpose()?;
     let opts = nexvitad::ScoreOptions {
         image_threshold: a.image_threshold,
         pixel_threshold: a.pixel_threshold,
         regions: a.regions.then_some(nexvitad::RegionOptions { min_area: a.min_area }),
+        roi: match (&caller_roi, a.no_roi) {
+            (Some(r), _) => nexvitad::RoiChoice::Mask(r),
+            (None, true) => nexvitad::RoiChoice::Everywhere,
+            (None, false) => nexvitad::RoiChoice::Bank,
+        },
     };
     opts.validate()?;
     let mut used = std::collections::HashSet::new();
@@ -57,7 +70,16 @@ pub fn run(a: ScoreArgs) -> nexvitad::Result<()> {
         if let Some(d) = &a.heatmaps {
             let (lo, hi) = nexvitad::eval::heat_range(&bank);
             let mut ov = nexvitad::viz::heatmap_overlay(&img, &r.map.values, lo, hi, None)?;
+            let applied = match r.roi {
+                nexvitad::RoiSource::None => None,
+                nexvitad::RoiSource::Bank => bank.roi(),
+                nexvitad::RoiSource::Caller => caller_roi.as_ref(),
+            };
+            if let Some(roi) = applied {
+                nexvitad::viz::draw_roi(&mut ov, &roi.at_size(img.width(), img.height()))?;
+            }
             nexvitad::viz::draw_regions(&mut ov, &r.regions);
+            nexvitad::viz::draw_score_bar(&mut ov, r.map.image_score, r.image_threshold, r.is_anomalous);
             // Images from several folders may share a stem (good/000.png, crack/000.png): the
             // folder's name then goes in front, and a counter after, so no overlay replaces another.
             let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
@@ -83,6 +105,7 @@ pub fn run(a: ScoreArgs) -> nexvitad::Result<()> {
                 "pixel_threshold": r.pixel_threshold,
                 "pixel_threshold_source": if r.pixel_threshold_from_caller { "caller" } else { "bank" },
                 "anomalous": r.is_anomalous,
+                "roi": r.roi,
                 "width": r.map.width,
                 "height": r.map.height,
             });
