@@ -1348,6 +1348,170 @@ static nexvitad_status c_log_reentrant(void) {
 }
 static nexvitad_status c_panic(void) { return keep(nexvitad_selftest_panic()); }
 
+/* Regions of interest and recalibration (revision 4) */
+
+/* An 8 x 6 mask, 1 = inspect, with its right third ignored; `zero` makes it all 0. */
+static uint8_t g_roi_bytes[8 * 6];
+static nexvitad_mask roi_mask(int zero) {
+    for (int i = 0; i < 8 * 6; i++) g_roi_bytes[i] = (uint8_t)(!zero && (i % 8) < 6);
+    nexvitad_mask m = {g_roi_bytes, 8, 6, 0};
+    return m;
+}
+#define BROI_ROW(fn, field, value)                        \
+    static nexvitad_status fn(void) {                     \
+        nexvitad_mask m = roi_mask(0);                    \
+        m.field = value;                                  \
+        nexvitad_bank_options o = bank_options();         \
+        o.roi = &m;                                       \
+        return build_with(&o);                            \
+    }
+BROI_ROW(r_build_data_null, data, NULL)
+BROI_ROW(r_build_width0, width, 0)
+BROI_ROW(r_build_stride_short, stride, 4)
+BROI_ROW(r_build_huge, width, 70000)
+static nexvitad_status r_build_all_zero(void) {
+    nexvitad_mask m = roi_mask(1);
+    nexvitad_bank_options o = bank_options();
+    o.roi = &m;
+    return build_with(&o);
+}
+/* A bank built with the 8 x 6 mask: 0/1 bytes back from get_roi, its size in the info, and
+   scores confined to it (roi_source FROM_BANK; map 0 on the ignored right third). */
+static nexvitad_bank *roi_bank(void) {
+    nexvitad_mask m = roi_mask(0);
+    g_roi_bytes[0] = 255; /* any non-zero byte is "inspect" and comes back as 1 */
+    nexvitad_bank_options o = bank_options();
+    o.roi = &m;
+    nexvitad_bank *b = NULL;
+    if (nexvitad_bank_build(g_m, g_views, 2, &o, NULL, NULL, &b) != NEXVITAD_OK) {
+        snprintf(g_msg, sizeof g_msg, "(building the ROI bank failed: %s)", nexvitad_last_error());
+        return NULL;
+    }
+    return b;
+}
+static nexvitad_status r_bank_roi_valid(void) {
+    nexvitad_bank *b = roi_bank();
+    if (!b) return NEXVITAD_INTERNAL;
+    nexvitad_status s = NEXVITAD_OK;
+    nexvitad_bank_info info;
+    info.struct_size = sizeof info;
+    uint8_t back[8 * 6 + 1];
+    memset(back, 0xAB, sizeof back);
+    size_t n = g_views0_pixels();
+    float *map = (float *)malloc(n * sizeof *map);
+    nexvitad_result r;
+    r.struct_size = sizeof r;
+    if (nexvitad_bank_get_info(b, &info) != NEXVITAD_OK || info.roi_width != 8 || info.roi_height != 6)
+        s = row_fail("bank info roi %ux%u, want 8x6", info.roi_width, info.roi_height);
+    else if (nexvitad_bank_get_roi(b, back, sizeof back) != NEXVITAD_OK)
+        s = row_fail("get_roi failed: %s", nexvitad_last_error());
+    else if (back[0] != 1 || back[6] != 0 || back[5] != 1 || back[8 * 6] != 0xAB)
+        s = row_fail("get_roi gave %u %u %u (want 1 1 0) or wrote past the mask", back[0], back[5], back[6]);
+    else if (nexvitad_score(NULL, b, &g_views[0], map, n, &r) != NEXVITAD_OK)
+        s = row_fail("scoring failed: %s", nexvitad_last_error());
+    else if (r.roi_source != NEXVITAD_ROI_FROM_BANK)
+        s = row_fail("roi_source %u, want NEXVITAD_ROI_FROM_BANK", r.roi_source);
+    else {
+        uint32_t w = g_views[0].width, x;
+        for (x = w - 1; x > w * 3 / 4; x--)
+            if (map[x] != 0.0f) s = row_fail("map[%u] = %g in the ignored right quarter", x, map[x]);
+    }
+    free(map);
+    nexvitad_bank_free(b);
+    return s;
+}
+static nexvitad_status r_get_roi_none(void) {
+    uint8_t buf[4];
+    return keep(nexvitad_bank_get_roi(g_b, buf, sizeof buf));
+}
+static nexvitad_status r_get_roi_out_null(void) {
+    nexvitad_bank *b = roi_bank();
+    if (!b) return NEXVITAD_INTERNAL;
+    nexvitad_status s = keep(nexvitad_bank_get_roi(b, NULL, 48));
+    nexvitad_bank_free(b);
+    return s;
+}
+static nexvitad_status r_get_roi_short(void) {
+    nexvitad_bank *b = roi_bank();
+    if (!b) return NEXVITAD_INTERNAL;
+    uint8_t buf[47];
+    memset(buf, 0xAB, sizeof buf);
+    nexvitad_status s = keep(nexvitad_bank_get_roi(b, buf, sizeof buf));
+    if (!untouched(buf, sizeof buf, 0xAB)) s = row_fail("a short buffer was written");
+    nexvitad_bank_free(b);
+    return s;
+}
+/* Per call: a mask of another size than the image is scaled (valid, roi_source
+   FROM_CALLER); all zero, ignore_bank_roi 2, reserved0 set are refused. */
+static nexvitad_status r_score_roi_valid(void) {
+    nexvitad_mask m = roi_mask(0);
+    nexvitad_score_options o = score_options();
+    o.roi = &m;
+    nexvitad_result r;
+    nexvitad_status s = swo(&o, NULL, 0, NULL, &r);
+    if (s == NEXVITAD_OK && r.roi_source != NEXVITAD_ROI_FROM_CALLER)
+        return row_fail("roi_source %u, want NEXVITAD_ROI_FROM_CALLER", r.roi_source);
+    return s;
+}
+static nexvitad_status r_score_all_zero(void) {
+    nexvitad_mask m = roi_mask(1);
+    nexvitad_score_options o = score_options();
+    o.roi = &m;
+    nexvitad_result r;
+    return swo(&o, NULL, 0, NULL, &r);
+}
+SOPT_ROW(r_score_ignore2, ignore_bank_roi, 2)
+SOPT_ROW(r_score_reserved, reserved0, 1)
+/* A revision-3 caller's bank options (struct_size without `roi`): valid, no ROI. */
+static nexvitad_status r_build_old_size(void) {
+    nexvitad_bank_options o = bank_options();
+    nexvitad_mask m = roi_mask(1); /* all zero: would be refused if it were read */
+    o.roi = &m;
+    o.struct_size = offsetof(nexvitad_bank_options, roi);
+    nexvitad_bank *b = NULL;
+    nexvitad_status s = keep(nexvitad_bank_build(g_m, g_views, 2, &o, NULL, NULL, &b));
+    if (s != NEXVITAD_OK) return s;
+    nexvitad_bank_info info;
+    info.struct_size = sizeof info;
+    nexvitad_bank_get_info(b, &info);
+    nexvitad_bank_free(b);
+    if (info.roi_width != 0) return row_fail("the bank has a ROI though options->roi lay beyond struct_size");
+    return s;
+}
+static nexvitad_status recal(float fpr) {
+    nexvitad_bank *out = (nexvitad_bank *)0x1;
+    nexvitad_status s = keep(nexvitad_bank_recalibrate(g_b, fpr, &out));
+    if (s != NEXVITAD_OK && out != (nexvitad_bank *)0x1) return row_fail("out was written on failure");
+    if (s == NEXVITAD_OK) nexvitad_bank_free(out);
+    return s;
+}
+static nexvitad_status r_recal_nan(void) { return recal(NAN); }
+static nexvitad_status r_recal_zero(void) { return recal(0.0f); }
+static nexvitad_status r_recal_one(void) { return recal(1.0f); }
+static nexvitad_status r_recal_out_null(void) { return keep(nexvitad_bank_recalibrate(g_b, 0.01f, NULL)); }
+static nexvitad_status r_recal_bank_null(void) {
+    nexvitad_bank *out = NULL;
+    return keep(nexvitad_bank_recalibrate(NULL, 0.01f, &out));
+}
+/* Valid: a stricter target gives a new bank with thresholds at least as high; the original
+   is unchanged. */
+static nexvitad_status r_recal_valid(void) {
+    nexvitad_bank_info a, b, c;
+    a.struct_size = b.struct_size = c.struct_size = sizeof a;
+    nexvitad_bank *out = NULL;
+    nexvitad_bank_get_info(g_b, &a);
+    nexvitad_status s = keep(nexvitad_bank_recalibrate(g_b, 0.001f, &out));
+    if (s != NEXVITAD_OK) return s;
+    nexvitad_bank_get_info(out, &b);
+    nexvitad_bank_get_info(g_b, &c);
+    nexvitad_bank_free(out);
+    if (b.target_fpr != 0.001f || b.image_threshold < a.image_threshold || b.pixel_threshold < a.pixel_threshold)
+        return row_fail("recalibrated: fpr %g, thresholds %g %g (were %g %g)", b.target_fpr, b.image_threshold,
+                        b.pixel_threshold, a.image_threshold, a.pixel_threshold);
+    if (memcmp(&a, &c, sizeof a) != 0) return row_fail("the original bank changed");
+    return s;
+}
+
 /* ---- the table ------------------------------------------------------------------------ */
 
 typedef struct row {
@@ -1376,7 +1540,7 @@ static const row ROWS[] = {
     {"image", "`image` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: image is NULL", i_image_null},
     {"image", "unknown pixel format 42", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: image.format: unknown pixel format 42 (expected 0=GRAY8, 1=RGB8, 2=BGR8, 3=RGBA8, 4=BGRA8)", i_format},
     {"image", "map buffer of 10 floats for a 96 × 72 image", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: map_len 10 is smaller than the 96x72 map the image needs (6912 floats) for image", i_map_short},
-    {"image", "result `struct_size` 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: out->struct_size is 0; set it to sizeof(nexvitad_result) (96 in this library's nexvitad.h)", i_result_size},
+    {"image", "result `struct_size` 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: out->struct_size is 0; set it to sizeof(nexvitad_result) (104 in this library's nexvitad.h)", i_result_size},
     {"image", "result pointer NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score: invalid argument: out is NULL", i_result_null},
     {"image", "`nexvitad_bank_build`: `images[1].data` NULL (the index is named)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: images[1].data is NULL", i_build_index},
     {"image", "`nexvitad_score_batch` with n = 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_batch: invalid argument: n is 0: images must hold at least one image", i_batch_zero},
@@ -1410,8 +1574,8 @@ static const row ROWS[] = {
     {"options", "scorer 5", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->scorer 5 is not a nexvitad_scorer (0 SINKHORN, 1 FULL, 2 CORESET)", o_scorer},
     {"options", "image_score_mode 3", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->image_score_mode 3 is not a nexvitad_image_score_mode (0 MAX, 1 TOP_MEAN)", o_mode},
     {"options", "augment 0x10 (unknown flag)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->augment 0x10 has bits that are not nexvitad_augment flags", o_augment},
-    {"options", "bank options `struct_size` 3", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->struct_size is 3; set it to sizeof(nexvitad_bank_options) (88 in this library's nexvitad.h)", o_struct_small},
-    {"options", "bank options `struct_size` 64 bytes larger than this library knows", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->struct_size 152 is larger than this library's nexvitad_bank_options (88 bytes): the program was built against a newer nexvitad.h than the libnexvitad it loaded", o_struct_big},
+    {"options", "bank options `struct_size` 3", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->struct_size is 3; set it to sizeof(nexvitad_bank_options) (96 in this library's nexvitad.h)", o_struct_small},
+    {"options", "bank options `struct_size` 64 bytes larger than this library knows", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->struct_size 160 is larger than this library's nexvitad_bank_options (96 bytes): the program was built against a newer nexvitad.h than the libnexvitad it loaded", o_struct_big},
     {"options", "n = 0 images", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: n is 0: images must hold at least one image", o_n_zero},
     {"options", "n = SIZE_MAX images", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: n 18446744073709551615 is above the 1048576 images one call accepts", o_n_huge},
     {"options", "`images` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: images is NULL", o_images_null},
@@ -1454,14 +1618,14 @@ static const row ROWS[] = {
     {"regions", "`out` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: out is NULL", s_out_null},
     {"regions", "a model of another fingerprint", NEXVITAD_MISMATCH, "nexvitad_score_with_options: mismatch: this bank was built by model ...", s_other_model},
     {"regions", "map buffer of 10 floats", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: map_len 10 is smaller than the 96x72 map the image needs (6912 floats) for image", s_map_short},
-    {"regions", "score options `struct_size` 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: options->struct_size is 0; set it to sizeof(nexvitad_score_options) (24 in this library's nexvitad.h)", s_struct_zero},
-    {"regions", "score options `struct_size` 64 bytes larger than this library knows", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: options->struct_size 88 is larger than this library's nexvitad_score_options (24 bytes): the program was built against a newer nexvitad.h than the libnexvitad it loaded", s_struct_big},
+    {"regions", "score options `struct_size` 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: options->struct_size is 0; set it to sizeof(nexvitad_score_options) (40 in this library's nexvitad.h)", s_struct_zero},
+    {"regions", "score options `struct_size` 64 bytes larger than this library knows", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: options->struct_size 104 is larger than this library's nexvitad_score_options (40 bytes): the program was built against a newer nexvitad.h than the libnexvitad it loaded", s_struct_big},
     {"regions", "image_threshold = NaN", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: image_threshold NaN must be finite and >= 0", s_image_nan},
     {"regions", "image_threshold = +∞", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: image_threshold inf must be finite and >= 0", s_image_inf},
     {"regions", "pixel_threshold = NaN (nothing written: map, regions, count and out untouched)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: pixel_threshold NaN must be finite and >= 0", s_pixel_nan},
     {"regions", "`regions` NULL with `regions_cap` 4", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: regions is NULL but regions_cap is 4", s_regions_null_cap},
     {"regions", "`nexvitad_score_options_default(NULL)`", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_options_default: invalid argument: options is NULL", s_defaults_null},
-    {"regions", "`nexvitad_score_options_default` with `struct_size` 4", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_options_default: invalid argument: options->struct_size is 4; set it to sizeof(nexvitad_score_options) (24 in this library's nexvitad.h)", s_defaults_size},
+    {"regions", "`nexvitad_score_options_default` with `struct_size` 4", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_options_default: invalid argument: options->struct_size is 4; set it to sizeof(nexvitad_score_options) (40 in this library's nexvitad.h)", s_defaults_size},
     {"regions", "options NULL (valid: the map and result of `nexvitad_score`, bit for bit; threshold_flags and region_count 0)", NEXVITAD_OK, "", s_null_options},
     {"regions", "image_threshold −5, pixel_threshold −∞ (valid: negative = the bank's; threshold_flags 0)", NEXVITAD_OK, "", s_negative_thresholds},
     {"regions", "image_threshold 0 and a caller pixel_threshold (valid: both flags set, the image is anomalous)", NEXVITAD_OK, "", s_caller_thresholds},
@@ -1471,6 +1635,28 @@ static const row ROWS[] = {
     {"regions", "min_region_area above the image's pixel count (valid: no regions)", NEXVITAD_OK, "", s_min_area},
     {"regions", "result `struct_size` 80 (a revision-2 caller; valid: the count comes through `region_count`, the bytes after `struct_size` are untouched)", NEXVITAD_OK, "", s_old_result},
     {"regions", "a per-position bank of 96 × 72 images scores an 80 × 64 image", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: this bank keeps one bank per tile position of 96x72 images; an image of 80x64 cannot be scored with it (give 96x72 images, or build a shared tile bank)", s_per_position_other_size},
+
+    /* Regions of interest and recalibration (revision 4) */
+    {"roi", "bank options `roi->data` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->roi->data is NULL", r_build_data_null},
+    {"roi", "bank options `roi` of width 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->roi: mask size 0x6: width and height must be > 0", r_build_width0},
+    {"roi", "bank options `roi->stride` 4 below its width 8", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->roi->stride 4 is smaller than its width 8", r_build_stride_short},
+    {"roi", "bank options `roi` 70000 pixels wide", NEXVITAD_LIMIT_EXCEEDED, "nexvitad_bank_build: limit exceeded: options->roi: mask size 70000x6 is above 65536 per side", r_build_huge},
+    {"roi", "bank options `roi` all zero (selects nothing)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->roi: ROI mask 8x6 is all zero: it selects no pixel to inspect (non-zero = inspect)", r_build_all_zero},
+    {"roi", "a bank built with an 8 × 6 mask for 96 × 72 images (valid: scaled; get_roi gives 0/1, info 8 × 6, roi_source FROM_BANK, map 0 where ignored)", NEXVITAD_OK, "", r_bank_roi_valid},
+    {"roi", "bank options of a revision-3 caller (`struct_size` without `roi`; valid: the field is not read)", NEXVITAD_OK, "", r_build_old_size},
+    {"roi", "`nexvitad_bank_get_roi` on a bank without a ROI", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_get_roi: invalid argument: this bank has no region of interest (nexvitad_bank_info.roi_width is 0)", r_get_roi_none},
+    {"roi", "`nexvitad_bank_get_roi` with `out` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_get_roi: invalid argument: out is NULL", r_get_roi_out_null},
+    {"roi", "`nexvitad_bank_get_roi` into 47 bytes for an 8 × 6 mask (untouched)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_get_roi: invalid argument: out_len 47 is smaller than the 8x6 mask (48 bytes)", r_get_roi_short},
+    {"roi", "score options `roi` of another size than the image (valid: scaled; roi_source FROM_CALLER)", NEXVITAD_OK, "", r_score_roi_valid},
+    {"roi", "score options `roi` all zero", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: options->roi: ROI mask 8x6 is all zero: it selects no pixel to inspect (non-zero = inspect)", r_score_all_zero},
+    {"roi", "score options `ignore_bank_roi` 2", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: options->ignore_bank_roi is 2; it must be 0 or 1", r_score_ignore2},
+    {"roi", "score options `reserved0` 1", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: options->reserved0 is 1; it must be 0", r_score_reserved},
+    {"roi", "`nexvitad_bank_recalibrate` to target FPR NaN (`out` untouched)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_recalibrate: invalid argument: target_fpr NaN must be in (0, 1)", r_recal_nan},
+    {"roi", "`nexvitad_bank_recalibrate` to target FPR 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_recalibrate: invalid argument: target_fpr 0 must be in (0, 1)", r_recal_zero},
+    {"roi", "`nexvitad_bank_recalibrate` to target FPR 1", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_recalibrate: invalid argument: target_fpr 1 must be in (0, 1)", r_recal_one},
+    {"roi", "`nexvitad_bank_recalibrate` with `out` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_recalibrate: invalid argument: out is NULL", r_recal_out_null},
+    {"roi", "`nexvitad_bank_recalibrate` with `bank` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_recalibrate: invalid argument: bank is NULL", r_recal_bank_null},
+    {"roi", "`nexvitad_bank_recalibrate` to 0.001 (valid: a new bank, thresholds at least as high; the original unchanged)", NEXVITAD_OK, "", r_recal_valid},
 
     /* Model folder and model.json (nexvitad_model_open) */
     {"model.json", "`dir` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: dir is NULL", m_dir_null},
@@ -1524,7 +1710,7 @@ static const row ROWS[] = {
     {"bank file", "one digit changed in the stored image threshold (still valid JSON)", FORMAT_, "nexvitad_bank_load: bad file '{work}/flip-threshold.safetensors': the bank's contents do not match its checksum (metadata 'sha256'): the file is damaged; restore it or rebuild the bank", b_flip_threshold},
     {"bank file", "one bit flipped in the vectors (still a finite float)", FORMAT_, "nexvitad_bank_load: bad file '{work}/flip-vector.safetensors': the bank's contents do not match its checksum (metadata 'sha256'): the file is damaged; restore it or rebuild the bank", b_flip_vector},
     {"bank file", "a NaN written into the vectors", FORMAT_, "nexvitad_bank_load: bad file '{work}/nan.safetensors': tensor 'vectors' holds NaN or infinite values", b_nan},
-    {"bank file", "future bank `format_version` 9", FORMAT_, "nexvitad_bank_load: bad file '{work}/future.safetensors': bank format_version 9 is not one this nexvitad reads (1..=2)", b_future},
+    {"bank file", "future bank `format_version` 9", FORMAT_, "nexvitad_bank_load: bad file '{work}/future.safetensors': bank format_version 9 is not one this nexvitad reads (1..=3)", b_future},
     {"bank file", "a safetensors file that is not a bank", FORMAT_, "nexvitad_bank_load: bad file '{work}/not-bank.safetensors': not a nexvitad bank (metadata 'format' is not 'nexvitad-bank')", b_not_bank},
     {"bank file", "a bank built by another model (other fingerprint)", NEXVITAD_MISMATCH, "nexvitad_bank_load: mismatch: this bank was built by model ...", b_other_model},
     {"bank file", "`nexvitad_score` with a bank of another model", NEXVITAD_MISMATCH, "nexvitad_score: mismatch: this bank was built by model ...", b_other_score},
