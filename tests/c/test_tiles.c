@@ -461,6 +461,98 @@ static void test_fixture(nexvitad_model *m) {
     OK(nexvitad_bank_free(b));
 }
 
+/* The region-of-interest fixture (revision 4): roi.bank scores inside its own mask as
+   expected_roi.json says; its mask comes back as roi.mask; roi.mask given per call to
+   tiny.bank, and roi.bank with its ROI ignored, give the caller_roi_* and ignore_roi_* bits. */
+static void roi_case(nexvitad_bank *b, const nexvitad_image *im, const nexvitad_score_options *o, size_t map_len,
+                     const char *json, const char *score_key, const char *sha_key, uint32_t want_source, const char *what) {
+    char want_score[16] = "", want_sha[80] = "";
+    CHECK(json_field(json, score_key, want_score, sizeof want_score) == 0 &&
+              json_field(json, sha_key, want_sha, sizeof want_sha) == 0,
+          "%s: expected_roi.json has %s and %s", what, score_key, sha_key);
+    float *map = (float *)malloc(map_len * sizeof *map);
+    nexvitad_result r;
+    r.struct_size = sizeof r;
+    OK(nexvitad_score_with_options(NULL, b, im, o, map, map_len, NULL, 0, NULL, &r));
+    uint32_t sb;
+    memcpy(&sb, &r.image_score, 4);
+    char hex[16], sha[65];
+    snprintf(hex, sizeof hex, "%08x", (unsigned)sb);
+    sha256_floats_hex(map, map_len, sha);
+    CHECK(strcmp(hex, want_score) == 0, "%s: image_score bits %s, want %s", what, hex, want_score);
+    CHECK(strcmp(sha, want_sha) == 0, "%s: map sha256 %s, want %s", what, sha, want_sha);
+    CHECK(r.roi_source == want_source, "%s: roi_source %u, want %u", what, r.roi_source, want_source);
+    free(map);
+}
+
+static void test_roi_fixture(nexvitad_model *m) {
+    char path[4096], v[64];
+    path_in(path, sizeof path, g_fixture_dir, "roi.bank");
+    check_fixture(m, path, "expected_roi.json", "ROI fixture (the bank's own ROI)");
+    nexvitad_bank *b = NULL, *plain = NULL;
+    OK(nexvitad_bank_load(m, path, &b));
+    path_in(path, sizeof path, g_fixture_dir, "tiny.bank");
+    OK(nexvitad_bank_load(m, path, &plain));
+    path_in(path, sizeof path, g_fixture_dir, "expected_roi.json");
+    const char *json = read_text(path);
+    unsigned rw = 0, rh = 0;
+    CHECK(json && json_field(json, "roi_width", v, sizeof v) == 0 && sscanf(v, "%u", &rw) == 1 &&
+              json_field(json, "roi_height", v, sizeof v) == 0 && sscanf(v, "%u", &rh) == 1,
+          "expected_roi.json has roi_width and roi_height");
+    path_in(path, sizeof path, g_fixture_dir, "roi.mask");
+    FILE *f = fopen(path, "rb");
+    uint8_t mask[4096];
+    size_t got = f ? fread(mask, 1, sizeof mask, f) : 0;
+    if (f) fclose(f);
+    CHECK(got == (size_t)rw * rh && got > 0, "roi.mask holds %zu bytes, want %ux%u", got, rw, rh);
+    path_in(path, sizeof path, g_fixture_dir, "image.rgb");
+    f = fopen(path, "rb");
+    uint8_t *px = (uint8_t *)malloc(96 * 72 * 3);
+    size_t n = f ? fread(px, 1, 96 * 72 * 3, f) : 0;
+    if (f) fclose(f);
+    if (!b || !plain || !json || got != (size_t)rw * rh || n != 96 * 72 * 3) {
+        nexvitad_bank_free(b);
+        nexvitad_bank_free(plain);
+        free(px);
+        free((void *)json);
+        return;
+    }
+    nexvitad_bank_info i = info_of(b);
+    CHECK(i.roi_width == rw && i.roi_height == rh, "roi.bank info roi %ux%u, want %ux%u", i.roi_width, i.roi_height, rw, rh);
+    uint8_t back[4096];
+    OK(nexvitad_bank_get_roi(b, back, sizeof back));
+    CHECK(memcmp(back, mask, got) == 0, "nexvitad_bank_get_roi gives roi.mask");
+    CHECK(info_of(plain).roi_width == 0, "tiny.bank has no ROI");
+
+    nexvitad_image im = {px, 96, 72, 0, NEXVITAD_PIXEL_RGB8};
+    nexvitad_mask mk = {mask, rw, rh, 0};
+    nexvitad_score_options o;
+    o.struct_size = sizeof o;
+    OK(nexvitad_score_options_default(&o));
+    roi_case(b, &im, &o, 96 * 72, json, "image_score_bits", "map_sha256", NEXVITAD_ROI_FROM_BANK, "roi.bank, default options");
+    o.roi = &mk;
+    roi_case(plain, &im, &o, 96 * 72, json, "caller_roi_image_score_bits", "caller_roi_map_sha256", NEXVITAD_ROI_FROM_CALLER,
+             "tiny.bank with roi.mask per call");
+    /* The same mask with padded rows (stride > width) reads the same pixels. */
+    uint8_t padded[4096 * 2];
+    for (unsigned y = 0; y < rh; y++) {
+        memcpy(padded + y * (rw + 5), mask + y * rw, rw);
+        memset(padded + y * (rw + 5) + rw, 0, 5);
+    }
+    nexvitad_mask strided = {padded, rw, rh, rw + 5};
+    o.roi = &strided;
+    roi_case(plain, &im, &o, 96 * 72, json, "caller_roi_image_score_bits", "caller_roi_map_sha256", NEXVITAD_ROI_FROM_CALLER,
+             "tiny.bank with roi.mask per call, stride + 5");
+    o.roi = NULL;
+    o.ignore_bank_roi = 1;
+    roi_case(b, &im, &o, 96 * 72, json, "ignore_roi_image_score_bits", "ignore_roi_map_sha256", NEXVITAD_ROI_NONE,
+             "roi.bank with ignore_bank_roi");
+    OK(nexvitad_bank_free(b));
+    OK(nexvitad_bank_free(plain));
+    free(px);
+    free((void *)json);
+}
+
 int main(int argc, char **argv) {
     if (argc != 5) {
         fprintf(stderr, "usage: %s MODEL_DIR DATA_DIR FIXTURE_DIR WORK_DIR\n", argv[0]);
@@ -485,6 +577,7 @@ int main(int argc, char **argv) {
     test_revision_and_defaults();
     test_revision2_caller(m);
     test_fixture(m);
+    test_roi_fixture(m);
     test_shared_bank(m);
     test_per_position_bank(m);
     test_bad_tile_options(m);
