@@ -83,6 +83,8 @@
  *       tile_layout                 NEXVITAD_TILE_SHARED        0                 0
  *       reserved1                   (must be 0)                 -                 0
  *       roi                         none (the whole image)      NULL              NULL
+ *       growable                    0 (no)                      0                 0
+ *       reserved2                   (must be 0)                 -                 0
  *     nexvitad_score_options
  *     * image_threshold             the bank's (0 is real)      negative          -1
  *     * pixel_threshold             the bank's (0 is real)      negative          -1
@@ -201,8 +203,10 @@
  *      nexvitad_bank_info grows `roi_width`/`roi_height`; nexvitad_bank_get_roi().
  *      A bank with a ROI is format version 3, which older libraries refuse.
  *      nexvitad_bank_recalibrate(): thresholds at another target FPR without re-encoding.
+ *   5: banks that grow: nexvitad_bank_options grows `growable`, nexvitad_bank_info grows
+ *      `growable`; nexvitad_bank_add() and nexvitad_bank_merge().
  */
-#define NEXVITAD_ABI_REVISION 4
+#define NEXVITAD_ABI_REVISION 5
 
 /**
  * Status returned by every function that can fail. Each value is one class of failure;
@@ -740,6 +744,18 @@ typedef struct nexvitad_bank_options {
      * selects no pixel is NEXVITAD_INVALID_ARGUMENT. See "Region of interest" at the top.
      */
     const struct nexvitad_mask *roi;
+    /**
+     * 1 = keep the shots' features in the bank, so good images can be added later
+     * (nexvitad_bank_add()) and banks merged (nexvitad_bank_merge()) with the result of a
+     * build from all images at once (revision 5). Costs file size for the Sinkhorn and
+     * coreset scorers (about 12 MB for 8 shots at 224 px); nothing for FULL. Whole-image
+     * banks only (with `tile` > 0 it is NEXVITAD_INVALID_ARGUMENT). 0 = the default (no).
+     */
+    uint32_t growable;
+    /**
+     * Reserved, must be 0.
+     */
+    uint32_t reserved2;
 } nexvitad_bank_options;
 
 /**
@@ -902,6 +918,15 @@ typedef struct nexvitad_bank_info {
      * See `roi_width`.
      */
     uint32_t roi_height;
+    /**
+     * 1 if the bank is growable (nexvitad_bank_add(), nexvitad_bank_merge()), else 0
+     * (revision 5).
+     */
+    uint32_t growable;
+    /**
+     * Reserved, written as 0.
+     */
+    uint32_t reserved1;
 } nexvitad_bank_info;
 
 /**
@@ -1545,6 +1570,48 @@ nexvitad_status nexvitad_bank_get_roi(const struct nexvitad_bank *bank,
 nexvitad_status nexvitad_bank_recalibrate(const struct nexvitad_bank *bank,
                                           float target_fpr,
                                           struct nexvitad_bank **out);
+
+/**
+ * A new bank: `bank` with `n` more good images, fitted and calibrated again (leave-one-out
+ * over all its images) exactly as nexvitad_bank_build() would from all of them at once:
+ * the result equals that build bit for bit (revision 5). The bank must be growable
+ * (nexvitad_bank_options.growable); the new images get its augmentation and region of
+ * interest. `bank` is unchanged (handles are immutable); save the new one to keep it.
+ *
+ * `images`, `cb`, `user`: as nexvitad_bank_build() (encoding, then clustering and
+ * calibration over all images). `out`: the new bank, owned by the caller; untouched on
+ * failure.
+ *
+ * Thread-safety: any thread. Errors: NEXVITAD_INVALID_ARGUMENT (NULL argument, n = 0, a
+ * bad image, a bank that is not growable or is tiled), NEXVITAD_LIMIT_EXCEEDED (more than
+ * max_vectors rows), NEXVITAD_CANCELLED, NEXVITAD_RUNTIME.
+ */
+nexvitad_status nexvitad_bank_add(const struct nexvitad_bank *bank,
+                                  const struct nexvitad_image *images,
+                                  size_t n,
+                                  nexvitad_progress_cb cb,
+                                  void *user,
+                                  struct nexvitad_bank **out);
+
+/**
+ * A new bank from the images of two growable banks, `a`'s first: bit for bit the bank
+ * nexvitad_bank_build() makes from all of them at once, fitted and calibrated again
+ * (revision 5). Both banks must come from the same model and agree on every setting that
+ * shapes a bank (scorer, k, sigma, image score, augmentation, seed, target FPR, Sinkhorn
+ * and coreset parameters, region of interest, tiling); the first that differs is named.
+ *
+ * `cb`, `user`: clustering and calibration progress, as nexvitad_bank_build(). `out`: the
+ * new bank, owned by the caller, scoring with `a`'s model; untouched on failure.
+ *
+ * Thread-safety: any thread. Errors: NEXVITAD_INVALID_ARGUMENT (NULL argument, a bank that
+ * is not growable or is tiled), NEXVITAD_MISMATCH (banks of different models or settings),
+ * NEXVITAD_LIMIT_EXCEEDED, NEXVITAD_CANCELLED.
+ */
+nexvitad_status nexvitad_bank_merge(const struct nexvitad_bank *a,
+                                    const struct nexvitad_bank *b,
+                                    nexvitad_progress_cb cb,
+                                    void *user,
+                                    struct nexvitad_bank **out);
 
 /**
  * Releases a bank handle (and, if it was the last user, its model). NULL is a no-op.

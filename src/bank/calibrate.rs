@@ -8,15 +8,15 @@
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
+use super::grow::Shots;
 use super::{fit_vectors, BankOptions, MemoryBank, Progress, ProgressFn, Stage};
 use crate::error::{Error, Result};
 use crate::fusion::scoring::FeatureScratch;
-use crate::fusion::Grid;
 use crate::image::{ImageView, Preparer};
 use crate::kernels::distance::{nearest_distances, row_sq_norms};
 use crate::map::{map_from_patches, MapWorkspace};
 use crate::model::Model;
-use crate::roi::inside_values;
+use crate::roi::{inside_cells, inside_values, Rect, Roi};
 
 /// At most this many pixels are pooled for the pixel quantile (an even subsample beyond).
 const MAX_POOLED_PIXELS: usize = 1 << 22;
@@ -135,47 +135,48 @@ pub(super) fn pool_pixels(pool: &mut Vec<f32>, values: &[f32], roi: Option<&[u8]
     }
 }
 
-/// Leave-one-out calibration over the shots (in-sample with a single shot).
-/// `grids` holds the originals first (`0..shots`), then each augmentation's copies in the
-/// same image order; `rows` the rows of each that enter a bank (all of them, or those
-/// inside the region of interest, whose mask at each shot's size is `roi`).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn leave_one_out(
-    images: &[ImageView<'_>],
-    grids: &[Grid],
-    rows: &[ArrayView2<'_, f32>],
-    roi: Option<&[Vec<u8>]>,
-    shots: usize,
-    opts: &BankOptions,
-    progress: ProgressFn<'_>,
-) -> Result<Calibration> {
+/// Leave-one-out calibration over the shots (in-sample with a single shot), from the
+/// shots' bank rows alone ([`Shots`]): each shot is scored by vectors fitted on the other
+/// shots' blocks, its own copy-0 block matched against them. Only its inside patches are
+/// matched; the map's edge rule replaces the others ([`crate::roi`]), so nothing beyond
+/// the kept rows is needed, which is what lets a growable bank re-calibrate after `add`.
+pub(crate) fn leave_one_out(shots: &Shots, roi: Option<&Roi>, opts: &BankOptions, progress: ProgressFn<'_>) -> Result<Calibration> {
+    let n = shots.shots();
+    let blocks = shots.blocks();
+    let (gw, gh) = shots.grid;
     let mut ws = MapWorkspace::new();
-    let mut image_scores = Vec::with_capacity(shots);
+    let mut image_scores = Vec::with_capacity(n);
     let mut pixels = Vec::new();
-    let method = if shots == 1 { "in-sample" } else { "leave-one-out" };
-    for i in 0..shots {
-        let others: Vec<ArrayView2<f32>> = rows
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| shots == 1 || j % shots != i)
-            .map(|(_, g)| g.view())
-            .collect();
+    let method = if n == 1 { "in-sample" } else { "leave-one-out" };
+    let mut full = vec![0.0f32; gw * gh];
+    for i in 0..n {
+        let others: Vec<ArrayView2<f32>> = blocks.iter().enumerate().filter(|(j, _)| n == 1 || j % n != i).map(|(_, g)| g.view()).collect();
         let mut opts_i = opts.clone();
-        if opts_i.k > others.iter().map(|a| a.nrows()).sum::<usize>() {
-            opts_i.k = others.iter().map(|a| a.nrows()).sum();
-        }
+        let rows: usize = others.iter().map(|a| a.nrows()).sum();
+        opts_i.k = opts_i.k.min(rows);
         // Clustering progress inside calibration is not reported, only cancellation honoured.
         let mut quiet = |_: Progress| true;
         let (vectors, _, _) = fit_vectors(&others, &opts_i, &mut quiet)?;
-        // The held-out image against the vectors fitted without it (no bank needed).
+        // The held-out shot against the vectors fitted without it (no bank needed).
         let mut patch = Vec::new();
-        nearest_distances(grids[i].data.view(), vectors.view(), row_sq_norms(vectors.view()).view(), &mut patch)?;
-        let img = &images[i];
-        let px = roi.map(|r| &r[i][..]);
-        let map = map_from_patches(&patch, grids[i].w, grids[i].h, img.width(), img.height(), opts.sigma, opts.image_score, px, &mut ws)?;
+        nearest_distances(blocks[i].view(), vectors.view(), row_sq_norms(vectors.view()).view(), &mut patch)?;
+        let [w, h] = shots.sizes[i];
+        let px = roi.map(|r| r.at_size(w, h));
+        match &px {
+            None => full.copy_from_slice(&patch),
+            Some(px) => {
+                // Inside cells get their scores in order; the others are replaced by the map.
+                let cells = inside_cells(px, w, Rect { x: 0, y: 0, width: w, height: h }, gw, gh);
+                let mut it = patch.iter();
+                for (f, inside) in full.iter_mut().zip(&cells) {
+                    *f = if *inside { *it.next().ok_or_else(|| Error::Internal("fewer rows than inside cells".into()))? } else { 0.0 };
+                }
+            }
+        }
+        let map = map_from_patches(&full, gw, gh, w, h, opts.sigma, opts.image_score, px.as_deref(), &mut ws)?;
         image_scores.push(map.image_score);
-        pool_pixels(&mut pixels, &map.values, px, shots);
-        if !progress(Progress { stage: Stage::Calibrate, done: i + 1, total: shots }) {
+        pool_pixels(&mut pixels, &map.values, px.as_deref(), n);
+        if !progress(Progress { stage: Stage::Calibrate, done: i + 1, total: n }) {
             return Err(Error::Cancelled);
         }
     }

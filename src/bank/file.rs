@@ -9,7 +9,9 @@
 //! `content_sha256`): a bank whose bytes changed on disk is refused instead of scoring with
 //! silently different prototypes or thresholds. Files without it (written before it existed)
 //! still load. A bank with a default region of interest also holds tensor `roi` (`[h, w]`
-//! u8, 1 = inspect), which the checksum covers too.
+//! u8, 1 = inspect), which the checksum covers too. A growable Sinkhorn or coreset bank also
+//! holds tensor `shots` (`[rows, D]` f32, see `bank::grow`) with its own checksum
+//! `shots_sha256`, so readers that predate it still load and score the bank.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -68,7 +70,16 @@ impl MemoryBank {
         let data = v.as_slice().ok_or_else(|| Error::Internal("bank vectors not contiguous".into()))?;
         let roi = self.roi().map(Roi::data).unwrap_or(&[]);
         meta.insert("sha256".to_string(), content_sha256(&json, data, roi));
-        let vectors = [Named { name: "vectors".into(), shape: vec![v.nrows(), v.ncols()], data }];
+        let shots_std = self.kept_shots().map(|a| a.as_standard_layout());
+        let shots_data = match &shots_std {
+            Some(a) => Some(a.as_slice().ok_or_else(|| Error::Internal("bank shots not contiguous".into()))?),
+            None => None,
+        };
+        let mut vectors = vec![Named { name: "vectors".into(), shape: vec![v.nrows(), v.ncols()], data }];
+        if let (Some(a), Some(d)) = (&shots_std, shots_data) {
+            meta.insert("shots_sha256".to_string(), content_sha256("shots", d, &[]));
+            vectors.push(Named { name: "shots".into(), shape: vec![a.nrows(), a.ncols()], data: d });
+        }
         match self.roi() {
             None => tensors::to_bytes(&vectors, meta),
             Some(r) => {
@@ -107,6 +118,16 @@ impl MemoryBank {
                 Some(Roi::new(&bytes, w, h, 0).map_err(|e| Error::format(path, format!("tensor 'roi': {e}")))?)
             }
         };
+        let shots = match (&meta.growth, meta.scorer) {
+            (Some(_), s) if s != super::ScorerKind::Full => {
+                let (sh, d) = rd.f32("shots", &[None, Some(meta.dim)])?;
+                if rd.metadata().get("shots_sha256").map(String::as_str) != Some(&content_sha256("shots", &d, &[])) {
+                    return Err(Error::format(path, "the bank's kept shots do not match their checksum (metadata 'shots_sha256'): the file is damaged"));
+                }
+                Some(Array2::from_shape_vec((sh[0], sh[1]), d).map_err(|e| Error::format(path, e.to_string()))?)
+            }
+            _ => None,
+        };
         if let Some(want) = rd.metadata().get("sha256") {
             if content_sha256(meta_json, &data, roi.as_ref().map(Roi::data).unwrap_or(&[])) != *want {
                 return Err(Error::format(
@@ -119,7 +140,10 @@ impl MemoryBank {
             return Err(Error::format(path, "the bank holds no vectors"));
         }
         let vectors = Array2::from_shape_vec((shape[0], shape[1]), data).map_err(|e| Error::format(path, e.to_string()))?;
-        MemoryBank::from_parts(vectors, meta).and_then(|b| b.with_roi(roi)).map_err(|e| Error::format(path, e.to_string()))
+        MemoryBank::from_parts(vectors, meta)
+            .and_then(|b| b.with_roi(roi))
+            .and_then(|b| b.with_shots(shots))
+            .map_err(|e| Error::format(path, e.to_string()))
     }
 
     /// Loads a bank file and checks it was built by `model`.

@@ -8,6 +8,7 @@
 pub mod calibrate;
 pub mod coreset;
 pub mod file;
+mod grow;
 pub mod sinkhorn;
 pub mod tiles;
 
@@ -21,10 +22,11 @@ use crate::fusion::Grid;
 use crate::kernels::distance;
 use crate::image::{ImageView, Preparer};
 use crate::model::{Model, PreparedBatch};
-use crate::roi::{inside_cells, Rect, Roi};
+use crate::roi::Roi;
 use crate::tiling::Tiling;
 
 pub use calibrate::Calibration;
+pub use grow::Growth;
 pub use tiles::{Positions, TileMeta};
 pub use crate::map::ImageScoreMode;
 
@@ -134,6 +136,10 @@ pub struct BankOptions {
     /// the edge rule), and the bank keeps it as the default mask of every score call.
     /// `None` (the default) inspects the whole image.
     pub roi: Option<Roi>,
+    /// Keep the shots' features in the bank so that good images can be added later and banks
+    /// merged, with the result of a fresh build ([`MemoryBank::add`], [`MemoryBank::merge`]);
+    /// costs bank-file size for the Sinkhorn and coreset scorers. Whole-image banks only.
+    pub growable: bool,
 }
 
 impl Default for BankOptions {
@@ -154,6 +160,7 @@ impl Default for BankOptions {
             max_vectors: 4 << 20,
             tiling: None,
             roi: None,
+            growable: false,
         }
     }
 }
@@ -207,6 +214,9 @@ impl BankOptions {
         }
         if let Some(t) = &o.tiling {
             t.validate()?;
+            if o.growable {
+                return Err(Error::invalid("growable banks are whole-image only for now; build without tiling, or without growable"));
+            }
         }
         Ok(o)
     }
@@ -250,6 +260,9 @@ pub struct BankMeta {
     /// file's `roi` tensor); `None` = none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roi: Option<[u32; 2]>,
+    /// A growable bank's record of its shots ([`MemoryBank::add`]); `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub growth: Option<Growth>,
 }
 
 impl BankMeta {
@@ -282,6 +295,7 @@ impl BankMeta {
             calibration,
             tiles: None,
             roi: opts.roi.as_ref().map(|r| [r.width(), r.height()]),
+            growth: None,
         }
     }
 }
@@ -296,6 +310,8 @@ pub struct MemoryBank {
     parts: Vec<Range<usize>>,
     /// The default region of interest of every score call (`meta.roi` is its size).
     roi: Option<Roi>,
+    /// A growable Sinkhorn or coreset bank's shots (a growable full bank's are its vectors).
+    shots: Option<Array2<f32>>,
 }
 
 impl MemoryBank {
@@ -308,27 +324,34 @@ impl MemoryBank {
         if let Some(tiling) = opts.tiling {
             return tiles::build(model, images, &opts, &tiling, progress);
         }
-        let roi_px: Option<Vec<Vec<u8>>> = opts.roi.as_ref().map(|r| images.iter().map(|im| r.at_size(im.width(), im.height())).collect());
-        let grids = encode_normals(model, images, roi_px.as_deref(), "images", &opts, progress)?;
-        let shots = images.len();
-        let kept = roi_px.as_ref().map(|px| {
-            let (gw, gh) = (grids[0].w, grids[0].h);
-            inside_rows(&grids, shots, &opts.augment, |i| {
-                let (w, h) = (images[i].width(), images[i].height());
-                inside_cells(&px[i], w, Rect { x: 0, y: 0, width: w, height: h }, gw, gh)
-            })
-        });
-        let rows: Vec<ArrayView2<f32>> = match &kept {
-            Some(k) => k.iter().map(|a| a.view()).collect(),
-            None => grids.iter().map(|g| g.data.view()).collect(),
-        };
-        if rows.iter().all(|r| r.nrows() == 0) {
-            return Err(Error::invalid("the region of interest covers no patch of the images; widen it"));
+        let shots = grow::Shots::encode(model, images, &opts, progress)?;
+        grow::from_shots(model, shots, &opts, progress)
+    }
+
+    /// Attaches a growable bank's shots (`None` for a full-scorer bank, whose vectors are its
+    /// shots, and for banks that are not growable), checked against `meta.growth`.
+    pub(crate) fn with_shots(mut self, shots: Option<Array2<f32>>) -> Result<Self> {
+        if let Some(g) = &self.meta.growth {
+            let rows = shots.as_ref().map_or(self.vectors.nrows(), |s| s.nrows());
+            grow::check_growth(g, &self.meta.augment, rows).map_err(Error::Internal)?;
+            if shots.as_ref().is_some_and(|s| s.ncols() != self.meta.dim) {
+                return Err(Error::Internal("shots of another width than the bank".into()));
+            }
+        } else if shots.is_some() {
+            return Err(Error::Internal("shots given for a bank that is not growable".into()));
         }
-        let (vectors, iterations, converged) = fit_vectors(&rows, &opts, progress)?;
-        let calibration = calibrate::leave_one_out(images, &grids, &rows, roi_px.as_deref(), shots, &opts, progress)?;
-        let meta = BankMeta::fitted(model, &opts, &grids[0], &vectors, shots, (iterations, converged), calibration);
-        Self::from_parts(vectors, meta)?.with_roi(opts.roi)
+        self.shots = shots;
+        Ok(self)
+    }
+
+    /// A growable Sinkhorn or coreset bank's shots, `[rows, dim]`.
+    pub(crate) fn kept_shots(&self) -> Option<&Array2<f32>> {
+        self.shots.as_ref()
+    }
+
+    /// Whether good images can be added to this bank ([`MemoryBank::add`]).
+    pub fn is_growable(&self) -> bool {
+        self.meta.growth.is_some()
     }
 
     /// Attaches the default region of interest `meta.roi` describes.
@@ -379,7 +402,7 @@ impl MemoryBank {
             }
         };
         let norms = distance::row_sq_norms(vectors.view());
-        Ok(Self { vectors, norms, meta, parts, roi: None })
+        Ok(Self { vectors, norms, meta, parts, roi: None, shots: None })
     }
 
     /// Per-patch scores of a patch-feature grid: the Euclidean distance of each patch

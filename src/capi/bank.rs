@@ -64,6 +64,8 @@ fn default_bank_options() -> nexvitad_bank_options {
         tile_layout: 0,
         reserved1: 0,
         roi: std::ptr::null(),
+        growable: 0,
+        reserved2: 0,
     }
 }
 
@@ -122,7 +124,16 @@ unsafe fn to_bank_options(o: &nexvitad_bank_options) -> Result<BankOptions> {
         return Err(Error::invalid(format!("options->reserved1 is {}; it must be 0", o.reserved1)));
     }
     let roi = mask(o.roi, "options->roi")?;
+    let growable = match o.growable {
+        0 => false,
+        1 => true,
+        v => return Err(Error::invalid(format!("options->growable is {v}; it must be 0 or 1"))),
+    };
+    if o.reserved2 != 0 {
+        return Err(Error::invalid(format!("options->reserved2 is {}; it must be 0", o.reserved2)));
+    }
     Ok(BankOptions {
+        growable,
         tiling,
         roi,
         scorer,
@@ -345,6 +356,8 @@ pub unsafe extern "C" fn nexvitad_bank_get_info(bank: *const nexvitad_bank, info
             image_height: pos.map_or(0, |p| p.image_height),
             roi_width: b.bank.roi().map_or(0, |r| r.width()),
             roi_height: b.bank.roi().map_or(0, |r| r.height()),
+            growable: b.bank.is_growable() as u32,
+            reserved1: 0,
         };
         write_out(info, &value, "info")
     })
@@ -399,6 +412,83 @@ pub unsafe extern "C" fn nexvitad_bank_recalibrate(bank: *const nexvitad_bank, t
             &format!("recalibrated bank to target FPR {target_fpr}: image threshold {}, pixel threshold {}", c.image_threshold, c.pixel_threshold),
         );
         *out = handles::insert_bank(BankHandle { bank: copy, model: b.model.clone() });
+        Ok(())
+    })
+}
+
+/// A new bank: `bank` with `n` more good images, fitted and calibrated again (leave-one-out
+/// over all its images) exactly as nexvitad_bank_build() would from all of them at once:
+/// the result equals that build bit for bit (revision 5). The bank must be growable
+/// (nexvitad_bank_options.growable); the new images get its augmentation and region of
+/// interest. `bank` is unchanged (handles are immutable); save the new one to keep it.
+///
+/// `images`, `cb`, `user`: as nexvitad_bank_build() (encoding, then clustering and
+/// calibration over all images). `out`: the new bank, owned by the caller; untouched on
+/// failure.
+///
+/// Thread-safety: any thread. Errors: NEXVITAD_INVALID_ARGUMENT (NULL argument, n = 0, a
+/// bad image, a bank that is not growable or is tiled), NEXVITAD_LIMIT_EXCEEDED (more than
+/// max_vectors rows), NEXVITAD_CANCELLED, NEXVITAD_RUNTIME.
+#[no_mangle]
+pub unsafe extern "C" fn nexvitad_bank_add(
+    bank: *const nexvitad_bank,
+    images: *const nexvitad_image,
+    n: usize,
+    cb: nexvitad_progress_cb,
+    user: *mut c_void,
+    out: *mut *mut nexvitad_bank,
+) -> nexvitad_status {
+    guard("nexvitad_bank_add", || unsafe {
+        non_null(out, "out")?;
+        let b = handles::bank(bank, "bank")?;
+        let imgs = image_array(images, n, "images")?;
+        let views = imgs
+            .iter()
+            .enumerate()
+            .map(|(i, im)| view(&b.model.model, im, &format!("images[{i}]")))
+            .collect::<Result<Vec<_>>>()?;
+        let mut progress = |p: Progress| match cb {
+            None => true,
+            Some(f) => f(user, p.stage as c_int, p.done, p.total) == 0,
+        };
+        let grown = b.bank.add(&b.model.model, &views, &mut progress)?;
+        log_bank(&format!("added {n} images to a bank"), &grown);
+        *out = handles::insert_bank(BankHandle { bank: grown, model: b.model.clone() });
+        Ok(())
+    })
+}
+
+/// A new bank from the images of two growable banks, `a`'s first: bit for bit the bank
+/// nexvitad_bank_build() makes from all of them at once, fitted and calibrated again
+/// (revision 5). Both banks must come from the same model and agree on every setting that
+/// shapes a bank (scorer, k, sigma, image score, augmentation, seed, target FPR, Sinkhorn
+/// and coreset parameters, region of interest, tiling); the first that differs is named.
+///
+/// `cb`, `user`: clustering and calibration progress, as nexvitad_bank_build(). `out`: the
+/// new bank, owned by the caller, scoring with `a`'s model; untouched on failure.
+///
+/// Thread-safety: any thread. Errors: NEXVITAD_INVALID_ARGUMENT (NULL argument, a bank that
+/// is not growable or is tiled), NEXVITAD_MISMATCH (banks of different models or settings),
+/// NEXVITAD_LIMIT_EXCEEDED, NEXVITAD_CANCELLED.
+#[no_mangle]
+pub unsafe extern "C" fn nexvitad_bank_merge(
+    a: *const nexvitad_bank,
+    b: *const nexvitad_bank,
+    cb: nexvitad_progress_cb,
+    user: *mut c_void,
+    out: *mut *mut nexvitad_bank,
+) -> nexvitad_status {
+    guard("nexvitad_bank_merge", || unsafe {
+        non_null(out, "out")?;
+        let ha = handles::bank(a, "a")?;
+        let hb = handles::bank(b, "b")?;
+        let mut progress = |p: Progress| match cb {
+            None => true,
+            Some(f) => f(user, p.stage as c_int, p.done, p.total) == 0,
+        };
+        let merged = ha.bank.merge(&ha.model.model, &hb.bank, &mut progress)?;
+        log_bank("merged two banks", &merged);
+        *out = handles::insert_bank(BankHandle { bank: merged, model: ha.model.clone() });
         Ok(())
     })
 }

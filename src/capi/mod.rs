@@ -59,7 +59,9 @@ pub const NEXVITAD_ABI_VERSION: u32 = 1;
 ///      nexvitad_bank_info grows `roi_width`/`roi_height`; nexvitad_bank_get_roi().
 ///      A bank with a ROI is format version 3, which older libraries refuse.
 ///      nexvitad_bank_recalibrate(): thresholds at another target FPR without re-encoding.
-pub const NEXVITAD_ABI_REVISION: u32 = 4;
+///   5: banks that grow: nexvitad_bank_options grows `growable`, nexvitad_bank_info grows
+///      `growable`; nexvitad_bank_add() and nexvitad_bank_merge().
+pub const NEXVITAD_ABI_REVISION: u32 = 5;
 
 /// The library version, e.g. "0.1.0". Static storage; never NULL. Any thread.
 #[no_mangle]

@@ -267,6 +267,14 @@ pub struct nexvitad_bank_options {
     /// whole image, the default. Read during nexvitad_bank_build() only. A mask that
     /// selects no pixel is NEXVITAD_INVALID_ARGUMENT. See "Region of interest" at the top.
     pub roi: *const nexvitad_mask,
+    /// 1 = keep the shots' features in the bank, so good images can be added later
+    /// (nexvitad_bank_add()) and banks merged (nexvitad_bank_merge()) with the result of a
+    /// build from all images at once (revision 5). Costs file size for the Sinkhorn and
+    /// coreset scorers (about 12 MB for 8 shots at 224 px); nothing for FULL. Whole-image
+    /// banks only (with `tile` > 0 it is NEXVITAD_INVALID_ARGUMENT). 0 = the default (no).
+    pub growable: u32,
+    /// Reserved, must be 0.
+    pub reserved2: u32,
 }
 
 /// What a bank holds (nexvitad_bank_get_info()). Set `struct_size = sizeof(nexvitad_bank_info)`.
@@ -334,6 +342,11 @@ pub struct nexvitad_bank_info {
     pub roi_width: u32,
     /// See `roi_width`.
     pub roi_height: u32,
+    /// 1 if the bank is growable (nexvitad_bank_add(), nexvitad_bank_merge()), else 0
+    /// (revision 5).
+    pub growable: u32,
+    /// Reserved, written as 0.
+    pub reserved1: u32,
 }
 
 /// The outcome of scoring one image. Set `struct_size = sizeof(nexvitad_result)`.

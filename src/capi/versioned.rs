@@ -45,12 +45,12 @@ macro_rules! versioned {
 versioned!(nexvitad_options, [ort_library, execution_provider, intra_threads, optimization_level, max_image_side, reserved0, max_image_pixels]);
 versioned!(nexvitad_bank_options, [
     scorer, k, epsilon, max_iters, tol, coreset_ratio, sigma, image_score_mode, image_score_top_fraction, augment,
-    target_fpr, batch_size, seed, max_vectors, tile, tile_overlap, tile_layout, reserved1, roi,
+    target_fpr, batch_size, seed, max_vectors, tile, tile_overlap, tile_layout, reserved1, roi, growable, reserved2,
 ]);
 versioned!(nexvitad_bank_info, [
     scorer, k, dim, grid_w, grid_h, shots, vectors, sigma, image_threshold, pixel_threshold, target_fpr,
     image_score_mode, image_score_top_fraction, augment, converged, iterations, reserved0, seed, tile, tile_h, tile_overlap,
-    tile_layout, tile_cols, tile_rows, image_width, image_height, roi_width, roi_height,
+    tile_layout, tile_cols, tile_rows, image_width, image_height, roi_width, roi_height, growable, reserved1,
 ]);
 versioned!(nexvitad_result, [
     image_score, image_threshold, pixel_threshold, is_anomalous, width, height, prepare_s, hiera_s, dinov2_s, head_s,
@@ -184,6 +184,8 @@ mod tests {
             tile_layout: fill,
             reserved1: fill,
             roi: std::ptr::null(),
+            growable: fill,
+            reserved2: fill,
         }
     }
 

@@ -61,6 +61,7 @@ fn bank(seed: u64, rows: usize) -> MemoryBank {
         },
         tiles: None,
         roi: None,
+        growth: None,
     };
     MemoryBank::from_parts(vectors, meta).expect("bank parts")
 }

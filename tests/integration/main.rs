@@ -12,6 +12,7 @@ mod bank;
 mod crash_safe;
 mod crosslang;
 mod encoder;
+mod grow;
 mod parity;
 mod prep;
 mod roi;
