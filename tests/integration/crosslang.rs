@@ -64,6 +64,13 @@ fn regenerate() {
     let roi = Some(Roi::new(&roi_mask(), ROI_W, ROI_H, 0).unwrap());
     let with_roi = MemoryBank::build(model, &views, &BankOptions { k: 8, roi, ..Default::default() }, &mut |_| true).unwrap();
     with_roi.save(&dir().join("roi.bank")).unwrap();
+    // The growth fixture: a growable bank of the first two good images, and the third as
+    // packed RGB8 (grow_add.rgb, its size in expected_grow.json); adding it must give the
+    // bank built from all three at once, whose score of image.rgb expected_grow.json holds.
+    let grow = BankOptions { k: 8, growable: true, ..Default::default() };
+    MemoryBank::build(model, &views[..2], &grow, &mut |_| true).unwrap().save(&dir().join("grow2.bank")).unwrap();
+    std::fs::write(dir().join("grow_add.rgb"), goods[2].as_raw()).unwrap();
+    MemoryBank::build(model, &views, &grow, &mut |_| true).unwrap().save(&dir().join("grow3.bank")).unwrap();
     std::fs::write(dir().join("image.rgb"), image_rgb()).unwrap();
 }
 
@@ -75,12 +82,39 @@ fn rust_api_reproduces_the_shared_fixture() {
     for (bank_file, expected) in [("tiny.bank", "expected.json"), ("tiled.bank", "expected_tiled.json"), ("roi.bank", "expected_roi.json")] {
         check(bank_file, expected);
     }
+    // grow3.bank is only the reference for expected_grow.json; the check adds grow_add.rgb
+    // to grow2.bank and scores with the result.
+    check("grow2.bank+grow_add.rgb", "expected_grow.json");
+    let _ = std::fs::remove_file(dir().join("grow3.bank"));
+}
+
+/// The third good image of the growth fixture: 300 × 200 packed RGB8.
+const GROW_W: u32 = 300;
+const GROW_H: u32 = 200;
+
+/// A bank file of the fixture, or `grow2.bank+grow_add.rgb`: grow2.bank with grow_add.rgb
+/// added (when regenerating, the reference grow3.bank, which the grown bank must equal).
+fn fixture_bank(name: &str) -> MemoryBank {
+    let model = tiny_model();
+    if name != "grow2.bank+grow_add.rgb" {
+        return MemoryBank::load(&dir().join(name), model).expect("load shared bank (regenerate if the model changed)");
+    }
+    let base = MemoryBank::load(&dir().join("grow2.bank"), model).unwrap();
+    assert!(base.is_growable() && base.meta().shots == 2);
+    let px = std::fs::read(dir().join("grow_add.rgb")).unwrap();
+    let v = model.view(&px, GROW_W, GROW_H, GROW_W as usize * 3, PixelFormat::Rgb8).unwrap();
+    let grown = base.add(model, &[v], &mut |_| true).unwrap();
+    if let Ok(fresh) = MemoryBank::load(&dir().join("grow3.bank"), model) {
+        assert_eq!(grown.vectors(), fresh.vectors(), "grow2 + grow_add = the build on three images");
+        assert_eq!(grown.meta(), fresh.meta());
+    }
+    grown
 }
 
 /// Scores image.rgb with `bank_file` and compares with (or, regenerating, writes) `expected`.
 fn check(bank_file: &str, expected: &str) {
     let model = tiny_model();
-    let bank = MemoryBank::load(&dir().join(bank_file), model).expect("load shared bank (regenerate if the model changed)");
+    let bank = fixture_bank(bank_file);
     let px = std::fs::read(dir().join("image.rgb")).unwrap();
     assert_eq!(px, image_rgb(), "image.rgb must be the sample crop");
     let view = model.view(&px, W, H, W as usize * 3, PixelFormat::Rgb8).unwrap();
@@ -116,6 +150,12 @@ fn check(bank_file: &str, expected: &str) {
                 })
             })
             .collect();
+    }
+    if bank.is_growable() {
+        got["grow_add_width"] = GROW_W.into();
+        got["grow_add_height"] = GROW_H.into();
+        got["shots"] = bank.meta().shots.into();
+        got["pixel_threshold_bits"] = format!("{:08x}", bank.meta().calibration.pixel_threshold.to_bits()).into();
     }
     if let Some(r) = bank.roi() {
         // The ROI bank scores inside its own mask; then the same mask given per call to
