@@ -93,6 +93,53 @@ fn fit_score_and_eval_with_tiles() {
 }
 
 #[test]
+fn roi_regions_and_growing_banks() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(nexvitad().args(["synth", "--size", "96", "--domains", "serial", "--train-good", "4", "--test-good", "2", "--out"]).arg(&data));
+    let good = data.join("serial/train/good");
+    let mut files: Vec<_> = std::fs::read_dir(&good).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let roi = data.join("serial/roi.png");
+    // A growable bank with the ROI, grown by two images and merged: both equal the build on all four.
+    let b = |name: &str| t.path().join(name);
+    let fit = |imgs: &[std::path::PathBuf], out: &std::path::Path| {
+        ok(nexvitad().args(["fit", "--k", "6", "--max-iters", "5", "--growable", "--roi"]).arg(&roi).arg("--out").arg(out).arg("--images").args(imgs))
+    };
+    fit(&files[..4], &b("all.bank"));
+    fit(&files[..2], &b("a.bank"));
+    fit(&files[2..4], &b("b.bank"));
+    let s = ok(nexvitad().args(["bank", "add", "--bank"]).arg(b("a.bank")).arg("--out").arg(b("added.bank")).arg("--images").args(&files[2..4]));
+    assert!(s.contains("2 + 2 images = 4 shots"), "{s}");
+    let s = ok(nexvitad().args(["bank", "merge"]).arg(b("a.bank")).arg(b("b.bank")).arg("--out").arg(b("merged.bank")));
+    assert!(s.contains("2 + 2 images = 4 shots"), "{s}");
+    let score = |bank: &str, extra: &[&str]| -> Vec<serde_json::Value> {
+        let s = ok(nexvitad().args(["score", "--json", "--regions", "--bank"]).arg(b(bank)).args(extra).arg(data.join("serial/test/good")));
+        s.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let all = score("all.bank", &[]);
+    assert_eq!(score("added.bank", &[]), all);
+    assert_eq!(score("merged.bank", &[]), all);
+    assert!(all.iter().all(|r| r["roi"] == "bank" && r["regions"].is_array()), "{all:?}");
+    assert!(score("all.bank", &["--no-roi"]).iter().all(|r| r["roi"] == "none"));
+    let roi_arg = roi.to_str().unwrap();
+    assert!(score("all.bank", &["--roi", roi_arg]).iter().all(|r| r["roi"] == "caller"));
+    // Errors a user sees: a bank that is not growable, banks of different k.
+    ok(nexvitad().args(["fit", "--k", "6", "--max-iters", "5", "--out"]).arg(b("plain.bank")).arg("--images").args(&files[..2]));
+    let out = nexvitad().args(["bank", "add", "--bank"]).arg(b("plain.bank")).arg("--images").args(&files[2..3]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("fit --growable"), "{}", String::from_utf8_lossy(&out.stderr));
+    ok(nexvitad().args(["fit", "--k", "5", "--max-iters", "5", "--growable", "--roi"]).arg(&roi).arg("--out").arg(b("k5.bank")).arg("--images").args(&files[2..4]));
+    let out = nexvitad().args(["bank", "merge"]).arg(b("a.bank")).arg(b("k5.bank")).arg("--out").arg(b("x.bank")).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("different k"), "{}", String::from_utf8_lossy(&out.stderr));
+    // An all-black mask is refused, naming the file.
+    let black = t.path().join("black.png");
+    image::GrayImage::new(8, 8).save(&black).unwrap();
+    let out = nexvitad().args(["fit", "--roi"]).arg(&black).arg("--out").arg(b("y.bank")).arg("--images").args(&files[..2]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("black.png") && err.contains("all zero"), "{err}");
+}
+
+#[test]
 fn cli_errors_are_one_clear_line() {
     let out = nexvitad().args(["fit", "--images", "/nonexistent/dir", "--out", "/tmp/x.bank"]).output().unwrap();
     assert!(!out.status.success());
