@@ -1512,6 +1512,128 @@ static nexvitad_status r_recal_valid(void) {
     return s;
 }
 
+/* Banks that grow (revision 5) */
+
+static nexvitad_bank *growable_bank(size_t first, size_t n, uint32_t k) {
+    nexvitad_bank_options o = bank_options();
+    o.growable = 1;
+    o.k = k;
+    nexvitad_bank *b = NULL;
+    if (nexvitad_bank_build(g_m, g_views + first, n, &o, NULL, NULL, &b) != NEXVITAD_OK) {
+        snprintf(g_msg, sizeof g_msg, "(building a growable bank failed: %s)", nexvitad_last_error());
+        return NULL;
+    }
+    return b;
+}
+static nexvitad_status g_add(nexvitad_bank *b, const nexvitad_image *im, size_t n) {
+    nexvitad_bank *out = (nexvitad_bank *)0x1;
+    nexvitad_status s = keep(nexvitad_bank_add(b, im, n, NULL, NULL, &out));
+    if (s != NEXVITAD_OK && out != (nexvitad_bank *)0x1) return row_fail("out was written on failure");
+    if (s == NEXVITAD_OK) nexvitad_bank_free(out);
+    return s;
+}
+static nexvitad_status g_add_not_growable(void) { return g_add(g_b, &g_views[1], 1); }
+static nexvitad_status g_add_n0(void) {
+    nexvitad_bank *b = growable_bank(0, 1, 4);
+    if (!b) return NEXVITAD_INTERNAL;
+    nexvitad_status s = g_add(b, &g_views[1], 0);
+    nexvitad_bank_free(b);
+    return s;
+}
+static nexvitad_status g_add_images_null(void) {
+    nexvitad_bank *b = growable_bank(0, 1, 4);
+    if (!b) return NEXVITAD_INTERNAL;
+    nexvitad_status s = g_add(b, NULL, 1);
+    nexvitad_bank_free(b);
+    return s;
+}
+static nexvitad_status g_add_bad_image(void) {
+    nexvitad_bank *b = growable_bank(0, 1, 4);
+    if (!b) return NEXVITAD_INTERNAL;
+    nexvitad_image im = g_views[1];
+    im.width = 0;
+    nexvitad_status s = g_add(b, &im, 1);
+    nexvitad_bank_free(b);
+    return s;
+}
+static nexvitad_status g_add_out_null(void) {
+    nexvitad_bank *b = growable_bank(0, 1, 4);
+    if (!b) return NEXVITAD_INTERNAL;
+    nexvitad_status s = keep(nexvitad_bank_add(b, &g_views[1], 1, NULL, NULL, NULL));
+    nexvitad_bank_free(b);
+    return s;
+}
+static nexvitad_status g_growable_tiled(void) {
+    nexvitad_bank_options o = tile_options(48, 0.0f, NEXVITAD_TILE_SHARED);
+    o.growable = 1;
+    return build_with(&o);
+}
+static nexvitad_status g_growable_2(void) {
+    nexvitad_bank_options o = bank_options();
+    o.growable = 2;
+    return build_with(&o);
+}
+static nexvitad_status merge_of(nexvitad_bank *a, nexvitad_bank *b) {
+    nexvitad_bank *out = (nexvitad_bank *)0x1;
+    nexvitad_status s = keep(nexvitad_bank_merge(a, b, NULL, NULL, &out));
+    if (s != NEXVITAD_OK && out != (nexvitad_bank *)0x1) return row_fail("out was written on failure");
+    if (s == NEXVITAD_OK) nexvitad_bank_free(out);
+    return s;
+}
+static nexvitad_status g_merge_k(void) {
+    nexvitad_bank *a = growable_bank(0, 1, 4), *b = growable_bank(1, 1, 5);
+    nexvitad_status s = a && b ? merge_of(a, b) : NEXVITAD_INTERNAL;
+    nexvitad_bank_free(a);
+    nexvitad_bank_free(b);
+    return s;
+}
+static nexvitad_status g_merge_not_growable(void) {
+    nexvitad_bank *a = growable_bank(0, 1, 4);
+    nexvitad_status s = a ? merge_of(a, g_b) : NEXVITAD_INTERNAL;
+    nexvitad_bank_free(a);
+    return s;
+}
+static nexvitad_status g_merge_null(void) {
+    nexvitad_bank *a = growable_bank(0, 1, 4);
+    nexvitad_status s = a ? merge_of(a, NULL) : NEXVITAD_INTERNAL;
+    nexvitad_bank_free(a);
+    return s;
+}
+/* Valid: add(bank of image 0, image 1) and merge(bank of 0, bank of 1) are the bank built
+   on both, to the bit (info thresholds and the score of image 0). */
+static nexvitad_status g_add_merge_valid(void) {
+    nexvitad_bank *a = growable_bank(0, 1, 4), *b = growable_bank(1, 1, 4), *both = growable_bank(0, 2, 4);
+    nexvitad_bank *added = NULL, *merged = NULL;
+    nexvitad_status s = NEXVITAD_OK;
+    if (!a || !b || !both) s = NEXVITAD_INTERNAL;
+    if (s == NEXVITAD_OK) s = keep(nexvitad_bank_add(a, &g_views[1], 1, NULL, NULL, &added));
+    if (s == NEXVITAD_OK) s = keep(nexvitad_bank_merge(a, b, NULL, NULL, &merged));
+    if (s == NEXVITAD_OK) {
+        nexvitad_bank *banks[3] = {both, added, merged};
+        nexvitad_bank_info info[3];
+        nexvitad_result r[3];
+        for (int i = 0; i < 3 && s == NEXVITAD_OK; i++) {
+            info[i].struct_size = sizeof info[i];
+            r[i].struct_size = sizeof r[i];
+            if (nexvitad_bank_get_info(banks[i], &info[i]) != NEXVITAD_OK ||
+                nexvitad_score(NULL, banks[i], &g_views[0], NULL, 0, &r[i]) != NEXVITAD_OK)
+                s = row_fail("bank %d: %s", i, nexvitad_last_error());
+        }
+        for (int i = 1; i < 3 && s == NEXVITAD_OK; i++) {
+            if (memcmp(&info[i].image_threshold, &info[0].image_threshold, 4) != 0 ||
+                memcmp(&info[i].pixel_threshold, &info[0].pixel_threshold, 4) != 0 ||
+                memcmp(&r[i].image_score, &r[0].image_score, 4) != 0 || info[i].shots != 2 || !info[i].growable)
+                s = row_fail("%s differs from the build on both images", i == 1 ? "add" : "merge");
+        }
+    }
+    nexvitad_bank_free(a);
+    nexvitad_bank_free(b);
+    nexvitad_bank_free(both);
+    nexvitad_bank_free(added);
+    nexvitad_bank_free(merged);
+    return s;
+}
+
 /* ---- the table ------------------------------------------------------------------------ */
 
 typedef struct row {
@@ -1574,8 +1696,8 @@ static const row ROWS[] = {
     {"options", "scorer 5", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->scorer 5 is not a nexvitad_scorer (0 SINKHORN, 1 FULL, 2 CORESET)", o_scorer},
     {"options", "image_score_mode 3", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->image_score_mode 3 is not a nexvitad_image_score_mode (0 MAX, 1 TOP_MEAN)", o_mode},
     {"options", "augment 0x10 (unknown flag)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->augment 0x10 has bits that are not nexvitad_augment flags", o_augment},
-    {"options", "bank options `struct_size` 3", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->struct_size is 3; set it to sizeof(nexvitad_bank_options) (96 in this library's nexvitad.h)", o_struct_small},
-    {"options", "bank options `struct_size` 64 bytes larger than this library knows", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->struct_size 160 is larger than this library's nexvitad_bank_options (96 bytes): the program was built against a newer nexvitad.h than the libnexvitad it loaded", o_struct_big},
+    {"options", "bank options `struct_size` 3", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->struct_size is 3; set it to sizeof(nexvitad_bank_options) (104 in this library's nexvitad.h)", o_struct_small},
+    {"options", "bank options `struct_size` 64 bytes larger than this library knows", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->struct_size 168 is larger than this library's nexvitad_bank_options (104 bytes): the program was built against a newer nexvitad.h than the libnexvitad it loaded", o_struct_big},
     {"options", "n = 0 images", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: n is 0: images must hold at least one image", o_n_zero},
     {"options", "n = SIZE_MAX images", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: n 18446744073709551615 is above the 1048576 images one call accepts", o_n_huge},
     {"options", "`images` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: images is NULL", o_images_null},
@@ -1657,6 +1779,19 @@ static const row ROWS[] = {
     {"roi", "`nexvitad_bank_recalibrate` with `out` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_recalibrate: invalid argument: out is NULL", r_recal_out_null},
     {"roi", "`nexvitad_bank_recalibrate` with `bank` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_recalibrate: invalid argument: bank is NULL", r_recal_bank_null},
     {"roi", "`nexvitad_bank_recalibrate` to 0.001 (valid: a new bank, thresholds at least as high; the original unchanged)", NEXVITAD_OK, "", r_recal_valid},
+
+    /* Banks that grow (revision 5) */
+    {"grow", "`nexvitad_bank_add` to a bank built without `growable` (`out` untouched)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_add: invalid argument: adding images: this bank was built without `growable`, so it did not keep its shots' features; build it again with growable (fit --growable) to add images later", g_add_not_growable},
+    {"grow", "`nexvitad_bank_add` with n = 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_add: invalid argument: n is 0: images must hold at least one image", g_add_n0},
+    {"grow", "`nexvitad_bank_add` with `images` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_add: invalid argument: images is NULL", g_add_images_null},
+    {"grow", "`nexvitad_bank_add` with an image of width 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_add: invalid argument: images[0]: image size 0x72: width and height must be > 0", g_add_bad_image},
+    {"grow", "`nexvitad_bank_add` with `out` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_add: invalid argument: out is NULL", g_add_out_null},
+    {"grow", "bank options `growable` 1 with tiling", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: growable banks are whole-image only for now; build without tiling, or without growable", g_growable_tiled},
+    {"grow", "bank options `growable` 2", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->growable is 2; it must be 0 or 1", g_growable_2},
+    {"grow", "`nexvitad_bank_merge` of banks with k 4 and k 5", NEXVITAD_MISMATCH, "nexvitad_bank_merge: mismatch: merging banks built with different k; only banks built with the same settings merge", g_merge_k},
+    {"grow", "`nexvitad_bank_merge` with a bank built without `growable`", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_merge: invalid argument: merging (second bank): this bank was built without `growable`, so it did not keep its shots' features; build it again with growable (fit --growable) to add images later", g_merge_not_growable},
+    {"grow", "`nexvitad_bank_merge` with `b` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_merge: invalid argument: b is NULL", g_merge_null},
+    {"grow", "add and merge (valid: both equal the build on all images, to the bit)", NEXVITAD_OK, "", g_add_merge_valid},
 
     /* Model folder and model.json (nexvitad_model_open) */
     {"model.json", "`dir` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: dir is NULL", m_dir_null},
