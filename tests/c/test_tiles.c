@@ -514,7 +514,6 @@ static void test_roi_fixture(nexvitad_model *m) {
         nexvitad_bank_free(b);
         nexvitad_bank_free(plain);
         free(px);
-        free((void *)json);
         return;
     }
     nexvitad_bank_info i = info_of(b);
@@ -550,7 +549,50 @@ static void test_roi_fixture(nexvitad_model *m) {
     OK(nexvitad_bank_free(b));
     OK(nexvitad_bank_free(plain));
     free(px);
-    free((void *)json);
+}
+
+/* The growth fixture (revision 5): grow2.bank plus grow_add.rgb is the bank built on all
+   three images, whose score of image.rgb expected_grow.json holds. */
+static void test_grow_fixture(nexvitad_model *m) {
+    char path[4096], v[64];
+    path_in(path, sizeof path, g_fixture_dir, "expected_grow.json");
+    char *json = read_text(path);
+    unsigned w = 0, h = 0;
+    char want_px[16] = "";
+    CHECK(json && json_field(json, "grow_add_width", v, sizeof v) == 0 && sscanf(v, "%u", &w) == 1 &&
+              json_field(json, "grow_add_height", v, sizeof v) == 0 && sscanf(v, "%u", &h) == 1 &&
+              json_field(json, "pixel_threshold_bits", want_px, sizeof want_px) == 0,
+          "expected_grow.json has grow_add_width, grow_add_height and pixel_threshold_bits");
+    path_in(path, sizeof path, g_fixture_dir, "grow_add.rgb");
+    FILE *f = fopen(path, "rb");
+    size_t n = (size_t)w * h * 3;
+    uint8_t *px = (uint8_t *)malloc(n + 1);
+    size_t got = f ? fread(px, 1, n + 1, f) : 0;
+    if (f) fclose(f);
+    CHECK(got == n && n > 0, "grow_add.rgb holds %ux%u RGB8", w, h);
+    nexvitad_bank *b = NULL, *grown = NULL;
+    path_in(path, sizeof path, g_fixture_dir, "grow2.bank");
+    OK(nexvitad_bank_load(m, path, &b));
+    if (b && got == n && n > 0) {
+        CHECK(info_of(b).growable == 1 && info_of(b).shots == 2, "grow2.bank is growable with 2 shots");
+        nexvitad_image im = {px, w, h, 0, NEXVITAD_PIXEL_RGB8};
+        OK(nexvitad_bank_add(b, &im, 1, NULL, NULL, &grown));
+    }
+    if (grown) {
+        nexvitad_bank_info i = info_of(grown);
+        uint32_t pb;
+        memcpy(&pb, &i.pixel_threshold, 4);
+        snprintf(v, sizeof v, "%08x", (unsigned)pb);
+        CHECK(i.shots == 3 && i.growable == 1, "grown bank: %u shots, growable %u", i.shots, i.growable);
+        CHECK(strcmp(v, want_px) == 0, "grown bank: pixel_threshold bits %s, want %s", v, want_px);
+        char saved[4096];
+        path_in(saved, sizeof saved, g_work_dir, "grown.bank");
+        OK(nexvitad_bank_save(grown, saved));
+        check_fixture(m, saved, "expected_grow.json", "growth fixture (grow2.bank + grow_add.rgb)");
+    }
+    nexvitad_bank_free(grown);
+    nexvitad_bank_free(b);
+    free(px);
 }
 
 int main(int argc, char **argv) {
@@ -578,6 +620,7 @@ int main(int argc, char **argv) {
     test_revision2_caller(m);
     test_fixture(m);
     test_roi_fixture(m);
+    test_grow_fixture(m);
     test_shared_bank(m);
     test_per_position_bank(m);
     test_bad_tile_options(m);
