@@ -40,6 +40,10 @@
 //   one call and ScoreOptions::ignore_bank_roi() switches it off; Result::roi_source says
 //   which applied. Bank::roi() reads the bank's mask back, Bank::recalibrated(fpr) returns a
 //   new bank with thresholds at another target false-positive rate.
+// - Banks that grow (C ABI revision 5): a bank built with BankOptions::growable(true) keeps
+//   its shots, so Bank::add(images) returns a new bank with more good images and
+//   Bank::merge(other) a new bank from both banks' images; either equals, bit for bit, the
+//   bank built from all the images at once.
 // - Training: nexvitad::train(base, data_root, sources, target, out_dir, TrainOptions, progress)
 //   writes a new model folder; its progress callback gets loss terms and can cancel.
 // - HALCON: see namespace nexvitad::halcon for HImage raw pointers.
@@ -532,10 +536,20 @@ public:
         raw_.roi = nullptr;
         return *this;
     }
+    /// Growable bank (C ABI revision 5): true keeps the shots' features in the bank (and its
+    /// file), so Bank::add() and Bank::merge() can later give the bank built from all the
+    /// images at once. Costs file size for the Sinkhorn and coreset scorers, nothing for
+    /// Scorer::full. Whole-image banks only: with tile() > 0 building throws
+    /// Status::invalid_argument. false (the default): a small bank that cannot grow.
+    BankOptions& growable(bool on) noexcept {
+        raw_.growable = on ? 1u : 0u;
+        return *this;
+    }
 
     std::uint32_t tile() const noexcept { return raw_.tile; }
     float tile_overlap() const noexcept { return raw_.tile_overlap; }
     TileLayout tile_layout() const noexcept { return static_cast<TileLayout>(raw_.tile_layout); }
+    bool growable() const noexcept { return raw_.growable != 0; }
     /// The mask given to roi(), or none.
     std::optional<Mask> roi() const noexcept {
         if (!raw_.roi) return std::nullopt;
@@ -784,6 +798,9 @@ struct BankInfo {
     /// Size of the bank's default region of interest (C ABI revision 4); 0 x 0 = none, see
     /// has_roi() and Bank::roi().
     std::uint32_t roi_width = 0, roi_height = 0;
+    /// Built with BankOptions::growable(true) (C ABI revision 5): Bank::add() and
+    /// Bank::merge() work on it.
+    bool growable = false;
 
     /// Built with tiling (tile > 0).
     bool tiled() const noexcept { return tile != 0; }
@@ -948,6 +965,7 @@ public:
         i.image_height = c.image_height;
         i.roi_width = c.roi_width;
         i.roi_height = c.roi_height;
+        i.growable = c.growable != 0;
         return i;
     }
 
@@ -975,6 +993,65 @@ public:
         nexvitad_bank* out = nullptr;
         const nexvitad_status s = nexvitad_bank_recalibrate(handle("recalibrated"), target_fpr, &out);
         Bank bank(out);  // owns whatever came back, also when we throw below
+        detail::check(s);
+        return bank;
+    }
+
+    /// A new bank: this one with more good images (C ABI revision 5; nexvitad_bank_add), fitted
+    /// and calibrated again over all its images, so it equals bit for bit the bank
+    /// Model::build_bank() makes from all of them at once with the same options. The new
+    /// images get this bank's augmentation and region of interest, and are encoded with the
+    /// bank's model (the Model object may be gone). This bank is unchanged (and may keep
+    /// scoring on other threads meanwhile); save the new one to keep it. `progress` as for
+    /// build_bank: encoding of the new images, then clustering and calibration over all.
+    /// Throws Error: invalid_argument (no images, a bad image, a bank built without
+    /// BankOptions::growable(true) or a tiled one), limit_exceeded (more rows than
+    /// max_vectors), cancelled, or whatever `progress` threw.
+    Bank add(Span<const ImageView> images, const ProgressFn& progress = nullptr) const {
+        nexvitad_bank* b = handle("add");
+        std::vector<nexvitad_image> c;
+        c.reserve(images.size());
+        for (const ImageView& img : images) c.push_back(img.c_image());
+        detail::ProgressState state{&progress, nullptr};
+        nexvitad_bank* out = nullptr;
+        const nexvitad_status s = nexvitad_bank_add(
+            b, c.data(), c.size(), progress ? &detail::progress_trampoline : nullptr,
+            progress ? &state : nullptr, &out);
+        Bank bank(out);  // owns whatever came back, also when we throw below
+        if (state.error) std::rethrow_exception(state.error);
+        detail::check(s);
+        return bank;
+    }
+
+#ifdef NEXVITAD_WITH_OPENCV
+    /// add() over cv::Mats (CV_8UC1 gray, CV_8UC3 BGR, CV_8UC4 BGRA; ROIs fine).
+    Bank add(Span<const cv::Mat> images, const ProgressFn& progress = nullptr) const {
+        std::vector<ImageView> views;
+        views.reserve(images.size());
+        for (const cv::Mat& m : images) views.push_back(view(m));
+        return add(views, progress);
+    }
+#endif
+
+    /// A new bank from this bank's images followed by `other`'s (C ABI revision 5;
+    /// nexvitad_bank_merge), fitted and calibrated again: bit for bit the bank
+    /// Model::build_bank() makes from all of them at once. Both banks must be growable, come
+    /// from the same model and agree on every setting that shapes a bank (scorer, k, sigma,
+    /// image score, augmentation, seed, target FPR, Sinkhorn/coreset parameters, region of
+    /// interest); the new bank scores with this bank's model. Both banks are unchanged.
+    /// `progress`: clustering and calibration. Throws Error: mismatch (other models, or the
+    /// first differing setting, named in the message), invalid_argument (a bank that is not
+    /// growable, or is tiled), limit_exceeded, cancelled, or whatever `progress` threw.
+    Bank merge(const Bank& other, const ProgressFn& progress = nullptr) const {
+        nexvitad_bank* a = handle("merge");
+        nexvitad_bank* b = other.handle("merge");
+        detail::ProgressState state{&progress, nullptr};
+        nexvitad_bank* out = nullptr;
+        const nexvitad_status s =
+            nexvitad_bank_merge(a, b, progress ? &detail::progress_trampoline : nullptr,
+                                progress ? &state : nullptr, &out);
+        Bank bank(out);  // owns whatever came back, also when we throw below
+        if (state.error) std::rethrow_exception(state.error);
         detail::check(s);
         return bank;
     }

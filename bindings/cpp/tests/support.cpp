@@ -132,6 +132,35 @@ const ExpectedRoi& expected_roi() {
     return e;
 }
 
+const ExpectedGrow& expected_grow() {
+    static const ExpectedGrow e = [] {
+        ExpectedGrow x;
+        x.plain = read_expected("expected_grow.json");
+        if (x.plain.width != expected().width || x.plain.height != expected().height) {
+            throw std::runtime_error("expected_grow.json describes another image than expected.json");
+        }
+        const auto raw = read_bytes(crosslang_dir() / "expected_grow.json");
+        const std::string json(raw.begin(), raw.end());
+        x.grow_add_width = static_cast<std::uint32_t>(std::stoul(json_field(json, "grow_add_width")));
+        x.grow_add_height = static_cast<std::uint32_t>(std::stoul(json_field(json, "grow_add_height")));
+        x.shots = static_cast<std::uint32_t>(std::stoul(json_field(json, "shots")));
+        x.pixel_threshold_bits = hex_bits(json, "pixel_threshold_bits");
+        return x;
+    }();
+    return e;
+}
+
+const std::vector<std::uint8_t>& grow_add_rgb() {
+    static const std::vector<std::uint8_t> px = [] {
+        auto v = read_bytes(crosslang_dir() / "grow_add.rgb");
+        if (v.size() != std::size_t{expected_grow().grow_add_width} * expected_grow().grow_add_height * 3) {
+            throw std::runtime_error("grow_add.rgb size does not match expected_grow.json");
+        }
+        return v;
+    }();
+    return px;
+}
+
 const std::vector<std::uint8_t>& roi_mask_bytes() {
     static const std::vector<std::uint8_t> m = [] {
         auto v = read_bytes(crosslang_dir() / "roi.mask");

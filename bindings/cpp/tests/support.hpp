@@ -17,8 +17,8 @@ namespace fs = std::filesystem;
 fs::path repo_root();
 /// models/tiny: the tiny random-weight model.
 fs::path model_dir();
-/// tests/fixtures/crosslang: tiny.bank, tiled.bank, roi.bank, roi.mask, image.rgb, expected.json,
-/// expected_tiled.json, expected_roi.json.
+/// tests/fixtures/crosslang: tiny.bank, tiled.bank, roi.bank, roi.mask, grow2.bank, grow_add.rgb,
+/// image.rgb, expected.json, expected_tiled.json, expected_roi.json, expected_grow.json.
 fs::path crosslang_dir();
 
 /// One defect region of expected_tiled.json's list (floats as their bits).
@@ -62,6 +62,19 @@ const ExpectedRoi& expected_roi();
 const std::vector<std::uint8_t>& roi_mask_bytes();
 /// expected_tiled.json: image.rgb scored with tiled.bank (48 px tiles, overlap 0.25, shared).
 const Expected& expected_tiled();
+
+/// expected_grow.json (C ABI revision 5): `plain` is image.rgb scored with grow2.bank (growable,
+/// k 8, two good images) after grow_add.rgb was added to it; the grown bank's shots and pixel
+/// threshold; grow_add.rgb's size (packed RGB8). As tests/integration/crosslang.rs.
+struct ExpectedGrow {
+    Expected plain;
+    std::uint32_t grow_add_width = 0, grow_add_height = 0;
+    std::uint32_t shots = 0;
+    std::uint32_t pixel_threshold_bits = 0;
+};
+const ExpectedGrow& expected_grow();
+/// grow_add.rgb: packed RGB8, grow_add_width x grow_add_height.
+const std::vector<std::uint8_t>& grow_add_rgb();
 
 /// image.rgb: packed RGB8, expected().width x expected().height.
 const std::vector<std::uint8_t>& fixture_rgb();

@@ -213,3 +213,34 @@ TEST(OpenCV, BadMaskMatsAreInvalidArgument) {
     EXPECT_EQ(status_of([&] { nexvitad::Mask m{cv::Mat(3, dims, CV_8UC1, cv::Scalar(1))}; (void)m; }),
               Status::invalid_argument);
 }
+
+TEST(OpenCV, AddMatsEqualsAddViewsAndTheBuild) {
+    const auto& m = support::model();
+    const cv::Mat bgr = fixture_bgr();
+    cv::Mat flipped, gray;
+    cv::flip(bgr, flipped, 1);
+    cv::cvtColor(bgr, gray, cv::COLOR_BGR2GRAY);
+    // The gray image as a ROI of a larger Mat: a row step above its width.
+    cv::Mat canvas(gray.rows + 6, gray.cols + 9, CV_8UC1, cv::Scalar(0));
+    gray.copyTo(canvas(cv::Rect(4, 2, gray.cols, gray.rows)));
+    const cv::Mat gray_roi = canvas(cv::Rect(4, 2, gray.cols, gray.rows));
+    const auto options = support::quick_bank_options().k(8).growable(true);
+
+    const nexvitad::Bank two = m.build_bank(std::vector<cv::Mat>{bgr, flipped}, options);
+    const nexvitad::Bank from_mats = two.add(std::vector<cv::Mat>{gray_roi});
+    const nexvitad::Bank from_views = two.add({nexvitad::view(gray)});
+    const nexvitad::Bank built = m.build_bank(std::vector<cv::Mat>{bgr, flipped, gray}, options);
+    EXPECT_EQ(from_mats.info().shots, 3u);
+    EXPECT_TRUE(from_mats.info().growable);
+    for (const nexvitad::Bank* b : {&from_views, &built}) {
+        EXPECT_EQ(bits(from_mats.info().image_threshold), bits(b->info().image_threshold));
+        EXPECT_EQ(bits(from_mats.info().pixel_threshold), bits(b->info().pixel_threshold));
+        cv::Mat a, c;
+        const auto ra = m.score(from_mats, bgr, a);
+        const auto rc = m.score(*b, bgr, c);
+        EXPECT_EQ(bits(ra.image_score), bits(rc.image_score));
+        EXPECT_TRUE(same_bits(a, c));
+    }
+    // A bad Mat is refused before the library is called.
+    EXPECT_EQ(status_of([&] { (void)two.add(std::vector<cv::Mat>{cv::Mat()}); }), Status::invalid_argument);
+}
