@@ -136,6 +136,16 @@ namespace NexVitad
         /// </summary>
         public Mask? Roi { get; set; }
 
+        /// <summary>
+        /// A growable bank (C ABI revision 5): keeps its shots' features (in memory and in the saved file), so
+        /// <see cref="MemoryBank.Add"/> and <see cref="MemoryBank.Merge"/> can later give the bank built from all
+        /// the images at once, bit for bit. Costs file size for the Sinkhorn and coreset scorers, nothing for
+        /// <see cref="NexVitad.Scorer.Full"/>. Whole-image banks only: with <see cref="Tile"/> &gt; 0 the
+        /// library refuses it (<see cref="Status.InvalidArgument"/>). false, the default: a small bank that
+        /// cannot grow.
+        /// </summary>
+        public bool Growable { get => _o.growable != 0; set => _o.growable = value ? 1u : 0u; }
+
         private static uint Positive(int value, string name)
         {
             if (value <= 0) throw new ArgumentOutOfRangeException(name, value, "must be > 0");

@@ -1,4 +1,8 @@
 using System;
+using System.Buffers;
+using System.Collections.Generic;
+using System.Runtime.InteropServices;
+using System.Threading;
 using NexVitad.Native;
 
 namespace NexVitad
@@ -155,6 +159,130 @@ namespace NexVitad
             }
         }
 
+        /// <summary>
+        /// A new bank: this one with more good images (nexvitad_bank_add, C ABI revision 5), fitted and
+        /// calibrated again over all its images, so it equals bit for bit the bank <see cref="Model.BuildBank"/>
+        /// makes from all of them at once with the same options. The new images get this bank's augmentation and
+        /// region of interest and are encoded with the bank's own model (which may have been disposed). This bank
+        /// is unchanged (threads scoring with it are unaffected). Dispose the new bank when done; <see cref="Save"/>
+        /// it to keep it.
+        /// </summary>
+        /// <param name="images">At least one image; any sizes and formats mixed.</param>
+        /// <param name="progress">Receives the overall fraction done, 0..1, on the calling thread (encoding the new
+        /// images, clustering and calibration over all of them each take a third).</param>
+        /// <param name="cancellationToken">Cancels at the next progress step.</param>
+        /// <exception cref="ObjectDisposedException">The bank was disposed.</exception>
+        /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+        /// <exception cref="NexVitadException">InvalidArgument (a bank built without <see cref="BankOptions.Growable"/>,
+        /// a tiled bank, a bad image), LimitExceeded (more rows than <see cref="BankOptions.MaxVectors"/>), Runtime.</exception>
+        /// <remarks>An exception thrown by <paramref name="progress"/> cancels the call and is rethrown here.</remarks>
+        public MemoryBank Add(IEnumerable<ImageBuffer> images, IProgress<float> progress = null,
+            CancellationToken cancellationToken = default(CancellationToken))
+        {
+            if (images == null)
+                throw new ArgumentNullException(nameof(images));
+            var list = new List<ImageBuffer>(images);
+            if (list.Count == 0)
+                throw new ArgumentException("adding to a bank needs at least one image", nameof(images));
+            for (int i = 0; i < list.Count; i++)
+                if (list[i] == null)
+                    throw new ArgumentException("images[" + i + "] is null", nameof(images));
+            BankHandle bank = Handle;
+            cancellationToken.ThrowIfCancellationRequested();
+            var natives = new nexvitad_image[list.Count];
+            var pins = new MemoryHandle[list.Count];
+            try
+            {
+                for (int i = 0; i < list.Count; i++)
+                    pins[i] = list[i].Pin(out natives[i]);
+                return Grow(progress, cancellationToken, Model.OnProgressDelegate,
+                    (ProgressCallback cb, IntPtr user, out BankHandle o) =>
+                        NativeMethods.nexvitad_bank_add(bank, natives, (UIntPtr)(uint)natives.Length, cb, user, out o));
+            }
+            finally
+            {
+                foreach (MemoryHandle pin in pins)
+                    pin.Dispose();
+            }
+        }
+
+        /// <summary>
+        /// A new bank from this bank's images followed by <paramref name="other"/>'s (nexvitad_bank_merge, C ABI
+        /// revision 5), fitted and calibrated again: bit for bit the bank <see cref="Model.BuildBank"/> makes from
+        /// all of them at once. Both banks must be growable, come from the same model and agree on every setting that
+        /// shapes a bank (scorer, K, sigma, image score, augmentation, seed, target FPR, Sinkhorn and coreset
+        /// parameters, region of interest); the new bank scores with this bank's model. Both banks are unchanged.
+        /// </summary>
+        /// <param name="other">The second bank (may be this one).</param>
+        /// <param name="progress">Receives the overall fraction done, 0..1 (clustering, then calibration: half each).</param>
+        /// <param name="cancellationToken">Cancels at the next progress step.</param>
+        /// <exception cref="ObjectDisposedException">Either bank was disposed.</exception>
+        /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+        /// <exception cref="NexVitadException">Mismatch (banks of other models, or a differing setting, named in
+        /// the message), InvalidArgument (a bank that is not growable, or is tiled), LimitExceeded.</exception>
+        /// <remarks>An exception thrown by <paramref name="progress"/> cancels the call and is rethrown here.</remarks>
+        public MemoryBank Merge(MemoryBank other, IProgress<float> progress = null,
+            CancellationToken cancellationToken = default(CancellationToken))
+        {
+            if (other == null)
+                throw new ArgumentNullException(nameof(other));
+            BankHandle a = Handle;
+            BankHandle b = other.Handle;
+            cancellationToken.ThrowIfCancellationRequested();
+            return Grow(progress, cancellationToken, s_onMergeProgress,
+                (ProgressCallback cb, IntPtr user, out BankHandle o) => NativeMethods.nexvitad_bank_merge(a, b, cb, user, out o));
+        }
+
+        /// <summary>
+        /// Runs a native call that makes a new bank with a progress callback (as <see cref="Model.BuildBank"/> does):
+        /// the callback state behind a GCHandle, an exception from <paramref name="progress"/> rethrown, Cancelled
+        /// turned into <see cref="OperationCanceledException"/>, the new handle owned or released.
+        /// </summary>
+        private static MemoryBank Grow(IProgress<float> progress, CancellationToken cancellationToken, ProgressCallback onProgress,
+            NewBankCall call)
+        {
+            var state = new CallbackState<float>(progress, cancellationToken);
+            bool wantCallback = progress != null || cancellationToken.CanBeCanceled;
+            GCHandle user = GCHandle.Alloc(state);
+            BankHandle bank = null;
+            try
+            {
+                // The callbacks are static fields, so the delegate (and its native thunk) outlives the call.
+                ProgressCallback cb = wantCallback ? onProgress : null;
+                Status s = call(cb, wantCallback ? GCHandle.ToIntPtr(user) : IntPtr.Zero, out bank);
+                GC.KeepAlive(cb);
+                if (state.Error != null)
+                    state.Error.Throw();
+                if (s == Status.Cancelled)
+                    throw new OperationCanceledException(Utf8.FromNative(NativeMethods.nexvitad_last_error()), cancellationToken);
+                Errors.Check(s);
+                return new MemoryBank(bank);
+            }
+            catch
+            {
+                bank?.Dispose();
+                throw;
+            }
+            finally
+            {
+                user.Free();
+            }
+        }
+
+        /// <summary>nexvitad_bank_add or nexvitad_bank_merge with its banks and images bound.</summary>
+        private delegate Status NewBankCall(ProgressCallback cb, IntPtr user, out BankHandle bank);
+
+        private static readonly ProgressCallback s_onMergeProgress = OnMergeProgress;
+
+        /// <summary>Merging encodes nothing: clustering and calibration take half the fraction each.</summary>
+        private static int OnMergeProgress(IntPtr user, int stage, UIntPtr done, UIntPtr total) =>
+            CallbackState<float>.Report(user, () =>
+            {
+                double t = total.ToUInt64();
+                double part = t == 0 ? 1.0 : Math.Min(1.0, done.ToUInt64() / t);
+                return (float)((Math.Min(Math.Max(stage, 1), 2) - 1 + part) / 2.0);
+            });
+
         /// <summary>Releases the native bank (once; later calls do nothing).</summary>
         public void Dispose()
         {
@@ -194,6 +322,7 @@ namespace NexVitad
             ImageHeight = (int)i.image_height;
             RoiWidth = (int)i.roi_width;
             RoiHeight = (int)i.roi_height;
+            Growable = i.growable != 0;
         }
 
         /// <summary>How patches are matched.</summary>
@@ -256,5 +385,8 @@ namespace NexVitad
         public int RoiWidth { get; }
         /// <summary>Height of the bank's default region of interest; 0 = none.</summary>
         public int RoiHeight { get; }
+        /// <summary>Whether the bank was built with <see cref="BankOptions.Growable"/> (C ABI revision 5), so
+        /// <see cref="MemoryBank.Add"/> and <see cref="MemoryBank.Merge"/> work on it.</summary>
+        public bool Growable { get; }
     }
 }

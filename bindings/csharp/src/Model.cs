@@ -191,6 +191,9 @@ namespace NexVitad
 
         private static readonly ProgressCallback s_onProgress = OnProgress;
 
+        /// <summary>The build's progress callback (encoding, clustering, calibration: a third each), for <see cref="MemoryBank.Add"/>.</summary>
+        internal static ProgressCallback OnProgressDelegate => s_onProgress;
+
         /// <summary>Runs on the building thread, inside native code: nothing may be thrown out of it.</summary>
         private static int OnProgress(IntPtr user, int stage, UIntPtr done, UIntPtr total) =>
             CallbackState<float>.Report(user, () =>

@@ -110,6 +110,11 @@ namespace NexVitad.Tests
         public readonly Dictionary<string, string> ExpectedRoi;
         /// <summary>roi.mask: roi_width x roi_height bytes, row-major, 1 = inspect.</summary>
         public readonly byte[] RoiMask;
+        /// <summary>expected_grow.json (revision 5): the image scored with grow2.bank after grow_add.rgb was added,
+        /// plus grow_add_width/height, the grown bank's shots and pixel_threshold_bits.</summary>
+        public readonly Dictionary<string, string> ExpectedGrow;
+        /// <summary>grow_add.rgb: packed RGB8, grow_add_width x grow_add_height.</summary>
+        public readonly byte[] GrowAddRgb;
 
         public Fixture(string modelDir, string dir)
         {
@@ -123,6 +128,8 @@ namespace NexVitad.Tests
             ExpectedTiled = ParseFlatJson(tiled);
             ExpectedRoi = ParseFlatJson(File.ReadAllText(Path.Combine(dir, "expected_roi.json")));
             RoiMask = File.ReadAllBytes(Path.Combine(dir, "roi.mask"));
+            ExpectedGrow = ParseFlatJson(File.ReadAllText(Path.Combine(dir, "expected_grow.json")));
+            GrowAddRgb = File.ReadAllBytes(Path.Combine(dir, "grow_add.rgb"));
             Rgb = File.ReadAllBytes(Path.Combine(dir, "image.rgb"));
             if (Expected["format"] != "rgb8" || Rgb.Length != Width * Height * 3)
                 throw new InvalidDataException("image.rgb is not the " + Width + "x" + Height + " rgb8 image expected.json describes");
@@ -135,6 +142,15 @@ namespace NexVitad.Tests
 
         /// <summary>tiny.bank's settings built with roi.mask as its default ROI (expected_roi.json).</summary>
         public string RoiBankPath => Path.Combine(Dir, "roi.bank");
+
+        /// <summary>A growable bank (k 8) of two good images (expected_grow.json).</summary>
+        public string Grow2BankPath => Path.Combine(Dir, "grow2.bank");
+
+        public int GrowAddWidth => int.Parse(ExpectedGrow["grow_add_width"], CultureInfo.InvariantCulture);
+        public int GrowAddHeight => int.Parse(ExpectedGrow["grow_add_height"], CultureInfo.InvariantCulture);
+
+        /// <summary>grow_add.rgb as an image: the third good image of the growth fixture.</summary>
+        public ImageBuffer GrowAdd => new ImageBuffer(GrowAddRgb, GrowAddWidth, GrowAddHeight, PixelFormat.Rgb8);
 
         public int RoiWidth => int.Parse(ExpectedRoi["roi_width"], CultureInfo.InvariantCulture);
         public int RoiHeight => int.Parse(ExpectedRoi["roi_height"], CultureInfo.InvariantCulture);
@@ -1018,6 +1034,208 @@ namespace NexVitad.Tests
             disposed.Dispose();
             Assert.Throws<ObjectDisposedException>(() => disposed.Recalibrated(0.01f), "Recalibrated on a disposed bank");
             Assert.Throws<ObjectDisposedException>(() => disposed.GetRoi(), "GetRoi on a disposed bank");
+        }
+
+        // ---- banks that grow (revision 5) ------------------------------------------------------
+
+        private static BankOptions GrowOptions() => new BankOptions { K = 8, MaxIterations = 5, Growable = true };
+
+        /// <summary>The same thresholds, sizes and settings, and the same score bits and map on the fixture image.</summary>
+        private static void AssertSameBank(MemoryBank want, MemoryBank got, string what)
+        {
+            BankInfo w = want.Info, g = got.Info;
+            Assert.Equal(w.Shots, g.Shots, what + ": shots");
+            Assert.Equal(w.Vectors, g.Vectors, what + ": vectors");
+            Assert.Equal(w.K, g.K, what + ": k");
+            Assert.Equal(w.Growable, g.Growable, what + ": growable");
+            Assert.Equal(w.Iterations, g.Iterations, what + ": iterations");
+            Assert.Equal(Fixture.Bits(w.ImageThreshold), Fixture.Bits(g.ImageThreshold), what + ": image threshold bits");
+            Assert.Equal(Fixture.Bits(w.PixelThreshold), Fixture.Bits(g.PixelThreshold), what + ": pixel threshold bits");
+            Assert.Equal(Fixture.Bits(w.TargetFpr), Fixture.Bits(g.TargetFpr), what + ": target FPR");
+            using (ScoreResult a = M.Score(want, F.Image))
+            using (ScoreResult b = got.Score(F.Image))
+                Assert.Equal(Outcome.Of(a), Outcome.Of(b), what + ": score bits and map");
+        }
+
+        private static void Test_GrowFixtureBitExact()
+        {
+            Assert.True(Library.AbiRevision >= 5, "ABI revision 5: banks that grow");
+            Assert.Equal(F.GrowAddWidth * F.GrowAddHeight * 3, F.GrowAddRgb.Length, "grow_add.rgb is grow_add_width x grow_add_height RGB8");
+            Assert.True(!new BankOptions().Growable, "not growable by default");
+            Assert.True(!B.Info.Growable, "tiny.bank is not growable");
+            using (MemoryBank two = M.LoadBank(F.Grow2BankPath))
+            {
+                Assert.True(two.Info.Growable, "grow2.bank is growable");
+                Assert.Equal(2, two.Info.Shots, "grow2.bank: two shots");
+                Assert.Equal(8, two.Info.K, "grow2.bank: k 8");
+                using (MemoryBank grown = two.Add(new[] { F.GrowAdd }))
+                {
+                    Assert.True(!ReferenceEquals(grown, two) && !grown.IsDisposed, "a new bank");
+                    BankInfo gi = grown.Info;
+                    Assert.Equal(int.Parse(F.ExpectedGrow["shots"], CultureInfo.InvariantCulture), gi.Shots, "grown shots");
+                    Assert.Equal(3, gi.Shots, "three shots");
+                    Assert.True(gi.Growable, "the grown bank is growable");
+                    Assert.Equal(F.ExpectedGrow["pixel_threshold_bits"], Fixture.Bits(gi.PixelThreshold).ToString("x8"), "pixel_threshold bits");
+                    Assert.Equal(F.ExpectedGrow["image_threshold_bits"], Fixture.Bits(gi.ImageThreshold).ToString("x8"), "info image_threshold bits");
+                    Assert.Equal(2, two.Info.Shots, "grow2.bank is unchanged");
+
+                    using (ScoreResult r = M.Score(grown, F.Rgb, F.Width, F.Height, PixelFormat.Rgb8)) AssertFixture(F.ExpectedGrow, r, "Model.Score");
+                    using (ScoreResult r = grown.Score(F.Image)) AssertFixture(F.ExpectedGrow, r, "MemoryBank.Score");
+                    using (ScoreResult r = grown.Score(F.Image, new ScoreOptions { FindRegions = false })) AssertFixture(F.ExpectedGrow, r, "MemoryBank.Score, options");
+                    ScoreResult[] batch = M.ScoreBatch(grown, new[] { F.Image, F.Image });
+                    AssertFixture(F.ExpectedGrow, batch[1], "Model.ScoreBatch");
+                    foreach (ScoreResult b in batch) b.Dispose();
+
+                    // Saved and loaded back: still growable, the same bits.
+                    string path = Path.Combine(Temp, "grow3.bank");
+                    grown.Save(path);
+                    using (MemoryBank loaded = M.LoadBank(path))
+                    {
+                        Assert.True(loaded.Info.Growable && loaded.Info.Shots == 3, "growable and three shots after loading");
+                        using (ScoreResult r = loaded.Score(F.Image)) AssertFixture(F.ExpectedGrow, r, "saved and loaded");
+                    }
+                }
+            }
+        }
+
+        private static void Test_AddAndMergeEqualTheBuildOnAllImages()
+        {
+            List<ImageBuffer> good = F.GoodImages().Take(3).ToList();
+            using (MemoryBank three = M.BuildBank(good, GrowOptions()))
+            using (MemoryBank two = M.BuildBank(good.Take(2), GrowOptions()))
+            using (MemoryBank last = M.BuildBank(good.Skip(2), GrowOptions()))
+            {
+                Assert.True(three.Info.Growable && three.Info.Shots == 3, "a growable bank of three");
+                Assert.True(two.Info.Growable && two.Info.Shots == 2, "a growable bank of two");
+                var seen = new List<float>();
+                using (MemoryBank added = two.Add(new[] { good[2] }, new SyncProgress(seen.Add)))
+                    AssertSameBank(three, added, "Add(2-bank, third image)");
+                AssertMonotoneToOne(seen, "Add progress");
+                Assert.Equal(2, two.Info.Shots, "the bank added to is unchanged");
+
+                seen.Clear();
+                using (MemoryBank merged = two.Merge(last, new SyncProgress(seen.Add), CancellationToken.None))
+                    AssertSameBank(three, merged, "Merge(bank of 0-1, bank of 2)");
+                AssertMonotoneToOne(seen, "Merge progress");
+                using (MemoryBank merged = two.Merge(last))
+                    AssertSameBank(three, merged, "Merge without progress");
+                Assert.Equal(1, last.Info.Shots, "the merged banks are unchanged");
+
+                // A bank grown from a bank whose model was disposed: it encodes with its own.
+                using (Model m = Model.Open(F.ModelDir))
+                using (MemoryBank alone = m.BuildBank(good.Take(2), GrowOptions()))
+                {
+                    m.Dispose();
+                    using (MemoryBank added = alone.Add(good.Skip(2)))
+                        AssertSameBank(three, added, "Add after the model's disposal");
+                }
+            }
+        }
+
+        private static void AssertMonotoneToOne(List<float> seen, string what)
+        {
+            Assert.True(seen.Count >= 2, what + ": reported: " + seen.Count);
+            for (int i = 0; i < seen.Count; i++)
+            {
+                Assert.True(seen[i] >= 0f && seen[i] <= 1f, what + ": fraction in [0, 1]: " + seen[i]);
+                if (i > 0) Assert.True(seen[i] >= seen[i - 1], what + ": non-decreasing at " + i + ": " + seen[i - 1] + " -> " + seen[i]);
+            }
+            Assert.Equal(1f, seen[seen.Count - 1], what + ": the last report is 1");
+        }
+
+        private static void Test_GrowErrors()
+        {
+            List<ImageBuffer> good = F.GoodImages().Take(3).ToList();
+            using (MemoryBank growable = M.BuildBank(good, GrowOptions()))
+            using (MemoryBank plain = M.BuildBank(good, new BankOptions { K = 8, MaxIterations = 5 }))
+            using (MemoryBank k4 = M.BuildBank(good, new BankOptions { K = 4, MaxIterations = 5, Growable = true }))
+            using (MemoryBank tiled = M.LoadBank(F.TiledBankPath))
+            {
+                Assert.True(!plain.Info.Growable, "built without Growable");
+                // Add on a bank that is not growable.
+                NexVitadException e = Assert.Status(Status.InvalidArgument, () => plain.Add(new[] { F.Image }).Dispose(), "Add on a bank that is not growable");
+                Assert.True(e.Message.Contains("growable"), "the message says growable: " + e.Message);
+                e = Assert.Status(Status.InvalidArgument, () => B.Add(new[] { F.Image }).Dispose(), "Add on tiny.bank");
+                Assert.True(e.Message.Contains("growable"), "the message says growable: " + e.Message);
+                // Merge with a bank that is not growable, either side.
+                e = Assert.Status(Status.InvalidArgument, () => growable.Merge(plain).Dispose(), "Merge with a bank that is not growable");
+                Assert.True(e.Message.Contains("growable"), "the message says growable: " + e.Message);
+                e = Assert.Status(Status.InvalidArgument, () => plain.Merge(growable).Dispose(), "Merge of a bank that is not growable");
+                Assert.True(e.Message.Contains("growable"), "the message says growable: " + e.Message);
+                // Merge of banks with another k: a mismatch naming k.
+                e = Assert.Status(Status.Mismatch, () => growable.Merge(k4).Dispose(), "Merge of banks with another k");
+                Assert.True(e.Message.Contains("different k"), "the message names k: " + e.Message);
+                e = Assert.Status(Status.Mismatch, () => k4.Merge(growable).Dispose(), "Merge of banks with another k, swapped");
+                Assert.True(e.Message.Contains("different k"), "the message names k: " + e.Message);
+                // Growable with tiling is refused at build; a tiled bank neither grows nor merges.
+                var tiledGrowable = new BankOptions { K = 8, MaxIterations = 5, Growable = true, Tile = 48, TileOverlap = 0.25f };
+                e = Assert.Status(Status.InvalidArgument, () => M.BuildBank(good, tiledGrowable).Dispose(), "Growable with tiling");
+                Assert.True(e.Message.Contains("growable"), "the message says growable: " + e.Message);
+                e = Assert.Status(Status.InvalidArgument, () => tiled.Add(new[] { F.Image }).Dispose(), "Add on a tiled bank");
+                Assert.True(e.Message.Contains("tiled"), "the message says tiled: " + e.Message);
+                e = Assert.Status(Status.InvalidArgument, () => growable.Merge(tiled).Dispose(), "Merge with a tiled bank");
+                Assert.True(e.Message.Contains("tiled"), "the message says tiled: " + e.Message);
+
+                // What the binding checks before native code.
+                Assert.Throws<ArgumentNullException>(() => growable.Add(null), "null image list");
+                Assert.Throws<ArgumentException>(() => growable.Add(new ImageBuffer[0]), "no images");
+                Assert.Throws<ArgumentException>(() => growable.Add(new ImageBuffer[] { F.Image, null }), "null image in the list");
+                Assert.Throws<ArgumentNullException>(() => growable.Merge(null), "null bank to merge");
+
+                // Disposed banks, either side.
+                MemoryBank disposed = M.BuildBank(good.Take(1), GrowOptions());
+                disposed.Dispose();
+                Assert.Throws<ObjectDisposedException>(() => disposed.Add(new[] { F.Image }), "Add on a disposed bank");
+                Assert.Throws<ObjectDisposedException>(() => disposed.Merge(growable), "Merge of a disposed bank");
+                Assert.Throws<ObjectDisposedException>(() => growable.Merge(disposed), "Merge with a disposed bank");
+
+                // Nothing was spoiled.
+                Assert.Equal(3, growable.Info.Shots, "the growable bank is unchanged");
+                using (MemoryBank twice = growable.Merge(growable))
+                    Assert.Equal(6, twice.Info.Shots, "a bank merged with itself has each image twice");
+            }
+            using (ScoreResult r = M.Score(B, F.Image))
+                Assert.Equal(F.Expected["image_score_bits"], Fixture.Bits(r.ImageScore).ToString("x8"), "still scores");
+        }
+
+        private static void Test_GrowCancellationAndProgressExceptions()
+        {
+            List<ImageBuffer> good = F.GoodImages().Take(3).ToList();
+            using (MemoryBank two = M.BuildBank(good.Take(2), GrowOptions()))
+            using (MemoryBank one = M.BuildBank(good.Skip(2), GrowOptions()))
+            {
+                using (var cts = new CancellationTokenSource())
+                {
+                    int reports = 0;
+                    var progress = new SyncProgress(f => { if (++reports == 1) cts.Cancel(); });
+                    OperationCanceledException e = Assert.Throws<OperationCanceledException>(
+                        () => two.Add(new[] { good[2] }, progress, cts.Token), "cancelled Add");
+                    Assert.Equal(cts.Token, e.CancellationToken, "the exception carries the token");
+                    Assert.Equal(1, reports, "no progress after cancelling");
+                }
+                using (var cts = new CancellationTokenSource())
+                {
+                    int reports = 0;
+                    var progress = new SyncProgress(f => { if (++reports == 1) cts.Cancel(); });
+                    Assert.Throws<OperationCanceledException>(() => two.Merge(one, progress, cts.Token), "cancelled Merge");
+                    Assert.Equal(1, reports, "no progress after cancelling the merge");
+                }
+                using (var cts = new CancellationTokenSource())
+                {
+                    cts.Cancel();
+                    Assert.Throws<OperationCanceledException>(() => two.Add(new[] { good[2] }, null, cts.Token), "Add, already cancelled");
+                    Assert.Throws<OperationCanceledException>(() => two.Merge(one, null, cts.Token), "Merge, already cancelled");
+                }
+                int thrown = 0;
+                var boom = new SyncProgress(f => { thrown++; throw new InvalidTimeZoneException("boom from progress"); });
+                InvalidTimeZoneException x = Assert.Throws<InvalidTimeZoneException>(() => two.Add(new[] { good[2] }, boom), "Add progress throws");
+                Assert.Equal("boom from progress", x.Message, "the original exception");
+                x = Assert.Throws<InvalidTimeZoneException>(() => two.Merge(one, boom), "Merge progress throws");
+                Assert.True(x.StackTrace.Contains("Test_GrowCancellationAndProgressExceptions"), "stack trace kept: " + x.StackTrace);
+                Assert.Equal(2, thrown, "each call stopped at the first exception");
+                using (MemoryBank merged = two.Merge(one))
+                    Assert.Equal(3, merged.Info.Shots, "the banks still merge afterwards");
+            }
         }
 
         // ---- bad input -----------------------------------------------------------------------

@@ -28,6 +28,7 @@ int main(void) {
     F(nexvitad_bank_options, max_vectors) F(nexvitad_bank_options, tile)
     F(nexvitad_bank_options, tile_overlap) F(nexvitad_bank_options, tile_layout)
     F(nexvitad_bank_options, reserved1) F(nexvitad_bank_options, roi)
+    F(nexvitad_bank_options, growable) F(nexvitad_bank_options, reserved2)
 
     S(nexvitad_mask)
     F(nexvitad_mask, data) F(nexvitad_mask, width) F(nexvitad_mask, height) F(nexvitad_mask, stride)
@@ -49,7 +50,8 @@ int main(void) {
     F(nexvitad_bank_info, tile_layout) F(nexvitad_bank_info, tile_cols)
     F(nexvitad_bank_info, tile_rows) F(nexvitad_bank_info, image_width)
     F(nexvitad_bank_info, image_height) F(nexvitad_bank_info, roi_width)
-    F(nexvitad_bank_info, roi_height)
+    F(nexvitad_bank_info, roi_height) F(nexvitad_bank_info, growable)
+    F(nexvitad_bank_info, reserved1)
 
     S(nexvitad_result)
     F(nexvitad_result, struct_size) F(nexvitad_result, image_score)

@@ -53,6 +53,9 @@ namespace NexVitad.Native
         public uint reserved1;
         // Revision 4 (regions of interest): a nexvitad_mask*, NULL = none.
         public IntPtr roi;
+        // Revision 5 (banks that grow): 1 = keep the shots, 0 = not growable.
+        public uint growable;
+        public uint reserved2;
     }
 
     /// <summary>nexvitad_mask: a caller-owned region-of-interest mask (revision 4; fixed layout, no struct_size).</summary>
@@ -111,6 +114,9 @@ namespace NexVitad.Native
         // Revision 4 (regions of interest).
         public uint roi_width;
         public uint roi_height;
+        // Revision 5 (banks that grow).
+        public uint growable;
+        public uint reserved1;
     }
 
     /// <summary>nexvitad_result: the outcome of scoring one image.</summary>
@@ -266,8 +272,9 @@ namespace NexVitad.Native
         /// nexvitad_bank_info, which older libraries refuse; and inspection outputs:
         /// nexvitad_score_with_options, nexvitad_region, the larger nexvitad_result; 4 = regions of
         /// interest: nexvitad_mask and the larger nexvitad_bank_options, nexvitad_score_options,
-        /// nexvitad_result and nexvitad_bank_info; nexvitad_bank_get_roi, nexvitad_bank_recalibrate).</summary>
-        public const uint AbiRevision = 4;
+        /// nexvitad_result and nexvitad_bank_info; nexvitad_bank_get_roi, nexvitad_bank_recalibrate; 5 = banks
+        /// that grow: the larger nexvitad_bank_options and nexvitad_bank_info, nexvitad_bank_add, nexvitad_bank_merge).</summary>
+        public const uint AbiRevision = 5;
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern IntPtr nexvitad_version();
@@ -327,6 +334,18 @@ namespace NexVitad.Native
         /// <summary>A new bank at another target FPR (revision 4); <paramref name="bank"/> is unchanged.</summary>
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern Status nexvitad_bank_recalibrate(BankHandle bank, float target_fpr, out BankHandle out_);
+
+        /// <summary>A new bank: <paramref name="bank"/> with <paramref name="n"/> more good images (revision 5);
+        /// <paramref name="bank"/> is unchanged.</summary>
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_bank_add(BankHandle bank, [In] nexvitad_image[] images, UIntPtr n,
+            ProgressCallback cb, IntPtr user, out BankHandle out_);
+
+        /// <summary>A new bank from the images of <paramref name="a"/> then <paramref name="b"/> (revision 5);
+        /// both are unchanged.</summary>
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_bank_merge(BankHandle a, BankHandle b, ProgressCallback cb, IntPtr user,
+            out BankHandle out_);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern Status nexvitad_score(ModelHandle model, BankHandle bank, ref nexvitad_image image,
