@@ -204,7 +204,8 @@
  *      A bank with a ROI is format version 3, which older libraries refuse.
  *      nexvitad_bank_recalibrate(): thresholds at another target FPR without re-encoding.
  *   5: banks that grow: nexvitad_bank_options grows `growable`, nexvitad_bank_info grows
- *      `growable`; nexvitad_bank_add() and nexvitad_bank_merge().
+ *      `growable`; nexvitad_bank_add() and nexvitad_bank_merge();
+ *      nexvitad_score_batch_with_options().
  */
 #define NEXVITAD_ABI_REVISION 5
 
@@ -1678,6 +1679,25 @@ nexvitad_status nexvitad_score_batch(const struct nexvitad_model *model,
                                      float *const *maps_out,
                                      const size_t *map_lens,
                                      struct nexvitad_result *results);
+
+/**
+ * nexvitad_score_batch() with per-call options for every image (revision 5): thresholds,
+ * the region of interest and `min_region_area` as in nexvitad_score_with_options(). Each
+ * result's `region_count` counts that image's defect regions (of at least
+ * `min_region_area` pixels); the regions themselves come from
+ * nexvitad_score_with_options(), one image at a time. `options` NULL = the defaults.
+ *
+ * Arguments, thread-safety and errors: as nexvitad_score_batch(), plus the option errors of
+ * nexvitad_score_with_options().
+ */
+nexvitad_status nexvitad_score_batch_with_options(const struct nexvitad_model *model,
+                                                  const struct nexvitad_bank *bank,
+                                                  const struct nexvitad_image *images,
+                                                  size_t n,
+                                                  const struct nexvitad_score_options *options,
+                                                  float *const *maps_out,
+                                                  const size_t *map_lens,
+                                                  struct nexvitad_result *results);
 
 /**
  * Fills `options` with the defaults: the bank's image and pixel thresholds (-1), every

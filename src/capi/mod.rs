@@ -60,7 +60,8 @@ pub const NEXVITAD_ABI_VERSION: u32 = 1;
 ///      A bank with a ROI is format version 3, which older libraries refuse.
 ///      nexvitad_bank_recalibrate(): thresholds at another target FPR without re-encoding.
 ///   5: banks that grow: nexvitad_bank_options grows `growable`, nexvitad_bank_info grows
-///      `growable`; nexvitad_bank_add() and nexvitad_bank_merge().
+///      `growable`; nexvitad_bank_add() and nexvitad_bank_merge();
+///      nexvitad_score_batch_with_options().
 pub const NEXVITAD_ABI_REVISION: u32 = 5;
 
 /// The library version, e.g. "0.1.0". Static storage; never NULL. Any thread.

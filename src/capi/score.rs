@@ -172,37 +172,84 @@ pub unsafe extern "C" fn nexvitad_score_batch(
     map_lens: *const usize,
     results: *mut nexvitad_result,
 ) -> nexvitad_status {
-    guard("nexvitad_score_batch", || unsafe {
-        let bh = handles::bank(bank, "bank")?;
-        let mh = scoring_model(model, &bh)?;
-        let imgs = image_array(images, n, "images")?;
-        let stride = struct_size(results as *const nexvitad_result, "results")?;
-        if !maps_out.is_null() && map_lens.is_null() {
-            return Err(Error::invalid("map_lens is NULL but maps_out is not"));
-        }
-        let maps: &[*mut f32] = if maps_out.is_null() { &[] } else { std::slice::from_raw_parts(maps_out, n) };
-        let lens: &[usize] = if maps_out.is_null() { &[] } else { std::slice::from_raw_parts(map_lens, n) };
-        let mut views = Vec::with_capacity(n);
-        for (i, im) in imgs.iter().enumerate() {
-            let v = view(&mh.model, im, &format!("images[{i}]"))?;
-            if let (Some(&m), Some(&len)) = (maps.get(i), lens.get(i)) {
-                check_map(m, len, &v, &format!("images[{i}]"), &format!("map_lens[{i}]"))?;
-            }
-            views.push(v);
-        }
-        let mut all = Vec::with_capacity(n);
-        for chunk in views.chunks(BATCH_CHUNK) {
-            all.extend(with_workspace(|ws| score_batch(&mh.model, &bh.bank, chunk, ws))?);
-        }
-        for (i, r) in all.iter().enumerate() {
-            copy_map(r, maps.get(i).copied().unwrap_or(std::ptr::null_mut()));
-            let dst = (results as *mut u8).add(i * stride) as *mut nexvitad_result;
-            // Element i's struct_size is ours to set: the caller declared the size once, in [0].
-            std::ptr::write_unaligned(dst as *mut usize, stride);
-            write_out(dst, &c_result(r, stride), "results")?;
-        }
-        Ok(())
+    guard("nexvitad_score_batch", || unsafe { batch(model, bank, images, n, None, maps_out, map_lens, results) })
+}
+
+/// nexvitad_score_batch() with per-call options for every image (revision 5): thresholds,
+/// the region of interest and `min_region_area` as in nexvitad_score_with_options(). Each
+/// result's `region_count` counts that image's defect regions (of at least
+/// `min_region_area` pixels); the regions themselves come from
+/// nexvitad_score_with_options(), one image at a time. `options` NULL = the defaults.
+///
+/// Arguments, thread-safety and errors: as nexvitad_score_batch(), plus the option errors of
+/// nexvitad_score_with_options().
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn nexvitad_score_batch_with_options(
+    model: *const nexvitad_model,
+    bank: *const nexvitad_bank,
+    images: *const nexvitad_image,
+    n: usize,
+    options: *const nexvitad_score_options,
+    maps_out: *const *mut f32,
+    map_lens: *const usize,
+    results: *mut nexvitad_result,
+) -> nexvitad_status {
+    guard("nexvitad_score_batch_with_options", || unsafe {
+        let o = if options.is_null() { default_score_options() } else { read_in(options, default_score_options(), "options")? };
+        batch(model, bank, images, n, Some(&o), maps_out, map_lens, results)
     })
+}
+
+/// The body of both batch calls; `options` None = nexvitad_score_batch() (no regions).
+#[allow(clippy::too_many_arguments)]
+unsafe fn batch(
+    model: *const nexvitad_model,
+    bank: *const nexvitad_bank,
+    images: *const nexvitad_image,
+    n: usize,
+    options: Option<&nexvitad_score_options>,
+    maps_out: *const *mut f32,
+    map_lens: *const usize,
+    results: *mut nexvitad_result,
+) -> Result<()> {
+    let bh = handles::bank(bank, "bank")?;
+    let mh = scoring_model(model, &bh)?;
+    let imgs = image_array(images, n, "images")?;
+    let stride = struct_size(results as *const nexvitad_result, "results")?;
+    let roi = match options {
+        Some(o) => mask(o.roi, "options->roi")?,
+        None => None,
+    };
+    let opts = match options {
+        Some(o) => to_score_options(o, true, roi.as_ref())?,
+        None => ScoreOptions::default(),
+    };
+    if !maps_out.is_null() && map_lens.is_null() {
+        return Err(Error::invalid("map_lens is NULL but maps_out is not"));
+    }
+    let maps: &[*mut f32] = if maps_out.is_null() { &[] } else { std::slice::from_raw_parts(maps_out, n) };
+    let lens: &[usize] = if maps_out.is_null() { &[] } else { std::slice::from_raw_parts(map_lens, n) };
+    let mut views = Vec::with_capacity(n);
+    for (i, im) in imgs.iter().enumerate() {
+        let v = view(&mh.model, im, &format!("images[{i}]"))?;
+        if let (Some(&m), Some(&len)) = (maps.get(i), lens.get(i)) {
+            check_map(m, len, &v, &format!("images[{i}]"), &format!("map_lens[{i}]"))?;
+        }
+        views.push(v);
+    }
+    let mut all = Vec::with_capacity(n);
+    for chunk in views.chunks(BATCH_CHUNK) {
+        all.extend(with_workspace(|ws| score_batch_with(&mh.model, &bh.bank, chunk, &opts, ws))?);
+    }
+    for (i, r) in all.iter().enumerate() {
+        copy_map(r, maps.get(i).copied().unwrap_or(std::ptr::null_mut()));
+        let dst = (results as *mut u8).add(i * stride) as *mut nexvitad_result;
+        // Element i's struct_size is ours to set: the caller declared the size once, in [0].
+        std::ptr::write_unaligned(dst as *mut usize, stride);
+        write_out(dst, &c_result(r, stride), "results")?;
+    }
+    Ok(())
 }
 
 /// The defaults nexvitad_score_options_default() writes: the bank's thresholds, every region.

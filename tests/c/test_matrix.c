@@ -1634,6 +1634,43 @@ static nexvitad_status g_add_merge_valid(void) {
     return s;
 }
 
+/* nexvitad_score_batch_with_options (revision 5) */
+static nexvitad_status sb_with(const nexvitad_score_options *o, nexvitad_result *r) {
+    r[0].struct_size = sizeof r[0];
+    return keep(nexvitad_score_batch_with_options(NULL, g_b, g_views, 2, o, NULL, NULL, r));
+}
+static nexvitad_status sb_nan(void) {
+    nexvitad_score_options o = score_options();
+    o.image_threshold = NAN;
+    nexvitad_result r[2];
+    memset(r, 0xAB, sizeof r);
+    r[0].struct_size = sizeof r[0];
+    nexvitad_status s = keep(nexvitad_score_batch_with_options(NULL, g_b, g_views, 2, &o, NULL, NULL, r));
+    if (!untouched((char *)r + sizeof(size_t), sizeof r - sizeof(size_t), 0xAB)) return row_fail("results written on failure");
+    return s;
+}
+/* Valid: each image decided at the caller's threshold, and each result's region_count equals
+   nexvitad_score_with_options's count for that image. */
+static nexvitad_status sb_valid(void) {
+    size_t want;
+    nexvitad_score_options o = score_options();
+    o.pixel_threshold = multi_region_threshold(&want);
+    o.image_threshold = 0.0f;
+    nexvitad_result r[2], one;
+    nexvitad_status s = sb_with(&o, r);
+    if (s != NEXVITAD_OK) return s;
+    size_t count = 0;
+    one.struct_size = sizeof one;
+    if (nexvitad_score_with_options(NULL, g_b, &g_views[1], &o, NULL, 0, NULL, 0, &count, &one) != NEXVITAD_OK)
+        return row_fail("single call failed: %s", nexvitad_last_error());
+    if (r[0].region_count != want || r[1].region_count != count)
+        return row_fail("region counts %llu %llu, want %zu %zu", (unsigned long long)r[0].region_count,
+                        (unsigned long long)r[1].region_count, want, count);
+    if (!r[0].is_anomalous || !r[1].is_anomalous || r[0].threshold_flags != 3 || r[1].image_threshold != 0.0f)
+        return row_fail("the caller's thresholds were not used");
+    return s;
+}
+
 /* ---- the table ------------------------------------------------------------------------ */
 
 typedef struct row {
@@ -1756,6 +1793,8 @@ static const row ROWS[] = {
     {"regions", "`regions` given but `region_count` NULL (the array is untouched)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: regions is given but region_count is NULL; pass a size_t* to receive how many regions there are", s_count_null},
     {"regions", "min_region_area above the image's pixel count (valid: no regions)", NEXVITAD_OK, "", s_min_area},
     {"regions", "result `struct_size` 80 (a revision-2 caller; valid: the count comes through `region_count`, the bytes after `struct_size` are untouched)", NEXVITAD_OK, "", s_old_result},
+    {"regions", "`nexvitad_score_batch_with_options` with image_threshold NaN (results untouched)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_batch_with_options: invalid argument: image_threshold NaN must be finite and >= 0", sb_nan},
+    {"regions", "`nexvitad_score_batch_with_options` with caller thresholds (valid: every image decided at them; region counts as one call at a time)", NEXVITAD_OK, "", sb_valid},
     {"regions", "a per-position bank of 96 × 72 images scores an 80 × 64 image", NEXVITAD_INVALID_ARGUMENT, "nexvitad_score_with_options: invalid argument: this bank keeps one bank per tile position of 96x72 images; an image of 80x64 cannot be scored with it (give 96x72 images, or build a shared tile bank)", s_per_position_other_size},
 
     /* Regions of interest and recalibration (revision 4) */
