@@ -1599,6 +1599,18 @@ static nexvitad_status g_merge_null(void) {
     nexvitad_bank_free(a);
     return s;
 }
+static nexvitad_status g_merge_models(void) {
+    nexvitad_bank_options o = bank_options();
+    o.growable = 1;
+    o.k = 4;
+    nexvitad_bank *a = growable_bank(0, 1, 4), *b = NULL;
+    if (a && nexvitad_bank_build(g_other, &g_views[1], 1, &o, NULL, NULL, &b) != NEXVITAD_OK)
+        snprintf(g_msg, sizeof g_msg, "(building with the other model failed: %s)", nexvitad_last_error());
+    nexvitad_status s = a && b ? merge_of(a, b) : NEXVITAD_INTERNAL;
+    nexvitad_bank_free(a);
+    nexvitad_bank_free(b);
+    return s;
+}
 /* Valid: add(bank of image 0, image 1) and merge(bank of 0, bank of 1) are the bank built
    on both, to the bit (info thresholds and the score of image 0). */
 static nexvitad_status g_add_merge_valid(void) {
@@ -1828,6 +1840,7 @@ static const row ROWS[] = {
     {"grow", "bank options `growable` 1 with tiling", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: growable banks are whole-image only for now; build without tiling, or without growable", g_growable_tiled},
     {"grow", "bank options `growable` 2", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->growable is 2; it must be 0 or 1", g_growable_2},
     {"grow", "`nexvitad_bank_merge` of banks with k 4 and k 5", NEXVITAD_MISMATCH, "nexvitad_bank_merge: mismatch: merging banks built with different k; only banks built with the same settings merge", g_merge_k},
+    {"grow", "`nexvitad_bank_merge` of banks built by different models", NEXVITAD_MISMATCH, "nexvitad_bank_merge: mismatch: merging banks of different models ...", g_merge_models},
     {"grow", "`nexvitad_bank_merge` with a bank built without `growable`", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_merge: invalid argument: merging (second bank): this bank was built without `growable`, so it did not keep its shots' features; build it again with growable (fit --growable) to add images later", g_merge_not_growable},
     {"grow", "`nexvitad_bank_merge` with `b` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_merge: invalid argument: b is NULL", g_merge_null},
     {"grow", "add and merge (valid: both equal the build on all images, to the bit)", NEXVITAD_OK, "", g_add_merge_valid},
