@@ -136,6 +136,12 @@ type BankOptions struct {
 	// (saved with it; read it back with Bank.ROI). nil = the whole image, the default. Its
 	// bytes are pinned during the build only.
 	ROI *Mask
+	// Growable keeps the shots' features in the bank (and its file), so Bank.Add and
+	// Bank.Merge can later give the bank built from all the images at once, bit for bit
+	// (C ABI revision 5). It costs file size for the Sinkhorn and coreset scorers, nothing
+	// for ScorerFull. Whole-image banks only: with Tile > 0 the build fails with
+	// ErrInvalidArgument. false, the default: a small bank that cannot grow.
+	Growable bool
 	// Progress, if set, is called on the building goroutine after each batch or
 	// iteration. It must not call Close on the model; to stop the build, cancel the
 	// context given to BuildBank.
@@ -174,6 +180,9 @@ func (o *BankOptions) toC(co *C.nexvitad_bank_options) error {
 	co.tile = C.uint32_t(o.Tile)
 	co.tile_overlap = C.float(o.TileOverlap)
 	co.tile_layout = C.uint32_t(o.TileLayout)
+	if o.Growable {
+		co.growable = 1
+	}
 	for _, f := range []struct {
 		name string
 		v    int
@@ -355,6 +364,9 @@ type BankInfo struct {
 	// ROIWidth × ROIHeight is the size of the bank's default region of interest (C ABI
 	// revision 4); 0 × 0 = none. Bank.ROI reads it.
 	ROIWidth, ROIHeight int
+	// Growable reports a bank built with BankOptions.Growable (C ABI revision 5): Bank.Add
+	// and Bank.Merge work on it.
+	Growable bool
 }
 
 // Tiled reports whether the bank was built with tiling.
@@ -410,6 +422,7 @@ func (b *Bank) Info() (BankInfo, error) {
 		ImageH:         int(ci.image_height),
 		ROIWidth:       int(ci.roi_width),
 		ROIHeight:      int(ci.roi_height),
+		Growable:       ci.growable != 0,
 	}, nil
 }
 

@@ -26,8 +26,13 @@
 // switches it off; Result.ROISource says which applied. Bank.Recalibrated returns a new
 // bank with thresholds at another target false-positive rate.
 //
-// BuildBank takes a context.Context: cancelling it stops the build at its next progress
-// step, through the C library's progress callback.
+// Banks that grow (C ABI revision 5): a bank built with BankOptions.Growable keeps its
+// shots, so Bank.Add returns a new bank with more good images and Bank.Merge a new bank
+// from two banks' images; either equals, bit for bit, the bank built from all the images
+// at once.
+//
+// BuildBank, Bank.Add and Bank.Merge take a context.Context: cancelling it stops the call
+// at its next progress step, through the C library's progress callback.
 //
 // The package wraps only the C API (nexvitad.h) and links libnexvitad through cgo and
 // pkg-config; see README.md for building.

@@ -87,6 +87,16 @@ nexvitad_status nxgo_bank_recalibrate(const nexvitad_bank *b, float target_fpr, 
     return fail(nexvitad_bank_recalibrate(b, target_fpr, out), err);
 }
 
+nexvitad_status nxgo_bank_add(const nexvitad_bank *b, const nexvitad_image *images, size_t n, int progress,
+                              uintptr_t user, nexvitad_bank **out, char **err) {
+    return fail(nexvitad_bank_add(b, images, n, progress ? nxgo_progress : NULL, (void *)user, out), err);
+}
+
+nexvitad_status nxgo_bank_merge(const nexvitad_bank *a, const nexvitad_bank *b, int progress, uintptr_t user,
+                                nexvitad_bank **out, char **err) {
+    return fail(nexvitad_bank_merge(a, b, progress ? nxgo_progress : NULL, (void *)user, out), err);
+}
+
 nexvitad_status nxgo_score(const nexvitad_model *m, const nexvitad_bank *b, const nexvitad_image *image,
                            float *map, size_t map_len, nexvitad_result *out, char **err) {
     return fail(nexvitad_score(m, b, image, map, map_len, out), err);

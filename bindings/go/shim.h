@@ -30,6 +30,11 @@ nexvitad_status nxgo_bank_free(nexvitad_bank *b, char **err);
 /* Regions of interest and recalibration (ABI revision 4). */
 nexvitad_status nxgo_bank_get_roi(const nexvitad_bank *b, uint8_t *out, size_t out_len, char **err);
 nexvitad_status nxgo_bank_recalibrate(const nexvitad_bank *b, float target_fpr, nexvitad_bank **out, char **err);
+/* Banks that grow (ABI revision 5); `progress` and `user` as for nxgo_bank_build. */
+nexvitad_status nxgo_bank_add(const nexvitad_bank *b, const nexvitad_image *images, size_t n, int progress,
+                              uintptr_t user, nexvitad_bank **out, char **err);
+nexvitad_status nxgo_bank_merge(const nexvitad_bank *a, const nexvitad_bank *b, int progress, uintptr_t user,
+                                nexvitad_bank **out, char **err);
 nexvitad_status nxgo_score(const nexvitad_model *m, const nexvitad_bank *b, const nexvitad_image *image,
                            float *map, size_t map_len, nexvitad_result *out, char **err);
 nexvitad_status nxgo_score_batch(const nexvitad_model *m, const nexvitad_bank *b, const nexvitad_image *images,
