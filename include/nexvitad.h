@@ -749,8 +749,8 @@ typedef struct nexvitad_bank_options {
      * 1 = keep the shots' features in the bank, so good images can be added later
      * (nexvitad_bank_add()) and banks merged (nexvitad_bank_merge()) with the result of a
      * build from all images at once (revision 5). Costs file size for the Sinkhorn and
-     * coreset scorers (about 12 MB for 8 shots at 224 px); nothing for FULL. Whole-image
-     * banks only (with `tile` > 0 it is NEXVITAD_INVALID_ARGUMENT). 0 = the default (no).
+     * coreset scorers (about 12 MB for 8 shots at 224 px); nothing for FULL. Tiled banks
+     * grow too (a per-position bank only with images of its size). 0 = the default (no).
      */
     uint32_t growable;
     /**
@@ -1584,8 +1584,9 @@ nexvitad_status nexvitad_bank_recalibrate(const struct nexvitad_bank *bank,
  * failure.
  *
  * Thread-safety: any thread. Errors: NEXVITAD_INVALID_ARGUMENT (NULL argument, n = 0, a
- * bad image, a bank that is not growable or is tiled), NEXVITAD_LIMIT_EXCEEDED (more than
- * max_vectors rows), NEXVITAD_CANCELLED, NEXVITAD_RUNTIME.
+ * bad image, a bank that is not growable, an image of another size than a per-position
+ * tile bank's), NEXVITAD_LIMIT_EXCEEDED (more than max_vectors rows), NEXVITAD_CANCELLED,
+ * NEXVITAD_RUNTIME.
  */
 nexvitad_status nexvitad_bank_add(const struct nexvitad_bank *bank,
                                   const struct nexvitad_image *images,
@@ -1605,7 +1606,7 @@ nexvitad_status nexvitad_bank_add(const struct nexvitad_bank *bank,
  * new bank, owned by the caller, scoring with `a`'s model; untouched on failure.
  *
  * Thread-safety: any thread. Errors: NEXVITAD_INVALID_ARGUMENT (NULL argument, a bank that
- * is not growable or is tiled), NEXVITAD_MISMATCH (banks of different models or settings),
+ * is not growable), NEXVITAD_MISMATCH (banks of different models or settings),
  * NEXVITAD_LIMIT_EXCEEDED, NEXVITAD_CANCELLED.
  */
 nexvitad_status nexvitad_bank_merge(const struct nexvitad_bank *a,

@@ -1,8 +1,9 @@
 //! Banks that grow: adding good images to a bank, and merging two banks.
 //!
-//! A whole-image bank is fitted and calibrated from its *shots*: the bank rows of each normal
-//! image and each of its augmented copies (the patches inside the region of interest), in
-//! blocks ordered copy by copy, image by image ([`Shots`]). Building, adding and merging all
+//! A bank is fitted and calibrated from its *shots*: the bank rows of each normal image (of
+//! each of its tiles, for a tiled bank) and of each augmented copy, only the patches inside
+//! the region of interest, one block per feature grid, ordered copy by copy, image by image,
+//! tile by tile ([`Shots`]). Building, adding and merging all
 //! go through that one record: a build encodes the images into it; `add` encodes the new
 //! images and appends their blocks after the old ones, copy by copy; `merge` interleaves two
 //! records the same way. Then the same fit (full, coreset or Sinkhorn K-means, with the
@@ -15,7 +16,8 @@
 //! shots and nothing extra is stored), so a Sinkhorn bank of 8 shots at 224 px grows from
 //! tens of kilobytes to about 12 MB. The rows are capped like every bank by
 //! [`BankOptions::max_vectors`]. Banks built without `growable` stay small and refuse `add`
-//! and `merge` with a message saying so. Tiled banks cannot grow yet.
+//! and `merge` with a message saying so. Tiled banks grow the same way (their tiling, and
+//! for a per-position bank its one image size, must match).
 
 use ndarray::{s, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
@@ -26,19 +28,21 @@ use crate::image::ImageView;
 use crate::model::Model;
 use crate::roi::{inside_cells, Rect};
 
-/// The shots of a whole-image bank: every block of bank rows, copy by copy and image by
-/// image, with each image's size (the module doc).
+/// The shots of a bank: every feature grid's kept rows, copy by copy, image by image, tile by
+/// tile, with each image's size (the module doc).
 #[derive(Debug, Clone)]
 pub(crate) struct Shots {
-    /// All blocks' rows, concatenated in block order.
+    /// All grids' kept rows, concatenated in grid order.
     pub rows: Array2<f32>,
-    /// Rows of each block: `copies × shots` entries, `[copy][shot]`.
-    pub block_rows: Vec<usize>,
-    /// Blocks per image: the image and its augmented copies.
+    /// Kept rows of each grid: `copies × Σ tiles` entries, `[copy][image][tile]`.
+    pub grid_rows: Vec<usize>,
+    /// Grids per tile: the original and its augmented copies.
     pub copies: usize,
-    /// Width and height of each shot, for the calibration maps.
+    /// Width and height of each image, for the calibration maps (and its tiles).
     pub sizes: Vec<[u32; 2]>,
-    /// The feature grid every shot was encoded to, `(w, h)`.
+    /// Tiles of each image (1 for a whole-image bank).
+    pub tiles: Vec<usize>,
+    /// The feature grid every tile or image was encoded to, `(w, h)`.
     pub grid: (usize, usize),
 }
 
@@ -48,8 +52,8 @@ pub(crate) struct Shots {
 pub struct Growth {
     /// Width and height of each shot.
     pub sizes: Vec<[u32; 2]>,
-    /// Rows of each block, `[copy][shot]`.
-    pub block_rows: Vec<usize>,
+    /// Kept rows of each feature grid, `[copy][image][tile]`.
+    pub grid_rows: Vec<usize>,
     /// Sinkhorn's entropic regulariser, relative to the mean cost.
     pub epsilon: f32,
     /// K-means iteration cap.
@@ -61,15 +65,29 @@ pub struct Growth {
 }
 
 impl Shots {
+    /// Shots from the kept rows of each grid, in grid order.
+    pub fn new(rows: &[ArrayView2<'_, f32>], copies: usize, sizes: Vec<[u32; 2]>, tiles: Vec<usize>, grid: (usize, usize)) -> Result<Self> {
+        if rows.iter().all(|r| r.nrows() == 0) {
+            return Err(Error::invalid("the region of interest covers no patch of the images; widen it"));
+        }
+        let all = ndarray::concatenate(Axis(0), rows).map_err(|e| Error::Internal(format!("concatenate shots: {e}")))?;
+        Ok(Self { rows: all, grid_rows: rows.iter().map(|v| v.nrows()).collect(), copies, sizes, tiles, grid })
+    }
+
     /// Number of shots (images).
     pub fn shots(&self) -> usize {
         self.sizes.len()
     }
 
-    /// Each block's rows, in block order.
+    /// Grids per copy: the tiles of all images.
+    fn per_copy(&self) -> usize {
+        self.tiles.iter().sum()
+    }
+
+    /// Each grid's kept rows, in grid order.
     pub fn blocks(&self) -> Vec<ArrayView2<'_, f32>> {
         let mut at = 0;
-        self.block_rows
+        self.grid_rows
             .iter()
             .map(|&n| {
                 at += n;
@@ -78,10 +96,13 @@ impl Shots {
             .collect()
     }
 
-    /// Encodes `images` (opts resolved, whole-image) into shots: each image and its copies,
-    /// with the region of interest's ignored area filled before encoding and only the
-    /// patches inside it kept ([`crate::roi`]).
+    /// Encodes `images` (opts resolved) into shots: each image (or each of its tiles) and
+    /// its copies, with the region of interest's ignored area filled before encoding and
+    /// only the patches inside it kept ([`crate::roi`]).
     pub fn encode(model: &Model, images: &[ImageView<'_>], opts: &BankOptions, progress: ProgressFn<'_>) -> Result<Self> {
+        if let Some(tiling) = &opts.tiling {
+            return super::tiles::encode_shots(model, images, opts, tiling, progress);
+        }
         let roi_px: Option<Vec<Vec<u8>>> = opts.roi.as_ref().map(|r| images.iter().map(|im| r.at_size(im.width(), im.height())).collect());
         let grids = encode_normals(model, images, roi_px.as_deref(), "images", opts, progress)?;
         let n = images.len();
@@ -96,45 +117,30 @@ impl Shots {
             Some(k) => k.iter().map(|a| a.view()).collect(),
             None => grids.iter().map(|g| g.data.view()).collect(),
         };
-        if views.iter().all(|r| r.nrows() == 0) {
-            return Err(Error::invalid("the region of interest covers no patch of the images; widen it"));
-        }
-        let rows = ndarray::concatenate(Axis(0), &views).map_err(|e| Error::Internal(format!("concatenate shots: {e}")))?;
-        Ok(Self {
-            rows,
-            block_rows: views.iter().map(|v| v.nrows()).collect(),
-            copies: 1 + copies(&opts.augment).len(),
-            sizes: images.iter().map(|im| [im.width(), im.height()]).collect(),
-            grid,
-        })
+        Self::new(&views, 1 + copies(&opts.augment).len(), images.iter().map(|im| [im.width(), im.height()]).collect(), vec![1; n], grid)
     }
 
-    /// `self`'s shots followed by `other`'s, block order kept: copy by copy, this record's
-    /// images, then the other's (exactly the blocks of encoding all images at once).
+    /// `self`'s shots followed by `other`'s, grid order kept: copy by copy, this record's
+    /// images, then the other's (exactly the grids of encoding all images at once).
     pub fn append(&self, other: &Shots) -> Result<Self> {
         if self.copies != other.copies || self.grid != other.grid || self.rows.ncols() != other.rows.ncols() {
             return Err(Error::Internal("appending shots of another layout".into()));
         }
         let (a, b) = (self.blocks(), other.blocks());
-        let (na, nb) = (self.shots(), other.shots());
+        let (na, nb) = (self.per_copy(), other.per_copy());
         let mut views = Vec::with_capacity(a.len() + b.len());
         for c in 0..self.copies {
             views.extend_from_slice(&a[c * na..(c + 1) * na]);
             views.extend_from_slice(&b[c * nb..(c + 1) * nb]);
         }
-        let rows = ndarray::concatenate(Axis(0), &views).map_err(|e| Error::Internal(format!("concatenate shots: {e}")))?;
-        Ok(Self {
-            rows,
-            block_rows: views.iter().map(|v| v.nrows()).collect(),
-            copies: self.copies,
-            sizes: self.sizes.iter().chain(&other.sizes).copied().collect(),
-            grid: self.grid,
-        })
+        let sizes = self.sizes.iter().chain(&other.sizes).copied().collect();
+        let tiles = self.tiles.iter().chain(&other.tiles).copied().collect();
+        Self::new(&views, self.copies, sizes, tiles, self.grid)
     }
 }
 
-/// Fits and calibrates a whole-image bank from its shots (opts resolved). The one path of
-/// `build`, `add` and `merge`.
+/// Fits and calibrates a bank from its shots (opts resolved): the one path of `build`,
+/// `add` and `merge`, whole-image or tiled.
 pub(crate) fn from_shots(model: &Model, shots: Shots, opts: &BankOptions, progress: ProgressFn<'_>) -> Result<MemoryBank> {
     if shots.rows.nrows() > opts.max_vectors {
         return Err(Error::LimitExceeded(format!(
@@ -144,22 +150,30 @@ pub(crate) fn from_shots(model: &Model, shots: Shots, opts: &BankOptions, progre
             opts.max_vectors
         )));
     }
-    let (vectors, iterations, converged) = fit_vectors(&shots.blocks(), opts, progress)?;
-    let calibration = calibrate::leave_one_out(&shots, opts.roi.as_ref(), opts, progress)?;
-    let grid = crate::fusion::Grid { h: shots.grid.1, w: shots.grid.0, data: Array2::zeros((0, vectors.ncols())) };
-    let mut meta = BankMeta::fitted(model, opts, &grid, &vectors, shots.shots(), (iterations, converged), calibration);
+    let (vectors, mut meta) = match &opts.tiling {
+        Some(tiling) => super::tiles::fit_shots(model, &shots, opts, tiling, progress)?,
+        None => {
+            let (vectors, iterations, converged) = fit_vectors(&shots.blocks(), opts, progress)?;
+            let calibration = calibrate::leave_one_out(&shots, opts.roi.as_ref(), opts, progress)?;
+            let grid = crate::fusion::Grid { h: shots.grid.1, w: shots.grid.0, data: Array2::zeros((0, vectors.ncols())) };
+            let meta = BankMeta::fitted(model, opts, &grid, &vectors, shots.shots(), (iterations, converged), calibration);
+            (vectors, meta)
+        }
+    };
     let mut kept = None;
     if opts.growable {
         meta.growth = Some(Growth {
             sizes: shots.sizes.clone(),
-            block_rows: shots.block_rows.clone(),
+            grid_rows: shots.grid_rows.clone(),
             epsilon: opts.epsilon,
             max_iters: opts.max_iters,
             tol: opts.tol,
             coreset_ratio: opts.coreset_ratio,
         });
-        // The full scorer's vectors are its shots: nothing more to keep.
-        if opts.scorer != super::ScorerKind::Full {
+        // The full scorer's vectors are its shots (a shared or whole-image bank's, in order;
+        // a per-position bank regroups them by position, so it keeps them apart).
+        let per_position = meta.tiles.as_ref().is_some_and(|t| t.positions.is_some());
+        if opts.scorer != super::ScorerKind::Full || per_position {
             kept = Some(shots.rows);
         }
     }
@@ -185,6 +199,7 @@ impl MemoryBank {
             target_fpr: m.calibration.target_fpr,
             seed: m.seed,
             roi: self.roi().cloned(),
+            tiling: m.tiles.as_ref().map(|t| t.tiling),
             growable: true,
             ..BankOptions::default()
         })
@@ -198,13 +213,11 @@ impl MemoryBank {
             None => self.vectors().clone(),
         };
         let copies = 1 + copies(&self.meta().augment).len();
-        Some(Shots { rows, block_rows: g.block_rows.clone(), copies, sizes: g.sizes.clone(), grid: (self.meta().grid_w, self.meta().grid_h) })
+        let tiles = shot_tiles(self.meta(), &g.sizes).ok()?;
+        Some(Shots { rows, grid_rows: g.grid_rows.clone(), copies, sizes: g.sizes.clone(), tiles, grid: (self.meta().grid_w, self.meta().grid_h) })
     }
 
     fn require_growable(&self, what: &str) -> Result<(BankOptions, Shots)> {
-        if self.meta().tiles.is_some() {
-            return Err(Error::invalid(format!("{what}: tiled banks cannot grow yet; build the bank again from all the images")));
-        }
         match (self.growth_options(), self.shots_record()) {
             (Some(o), Some(s)) => Ok((o, s)),
             _ => Err(Error::invalid(format!(
@@ -225,6 +238,14 @@ impl MemoryBank {
         }
         let opts = opts.resolved(model)?;
         let new = Shots::encode(model, images, &opts, progress)?;
+        if let Some(p) = self.meta().tiles.as_ref().and_then(|t| t.positions.as_ref()) {
+            if let Some((i, [w, h])) = new.sizes.iter().enumerate().find(|(_, s)| **s != [p.image_width, p.image_height]) {
+                return Err(Error::invalid(format!(
+                    "adding images: this bank keeps one bank per tile position of {}x{} images; images[{i}] is {w}x{h}",
+                    p.image_width, p.image_height
+                )));
+            }
+        }
         if new.grid != old.grid || new.rows.ncols() != old.rows.ncols() {
             return Err(Error::Internal(format!("new shots on a {:?} grid of width {}, the bank's {:?} of {}", new.grid, new.rows.ncols(), old.grid, old.rows.ncols())));
         }
@@ -259,7 +280,7 @@ impl MemoryBank {
             ("Sinkhorn/coreset parameters", (a_opts.epsilon, a_opts.max_iters, a_opts.tol, a_opts.coreset_ratio) != (b_opts.epsilon, b_opts.max_iters, b_opts.tol, b_opts.coreset_ratio)),
             ("region of interest", self.roi() != other.roi()),
             ("feature grid", (ma.grid_w, ma.grid_h, ma.dim) != (mb.grid_w, mb.grid_h, mb.dim)),
-            ("tiling", ma.tiles != mb.tiles),
+            ("tiling", tiling_key(ma) != tiling_key(mb)),
         ];
         if let Some((name, _)) = differs.iter().find(|(_, d)| *d) {
             return Err(Error::Mismatch(format!("merging banks built with different {name}; only banks built with the same settings merge")));
@@ -269,17 +290,33 @@ impl MemoryBank {
     }
 }
 
+/// What must match for two banks' tiles to merge: the tiling, the tile size, and for a
+/// per-position bank its one image size (not its rows per position, which grow).
+fn tiling_key(m: &BankMeta) -> Option<(crate::tiling::Tiling, u32, u32, Option<(u32, u32)>)> {
+    m.tiles.as_ref().map(|t| (t.tiling, t.tile_w, t.tile_h, t.positions.as_ref().map(|p| (p.image_width, p.image_height))))
+}
+
+/// Tiles of each shot of a bank: 1 for a whole-image bank.
+fn shot_tiles(m: &BankMeta, sizes: &[[u32; 2]]) -> Result<Vec<usize>> {
+    match &m.tiles {
+        None => Ok(vec![1; sizes.len()]),
+        Some(t) => sizes.iter().map(|&[w, h]| t.grid(w, h).map(|g| g.len())).collect(),
+    }
+}
+
 /// Checks a stored growth record against the bank it came with.
-pub(crate) fn check_growth(g: &Growth, augment: &super::Augment, shots_rows: usize) -> std::result::Result<(), String> {
-    let copies = 1 + copies(augment).len();
-    if g.block_rows.len() != copies * g.sizes.len() || g.sizes.is_empty() {
-        return Err(format!("growth record: {} blocks for {} shots of {copies} copies", g.block_rows.len(), g.sizes.len()));
+pub(crate) fn check_growth(m: &BankMeta, shots_rows: usize) -> std::result::Result<(), String> {
+    let g = m.growth.as_ref().ok_or("no growth record")?;
+    if g.sizes.is_empty() || g.sizes.iter().any(|[w, h]| *w == 0 || *h == 0) {
+        return Err("growth record: no shots, or a shot of size 0".into());
     }
-    if g.block_rows.iter().sum::<usize>() != shots_rows {
-        return Err(format!("growth record: blocks of {} rows in all, but {shots_rows} shot rows", g.block_rows.iter().sum::<usize>()));
+    let tiles: usize = shot_tiles(m, &g.sizes).map_err(|e| format!("growth record: {e}"))?.iter().sum();
+    let copies = 1 + copies(&m.augment).len();
+    if g.grid_rows.len() != copies * tiles {
+        return Err(format!("growth record: {} grids for {} shots of {tiles} tiles in all and {copies} copies", g.grid_rows.len(), g.sizes.len()));
     }
-    if g.sizes.iter().any(|[w, h]| *w == 0 || *h == 0) {
-        return Err("growth record: a shot of size 0".into());
+    if g.grid_rows.iter().sum::<usize>() != shots_rows {
+        return Err(format!("growth record: grids of {} rows in all, but {shots_rows} shot rows", g.grid_rows.iter().sum::<usize>()));
     }
     Ok(())
 }

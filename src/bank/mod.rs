@@ -138,7 +138,7 @@ pub struct BankOptions {
     pub roi: Option<Roi>,
     /// Keep the shots' features in the bank so that good images can be added later and banks
     /// merged, with the result of a fresh build ([`MemoryBank::add`], [`MemoryBank::merge`]);
-    /// costs bank-file size for the Sinkhorn and coreset scorers. Whole-image banks only.
+    /// costs bank-file size for the Sinkhorn and coreset scorers.
     pub growable: bool,
 }
 
@@ -214,9 +214,6 @@ impl BankOptions {
         }
         if let Some(t) = &o.tiling {
             t.validate()?;
-            if o.growable {
-                return Err(Error::invalid("growable banks are whole-image only for now; build without tiling, or without growable"));
-            }
         }
         Ok(o)
     }
@@ -321,9 +318,6 @@ impl MemoryBank {
             return Err(Error::invalid("a memory bank needs at least one normal image (got 0)"));
         }
         let opts = opts.resolved(model)?;
-        if let Some(tiling) = opts.tiling {
-            return tiles::build(model, images, &opts, &tiling, progress);
-        }
         let shots = grow::Shots::encode(model, images, &opts, progress)?;
         grow::from_shots(model, shots, &opts, progress)
     }
@@ -333,7 +327,8 @@ impl MemoryBank {
     pub(crate) fn with_shots(mut self, shots: Option<Array2<f32>>) -> Result<Self> {
         if let Some(g) = &self.meta.growth {
             let rows = shots.as_ref().map_or(self.vectors.nrows(), |s| s.nrows());
-            grow::check_growth(g, &self.meta.augment, rows).map_err(Error::Internal)?;
+            let _ = g;
+            grow::check_growth(&self.meta, rows).map_err(Error::Internal)?;
             if shots.as_ref().is_some_and(|s| s.ncols() != self.meta.dim) {
                 return Err(Error::Internal("shots of another width than the bank".into()));
             }

@@ -16,6 +16,7 @@ use ndarray::{s, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::calibrate::{pool_pixels, summarise, Calibration};
+use super::grow::Shots;
 use super::{encode_normals, fit_vectors, inside_rows, BankMeta, BankOptions, MemoryBank, Progress, ProgressFn, Stage};
 use crate::error::{Error, Result};
 use crate::fusion::scoring::FeatureScratch;
@@ -100,8 +101,10 @@ fn shot_grids(images: &[ImageView<'_>], tiling: &Tiling, tile_w: u32, tile_h: u3
         .collect()
 }
 
-/// Builds a tiled bank (`opts` resolved, `opts.tiling == Some(*tiling)`).
-pub(crate) fn build(model: &Model, images: &[ImageView<'_>], opts: &BankOptions, tiling: &Tiling, progress: ProgressFn<'_>) -> Result<MemoryBank> {
+/// Encodes images into the shots of a tiled bank (`opts` resolved, `opts.tiling ==
+/// Some(*tiling)`): every tile of every image and copy, only its patches inside the region
+/// of interest, in grids ordered copy by copy, image by image, tile by tile.
+pub(crate) fn encode_shots(model: &Model, images: &[ImageView<'_>], opts: &BankOptions, tiling: &Tiling, progress: ProgressFn<'_>) -> Result<Shots> {
     let input = &model.manifest().input;
     let (tile_w, tile_h) = tiling.tile_size(input.width, input.height);
     let grids = shot_grids(images, tiling, tile_w, tile_h)?;
@@ -112,30 +115,59 @@ pub(crate) fn build(model: &Model, images: &[ImageView<'_>], opts: &BankOptions,
     let roi_px: Option<Vec<Vec<u8>>> = opts.roi.as_ref().map(|r| images.iter().map(|im| r.at_size(im.width(), im.height())).collect());
     let fill = roi_px.as_ref().map(|px| tile_masks(&grids, px));
     let feats = encode_normals(model, &views, fill.as_deref(), "tiles", opts, progress)?;
-    let parts = match tiling.layout {
-        TileLayout::Shared => 1,
-        TileLayout::PerPosition => grids[0].len(),
-    };
+    let parts = parts_of(tiling, &grids[0]);
     let kept = match &roi_px {
         None => None,
         Some(px) => Some(roi_rows(&feats, &grids, px, images, parts, opts)?),
     };
-    let bank_rows: Vec<ArrayView2<f32>> = match &kept {
+    let rows: Vec<ArrayView2<f32>> = match &kept {
         Some(k) => k.iter().map(|a| a.view()).collect(),
         None => feats.iter().map(|g| g.data.view()).collect(),
     };
-    let (vectors, rows, iterations, converged) = fit_parts(&bank_rows, |_| true, parts, opts, false, progress)?;
-    let calibration = calibrate_folds(images, &grids, &feats, &bank_rows, roi_px.as_deref(), parts, opts, progress)?;
+    Shots::new(
+        &rows,
+        feats.len() / grids.iter().map(TileGrid::len).sum::<usize>(),
+        images.iter().map(|im| [im.width(), im.height()]).collect(),
+        grids.iter().map(TileGrid::len).collect(),
+        (feats[0].w, feats[0].h),
+    )
+}
+
+/// Banks a tiled bank keeps: one, or one per tile position.
+fn parts_of(tiling: &Tiling, first: &TileGrid) -> usize {
+    match tiling.layout {
+        TileLayout::Shared => 1,
+        TileLayout::PerPosition => first.len(),
+    }
+}
+
+/// Fits and calibrates a tiled bank from its shots (`opts` resolved, `opts.tiling ==
+/// Some(*tiling)`); the vectors and the record, ROI and growth not yet attached.
+pub(crate) fn fit_shots(model: &Model, shots: &Shots, opts: &BankOptions, tiling: &Tiling, progress: ProgressFn<'_>) -> Result<(Array2<f32>, BankMeta)> {
+    let input = &model.manifest().input;
+    let (tile_w, tile_h) = tiling.tile_size(input.width, input.height);
+    let grids: Vec<TileGrid> = shots
+        .sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &[w, h])| TileGrid::sized(w, h, tile_w, tile_h, tiling.overlap).map_err(|e| e.context(format!("images[{i}]"))))
+        .collect::<Result<_>>()?;
+    let parts = parts_of(tiling, &grids[0]);
+    let blocks = shots.blocks();
+    let (vectors, rows, iterations, converged) = fit_parts(&blocks, |_| true, parts, opts, false, progress)?;
+    let calibration = calibrate_folds(shots, &grids, opts.roi.as_ref(), parts, opts, progress)?;
+    let [w0, h0] = shots.sizes[0];
     let positions = (tiling.layout == TileLayout::PerPosition).then(|| Positions {
-        image_width: images[0].width(),
-        image_height: images[0].height(),
+        image_width: w0,
+        image_height: h0,
         cols: grids[0].cols() as u32,
         rows: grids[0].rows() as u32,
         rows_per_position: rows,
     });
-    let mut meta = BankMeta::fitted(model, opts, &feats[0], &vectors, images.len(), (iterations, converged), calibration);
+    let grid = Grid { h: shots.grid.1, w: shots.grid.0, data: Array2::zeros((0, vectors.ncols())) };
+    let mut meta = BankMeta::fitted(model, opts, &grid, &vectors, shots.shots(), (iterations, converged), calibration);
     meta.tiles = Some(TileMeta { tiling: *tiling, tile_w, tile_h, positions });
-    MemoryBank::from_parts(vectors, meta)?.with_roi(opts.roi.clone())
+    Ok((vectors, meta))
 }
 
 /// Each tile's part of the region of interest (`px`: the mask at each image's size), at the
@@ -229,21 +261,10 @@ fn ranges(rows: &[usize]) -> Vec<Range<usize>> {
 }
 
 /// Thresholds of a tiled bank from its shots, held out by image in folds (module doc).
-/// `feats` holds the originals' tiles first, image by image, then the augmented copies;
-/// `rows` the rows of each that enter a bank; `roi` the region of interest at each image's
-/// size.
-#[allow(clippy::too_many_arguments)]
-fn calibrate_folds(
-    images: &[ImageView<'_>],
-    grids: &[TileGrid],
-    feats: &[Grid],
-    rows: &[ArrayView2<'_, f32>],
-    roi: Option<&[Vec<u8>]>,
-    parts: usize,
-    opts: &BankOptions,
-    progress: ProgressFn<'_>,
-) -> Result<Calibration> {
-    let m = images.len();
+/// Each held-out tile's kept rows are matched and scattered back to their cells (the
+/// others are replaced by the map's edge rule), so the shots alone suffice.
+fn calibrate_folds(shots: &Shots, grids: &[TileGrid], roi: Option<&Roi>, parts: usize, opts: &BankOptions, progress: ProgressFn<'_>) -> Result<Calibration> {
+    let m = shots.shots();
     let folds = m.min(CALIBRATION_FOLDS);
     let originals: usize = grids.iter().map(TileGrid::len).sum();
     let mut owner = Vec::with_capacity(originals);
@@ -252,7 +273,8 @@ fn calibrate_folds(
         first_tile.push(owner.len());
         owner.extend(std::iter::repeat_n(i, g.len()));
     }
-    let (gw, gh) = (feats[0].w, feats[0].h);
+    let rows = shots.blocks();
+    let (gw, gh) = shots.grid;
     let mut ws = MapWorkspace::new();
     let (mut image_scores, mut pixels, mut patch, mut tile_scores) = (vec![0.0f32; m], Vec::new(), Vec::new(), Vec::new());
     let mut done = 0;
@@ -260,20 +282,31 @@ fn calibrate_folds(
         let held = |i: usize| m > 1 && i % folds == f;
         // Clustering progress inside calibration is not reported, only cancellation honoured.
         let mut quiet = |_: Progress| true;
-        let (vectors, part_rows, _, _) = fit_parts(rows, |g| !held(owner[g % originals]), parts, opts, true, &mut quiet)?;
+        let (vectors, part_rows, _, _) = fit_parts(&rows, |g| !held(owner[g % originals]), parts, opts, true, &mut quiet)?;
         let norms = row_sq_norms(vectors.view());
         let ranges = ranges(&part_rows);
         for i in (0..m).filter(|&i| m == 1 || held(i)) {
+            let px = roi.map(|r| r.at_size(grids[i].width, grids[i].height));
             tile_scores.clear();
             for t in 0..grids[i].len() {
                 let r = ranges[if parts == 1 { 0 } else { t }].clone();
-                nearest_distances(feats[first_tile[i] + t].data.view(), vectors.slice(s![r.clone(), ..]), norms.slice(s![r]), &mut patch)?;
-                tile_scores.extend_from_slice(&patch);
+                let kept = rows[first_tile[i] + t];
+                nearest_distances(kept, vectors.slice(s![r.clone(), ..]), norms.slice(s![r]), &mut patch)?;
+                match (&px, kept.nrows() == gw * gh) {
+                    (None, _) | (_, true) => tile_scores.extend_from_slice(&patch),
+                    (Some(px), false) => {
+                        let (x, y) = grids[i].origin(t);
+                        let cells = inside_cells(px, grids[i].width, Rect { x, y, width: grids[i].tile_w, height: grids[i].tile_h }, gw, gh);
+                        let mut it = patch.iter();
+                        for inside in cells {
+                            tile_scores.push(if inside { *it.next().ok_or_else(|| Error::Internal("fewer rows than inside cells".into()))? } else { 0.0 });
+                        }
+                    }
+                }
             }
-            let px = roi.map(|r| &r[i][..]);
-            let map = map_from_tiles(&tile_scores, gw, gh, &grids[i], opts.sigma, opts.image_score, px, &mut ws)?;
+            let map = map_from_tiles(&tile_scores, gw, gh, &grids[i], opts.sigma, opts.image_score, px.as_deref(), &mut ws)?;
             image_scores[i] = map.image_score;
-            pool_pixels(&mut pixels, &map.values, px, m);
+            pool_pixels(&mut pixels, &map.values, px.as_deref(), m);
             done += 1;
             if !progress(Progress { stage: Stage::Calibrate, done, total: m }) {
                 return Err(Error::Cancelled);

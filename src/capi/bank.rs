@@ -427,8 +427,9 @@ pub unsafe extern "C" fn nexvitad_bank_recalibrate(bank: *const nexvitad_bank, t
 /// failure.
 ///
 /// Thread-safety: any thread. Errors: NEXVITAD_INVALID_ARGUMENT (NULL argument, n = 0, a
-/// bad image, a bank that is not growable or is tiled), NEXVITAD_LIMIT_EXCEEDED (more than
-/// max_vectors rows), NEXVITAD_CANCELLED, NEXVITAD_RUNTIME.
+/// bad image, a bank that is not growable, an image of another size than a per-position
+/// tile bank's), NEXVITAD_LIMIT_EXCEEDED (more than max_vectors rows), NEXVITAD_CANCELLED,
+/// NEXVITAD_RUNTIME.
 #[no_mangle]
 pub unsafe extern "C" fn nexvitad_bank_add(
     bank: *const nexvitad_bank,
@@ -468,7 +469,7 @@ pub unsafe extern "C" fn nexvitad_bank_add(
 /// new bank, owned by the caller, scoring with `a`'s model; untouched on failure.
 ///
 /// Thread-safety: any thread. Errors: NEXVITAD_INVALID_ARGUMENT (NULL argument, a bank that
-/// is not growable or is tiled), NEXVITAD_MISMATCH (banks of different models or settings),
+/// is not growable), NEXVITAD_MISMATCH (banks of different models or settings),
 /// NEXVITAD_LIMIT_EXCEEDED, NEXVITAD_CANCELLED.
 #[no_mangle]
 pub unsafe extern "C" fn nexvitad_bank_merge(

@@ -270,8 +270,8 @@ pub struct nexvitad_bank_options {
     /// 1 = keep the shots' features in the bank, so good images can be added later
     /// (nexvitad_bank_add()) and banks merged (nexvitad_bank_merge()) with the result of a
     /// build from all images at once (revision 5). Costs file size for the Sinkhorn and
-    /// coreset scorers (about 12 MB for 8 shots at 224 px); nothing for FULL. Whole-image
-    /// banks only (with `tile` > 0 it is NEXVITAD_INVALID_ARGUMENT). 0 = the default (no).
+    /// coreset scorers (about 12 MB for 8 shots at 224 px); nothing for FULL. Tiled banks
+    /// grow too (a per-position bank only with images of its size). 0 = the default (no).
     pub growable: u32,
     /// Reserved, must be 0.
     pub reserved2: u32,

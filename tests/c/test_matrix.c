@@ -1563,10 +1563,17 @@ static nexvitad_status g_add_out_null(void) {
     nexvitad_bank_free(b);
     return s;
 }
+/* A growable per-position bank of 96 x 72 images grows only with images of that size. */
 static nexvitad_status g_growable_tiled(void) {
-    nexvitad_bank_options o = tile_options(48, 0.0f, NEXVITAD_TILE_SHARED);
+    nexvitad_bank_options o = tile_options(48, 0.0f, NEXVITAD_TILE_PER_POSITION);
     o.growable = 1;
-    return build_with(&o);
+    nexvitad_bank *b = NULL;
+    if (nexvitad_bank_build(g_m, g_views, 1, &o, NULL, NULL, &b) != NEXVITAD_OK)
+        return row_fail("(building the growable per-position bank failed: %s)", nexvitad_last_error());
+    nexvitad_image im = cut(1, 80, 64);
+    nexvitad_status s = g_add(b, &im, 1);
+    nexvitad_bank_free(b);
+    return s;
 }
 static nexvitad_status g_growable_2(void) {
     nexvitad_bank_options o = bank_options();
@@ -1837,7 +1844,7 @@ static const row ROWS[] = {
     {"grow", "`nexvitad_bank_add` with `images` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_add: invalid argument: images is NULL", g_add_images_null},
     {"grow", "`nexvitad_bank_add` with an image of width 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_add: invalid argument: images[0]: image size 0x72: width and height must be > 0", g_add_bad_image},
     {"grow", "`nexvitad_bank_add` with `out` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_add: invalid argument: out is NULL", g_add_out_null},
-    {"grow", "bank options `growable` 1 with tiling", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: growable banks are whole-image only for now; build without tiling, or without growable", g_growable_tiled},
+    {"grow", "`nexvitad_bank_add` of an 80 × 64 image to a growable per-position bank of 96 × 72 images", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_add: invalid argument: adding images: this bank keeps one bank per tile position of 96x72 images; images[0] is 80x64", g_growable_tiled},
     {"grow", "bank options `growable` 2", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: options->growable is 2; it must be 0 or 1", g_growable_2},
     {"grow", "`nexvitad_bank_merge` of banks with k 4 and k 5", NEXVITAD_MISMATCH, "nexvitad_bank_merge: mismatch: merging banks built with different k; only banks built with the same settings merge", g_merge_k},
     {"grow", "`nexvitad_bank_merge` of banks built by different models", NEXVITAD_MISMATCH, "nexvitad_bank_merge: mismatch: merging banks of different models ...", g_merge_models},

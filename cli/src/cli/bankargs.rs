@@ -58,7 +58,7 @@ pub struct BankArgs {
     pub roi: Option<std::path::PathBuf>,
     /// Keep the shots' features in the bank so that `bank add` and `bank merge` can grow it
     /// later, with the result of a build from all images at once (Sinkhorn and coreset banks
-    /// get larger: about 12 MB for 8 shots at 224 px). Whole-image banks only.
+    /// get larger: about 12 MB for 8 shots at 224 px).
     #[arg(long)]
     pub growable: bool,
 }
