@@ -35,6 +35,8 @@
 // - Inspection outputs (C ABI revision 3): score(..., ScoreOptions) decides at caller image
 //   and pixel thresholds and returns the defect regions (Result::regions, highest peak
 //   first); Result::threshold_flags says which thresholds were the caller's.
+//   score_batch(..., ScoreOptions) (C ABI revision 5) applies them to every image of a batch
+//   and counts each image's regions (Result::region_count).
 // - Regions of interest (C ABI revision 4): a Mask (8-bit, any size, non-zero = inspect) given
 //   to BankOptions::roi() becomes the bank's default ROI; ScoreOptions::roi() replaces it for
 //   one call and ScoreOptions::ignore_bank_roi() switches it off; Result::roi_source says
@@ -539,8 +541,8 @@ public:
     /// Growable bank (C ABI revision 5): true keeps the shots' features in the bank (and its
     /// file), so Bank::add() and Bank::merge() can later give the bank built from all the
     /// images at once. Costs file size for the Sinkhorn and coreset scorers, nothing for
-    /// Scorer::full. Whole-image banks only: with tile() > 0 building throws
-    /// Status::invalid_argument. false (the default): a small bank that cannot grow.
+    /// Scorer::full. Tiled banks grow too (a TileLayout::per_position bank only with images
+    /// of its one size). false (the default): a small bank that cannot grow.
     BankOptions& growable(bool on) noexcept {
         raw_.growable = on ? 1u : 0u;
         return *this;
@@ -728,6 +730,11 @@ struct Result {
     /// Defect regions, highest peak first, when scored with ScoreOptions (regions on);
     /// empty otherwise (and when the image has none).
     std::vector<Region> regions;
+    /// How many defect regions the image has (of at least ScoreOptions::min_region_area()
+    /// pixels), when scored with ScoreOptions: with regions on it equals regions.size(); from
+    /// Model::score_batch with ScoreOptions (C ABI revision 5) it is the count alone, regions
+    /// staying empty. 0 when scored without ScoreOptions, or with regions off.
+    std::uint64_t region_count = 0;
 
     /// image_threshold came from ScoreOptions::image_threshold().
     bool image_threshold_from_caller() const noexcept {
@@ -754,6 +761,7 @@ struct Result {
         out.width = r.width;
         out.height = r.height;
         out.threshold_flags = r.threshold_flags;
+        out.region_count = r.region_count;
         out.roi_source = static_cast<RoiSource>(r.roi_source);
         out.timings.prepare_s = r.prepare_s;
         out.timings.hiera_s = r.hiera_s;
@@ -1005,8 +1013,8 @@ public:
     /// scoring on other threads meanwhile); save the new one to keep it. `progress` as for
     /// build_bank: encoding of the new images, then clustering and calibration over all.
     /// Throws Error: invalid_argument (no images, a bad image, a bank built without
-    /// BankOptions::growable(true) or a tiled one), limit_exceeded (more rows than
-    /// max_vectors), cancelled, or whatever `progress` threw.
+    /// BankOptions::growable(true), an image of another size than a per-position tile bank's),
+    /// limit_exceeded (more rows than max_vectors), cancelled, or whatever `progress` threw.
     Bank add(Span<const ImageView> images, const ProgressFn& progress = nullptr) const {
         nexvitad_bank* b = handle("add");
         std::vector<nexvitad_image> c;
@@ -1038,10 +1046,10 @@ public:
     /// Model::build_bank() makes from all of them at once. Both banks must be growable, come
     /// from the same model and agree on every setting that shapes a bank (scorer, k, sigma,
     /// image score, augmentation, seed, target FPR, Sinkhorn/coreset parameters, region of
-    /// interest); the new bank scores with this bank's model. Both banks are unchanged.
-    /// `progress`: clustering and calibration. Throws Error: mismatch (other models, or the
-    /// first differing setting, named in the message), invalid_argument (a bank that is not
-    /// growable, or is tiled), limit_exceeded, cancelled, or whatever `progress` threw.
+    /// interest, feature grid, tiling); the new bank scores with this bank's model. Both banks
+    /// are unchanged. `progress`: clustering and calibration. Throws Error: mismatch (other
+    /// models, or the first differing setting, named in the message), invalid_argument (a bank
+    /// that is not growable), limit_exceeded, cancelled, or whatever `progress` threw.
     Bank merge(const Bank& other, const ProgressFn& progress = nullptr) const {
         nexvitad_bank* a = handle("merge");
         nexvitad_bank* b = other.handle("merge");
@@ -1242,36 +1250,20 @@ public:
     /// an empty list gives an empty vector.
     std::vector<Result> score_batch(const Bank& bank, Span<const ImageView> images,
                                     bool with_maps = true) const {
-        nexvitad_model* h = handle("score_batch");
-        nexvitad_bank* b = bank.handle("score_batch");
-        const std::size_t n = images.size();
-        if (n == 0) return {};
-        std::vector<nexvitad_image> c;
-        c.reserve(n);
-        std::vector<std::vector<float>> maps(with_maps ? n : 0);
-        std::vector<float*> map_ptrs(maps.size(), nullptr);
-        std::vector<std::size_t> map_lens(maps.size(), 0);
-        for (std::size_t i = 0; i < n; ++i) {
-            c.push_back(images[i].c_image());
-            if (with_maps && !images[i].empty()) {
-                check_limits(images[i], ("images[" + std::to_string(i) + "]").c_str());
-                maps[i].resize(images[i].pixels());
-                map_ptrs[i] = maps[i].data();
-                map_lens[i] = maps[i].size();
-            }
-        }
-        std::vector<nexvitad_result> cr(n);
-        cr[0].struct_size = sizeof(nexvitad_result);
-        detail::check(nexvitad_score_batch(h, b, c.data(), n,
-                                           with_maps ? map_ptrs.data() : nullptr,
-                                           with_maps ? map_lens.data() : nullptr, cr.data()));
-        std::vector<Result> out;
-        out.reserve(n);
-        for (std::size_t i = 0; i < n; ++i) {
-            out.push_back(Result::from_c(cr[i]));
-            if (with_maps) out.back().map = std::move(maps[i]);
-        }
-        return out;
+        return score_batch_c(bank, images, nullptr, with_maps);
+    }
+
+    /// As score_batch(bank, images, with_maps), with per-call options applied to every image
+    /// (nexvitad_score_batch_with_options, C ABI revision 5): the thresholds, the region of
+    /// interest (ScoreOptions::roi(), ignore_bank_roi()) and min_region_area(). Each result's
+    /// region_count counts that image's defect regions; the regions themselves are not
+    /// returned (Result::regions stays empty, and ScoreOptions::regions() and
+    /// region_capacity() do not apply): score one image with score(bank, image, options) for
+    /// them. Result::threshold_flags and roi_source say which settings were the caller's.
+    /// A NaN or infinite threshold throws Status::invalid_argument before anything is scored.
+    std::vector<Result> score_batch(const Bank& bank, Span<const ImageView> images,
+                                    const ScoreOptions& options, bool with_maps = true) const {
+        return score_batch_c(bank, images, &options.c_options(), with_maps);
     }
 
 #ifdef NEXVITAD_WITH_OPENCV
@@ -1359,6 +1351,45 @@ private:
         r.struct_size = sizeof r;
         detail::check(nexvitad_score(h, b, &c, map, map_len, &r));
         return Result::from_c(r);
+    }
+
+    /// Both score_batch overloads: nexvitad_score_batch when `options` is null, else
+    /// nexvitad_score_batch_with_options.
+    std::vector<Result> score_batch_c(const Bank& bank, Span<const ImageView> images,
+                                      const nexvitad_score_options* options,
+                                      bool with_maps) const {
+        nexvitad_model* h = handle("score_batch");
+        nexvitad_bank* b = bank.handle("score_batch");
+        const std::size_t n = images.size();
+        if (n == 0) return {};
+        std::vector<nexvitad_image> c;
+        c.reserve(n);
+        std::vector<std::vector<float>> maps(with_maps ? n : 0);
+        std::vector<float*> map_ptrs(maps.size(), nullptr);
+        std::vector<std::size_t> map_lens(maps.size(), 0);
+        for (std::size_t i = 0; i < n; ++i) {
+            c.push_back(images[i].c_image());
+            if (with_maps && !images[i].empty()) {
+                check_limits(images[i], ("images[" + std::to_string(i) + "]").c_str());
+                maps[i].resize(images[i].pixels());
+                map_ptrs[i] = maps[i].data();
+                map_lens[i] = maps[i].size();
+            }
+        }
+        std::vector<nexvitad_result> cr(n);
+        cr[0].struct_size = sizeof(nexvitad_result);
+        float* const* mp = with_maps ? map_ptrs.data() : nullptr;
+        const std::size_t* ml = with_maps ? map_lens.data() : nullptr;
+        detail::check(options ? nexvitad_score_batch_with_options(h, b, c.data(), n, options, mp, ml,
+                                                                  cr.data())
+                              : nexvitad_score_batch(h, b, c.data(), n, mp, ml, cr.data()));
+        std::vector<Result> out;
+        out.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            out.push_back(Result::from_c(cr[i]));
+            if (with_maps) out.back().map = std::move(maps[i]);
+        }
+        return out;
     }
 
     nexvitad_model* h_ = nullptr;

@@ -66,6 +66,9 @@ struct GoodImages {
 
 nexvitad::BankOptions grow_options() { return support::quick_bank_options().k(8).growable(true); }
 
+/// grow_options() with shared 48 px tiles overlapping by a quarter.
+nexvitad::BankOptions tiled_grow_options() { return grow_options().tile(48).tile_overlap(0.25f); }
+
 /// Same thresholds, sizes and settings, and the same score bits and map on the fixture image.
 void expect_same_bank(const Bank& got, const Bank& want, const char* what) {
     SCOPED_TRACE(what);
@@ -204,6 +207,38 @@ TEST(Grow, AddAndMergeEqualTheBuildOnAllImages) {
     expect_same_bank(last.add(first_two), reordered, "add(1-bank, two images)");
 }
 
+TEST(Grow, TiledBanksGrowAsTheBuildOnAllImages) {
+    const auto& m = support::model();
+    GoodImages good;
+    const std::vector<ImageView> all = good.views();
+    const Bank three = m.build_bank(all, tiled_grow_options());
+    const BankInfo ti = three.info();
+    EXPECT_TRUE(ti.growable);
+    EXPECT_TRUE(ti.tiled());
+    EXPECT_EQ(ti.tile, 48u);
+    EXPECT_EQ(ti.tile_layout, nexvitad::TileLayout::shared);
+    EXPECT_EQ(ti.shots, 3u);
+    const Bank two = m.build_bank({all[0], all[1]}, tiled_grow_options());
+    EXPECT_EQ(two.info().shots, 2u);
+
+    const Bank added = two.add({all[2]});
+    const BankInfo ai = added.info();
+    EXPECT_TRUE(ai.growable);
+    EXPECT_EQ(ai.tile, 48u);
+    EXPECT_EQ(bits(ai.tile_overlap), bits(0.25f));
+    expect_same_bank(added, three, "add(tiled 2-bank, third image)");
+    // The same image through another path: thresholds and score bits as the build's.
+    const Result a = added.score(all[2], nexvitad::no_map);
+    const Result b = three.score(all[2], nexvitad::no_map);
+    EXPECT_EQ(bits(a.image_score), bits(b.image_score));
+    EXPECT_EQ(bits(a.image_threshold), bits(b.image_threshold));
+    EXPECT_EQ(bits(a.pixel_threshold), bits(b.pixel_threshold));
+
+    const Bank last = m.build_bank({all[2]}, tiled_grow_options());
+    expect_same_bank(two.merge(last), three, "merge(tiled bank of 0-1, tiled bank of 2)");
+    EXPECT_EQ(two.info().shots, 2u);  // unchanged
+}
+
 TEST(Grow, ErrorsNameTheProblem) {
     const auto& m = support::model();
     GoodImages good;
@@ -225,13 +260,23 @@ TEST(Grow, ErrorsNameTheProblem) {
     // ... and another seed: names the seed.
     const Bank seed9 = m.build_bank(all, grow_options().seed(9));
     expect_error(Status::mismatch, "seed", [&] { (void)growable.merge(seed9); });
-    // growable with tiling is refused at build.
-    expect_error(Status::invalid_argument, "growable",
-                 [&] { (void)m.build_bank(all, grow_options().tile(48).tile_overlap(0.25f)); });
-    // A tiled bank neither grows nor merges.
+    // tiled.bank was built without growable: refused as any such bank (for that, not its tiling).
     const Bank tiled = m.load_bank((support::crosslang_dir() / "tiled.bank").string());
-    expect_error(Status::invalid_argument, "tiled", [&] { (void)tiled.add({all[0]}); });
-    expect_error(Status::invalid_argument, "tiled", [&] { (void)growable.merge(tiled); });
+    EXPECT_TRUE(tiled.info().tiled());
+    EXPECT_FALSE(tiled.info().growable);
+    expect_error(Status::invalid_argument, "growable", [&] { (void)tiled.add({all[0]}); });
+    expect_error(Status::invalid_argument, "growable", [&] { (void)growable.merge(tiled); });
+    expect_error(Status::invalid_argument, "growable", [&] { (void)tiled.merge(growable); });
+    // A growable tiled bank and a growable whole-image bank: a mismatch naming the tiling.
+    const Bank tiled_growable = m.build_bank(all, tiled_grow_options());
+    expect_error(Status::mismatch, "tiling", [&] { (void)growable.merge(tiled_growable); });
+    expect_error(Status::mismatch, "tiling", [&] { (void)tiled_growable.merge(growable); });
+    // A per-position bank grows only with images of its own size.
+    const Bank per_position =
+        m.build_bank({all[0], all[1]}, grow_options().tile(48).tile_layout(nexvitad::TileLayout::per_position));
+    expect_error(Status::invalid_argument, "one bank per tile position of 96x72 images; images[0] is 300x200",
+                 [&] { (void)per_position.add({grow_add_view()}); });
+    expect_error(Status::mismatch, "tiling", [&] { (void)per_position.merge(tiled_growable); });
     // growable must be 0 or 1 in the C struct.
     nexvitad::BankOptions two = grow_options();
     two.c_options().growable = 2;

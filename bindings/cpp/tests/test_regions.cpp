@@ -197,3 +197,90 @@ TEST(Regions, BadOptionsThrow) {
     EXPECT_EQ(support::status_of([&] { m.score(tiled_bank(), nexvitad::ImageView(), ScoreOptions()); }),
               Status::invalid_argument);
 }
+
+TEST(Regions, BatchWithOptionsDecidesAtTheCallersThresholdsAndCountsRegions) {
+    ASSERT_GE(nexvitad_abi_revision(), 5u);
+    const auto& m = support::model();
+    const std::vector<std::uint8_t> flipped =
+        support::hflip(support::fixture_rgb(), support::expected().width, support::expected().height, 3);
+    const std::vector<nexvitad::ImageView> views = {
+        support::fixture_view(),
+        nexvitad::ImageView(flipped.data(), support::expected().width, support::expected().height,
+                            nexvitad::PixelFormat::rgb8)};
+    const ScoreOptions o = fixture_options().image_threshold(0.0f);
+    const std::vector<Result> batch = m.score_batch(tiled_bank(), views, o);
+    ASSERT_EQ(batch.size(), views.size());
+    const std::vector<Result> no_maps = m.score_batch(tiled_bank(), views, o, false);
+    ASSERT_EQ(no_maps.size(), views.size());
+    for (std::size_t i = 0; i < views.size(); ++i) {
+        SCOPED_TRACE("image " + std::to_string(i));
+        const Result& r = batch[i];
+        EXPECT_TRUE(r.is_anomalous);
+        EXPECT_EQ(r.image_threshold, 0.0f);
+        EXPECT_TRUE(r.image_threshold_from_caller());
+        EXPECT_TRUE(r.pixel_threshold_from_caller());
+        EXPECT_EQ(r.threshold_flags,
+                  nexvitad::threshold_source::image_from_caller | nexvitad::threshold_source::pixel_from_caller);
+        EXPECT_TRUE(r.regions.empty());  // counted, not returned
+        // The single-image call at the same options: the same count, score and map.
+        const Result one = m.score(tiled_bank(), views[i], o);
+        EXPECT_EQ(r.region_count, one.regions.size());
+        EXPECT_EQ(r.region_count, one.region_count);
+        EXPECT_EQ(bits(r.image_score), bits(one.image_score));
+        ASSERT_EQ(r.map.size(), one.map.size());
+        EXPECT_EQ(support::sha256_hex(r.map.data(), r.map.size()), support::sha256_hex(one.map.data(), one.map.size()));
+        EXPECT_TRUE(no_maps[i].map.empty());
+        EXPECT_EQ(no_maps[i].region_count, r.region_count);
+    }
+    EXPECT_EQ(batch[0].region_count, expected_tiled().regions.size());
+    // min_region_area counts only the larger regions.
+    const std::vector<Result> big = m.score_batch(tiled_bank(), views, ScoreOptions(o).min_region_area(20), false);
+    for (std::size_t i = 0; i < views.size(); ++i) {
+        const Result one = m.score(tiled_bank(), views[i], nexvitad::no_map, ScoreOptions(o).min_region_area(20));
+        EXPECT_EQ(big[i].region_count, one.regions.size()) << i;
+    }
+    EXPECT_LT(big[0].region_count, batch[0].region_count);
+    // Default options: the plain batch's decisions, the bank's thresholds.
+    const std::vector<Result> plain = m.score_batch(tiled_bank(), views, false);
+    const std::vector<Result> defaults = m.score_batch(tiled_bank(), views, ScoreOptions(), false);
+    for (std::size_t i = 0; i < views.size(); ++i) {
+        EXPECT_EQ(bits(defaults[i].image_score), bits(plain[i].image_score)) << i;
+        EXPECT_EQ(bits(defaults[i].image_threshold), bits(plain[i].image_threshold)) << i;
+        EXPECT_EQ(defaults[i].is_anomalous, plain[i].is_anomalous) << i;
+        EXPECT_EQ(defaults[i].threshold_flags, 0u) << i;
+        EXPECT_EQ(plain[i].region_count, 0u) << i;
+    }
+    // No images: nothing to do.
+    EXPECT_TRUE(m.score_batch(tiled_bank(), std::vector<nexvitad::ImageView>{}, o).empty());
+}
+
+TEST(Regions, BatchWithOptionsRefusesANaNThreshold) {
+    const auto& m = support::model();
+    const std::vector<nexvitad::ImageView> views = {support::fixture_view(), support::fixture_view()};
+    for (const ScoreOptions& bad :
+         {ScoreOptions().image_threshold(std::nanf("")), ScoreOptions().pixel_threshold(std::nanf("")),
+          ScoreOptions().image_threshold(INFINITY)}) {
+        try {
+            (void)m.score_batch(tiled_bank(), views, bad);
+            ADD_FAILURE() << "a bad threshold was accepted";
+        } catch (const nexvitad::Error& e) {
+            EXPECT_EQ(e.status(), Status::invalid_argument);
+            EXPECT_NE(e.message().find("nexvitad_score_batch_with_options"), std::string::npos) << e.what();
+            EXPECT_NE(e.message().find("must be finite and >= 0"), std::string::npos) << e.what();
+        }
+    }
+    try {
+        (void)m.score_batch(tiled_bank(), views, ScoreOptions().image_threshold(std::nanf("")), false);
+        ADD_FAILURE() << "a NaN image threshold was accepted";
+    } catch (const nexvitad::Error& e) {
+        EXPECT_EQ(e.status(), Status::invalid_argument);
+        EXPECT_NE(e.message().find("image_threshold NaN must be finite and >= 0"), std::string::npos) << e.what();
+    }
+    ScoreOptions wrong_size;
+    wrong_size.c_options().struct_size = 3;
+    EXPECT_EQ(support::status_of([&] { (void)m.score_batch(tiled_bank(), views, wrong_size); }),
+              Status::invalid_argument);
+    nexvitad::Bank closed;
+    EXPECT_EQ(support::status_of([&] { (void)m.score_batch(closed, views, ScoreOptions()); }),
+              Status::invalid_argument);
+}
