@@ -140,9 +140,8 @@ namespace NexVitad
         /// A growable bank (C ABI revision 5): keeps its shots' features (in memory and in the saved file), so
         /// <see cref="MemoryBank.Add"/> and <see cref="MemoryBank.Merge"/> can later give the bank built from all
         /// the images at once, bit for bit. Costs file size for the Sinkhorn and coreset scorers, nothing for
-        /// <see cref="NexVitad.Scorer.Full"/>. Whole-image banks only: with <see cref="Tile"/> &gt; 0 the
-        /// library refuses it (<see cref="Status.InvalidArgument"/>). false, the default: a small bank that
-        /// cannot grow.
+        /// <see cref="NexVitad.Scorer.Full"/>. Tiled banks grow too (a <see cref="NexVitad.TileLayout.PerPosition"/>
+        /// bank only with images of its one size). false, the default: a small bank that cannot grow.
         /// </summary>
         public bool Growable { get => _o.growable != 0; set => _o.growable = value ? 1u : 0u; }
 

@@ -174,7 +174,7 @@ namespace NexVitad
         /// <exception cref="ObjectDisposedException">The bank was disposed.</exception>
         /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
         /// <exception cref="NexVitadException">InvalidArgument (a bank built without <see cref="BankOptions.Growable"/>,
-        /// a tiled bank, a bad image), LimitExceeded (more rows than <see cref="BankOptions.MaxVectors"/>), Runtime.</exception>
+        /// a bad image, an image of another size than a per-position tile bank's), LimitExceeded (more rows than <see cref="BankOptions.MaxVectors"/>), Runtime.</exception>
         /// <remarks>An exception thrown by <paramref name="progress"/> cancels the call and is rethrown here.</remarks>
         public MemoryBank Add(IEnumerable<ImageBuffer> images, IProgress<float> progress = null,
             CancellationToken cancellationToken = default(CancellationToken))
@@ -211,7 +211,8 @@ namespace NexVitad
         /// revision 5), fitted and calibrated again: bit for bit the bank <see cref="Model.BuildBank"/> makes from
         /// all of them at once. Both banks must be growable, come from the same model and agree on every setting that
         /// shapes a bank (scorer, K, sigma, image score, augmentation, seed, target FPR, Sinkhorn and coreset
-        /// parameters, region of interest); the new bank scores with this bank's model. Both banks are unchanged.
+        /// parameters, region of interest, feature grid, tiling); the new bank scores with this bank's model. Both
+        /// banks are unchanged.
         /// </summary>
         /// <param name="other">The second bank (may be this one).</param>
         /// <param name="progress">Receives the overall fraction done, 0..1 (clustering, then calibration: half each).</param>
@@ -219,7 +220,7 @@ namespace NexVitad
         /// <exception cref="ObjectDisposedException">Either bank was disposed.</exception>
         /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
         /// <exception cref="NexVitadException">Mismatch (banks of other models, or a differing setting, named in
-        /// the message), InvalidArgument (a bank that is not growable, or is tiled), LimitExceeded.</exception>
+        /// the message), InvalidArgument (a bank that is not growable), LimitExceeded.</exception>
         /// <remarks>An exception thrown by <paramref name="progress"/> cancels the call and is rethrown here.</remarks>
         public MemoryBank Merge(MemoryBank other, IProgress<float> progress = null,
             CancellationToken cancellationToken = default(CancellationToken))

@@ -285,7 +285,41 @@ namespace NexVitad
         /// Scores several images in one call; the encoders run on groups of images, which is
         /// faster than one at a time. Results are in input order and identical to <see cref="Score(MemoryBank, ImageBuffer, bool)"/>.
         /// </summary>
-        public unsafe ScoreResult[] ScoreBatch(MemoryBank bank, IReadOnlyList<ImageBuffer> images, bool withMaps = true)
+        public ScoreResult[] ScoreBatch(MemoryBank bank, IReadOnlyList<ImageBuffer> images, bool withMaps = true)
+        {
+            return ScoreBatchCore(bank, images, null, withMaps);
+        }
+
+        /// <summary>
+        /// As <see cref="ScoreBatch(MemoryBank, IReadOnlyList{ImageBuffer}, bool)"/>, with per-call options applied
+        /// to every image (nexvitad_score_batch_with_options, C ABI revision 5): the thresholds, the region of
+        /// interest (<see cref="ScoreOptions.Roi"/>, <see cref="ScoreOptions.IgnoreBankRoi"/>) and
+        /// <see cref="ScoreOptions.MinRegionArea"/>. Each result's <see cref="ScoreResult.RegionCount"/> counts that
+        /// image's defect regions, as <see cref="Score(MemoryBank, ImageBuffer, ScoreOptions, bool)"/> would; the
+        /// regions themselves are not returned (<see cref="ScoreResult.Regions"/> stays empty, and
+        /// <see cref="ScoreOptions.FindRegions"/> and <see cref="ScoreOptions.RegionCapacity"/> do not apply): score
+        /// one image at a time for them. <see cref="ScoreResult.ThresholdSource"/> and
+        /// <see cref="ScoreResult.RoiSource"/> say which settings were the caller's.
+        /// </summary>
+        /// <param name="bank">A bank built or loaded with this model (or an identical one).</param>
+        /// <param name="images">The images; an empty list gives an empty array.</param>
+        /// <param name="options">Thresholds, region of interest and the smallest region counted, for every image.</param>
+        /// <param name="withMaps">false skips copying out the anomaly maps (scores and counts are the same).</param>
+        /// <exception cref="ObjectDisposedException">The model or bank was disposed.</exception>
+        /// <exception cref="NexVitadException">Mismatch (bank from another model), InvalidArgument (a bad image or
+        /// option; nothing is scored), LimitExceeded, Runtime.</exception>
+        public ScoreResult[] ScoreBatch(MemoryBank bank, IReadOnlyList<ImageBuffer> images, ScoreOptions options,
+            bool withMaps = true)
+        {
+            if (options == null)
+                throw new ArgumentNullException(nameof(options));
+            return ScoreBatchCore(bank, images, options, withMaps);
+        }
+
+        /// <summary>Both ScoreBatch overloads: nexvitad_score_batch when <paramref name="options"/> is null, else
+        /// nexvitad_score_batch_with_options.</summary>
+        private unsafe ScoreResult[] ScoreBatchCore(MemoryBank bank, IReadOnlyList<ImageBuffer> images, ScoreOptions options,
+            bool withMaps)
         {
             if (bank == null)
                 throw new ArgumentNullException(nameof(bank));
@@ -308,9 +342,18 @@ namespace NexVitad
             var mapLens = withMaps ? new UIntPtr[n] : null;
             var results = new nexvitad_result[n];
             results[0].struct_size = NativeMethods.SizeOf<nexvitad_result>();
+            // The ROI (revision 4): a nexvitad_mask on this stack frame, its bytes pinned for the call.
+            nexvitad_score_options o = options != null ? options.ToNative() : default(nexvitad_score_options);
+            nexvitad_mask roi;
+            MemoryHandle roiPin = default(MemoryHandle);
             bool ok = false;
             try
             {
+                if (options != null && options.Roi.HasValue)
+                {
+                    roiPin = options.Roi.Value.Pin(nameof(options) + ".Roi", out roi);
+                    o.roi = (IntPtr)(&roi);
+                }
                 for (int i = 0; i < n; i++)
                 {
                     pins[i] = images[i].Pin(out natives[i]);
@@ -323,8 +366,11 @@ namespace NexVitad
                         mapLens[i] = (UIntPtr)(uint)len;
                     }
                 }
-                Errors.Check(NativeMethods.nexvitad_score_batch(model, bankHandle, natives, (UIntPtr)(uint)n,
-                    mapPtrs, mapLens, results));
+                Errors.Check(options != null
+                    ? NativeMethods.nexvitad_score_batch_with_options(model, bankHandle, natives, (UIntPtr)(uint)n,
+                        ref o, mapPtrs, mapLens, results)
+                    : NativeMethods.nexvitad_score_batch(model, bankHandle, natives, (UIntPtr)(uint)n,
+                        mapPtrs, mapLens, results));
                 var output = new ScoreResult[n];
                 for (int i = 0; i < n; i++)
                     output[i] = new ScoreResult(ref results[i], withMaps ? maps[i] : null);
@@ -333,6 +379,7 @@ namespace NexVitad
             }
             finally
             {
+                roiPin.Dispose();
                 for (int i = 0; i < n; i++)
                 {
                     pins[i].Dispose();

@@ -6,7 +6,9 @@ namespace NexVitad
     /// <summary>
     /// Per-call scoring choices (nexvitad_score_options, C ABI revision 3) for
     /// <see cref="Model.Score(MemoryBank, ImageBuffer, ScoreOptions, bool)"/> and
-    /// <see cref="MemoryBank.Score(ImageBuffer, ScoreOptions, bool)"/>: decide at another image
+    /// <see cref="MemoryBank.Score(ImageBuffer, ScoreOptions, bool)"/> (and, for every image of a batch,
+    /// <see cref="Model.ScoreBatch(MemoryBank, System.Collections.Generic.IReadOnlyList{ImageBuffer}, ScoreOptions, bool)"/>):
+    /// decide at another image
     /// threshold, draw the defect regions at another pixel threshold, and find the regions
     /// (<see cref="ScoreResult.Regions"/>). A new instance holds the library's defaults: the
     /// bank's thresholds, every region kept, regions found.

@@ -70,6 +70,7 @@ namespace NexVitad
             ThresholdSource = (ThresholdSource)r.threshold_flags;
             RoiSource = (RoiSource)r.roi_source;
             Regions = regions ?? s_noRegions;
+            RegionCount = (long)r.region_count;
             _map = map;
             _hasMap = map != null;
         }
@@ -92,6 +93,13 @@ namespace NexVitad
         /// (<see cref="ScoreOptions.FindRegions"/>); empty otherwise and when the image has none. Stays
         /// readable after Dispose.</summary>
         public IReadOnlyList<Region> Regions { get; }
+        /// <summary>How many defect regions the image has (of at least <see cref="ScoreOptions.MinRegionArea"/>
+        /// pixels) when scored with <see cref="ScoreOptions"/>: with <see cref="ScoreOptions.FindRegions"/> it
+        /// equals <see cref="Regions"/>.Count; from
+        /// <see cref="Model.ScoreBatch(MemoryBank, IReadOnlyList{ImageBuffer}, ScoreOptions, bool)"/> (C ABI
+        /// revision 5) it is the count alone, <see cref="Regions"/> staying empty. 0 when scored without
+        /// <see cref="ScoreOptions"/> or with FindRegions false.</summary>
+        public long RegionCount { get; }
         /// <summary><see cref="ImageScore"/> &gt; <see cref="ImageThreshold"/>.</summary>
         public bool IsAnomalous { get; }
         /// <summary>Width of the anomaly map (= the image's).</summary>

@@ -840,6 +840,94 @@ namespace NexVitad.Tests
             }
         }
 
+        private static void Test_ScoreBatchWithOptions()
+        {
+            Assert.True(Library.AbiRevision >= 5, "ABI revision 5: nexvitad_score_batch_with_options");
+            var images = new[] { F.Image, new ImageBuffer(F.Mirrored(), F.Width, F.Height, PixelFormat.Rgb8) };
+            using (MemoryBank tiled = M.LoadBank(F.TiledBankPath))
+            {
+                ScoreOptions o = FixtureRegionOptions();
+                o.ImageThreshold = 0f;
+                ScoreResult[] batch = M.ScoreBatch(tiled, images, o);
+                ScoreResult[] noMaps = M.ScoreBatch(tiled, images, o, withMaps: false);
+                Assert.Equal(images.Length, batch.Length, "one result per image");
+                for (int i = 0; i < images.Length; i++)
+                {
+                    string at = "image " + i;
+                    ScoreResult r = batch[i];
+                    Assert.True(r.IsAnomalous && r.ImageThreshold == 0f, at + ": image threshold 0 flags the image");
+                    Assert.Equal(ThresholdSource.ImageFromCaller | ThresholdSource.PixelFromCaller, r.ThresholdSource,
+                        at + ": both thresholds are the caller's");
+                    Assert.Equal(0, r.Regions.Count, at + ": regions are counted, not returned");
+                    using (ScoreResult one = M.Score(tiled, images[i], o))
+                    {
+                        Assert.Equal((long)one.Regions.Count, r.RegionCount, at + ": region count as the single-image call's");
+                        Assert.Equal(one.RegionCount, r.RegionCount, at + ": RegionCount as the single-image call's");
+                        Assert.Equal(Outcome.Of(one), Outcome.Of(r), at + ": score bits and map as the single-image call's");
+                    }
+                    Assert.True(!noMaps[i].HasMap, at + ": withMaps false");
+                    Assert.Equal(r.RegionCount, noMaps[i].RegionCount, at + ": the same count without maps");
+                }
+                Assert.Equal((long)F.ExpectedRegions.Count, batch[0].RegionCount, "expected_tiled.json's region count");
+                foreach (ScoreResult r in batch) r.Dispose();
+
+                // MinRegionArea counts only the larger regions.
+                ScoreOptions big = FixtureRegionOptions();
+                big.MinRegionArea = 20;
+                ScoreResult[] counted = M.ScoreBatch(tiled, images, big, withMaps: false);
+                for (int i = 0; i < images.Length; i++)
+                    using (ScoreResult one = M.Score(tiled, images[i], big, withMap: false))
+                        Assert.Equal((long)one.Regions.Count, counted[i].RegionCount, "MinRegionArea 20, image " + i);
+                Assert.True(counted[0].RegionCount < F.ExpectedRegions.Count, "the fixture has regions below 20 pixels");
+
+                // Default options: the plain batch's decisions at the bank's thresholds.
+                ScoreResult[] plain = M.ScoreBatch(tiled, images, withMaps: false);
+                ScoreResult[] defaults = M.ScoreBatch(tiled, images, new ScoreOptions(), withMaps: false);
+                for (int i = 0; i < images.Length; i++)
+                {
+                    Assert.Equal(Outcome.Of(plain[i]), Outcome.Of(defaults[i]), "default options, image " + i);
+                    Assert.Equal(ThresholdSource.Bank, defaults[i].ThresholdSource, "default options: the bank's thresholds");
+                    Assert.Equal(0L, plain[i].RegionCount, "the plain batch counts no regions");
+                }
+
+                Assert.Equal(0, M.ScoreBatch(tiled, new ImageBuffer[0], o).Length, "empty batch");
+                Assert.Throws<ArgumentNullException>(() => M.ScoreBatch(tiled, images, (ScoreOptions)null), "null options");
+                Assert.Throws<ArgumentNullException>(() => M.ScoreBatch(tiled, null, o), "null image list");
+                Assert.Throws<ArgumentException>(() => M.ScoreBatch(tiled, new[] { F.Image, null }, o), "null image");
+            }
+        }
+
+        private static void Test_ScoreBatchWithOptionsRefusesANaNThreshold()
+        {
+            var images = new[] { F.Image, F.Image };
+            // The binding refuses NaN when it is set ...
+            Assert.Throws<ArgumentOutOfRangeException>(() => new ScoreOptions { ImageThreshold = float.NaN }, "NaN ImageThreshold");
+            // ... and the library when it reaches it anyway (set in the C struct behind the property's back).
+            foreach (string field in new[] { "image_threshold", "pixel_threshold" })
+            {
+                ScoreOptions o = WithRawThreshold(field, float.NaN);
+                NexVitadException e = Assert.Status(Status.InvalidArgument, () => M.ScoreBatch(B, images, o), "NaN " + field);
+                Assert.True(e.Message.Contains("nexvitad_score_batch_with_options") && e.Message.Contains(field + " NaN must be finite and >= 0"),
+                    "the message names the call and the threshold: " + e.Message);
+                Assert.Status(Status.InvalidArgument, () => M.ScoreBatch(B, images, o, withMaps: false), "NaN " + field + ", no maps");
+            }
+            using (ScoreResult r = M.Score(B, F.Image))
+                Assert.Equal(F.Expected["image_score_bits"], Fixture.Bits(r.ImageScore).ToString("x8"), "still scores");
+        }
+
+        /// <summary>ScoreOptions whose C struct holds <paramref name="value"/> in <paramref name="field"/>, which the
+        /// properties refuse to set.</summary>
+        private static ScoreOptions WithRawThreshold(string field, float value)
+        {
+            var o = new ScoreOptions();
+            FieldInfo raw = typeof(ScoreOptions).GetField("_o", BindingFlags.NonPublic | BindingFlags.Instance);
+            Assert.True(raw != null, "ScoreOptions keeps its C struct in _o");
+            object boxed = raw.GetValue(o);
+            typeof(nexvitad_score_options).GetField(field).SetValue(boxed, value);
+            raw.SetValue(o, boxed);
+            return o;
+        }
+
         // ---- regions of interest and recalibration (C ABI revision 4) ---------------------------
 
         /// <summary>Checks a score of the fixture image against expected_roi.json's plain fields (roi.bank, its own ROI).</summary>
@@ -918,6 +1006,18 @@ namespace NexVitad.Tests
                     Assert.Equal(F.ExpectedRoi["caller_roi_image_score_bits"], Fixture.Bits(r.ImageScore).ToString("x8"), "caller ROI, bank alone");
             }
             using (ScoreResult r = M.Score(B, F.Image)) Assert.Equal(RoiSource.None, r.RoiSource, "tiny.bank: no ROI");
+            // The caller's ROI for every image of a batch (nexvitad_score_batch_with_options, revision 5).
+            foreach (Mask mask in masks)
+            {
+                ScoreResult[] batch = M.ScoreBatch(B, new[] { F.Image, F.Image }, new ScoreOptions { Roi = mask });
+                foreach (ScoreResult r in batch)
+                {
+                    Assert.Equal(RoiSource.FromCaller, r.RoiSource, "batch, caller ROI: roi source (stride " + mask.Stride + ")");
+                    Assert.Equal(F.ExpectedRoi["caller_roi_image_score_bits"], Fixture.Bits(r.ImageScore).ToString("x8"), "batch, caller ROI: image score bits");
+                    Assert.Equal(F.ExpectedRoi["caller_roi_map_sha256"], Fixture.Sha256(r.Map), "batch, caller ROI: map SHA-256");
+                    r.Dispose();
+                }
+            }
         }
 
         private static void Test_BuildBankWithRoi()
@@ -1040,6 +1140,10 @@ namespace NexVitad.Tests
 
         private static BankOptions GrowOptions() => new BankOptions { K = 8, MaxIterations = 5, Growable = true };
 
+        /// <summary>GrowOptions with shared 48 px tiles overlapping by a quarter.</summary>
+        private static BankOptions TiledGrowOptions() =>
+            new BankOptions { K = 8, MaxIterations = 5, Growable = true, Tile = 48, TileOverlap = 0.25f };
+
         /// <summary>The same thresholds, sizes and settings, and the same score bits and map on the fixture image.</summary>
         private static void AssertSameBank(MemoryBank want, MemoryBank got, string what)
         {
@@ -1132,6 +1236,38 @@ namespace NexVitad.Tests
             }
         }
 
+        private static void Test_TiledBanksGrowAsTheBuildOnAllImages()
+        {
+            List<ImageBuffer> good = F.GoodImages().Take(3).ToList();
+            using (MemoryBank three = M.BuildBank(good, TiledGrowOptions()))
+            using (MemoryBank two = M.BuildBank(good.Take(2), TiledGrowOptions()))
+            using (MemoryBank last = M.BuildBank(good.Skip(2), TiledGrowOptions()))
+            {
+                BankInfo ti = three.Info;
+                Assert.True(ti.Growable && ti.IsTiled && ti.Tile == 48 && ti.TileOverlap == 0.25f && ti.TileLayout == TileLayout.Shared,
+                    "a growable shared tiled bank");
+                Assert.Equal(3, ti.Shots, "three shots");
+                Assert.Equal(2, two.Info.Shots, "two shots");
+                using (MemoryBank added = two.Add(new[] { good[2] }))
+                {
+                    BankInfo ai = added.Info;
+                    Assert.True(ai.Growable && ai.Tile == 48 && ai.TileOverlap == 0.25f, "the grown bank keeps its tiling");
+                    AssertSameBank(three, added, "Add(tiled 2-bank, third image)");
+                    // Another image through both: the same thresholds and score bits.
+                    using (ScoreResult a = added.Score(good[2], withMap: false))
+                    using (ScoreResult b = three.Score(good[2], withMap: false))
+                    {
+                        Assert.Equal(Fixture.Bits(b.ImageScore), Fixture.Bits(a.ImageScore), "score bits of the third image");
+                        Assert.Equal(Fixture.Bits(b.ImageThreshold), Fixture.Bits(a.ImageThreshold), "image threshold bits");
+                        Assert.Equal(Fixture.Bits(b.PixelThreshold), Fixture.Bits(a.PixelThreshold), "pixel threshold bits");
+                    }
+                }
+                using (MemoryBank merged = two.Merge(last))
+                    AssertSameBank(three, merged, "Merge(tiled bank of 0-1, tiled bank of 2)");
+                Assert.Equal(2, two.Info.Shots, "the bank added to is unchanged");
+            }
+        }
+
         private static void AssertMonotoneToOne(List<float> seen, string what)
         {
             Assert.True(seen.Count >= 2, what + ": reported: " + seen.Count);
@@ -1167,14 +1303,28 @@ namespace NexVitad.Tests
                 Assert.True(e.Message.Contains("different k"), "the message names k: " + e.Message);
                 e = Assert.Status(Status.Mismatch, () => k4.Merge(growable).Dispose(), "Merge of banks with another k, swapped");
                 Assert.True(e.Message.Contains("different k"), "the message names k: " + e.Message);
-                // Growable with tiling is refused at build; a tiled bank neither grows nor merges.
-                var tiledGrowable = new BankOptions { K = 8, MaxIterations = 5, Growable = true, Tile = 48, TileOverlap = 0.25f };
-                e = Assert.Status(Status.InvalidArgument, () => M.BuildBank(good, tiledGrowable).Dispose(), "Growable with tiling");
+                // tiled.bank was built without Growable: refused as any such bank (for that, not its tiling).
+                Assert.True(tiled.Info.IsTiled && !tiled.Info.Growable, "tiled.bank is tiled, not growable");
+                e = Assert.Status(Status.InvalidArgument, () => tiled.Add(new[] { F.Image }).Dispose(), "Add on tiled.bank");
                 Assert.True(e.Message.Contains("growable"), "the message says growable: " + e.Message);
-                e = Assert.Status(Status.InvalidArgument, () => tiled.Add(new[] { F.Image }).Dispose(), "Add on a tiled bank");
-                Assert.True(e.Message.Contains("tiled"), "the message says tiled: " + e.Message);
-                e = Assert.Status(Status.InvalidArgument, () => growable.Merge(tiled).Dispose(), "Merge with a tiled bank");
-                Assert.True(e.Message.Contains("tiled"), "the message says tiled: " + e.Message);
+                e = Assert.Status(Status.InvalidArgument, () => growable.Merge(tiled).Dispose(), "Merge with tiled.bank");
+                Assert.True(e.Message.Contains("growable"), "the message says growable: " + e.Message);
+                // A growable tiled bank and a growable whole-image bank: a mismatch naming the tiling.
+                using (MemoryBank tiledGrowable = M.BuildBank(good, TiledGrowOptions()))
+                {
+                    e = Assert.Status(Status.Mismatch, () => growable.Merge(tiledGrowable).Dispose(), "Merge of a whole-image and a tiled bank");
+                    Assert.True(e.Message.Contains("tiling"), "the message names the tiling: " + e.Message);
+                    e = Assert.Status(Status.Mismatch, () => tiledGrowable.Merge(growable).Dispose(), "Merge of a tiled and a whole-image bank");
+                    Assert.True(e.Message.Contains("tiling"), "the message names the tiling: " + e.Message);
+                }
+                // A per-position bank grows only with images of its own size.
+                var perPosition = new BankOptions { K = 8, MaxIterations = 5, Growable = true, Tile = 48, TileLayout = TileLayout.PerPosition };
+                using (MemoryBank pp = M.BuildBank(good.Take(2), perPosition))
+                {
+                    e = Assert.Status(Status.InvalidArgument, () => pp.Add(new[] { F.GrowAdd }).Dispose(), "Add of another size to a per-position bank");
+                    Assert.True(e.Message.Contains("one bank per tile position of 80x64 images; images[0] is " + F.GrowAddWidth + "x" + F.GrowAddHeight),
+                        "the message names both sizes: " + e.Message);
+                }
 
                 // What the binding checks before native code.
                 Assert.Throws<ArgumentNullException>(() => growable.Add(null), "null image list");

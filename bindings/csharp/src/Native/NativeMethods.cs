@@ -360,6 +360,13 @@ namespace NexVitad.Native
         public static extern Status nexvitad_score_batch(ModelHandle model, BankHandle bank, [In] nexvitad_image[] images,
             UIntPtr n, [In] IntPtr[] maps_out, [In] UIntPtr[] map_lens, [In, Out] nexvitad_result[] results);
 
+        /// <summary>nexvitad_score_batch with per-call options for every image (revision 5); each result's
+        /// region_count counts that image's regions.</summary>
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern Status nexvitad_score_batch_with_options(ModelHandle model, BankHandle bank,
+            [In] nexvitad_image[] images, UIntPtr n, ref nexvitad_score_options options, [In] IntPtr[] maps_out,
+            [In] UIntPtr[] map_lens, [In, Out] nexvitad_result[] results);
+
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern uint nexvitad_abi_revision();
 
