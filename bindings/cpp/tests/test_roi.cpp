@@ -169,6 +169,15 @@ TEST(Roi, FixtureBitExact) {
     EXPECT_EQ(support::sha256_hex(strided.map.data(), strided.map.size()), want.caller_roi_map_sha256);
     // tiny.bank without a ROI at all.
     EXPECT_EQ(m.score(support::fixture_bank(), view).roi_source, RoiSource::none);
+    // The caller's ROI for every image of a batch (nexvitad_score_batch_with_options, revision 5),
+    // from a copy of the options (which points at its own copy of the mask view).
+    const ScoreOptions with_roi = ScoreOptions().roi(fixture_mask());
+    const ScoreOptions copied = with_roi;
+    for (const Result& r : m.score_batch(support::fixture_bank(), {view, view}, copied)) {
+        EXPECT_EQ(r.roi_source, RoiSource::from_caller);
+        EXPECT_EQ(bits(r.image_score), want.caller_roi_image_score_bits);
+        EXPECT_EQ(support::sha256_hex(r.map.data(), r.map.size()), want.caller_roi_map_sha256);
+    }
 
     // roi.bank with its ROI switched off.
     const Result off = m.score(roi_bank(), view, ScoreOptions().ignore_bank_roi(true));
