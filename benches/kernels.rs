@@ -145,7 +145,7 @@ fn maps(c: &mut Criterion) {
         g.throughput(Throughput::Elements((side * side) as u64));
         let mut ws = MapWorkspace::new();
         g.bench_with_input(BenchmarkId::new("fused_map_from_patches", side), &side, |b, &s| {
-            b.iter(|| black_box(map_from_patches(&patch, 28, 28, s as u32, s as u32, 4.0, ImageScoreMode::Max, &mut ws).expect("map").image_score))
+            b.iter(|| black_box(map_from_patches(&patch, 28, 28, s as u32, s as u32, 4.0, ImageScoreMode::Max, None, &mut ws).expect("map").image_score))
         });
         let mut buf = vec![0.0f32; side * side];
         let mut scratch = Vec::new();
