@@ -141,6 +141,7 @@ fn fill_outside(patch: &[f32], px: &[u8], width: u32, height: u32, grid_w: usize
 /// patch map of the whole image ([`TileGrid::stitch`]), then upsampled to the image's size,
 /// smoothed with σ in image pixels and scored, as [`map_from_patches`] does for one grid
 /// (`roi` as there).
+#[allow(clippy::too_many_arguments)]
 pub fn map_from_tiles(
     tiles: &[f32],
     grid_w: usize,

@@ -290,9 +290,12 @@ impl MemoryBank {
     }
 }
 
+/// The tiling, tile width and height, and a per-position bank's image size.
+type TilingKey = (crate::tiling::Tiling, u32, u32, Option<(u32, u32)>);
+
 /// What must match for two banks' tiles to merge: the tiling, the tile size, and for a
 /// per-position bank its one image size (not its rows per position, which grow).
-fn tiling_key(m: &BankMeta) -> Option<(crate::tiling::Tiling, u32, u32, Option<(u32, u32)>)> {
+fn tiling_key(m: &BankMeta) -> Option<TilingKey> {
     m.tiles.as_ref().map(|t| (t.tiling, t.tile_w, t.tile_h, t.positions.as_ref().map(|p| (p.image_width, p.image_height))))
 }
 
