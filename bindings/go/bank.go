@@ -139,8 +139,8 @@ type BankOptions struct {
 	// Growable keeps the shots' features in the bank (and its file), so Bank.Add and
 	// Bank.Merge can later give the bank built from all the images at once, bit for bit
 	// (C ABI revision 5). It costs file size for the Sinkhorn and coreset scorers, nothing
-	// for ScorerFull. Whole-image banks only: with Tile > 0 the build fails with
-	// ErrInvalidArgument. false, the default: a small bank that cannot grow.
+	// for ScorerFull. Tiled banks grow too (a TilePerPosition bank only with images of its
+	// one size). false, the default: a small bank that cannot grow.
 	Growable bool
 	// Progress, if set, is called on the building goroutine after each batch or
 	// iteration. It must not call Close on the model; to stop the build, cancel the

@@ -19,7 +19,9 @@
 // status's sentinel with errors.Is (ErrInvalidArgument, ErrMismatch, ErrCancelled, ...).
 //
 // ScoreWith (C ABI revision 3) decides at caller image and pixel thresholds and returns
-// the defect regions of the map (Result.Regions, highest peak first).
+// the defect regions of the map (Result.Regions, highest peak first). ScoreBatchWith (C ABI
+// revision 5) applies such options to every image of a batch and counts each image's
+// regions (Result.RegionCount).
 //
 // Regions of interest (C ABI revision 4): a Mask in BankOptions.ROI becomes the bank's
 // default ROI; ScoreOptions.ROI replaces it for one call and ScoreOptions.IgnoreBankROI
@@ -29,7 +31,7 @@
 // Banks that grow (C ABI revision 5): a bank built with BankOptions.Growable keeps its
 // shots, so Bank.Add returns a new bank with more good images and Bank.Merge a new bank
 // from two banks' images; either equals, bit for bit, the bank built from all the images
-// at once.
+// at once. Tiled banks grow too.
 //
 // BuildBank, Bank.Add and Bank.Merge take a context.Context: cancelling it stops the call
 // at its next progress step, through the C library's progress callback.

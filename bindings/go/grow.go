@@ -30,8 +30,10 @@ type GrowOptions struct {
 // may have been closed). b is unchanged (goroutines scoring with it are unaffected); close
 // the new bank when done, and Save it to keep it. Each image is read as Raw describes.
 //
-// b must have been built with BankOptions.Growable; otherwise, and for a tiled bank, the
-// error matches ErrInvalidArgument and says so. More rows than BankOptions.MaxVectors
+// b must have been built with BankOptions.Growable; otherwise the error matches
+// ErrInvalidArgument and says so. A tiled bank grows too; a per-position one
+// (TilePerPosition) only with images of its one size (else ErrInvalidArgument naming both
+// sizes). More rows than BankOptions.MaxVectors
 // give ErrLimitExceeded. Cancelling ctx stops the call at its next progress step; the
 // error then matches ErrCancelled and wraps ctx.Err().
 func (b *Bank) Add(ctx context.Context, images ...image.Image) (*Bank, error) {
@@ -86,10 +88,10 @@ func (b *Bank) AddRawWith(ctx context.Context, images []RawImage, opts *GrowOpti
 
 // Merge returns a new bank from b's images followed by other's (nexvitad_bank_merge, C ABI
 // revision 5), fitted and calibrated again: bit for bit the bank Model.BuildBank makes
-// from all of them at once. Both banks must be growable (else ErrInvalidArgument, as for
-// a tiled bank), come from the same model and agree on every setting that shapes a bank:
-// scorer, K, sigma, image score, augmentation, seed, target FPR, Sinkhorn and coreset
-// parameters, region of interest; otherwise the error matches ErrMismatch and names the
+// from all of them at once. Both banks must be growable (else ErrInvalidArgument), come
+// from the same model and agree on every setting that shapes a bank: scorer, K, sigma,
+// image score, augmentation, seed, target FPR, Sinkhorn and coreset parameters, region of
+// interest, feature grid, tiling; otherwise the error matches ErrMismatch and names the
 // first that differs. The new bank scores with b's model; b and other are unchanged.
 // other may be b. Cancelling ctx stops the call at its next progress step (ErrCancelled,
 // wrapping ctx.Err()).

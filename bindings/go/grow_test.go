@@ -58,6 +58,14 @@ func growOptions() *nexvitad.BankOptions {
 	return o
 }
 
+// tiledGrowOptions is growOptions with shared 48 px tiles overlapping by a quarter.
+func tiledGrowOptions() *nexvitad.BankOptions {
+	o := growOptions()
+	o.Tile = 48
+	o.TileOverlap = 0.25
+	return o
+}
+
 // buildGrowable builds a growable bank of imgs and closes it when the test ends.
 func buildGrowable(t *testing.T, m *nexvitad.Model, imgs ...image.Image) *nexvitad.Bank {
 	t.Helper()
@@ -299,6 +307,66 @@ func TestAddAndMergeEqualTheBuild(t *testing.T) {
 	}
 }
 
+// TestTiledBanksGrow: a growable shared tiled bank of two images, grown by a third (or
+// merged with a bank of it), equals the growable tiled bank built on all three.
+func TestTiledBanksGrow(t *testing.T) {
+	m := openTiny(t)
+	imgs := []image.Image{texture(0, 64, 48), texture(1, 64, 48), texture(2, 64, 48)}
+	ctx := context.Background()
+	build := func(imgs ...image.Image) *nexvitad.Bank {
+		t.Helper()
+		b, err := m.BuildBank(ctx, imgs, tiledGrowOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b
+	}
+	three := build(imgs...)
+	two := build(imgs[:2]...)
+	last := build(imgs[2])
+	ti, err := three.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ti.Growable || !ti.Tiled() || ti.Tile != 48 || ti.TileOverlap != 0.25 || ti.TileLayout != nexvitad.TileShared || ti.Shots != 3 {
+		t.Errorf("growable tiled bank of three: %+v", ti)
+	}
+
+	added, err := two.Add(ctx, imgs[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer added.Close()
+	if ai, err := added.Info(); err != nil || ai.Tile != 48 || ai.TileOverlap != 0.25 || !ai.Growable {
+		t.Errorf("the grown bank's tiling: %+v (%v)", ai, err)
+	}
+	sameBank(t, "Add(tiled 2-bank, third image)", m, three, added)
+	// The third image through both banks: the same thresholds and score bits.
+	a, err := added.Score(imgs[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := three.Score(imgs[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bitsHex(a.Score) != bitsHex(b.Score) || bitsHex(a.Threshold) != bitsHex(b.Threshold) || bitsHex(a.PixelThreshold) != bitsHex(b.PixelThreshold) {
+		t.Errorf("third image: score/threshold/pixel threshold %s/%s/%s, want %s/%s/%s", bitsHex(a.Score), bitsHex(a.Threshold),
+			bitsHex(a.PixelThreshold), bitsHex(b.Score), bitsHex(b.Threshold), bitsHex(b.PixelThreshold))
+	}
+
+	merged, err := two.Merge(ctx, last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer merged.Close()
+	sameBank(t, "Merge(tiled bank of 0-1, tiled bank of 2)", m, three, merged)
+	if wi, _ := two.Info(); wi.Shots != 2 {
+		t.Errorf("the bank added to changed: %d shots", wi.Shots)
+	}
+}
+
 func TestGrowErrors(t *testing.T) {
 	m := openTiny(t)
 	imgs := []image.Image{texture(0, 64, 48), texture(1, 64, 48), texture(2, 64, 48)}
@@ -347,24 +415,45 @@ func TestGrowErrors(t *testing.T) {
 	wantStatus(t, "Merge of banks with another k, swapped", err, nexvitad.StatusMismatch, nexvitad.ErrMismatch)
 	wantMessage(t, "Merge of banks with another k, swapped", err, "different k")
 
-	// Growable with tiling is refused at build; a tiled bank neither grows nor merges.
-	ot := growOptions()
-	ot.Tile = 32
-	ot.TileOverlap = 0.25
-	_, err = m.BuildBank(ctx, imgs, ot)
-	wantStatus(t, "Growable with tiling", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
-	wantMessage(t, "Growable with tiling", err, "growable")
+	// tiled.bank was built without Growable: refused as any such bank (for that, not its tiling).
 	tiled, err := m.LoadBank(filepath.Join(fixtureDir, "tiled.bank"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tiled.Close()
+	if ti, err := tiled.Info(); err != nil || !ti.Tiled() || ti.Growable {
+		t.Errorf("tiled.bank info %+v (%v): want tiled, not growable", ti, err)
+	}
 	_, err = tiled.Add(ctx, imgs[0])
-	wantStatus(t, "Add on a tiled bank", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
-	wantMessage(t, "Add on a tiled bank", err, "tiled")
+	wantStatus(t, "Add on tiled.bank", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+	wantMessage(t, "Add on tiled.bank", err, "growable")
 	_, err = growable.Merge(ctx, tiled)
-	wantStatus(t, "Merge with a tiled bank", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
-	wantMessage(t, "Merge with a tiled bank", err, "tiled")
+	wantStatus(t, "Merge with tiled.bank", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+	wantMessage(t, "Merge with tiled.bank", err, "growable")
+	// A growable tiled bank and a growable whole-image bank: a mismatch naming the tiling.
+	tiledGrowable, err := m.BuildBank(ctx, imgs, tiledGrowOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tiledGrowable.Close()
+	_, err = growable.Merge(ctx, tiledGrowable)
+	wantStatus(t, "Merge of a whole-image and a tiled bank", err, nexvitad.StatusMismatch, nexvitad.ErrMismatch)
+	wantMessage(t, "Merge of a whole-image and a tiled bank", err, "tiling")
+	_, err = tiledGrowable.Merge(ctx, growable)
+	wantStatus(t, "Merge of a tiled and a whole-image bank", err, nexvitad.StatusMismatch, nexvitad.ErrMismatch)
+	wantMessage(t, "Merge of a tiled and a whole-image bank", err, "tiling")
+	// A per-position bank grows only with images of its own size.
+	pp := growOptions()
+	pp.Tile = 48
+	pp.TileLayout = nexvitad.TilePerPosition
+	perPosition, err := m.BuildBank(ctx, imgs[:2], pp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer perPosition.Close()
+	_, err = perPosition.Add(ctx, texture(3, 96, 48))
+	wantStatus(t, "Add of another size to a per-position bank", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+	wantMessage(t, "Add of another size to a per-position bank", err, "one bank per tile position of 64x48 images; images[0] is 96x48")
 
 	// What the binding checks before C.
 	_, err = growable.Add(ctx)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
 	"math"
 	"os"
 	"path/filepath"
@@ -258,5 +259,157 @@ func TestScoreWithErrors(t *testing.T) {
 	_, err = m.ScoreRawImageWith(other, raw, nil)
 	if !errors.Is(err, nexvitad.ErrClosed) {
 		t.Errorf("closed bank: %v, want ErrClosed", err)
+	}
+}
+
+// TestScoreBatchWith: every image of a batch decided at the caller's thresholds, each
+// result's RegionCount the single-image call's count at the same options.
+func TestScoreBatchWith(t *testing.T) {
+	if nexvitad.LibraryABIRevision() < 5 {
+		t.Fatalf("library ABI revision %d, want >= 5", nexvitad.LibraryABIRevision())
+	}
+	exp := readExpectedRegions(t)
+	m := openTiny(t)
+	b := loadTiledBank(t, m)
+	pix, w, h := fixtureImage(t)
+	raw := nexvitad.RawImage{Pix: pix, Width: w, Height: h, Format: nexvitad.RGB8}
+	rgba := rgbToRGBA(pix, w, h)
+	mirrored := image.NewRGBA(rgba.Rect)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			mirrored.Set(w-1-x, y, rgba.At(x, y))
+		}
+	}
+	images := []image.Image{rgba, mirrored}
+	opts := &nexvitad.ScoreOptions{ImageThreshold: nexvitad.Float32(0), PixelThreshold: nexvitad.Float32(fromBits(t, exp.RegionsPixelThresholdBits))}
+
+	batch, err := m.ScoreBatchWith(b, images, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(batch) != len(images) {
+		t.Fatalf("%d results for %d images", len(batch), len(images))
+	}
+	for i, r := range batch {
+		what := fmt.Sprintf("image %d", i)
+		if !r.Anomalous || r.Threshold != 0 || r.ThresholdFlags != nexvitad.ImageThresholdFromCaller|nexvitad.PixelThresholdFromCaller {
+			t.Errorf("%s: anomalous %v threshold %v flags %v, want true, 0, both the caller's", what, r.Anomalous, r.Threshold, r.ThresholdFlags)
+		}
+		if r.Regions != nil {
+			t.Errorf("%s: %d regions returned; a batch only counts them", what, len(r.Regions))
+		}
+		one, err := m.ScoreWith(b, images[i], opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.RegionCount != len(one.Regions) || one.RegionCount != len(one.Regions) {
+			t.Errorf("%s: RegionCount %d, want the single-image call's %d (its RegionCount %d)", what, r.RegionCount, len(one.Regions), one.RegionCount)
+		}
+		sameResult(t, what+": as ScoreWith", one, r)
+	}
+	if batch[0].RegionCount != len(exp.Regions) {
+		t.Errorf("image.rgb: RegionCount %d, want expected_tiled.json's %d", batch[0].RegionCount, len(exp.Regions))
+	}
+	// Raw buffers: the same.
+	raws, err := m.ScoreBatchRawWith(b, []nexvitad.RawImage{raw}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raws[0].RegionCount != batch[0].RegionCount {
+		t.Errorf("ScoreBatchRawWith: RegionCount %d, want %d", raws[0].RegionCount, batch[0].RegionCount)
+	}
+	sameResult(t, "ScoreBatchRawWith", batch[0], raws[0])
+
+	// MinRegionArea counts only the larger regions.
+	big := *opts
+	big.MinRegionArea = 20
+	counted, err := m.ScoreBatchWith(b, images, &big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range images {
+		one, err := m.ScoreWith(b, images[i], &big)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counted[i].RegionCount != len(one.Regions) {
+			t.Errorf("MinRegionArea 20, image %d: RegionCount %d, want %d", i, counted[i].RegionCount, len(one.Regions))
+		}
+	}
+	if counted[0].RegionCount >= len(exp.Regions) {
+		t.Errorf("MinRegionArea 20: %d regions, want fewer than %d", counted[0].RegionCount, len(exp.Regions))
+	}
+
+	// nil and zero options: the plain batch's results at the bank's thresholds.
+	plain, err := m.ScoreBatch(b, images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []*nexvitad.ScoreOptions{nil, {}} {
+		with, err := m.ScoreBatchWith(b, images, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range images {
+			sameResult(t, fmt.Sprintf("default options, image %d", i), plain[i], with[i])
+			if with[i].ThresholdFlags != 0 || plain[i].RegionCount != 0 {
+				t.Errorf("default options, image %d: flags %v, plain RegionCount %d", i, with[i].ThresholdFlags, plain[i].RegionCount)
+			}
+		}
+	}
+
+	// The caller's ROI for every image (tiny.bank, roi.mask), as expected_roi.json.
+	_, roiExp := readExpectedROI(t)
+	tiny := loadFixtureBank(t, m)
+	withROI, err := m.ScoreBatchRawWith(tiny, []nexvitad.RawImage{raw, raw}, &nexvitad.ScoreOptions{ROI: fixtureMask(t, roiExp)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range withROI {
+		if r.ROISource != nexvitad.ROIFromCaller || bitsHex(r.Score) != roiExp.CallerROIImageScoreBits || mapSHA256(r.Map) != roiExp.CallerROIMapSHA256 {
+			t.Errorf("caller ROI, image %d: source %v, score bits %s, map %s; want caller, %s, %s", i,
+				r.ROISource, bitsHex(r.Score), mapSHA256(r.Map), roiExp.CallerROIImageScoreBits, roiExp.CallerROIMapSHA256)
+		}
+	}
+}
+
+func TestScoreBatchWithErrors(t *testing.T) {
+	m := openTiny(t)
+	b := loadTiledBank(t, m)
+	pix, w, h := fixtureImage(t)
+	raw := nexvitad.RawImage{Pix: pix, Width: w, Height: h, Format: nexvitad.RGB8}
+	raws := []nexvitad.RawImage{raw, raw}
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for _, c := range []struct {
+		what string
+		opts nexvitad.ScoreOptions
+		msg  string
+	}{
+		{"image threshold NaN", nexvitad.ScoreOptions{ImageThreshold: &nan}, "nexvitad_score_batch_with_options: invalid argument: image_threshold NaN must be finite and >= 0"},
+		{"pixel threshold NaN", nexvitad.ScoreOptions{PixelThreshold: &nan}, "pixel_threshold NaN must be finite and >= 0"},
+		{"image threshold +Inf", nexvitad.ScoreOptions{ImageThreshold: &inf}, "image_threshold inf must be finite and >= 0"},
+		{"negative region capacity", nexvitad.ScoreOptions{RegionCapacity: -1}, "RegionCapacity -1 is negative"},
+		{"a bad ROI", nexvitad.ScoreOptions{ROI: &nexvitad.Mask{Data: []byte{1}, Width: 2, Height: 2}}, "ScoreOptions.ROI"},
+	} {
+		res, err := m.ScoreBatchRawWith(b, raws, &c.opts)
+		if res != nil {
+			t.Errorf("%s: results came back", c.what)
+		}
+		wantStatus(t, c.what, err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+		wantMessage(t, c.what, err, c.msg)
+	}
+	_, err := m.ScoreBatchWith(b, nil, nil)
+	wantStatus(t, "no images", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+	_, err = m.ScoreBatchRawWith(b, []nexvitad.RawImage{raw, {Pix: []byte{1}, Width: 4, Height: 4, Format: nexvitad.Gray8}}, nil)
+	wantStatus(t, "a short buffer", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+	wantMessage(t, "a short buffer", err, "images[1]")
+	other := loadFixtureBank(t, m)
+	other.Close()
+	if _, err := m.ScoreBatchRawWith(other, raws, nil); !errors.Is(err, nexvitad.ErrClosed) {
+		t.Errorf("closed bank: %v, want ErrClosed", err)
+	}
+	// Still scores afterwards.
+	if res, err := m.ScoreBatchRawWith(b, raws, &nexvitad.ScoreOptions{ImageThreshold: nexvitad.Float32(0)}); err != nil || !res[1].Anomalous {
+		t.Errorf("after the errors: %v", err)
 	}
 }

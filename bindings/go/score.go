@@ -32,6 +32,11 @@ type Result struct {
 	// Regions are the defect regions, highest peak first, when scored with ScoreWith
 	// (unless ScoreOptions.NoRegions); nil from Score and when there are none.
 	Regions []Region
+	// RegionCount is how many defect regions the image has (of at least
+	// ScoreOptions.MinRegionArea pixels) when scored with options: len(Regions) from
+	// ScoreWith, and the count alone from ScoreBatchWith (C ABI revision 5), whose
+	// Regions stay nil. 0 from Score, ScoreBatch and ScoreWith with NoRegions.
+	RegionCount int
 	// Width and Height are the map's size, the scored image's own.
 	Width, Height int
 	// Map is the anomaly map, row-major: the value of pixel (x, y) is Map[y*Width+x].
@@ -66,8 +71,8 @@ type Region struct {
 	Peak, Mean float32
 }
 
-// ScoreOptions are per-call scoring choices for ScoreWith (nexvitad_score_options, C ABI
-// revision 3). The zero value, or a nil *ScoreOptions, means the defaults: the bank's
+// ScoreOptions are per-call scoring choices for ScoreWith and ScoreBatchWith
+// (nexvitad_score_options, C ABI revision 3). The zero value, or a nil *ScoreOptions, means the defaults: the bank's
 // thresholds, and every defect region found.
 type ScoreOptions struct {
 	// ImageThreshold decides at this image threshold instead of the bank's; nil = the
@@ -347,8 +352,47 @@ func (m *Model) ScoreBatch(bank *Bank, images []image.Image) ([]*Result, error) 
 
 // ScoreBatchRaw is ScoreBatch for raw pixel buffers.
 func (m *Model) ScoreBatchRaw(bank *Bank, images []RawImage) ([]*Result, error) {
+	return m.scoreBatch(bank, images, nil, false)
+}
+
+// ScoreBatchWith is ScoreBatch with per-call options applied to every image
+// (nexvitad_score_batch_with_options, C ABI revision 5): the thresholds, the region of
+// interest (ScoreOptions.ROI, IgnoreBankROI) and MinRegionArea. Each result's
+// RegionCount counts that image's defect regions, as ScoreWith would; the regions
+// themselves are not returned (Result.Regions stays nil, and NoRegions and
+// RegionCapacity do not apply): score one image at a time with ScoreWith for them.
+// Result.ThresholdFlags and ROISource say which settings were the caller's. nil options
+// are the defaults. A NaN or infinite threshold is an error matching
+// ErrInvalidArgument, and nothing is scored.
+func (m *Model) ScoreBatchWith(bank *Bank, images []image.Image, opts *ScoreOptions) ([]*Result, error) {
+	raws, err := rawImages(images)
+	if err != nil {
+		return nil, err
+	}
+	return m.ScoreBatchRawWith(bank, raws, opts)
+}
+
+// ScoreBatchRawWith is ScoreBatchWith for raw pixel buffers.
+func (m *Model) ScoreBatchRawWith(bank *Bank, images []RawImage, opts *ScoreOptions) ([]*Result, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	return m.scoreBatch(bank, images, opts, true)
+}
+
+// scoreBatch is the one batch call: nexvitad_score_batch without options (withOpts
+// false), else nexvitad_score_batch_with_options with opts (nil = the defaults; checked
+// by the caller).
+func (m *Model) scoreBatch(bank *Bank, images []RawImage, opts *ScoreOptions, withOpts bool) ([]*Result, error) {
 	if len(images) == 0 {
 		return nil, invalidf("no images to score")
+	}
+	var co C.nexvitad_score_options
+	if withOpts {
+		co.struct_size = C.sizeof_nexvitad_score_options
+		if err := opts.toC(&co); err != nil {
+			return nil, err
+		}
 	}
 	var pin runtime.Pinner
 	defer pin.Unpin()
@@ -373,10 +417,18 @@ func (m *Model) ScoreBatchRaw(bank *Bank, images []RawImage) ([]*Result, error) 
 	}
 	defer m.mu.RUnlock()
 	defer bank.mu.RUnlock()
+	if withOpts && opts != nil && opts.ROI != nil {
+		co.roi = opts.ROI.toC(&pin) // checked by ScoreOptions.check
+	}
 	cres := make([]C.nexvitad_result, n)
 	cres[0].struct_size = C.sizeof_nexvitad_result
 	var cerr *C.char
-	st := C.nxgo_score_batch(mp, bp, &cimgs[0], C.size_t(n), &maps[0], &lens[0], &cres[0], &cerr)
+	var st C.nexvitad_status
+	if withOpts {
+		st = C.nxgo_score_batch_with_options(mp, bp, &cimgs[0], C.size_t(n), &co, &maps[0], &lens[0], &cres[0], &cerr)
+	} else {
+		st = C.nxgo_score_batch(mp, bp, &cimgs[0], C.size_t(n), &maps[0], &lens[0], &cres[0], &cerr)
+	}
 	runtime.KeepAlive(m)
 	runtime.KeepAlive(bank)
 	if err := statusError(st, cerr); err != nil {
@@ -395,6 +447,7 @@ func (r *Result) fill(c *C.nexvitad_result) {
 	r.Anomalous = c.is_anomalous != 0
 	r.ThresholdFlags = ThresholdSource(c.threshold_flags)
 	r.ROISource = ROISource(c.roi_source)
+	r.RegionCount = int(c.region_count)
 	r.Width = int(c.width)
 	r.Height = int(c.height)
 	sec := func(s C.double) time.Duration { return time.Duration(float64(s) * float64(time.Second)) }

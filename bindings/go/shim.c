@@ -108,6 +108,13 @@ nexvitad_status nxgo_score_batch(const nexvitad_model *m, const nexvitad_bank *b
     return fail(nexvitad_score_batch(m, b, images, n, maps, map_lens, results), err);
 }
 
+nexvitad_status nxgo_score_batch_with_options(const nexvitad_model *m, const nexvitad_bank *b,
+                                              const nexvitad_image *images, size_t n, const nexvitad_score_options *o,
+                                              float *const *maps, const size_t *map_lens, nexvitad_result *results,
+                                              char **err) {
+    return fail(nexvitad_score_batch_with_options(m, b, images, n, o, maps, map_lens, results), err);
+}
+
 nexvitad_status nxgo_score_options_default(nexvitad_score_options *o, char **err) {
     return fail(nexvitad_score_options_default(o), err);
 }

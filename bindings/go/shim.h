@@ -40,6 +40,11 @@ nexvitad_status nxgo_score(const nexvitad_model *m, const nexvitad_bank *b, cons
 nexvitad_status nxgo_score_batch(const nexvitad_model *m, const nexvitad_bank *b, const nexvitad_image *images,
                                  size_t n, float *const *maps, const size_t *map_lens,
                                  nexvitad_result *results, char **err);
+/* Per-call options for every image of a batch (ABI revision 5). */
+nexvitad_status nxgo_score_batch_with_options(const nexvitad_model *m, const nexvitad_bank *b,
+                                              const nexvitad_image *images, size_t n, const nexvitad_score_options *o,
+                                              float *const *maps, const size_t *map_lens, nexvitad_result *results,
+                                              char **err);
 /* Per-call thresholds and defect regions (ABI revision 3). */
 nexvitad_status nxgo_score_options_default(nexvitad_score_options *o, char **err);
 nexvitad_status nxgo_score_with_options(const nexvitad_model *m, const nexvitad_bank *b, const nexvitad_image *image,
