@@ -61,11 +61,12 @@ ABI_ASSERT(train_result_times, offsetof(nexvitad_train_result, train_s) == 88);
 
 /* Revision 3 (tiled banks): nexvitad_bank_options and nexvitad_bank_info grow at their end. */
 ABI_ASSERT(abi_revision_3, NEXVITAD_ABI_REVISION >= 3);
-ABI_ASSERT(bank_options_size_r3, sizeof(nexvitad_bank_options) == 88);
+/* Revision 3 sizes (later revisions append: see below). */
+ABI_ASSERT(bank_options_size_r3, offsetof(nexvitad_bank_options, roi) == 88);
 ABI_ASSERT(bank_options_tiling, offsetof(nexvitad_bank_options, tile_overlap) == 76 &&
                                     offsetof(nexvitad_bank_options, tile_layout) == 80 &&
                                     offsetof(nexvitad_bank_options, reserved1) == 84);
-ABI_ASSERT(bank_info_size_r3, sizeof(nexvitad_bank_info) == 120);
+ABI_ASSERT(bank_info_size_r3, offsetof(nexvitad_bank_info, roi_width) == 120);
 ABI_ASSERT(bank_info_tiling, offsetof(nexvitad_bank_info, tile_h) == 92 &&
                                  offsetof(nexvitad_bank_info, tile_overlap) == 96 &&
                                  offsetof(nexvitad_bank_info, tile_layout) == 100 &&
@@ -78,12 +79,12 @@ ABI_ASSERT(tile_layout, NEXVITAD_TILE_SHARED == 0 && NEXVITAD_TILE_PER_POSITION 
 
 /* Revision 3 (inspection outputs): nexvitad_result grows at its end; nexvitad_score_options
    and nexvitad_region are new (nexvitad_region never grows: it has no struct_size). */
-ABI_ASSERT(result_size_r3, sizeof(nexvitad_result) == 96);
+ABI_ASSERT(result_size_r3, offsetof(nexvitad_result, roi_source) == 96);
 ABI_ASSERT(result_regions, offsetof(nexvitad_result, reserved0) == 84 &&
                                offsetof(nexvitad_result, region_count) == 88);
 ABI_ASSERT(threshold_source, NEXVITAD_IMAGE_THRESHOLD_FROM_CALLER == 1 && NEXVITAD_PIXEL_THRESHOLD_FROM_CALLER == 2 &&
                                  sizeof(nexvitad_threshold_source) == 4);
-ABI_ASSERT(score_options_size, sizeof(nexvitad_score_options) == 24);
+ABI_ASSERT(score_options_size, offsetof(nexvitad_score_options, roi) == 24);
 ABI_ASSERT(score_options_fields, offsetof(nexvitad_score_options, image_threshold) == 8 &&
                                      offsetof(nexvitad_score_options, pixel_threshold) == 12 &&
                                      offsetof(nexvitad_score_options, min_region_area) == 16);
@@ -93,6 +94,32 @@ ABI_ASSERT(region_fields, offsetof(nexvitad_region, y) == 4 && offsetof(nexvitad
                               offsetof(nexvitad_region, centroid_x) == 24 &&
                               offsetof(nexvitad_region, centroid_y) == 28 && offsetof(nexvitad_region, peak) == 32 &&
                               offsetof(nexvitad_region, mean) == 36);
+
+/* Revision 4 (regions of interest, recalibration): nexvitad_mask is new and fixed;
+   nexvitad_bank_options, nexvitad_score_options, nexvitad_result and nexvitad_bank_info grow
+   at their end. */
+ABI_ASSERT(abi_revision_4, NEXVITAD_ABI_REVISION >= 4);
+ABI_ASSERT(mask_size, sizeof(nexvitad_mask) == 24);
+ABI_ASSERT(mask_fields, offsetof(nexvitad_mask, width) == 8 && offsetof(nexvitad_mask, height) == 12 &&
+                            offsetof(nexvitad_mask, stride) == 16);
+ABI_ASSERT(score_options_roi, offsetof(nexvitad_score_options, ignore_bank_roi) == 32 &&
+                                  offsetof(nexvitad_score_options, reserved0) == 36 &&
+                                  sizeof(nexvitad_score_options) == 40);
+ABI_ASSERT(result_roi, offsetof(nexvitad_result, reserved1) == 100);
+ABI_ASSERT(bank_info_roi, offsetof(nexvitad_bank_info, roi_height) == 124);
+ABI_ASSERT(roi_source, NEXVITAD_ROI_NONE == 0 && NEXVITAD_ROI_FROM_BANK == 1 && NEXVITAD_ROI_FROM_CALLER == 2 &&
+                           sizeof(nexvitad_roi_source) == 4);
+
+/* Revision 5 (banks that grow): nexvitad_bank_options and nexvitad_bank_info grow at their
+   end. */
+ABI_ASSERT(abi_revision_5, NEXVITAD_ABI_REVISION >= 5);
+ABI_ASSERT(bank_options_growable, offsetof(nexvitad_bank_options, growable) == 96 &&
+                                      offsetof(nexvitad_bank_options, reserved2) == 100 &&
+                                      sizeof(nexvitad_bank_options) == 104);
+ABI_ASSERT(bank_info_growable, offsetof(nexvitad_bank_info, growable) == 128 &&
+                                   offsetof(nexvitad_bank_info, reserved1) == 132 &&
+                                   sizeof(nexvitad_bank_info) == 136);
+ABI_ASSERT(result_size_r5, sizeof(nexvitad_result) == 104);
 
 /* Each function with the exact type it must have: a table of typed function pointers (a
    mismatch is a compile error in C++ and an incompatible-pointer warning, made an error by
@@ -128,6 +155,15 @@ struct abi_functions {
     nexvitad_status (*score_with_options)(const nexvitad_model *, const nexvitad_bank *, const nexvitad_image *,
                                           const nexvitad_score_options *, float *, size_t, nexvitad_region *, size_t,
                                           size_t *, nexvitad_result *);
+    nexvitad_status (*bank_get_roi)(const nexvitad_bank *, uint8_t *, size_t);
+    nexvitad_status (*bank_recalibrate)(const nexvitad_bank *, float, nexvitad_bank **);
+    nexvitad_status (*bank_add)(const nexvitad_bank *, const nexvitad_image *, size_t, nexvitad_progress_cb, void *,
+                                nexvitad_bank **);
+    nexvitad_status (*bank_merge)(const nexvitad_bank *, const nexvitad_bank *, nexvitad_progress_cb, void *,
+                                  nexvitad_bank **);
+    nexvitad_status (*score_batch_with_options)(const nexvitad_model *, const nexvitad_bank *, const nexvitad_image *,
+                                                size_t, const nexvitad_score_options *, float *const *,
+                                                const size_t *, nexvitad_result *);
 };
 
 static const struct abi_functions abi_table = {
@@ -137,6 +173,8 @@ static const struct abi_functions abi_table = {
     nexvitad_bank_save,     nexvitad_bank_load,    nexvitad_bank_get_info,       nexvitad_bank_free,
     nexvitad_score,         nexvitad_score_batch,  nexvitad_abi_revision,        nexvitad_train_options_default,
     nexvitad_train,         nexvitad_score_options_default, nexvitad_score_with_options,
+    nexvitad_bank_get_roi,  nexvitad_bank_recalibrate, nexvitad_bank_add, nexvitad_bank_merge,
+    nexvitad_score_batch_with_options,
 };
 
 /* Links and calls through the table: the loaded library matches this header. */
