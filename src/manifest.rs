@@ -129,6 +129,45 @@ pub struct Provenance {
     pub seed: u64,
 }
 
+/// How the encoders' weights are stored, for a model quantized by `tools/quantize.py`;
+/// absent (`None`) for the fp32 export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Precision {
+    /// Weight type of the quantized operators: `int8`.
+    pub weights: String,
+    /// `dynamic` (MatMul/Gemm weights, activations quantized on the fly) or `static-qdq`
+    /// (weights and activations, scales calibrated on good images).
+    pub method: String,
+    /// Per-channel weight scales.
+    pub per_channel: bool,
+    /// Good images the static scales were calibrated on (0 for dynamic).
+    pub calibration_images: usize,
+    /// SHA-256 over the calibration images' names and bytes (static only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration_sha256: Option<String>,
+    /// Lowest Pearson correlation of any encoder output with the fp32 model's, measured by
+    /// the quantizer on its check images.
+    pub min_correlation: f32,
+}
+
+impl Precision {
+    /// One line for people: `int8 dynamic, per-channel, …`.
+    pub fn describe(&self) -> String {
+        let cal = match self.calibration_images {
+            0 => String::new(),
+            n => format!(", calibrated on {n} images"),
+        };
+        format!(
+            "{} {}{}{cal}; features correlate {:.4} with fp32",
+            self.weights,
+            self.method,
+            if self.per_channel { ", per-channel" } else { "" },
+            self.min_correlation
+        )
+    }
+}
+
 /// The whole `model.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,6 +191,9 @@ pub struct Manifest {
     /// Written by training: its configuration and domains. Absent for exported models.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training: Option<serde_json::Value>,
+    /// Written by `tools/quantize.py`: the encoders are INT8. Absent for fp32 models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Precision>,
 }
 
 impl Manifest {

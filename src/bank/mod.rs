@@ -457,8 +457,15 @@ impl MemoryBank {
     /// Refuses a model other than the one that built this bank.
     pub fn check_model(&self, model: &Model) -> Result<()> {
         if self.meta.fingerprint != model.fingerprint() {
+            let precision = match &model.manifest().precision {
+                Some(p) => format!(
+                    " (the open model's encoders are {} {}: a bank built with the fp32 model, or another quantization, must be built again with it)",
+                    p.weights, p.method
+                ),
+                None => String::new(),
+            };
             return Err(Error::Mismatch(format!(
-                "this bank was built by model {}…, not by the open model {}…; rebuild the bank with this model",
+                "this bank was built by model {}…, not by the open model {}…; rebuild the bank with this model{precision}",
                 &self.meta.fingerprint[..self.meta.fingerprint.len().min(12)],
                 &model.fingerprint()[..12]
             )));

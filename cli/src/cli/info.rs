@@ -13,6 +13,10 @@ pub fn run(a: InfoArgs) -> nexvitad::Result<()> {
     let model = a.model.open()?;
     println!("model folder : {}", model.dir().display());
     println!("fingerprint  : {}", model.fingerprint());
+    println!(
+        "precision    : {}",
+        model.manifest().precision.as_ref().map_or_else(|| "fp32".to_string(), |p| p.describe())
+    );
     if let Some(v) = nexvitad::onnxruntime_version() {
         println!("onnx runtime : {v}");
     }
