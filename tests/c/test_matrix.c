@@ -1865,7 +1865,7 @@ static const row ROWS[] = {
     {"model.json", "model.json is a FIFO (no writer: must not block)", FORMAT_, "nexvitad_model_open: bad file '{work}/m-json-fifo/model.json': not a regular file", m_json_fifo},
     {"model.json", "model.json of 17 MiB (sparse)", NEXVITAD_LIMIT_EXCEEDED, "nexvitad_model_open: limit exceeded: '{work}/m-json-huge/model.json' is 17825792 bytes, above the limit of 16777216 bytes", m_json_huge},
     {"model.json", "field missing (`name`)", FORMAT_, "nexvitad_model_open: bad file '{work}/m-missing/model.json': missing field `name`", m_missing_field},
-    {"model.json", "extra field (`colour`)", FORMAT_, "nexvitad_model_open: bad file '{work}/m-extra/model.json': unknown field `colour`, expected one of `format_version`, `name`, `input`, `hiera`, `dinov2`, `fusion`, `defaults`, `provenance`, `training`", m_extra_field},
+    {"model.json", "extra field (`colour`)", FORMAT_, "nexvitad_model_open: bad file '{work}/m-extra/model.json': unknown field `colour`, expected one of `format_version`, `name`, `input`, `hiera`, `dinov2`, `fusion`, `defaults`, `provenance`, `training`, `precision`", m_extra_field},
     {"model.json", "wrongly typed field (`\"k\": \"30\"`)", FORMAT_, "nexvitad_model_open: bad file '{work}/m-type/model.json': invalid type: string \"30\", expected usize", m_wrong_type},
     {"model.json", "future `format_version` 2", FORMAT_, "nexvitad_model_open: bad file '{work}/m-future/model.json': format_version 2 is newer than this nexvitad reads (1); upgrade nexvitad", m_future},
     {"model.json", "`format_version` 0", FORMAT_, "nexvitad_model_open: bad file '{work}/m-v0/model.json': format_version 0 is not a valid version", m_version0},
