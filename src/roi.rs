@@ -146,6 +146,18 @@ pub fn inside_cells(pixels: &[u8], image_width: u32, rect: Rect, grid_w: usize, 
     out
 }
 
+/// A patch grid's scores from the scores of its inside cells only (`inside`, in cell order,
+/// one per `true` of `cells`), appended to `out`; outside cells get 0, which the map's edge
+/// rule replaces before smoothing.
+pub fn scatter_inside(inside: &[f32], cells: &[bool], out: &mut Vec<f32>) -> Result<()> {
+    if cells.iter().filter(|&&c| c).count() != inside.len() {
+        return Err(Error::Internal(format!("{} scores for {} inside cells", inside.len(), cells.iter().filter(|&&c| c).count())));
+    }
+    let mut it = inside.iter();
+    out.extend(cells.iter().map(|&c| if c { *it.next().unwrap_or(&0.0) } else { 0.0 }));
+    Ok(())
+}
+
 /// The pixels of `values` inside `mask` (same length), in order.
 pub fn inside_values<'a>(values: &'a [f32], mask: &'a [u8]) -> impl Iterator<Item = f32> + 'a {
     values.iter().zip(mask).filter(|(_, &m)| m != 0).map(|(&v, _)| v)

@@ -16,7 +16,7 @@ use crate::image::{ImageView, Preparer};
 use crate::kernels::distance::{nearest_distances, row_sq_norms};
 use crate::map::{map_from_patches, MapWorkspace};
 use crate::model::Model;
-use crate::roi::{inside_cells, inside_values, Rect, Roi};
+use crate::roi::{inside_cells, inside_values, scatter_inside, Rect, Roi};
 
 /// At most this many pixels are pooled for the pixel quantile (an even subsample beyond).
 const MAX_POOLED_PIXELS: usize = 1 << 22;
@@ -148,7 +148,7 @@ pub(crate) fn leave_one_out(shots: &Shots, roi: Option<&Roi>, opts: &BankOptions
     let mut image_scores = Vec::with_capacity(n);
     let mut pixels = Vec::new();
     let method = if n == 1 { "in-sample" } else { "leave-one-out" };
-    let mut full = vec![0.0f32; gw * gh];
+    let mut full = Vec::with_capacity(gw * gh);
     for i in 0..n {
         let others: Vec<ArrayView2<f32>> = blocks.iter().enumerate().filter(|(j, _)| n == 1 || j % n != i).map(|(_, g)| g.view()).collect();
         let mut opts_i = opts.clone();
@@ -162,16 +162,10 @@ pub(crate) fn leave_one_out(shots: &Shots, roi: Option<&Roi>, opts: &BankOptions
         nearest_distances(blocks[i].view(), vectors.view(), row_sq_norms(vectors.view()).view(), &mut patch)?;
         let [w, h] = shots.sizes[i];
         let px = roi.map(|r| r.at_size(w, h));
+        full.clear();
         match &px {
-            None => full.copy_from_slice(&patch),
-            Some(px) => {
-                // Inside cells get their scores in order; the others are replaced by the map.
-                let cells = inside_cells(px, w, Rect { x: 0, y: 0, width: w, height: h }, gw, gh);
-                let mut it = patch.iter();
-                for (f, inside) in full.iter_mut().zip(&cells) {
-                    *f = if *inside { *it.next().ok_or_else(|| Error::Internal("fewer rows than inside cells".into()))? } else { 0.0 };
-                }
-            }
+            None => full.extend_from_slice(&patch),
+            Some(px) => scatter_inside(&patch, &inside_cells(px, w, Rect { x: 0, y: 0, width: w, height: h }, gw, gh), &mut full)?,
         }
         let map = map_from_patches(&full, gw, gh, w, h, opts.sigma, opts.image_score, px.as_deref(), &mut ws)?;
         image_scores.push(map.image_score);

@@ -325,9 +325,8 @@ impl MemoryBank {
     /// Attaches a growable bank's shots (`None` for a full-scorer bank, whose vectors are its
     /// shots, and for banks that are not growable), checked against `meta.growth`.
     pub(crate) fn with_shots(mut self, shots: Option<Array2<f32>>) -> Result<Self> {
-        if let Some(g) = &self.meta.growth {
+        if self.meta.growth.is_some() {
             let rows = shots.as_ref().map_or(self.vectors.nrows(), |s| s.nrows());
-            let _ = g;
             grow::check_growth(&self.meta, rows).map_err(Error::Internal)?;
             if shots.as_ref().is_some_and(|s| s.ncols() != self.meta.dim) {
                 return Err(Error::Internal("shots of another width than the bank".into()));

@@ -25,7 +25,7 @@ use crate::image::{ImageView, Preparer};
 use crate::kernels::distance::{nearest_distances, row_sq_norms};
 use crate::map::{map_from_tiles, AnomalyMap, MapWorkspace};
 use crate::model::{FeatureTimings, Model};
-use crate::roi::{inside_cells, Rect, Roi};
+use crate::roi::{inside_cells, scatter_inside, Rect, Roi};
 use crate::tiling::{TileGrid, TileLayout, Tiling};
 
 /// Most folds a tiled bank's calibration holds images out in (see the module doc).
@@ -297,10 +297,7 @@ fn calibrate_folds(shots: &Shots, grids: &[TileGrid], roi: Option<&Roi>, parts: 
                     (Some(px), false) => {
                         let (x, y) = grids[i].origin(t);
                         let cells = inside_cells(px, grids[i].width, Rect { x, y, width: grids[i].tile_w, height: grids[i].tile_h }, gw, gh);
-                        let mut it = patch.iter();
-                        for inside in cells {
-                            tile_scores.push(if inside { *it.next().ok_or_else(|| Error::Internal("fewer rows than inside cells".into()))? } else { 0.0 });
-                        }
+                        scatter_inside(&patch, &cells, &mut tile_scores)?;
                     }
                 }
             }

@@ -230,7 +230,7 @@ pub fn score_batch_with(
     let (grids, ft) = model.patch_features_masked(&mut ws.preparer, &mut ws.features, images, fill.as_deref())?;
     let n = images.len() as f64;
     let mut out = Vec::with_capacity(images.len());
-    for (img, grid) in images.iter().zip(&grids) {
+    for (i, (img, grid)) in images.iter().zip(&grids).enumerate() {
         if (grid.h, grid.w) != (meta.grid_h, meta.grid_w) {
             return Err(Error::Internal(format!(
                 "feature grid {}x{} differs from the bank's {}x{}",
@@ -240,14 +240,22 @@ pub fn score_batch_with(
         let t0 = Instant::now();
         bank.patch_scores(grid, &mut ws.patch)?;
         let t1 = Instant::now();
-        let px = roi_at(img.width(), img.height());
-        let map = map_from_patches(&ws.patch, grid.w, grid.h, img.width(), img.height(), meta.sigma, meta.image_score, px.as_deref(), &mut ws.map)?;
+        // The bank's own ROI was laid over this image for the encoders already.
+        let computed;
+        let px: Option<&[u8]> = match (roi_source, &fill) {
+            (RoiSource::Bank, Some(f)) => Some(&f[i]),
+            _ => {
+                computed = roi_at(img.width(), img.height());
+                computed.as_deref()
+            }
+        };
+        let map = map_from_patches(&ws.patch, grid.w, grid.h, img.width(), img.height(), meta.sigma, meta.image_score, px, &mut ws.map)?;
         let t2 = Instant::now();
         out.push(decide(
             map,
             cal,
             opts,
-            (px.as_deref(), roi_source),
+            (px, roi_source),
             Timings {
                 prepare_s: ft.prepare_s / n,
                 hiera_s: ft.hiera_s / n,
