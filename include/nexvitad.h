@@ -63,6 +63,8 @@
  *       max_image_side              16384                       0                 16384
  *       max_image_pixels            64 Mi                       0                 64 Mi
  *       reserved0                   (must be 0)                 -                 0
+ *       tile_batch                  4 on the CPU, 16 on CUDA    0                 0
+ *       reserved1                   (must be 0)                 -                 0
  *     nexvitad_bank_options
  *       scorer                      NEXVITAD_SCORER_SINKHORN    0                 0
  *       k                           the model's (30)            0                 0
@@ -206,8 +208,10 @@
  *   5: banks that grow: nexvitad_bank_options grows `growable`, nexvitad_bank_info grows
  *      `growable`; nexvitad_bank_add() and nexvitad_bank_merge();
  *      nexvitad_score_batch_with_options().
+ *   6: nexvitad_options grows `tile_batch` (tiles per encoder call when scoring tiled
+ *      images) and `reserved1`.
  */
-#define NEXVITAD_ABI_REVISION 5
+#define NEXVITAD_ABI_REVISION 6
 
 /**
  * Status returned by every function that can fail. Each value is one class of failure;
@@ -619,6 +623,17 @@ typedef struct nexvitad_options {
      * Largest accepted width x height; 0 = library default (64 Mi pixels).
      */
     uint64_t max_image_pixels;
+    /**
+     * Tiles per encoder call when scoring tiled images (revision 6); 0 = the default for
+     * the execution provider (4 on the CPU, 16 on CUDA), at most 256. The tiles of one
+     * image, and of the next images of a batch, fill each call. Larger calls hold more
+     * memory and are not faster on the CPU; on a GPU they keep the device busy.
+     */
+    uint32_t tile_batch;
+    /**
+     * Reserved, must be 0.
+     */
+    uint32_t reserved1;
 } nexvitad_options;
 
 /**

@@ -1,5 +1,6 @@
 //! A model folder opened for use: manifest, encoders, fusion head and fingerprint.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -21,15 +22,50 @@ pub struct ModelOptions {
     pub session: SessionConfig,
     /// Caps on accepted image sizes.
     pub image_limits: ImageLimits,
+    /// Tiles per encoder call when scoring tiled images; `None` = [`DEFAULT_TILE_BATCH`]
+    /// for the execution provider. The tiles of one image, and of the next images of a
+    /// batch, fill each call. On the CPU larger calls are not faster (ONNX Runtime already
+    /// spreads one tile over all threads) and only hold more activations; on a GPU they keep
+    /// the device busy. See docs/performance.md, "Throughput with tiles".
+    pub tile_batch: Option<NonZeroUsize>,
 }
 
+/// Largest accepted [`ModelOptions::tile_batch`]: one encoder call of this many tiles at
+/// 448 px already holds gigabytes of activations.
+pub const MAX_TILE_BATCH: usize = 256;
+
 impl ModelOptions {
+    /// Tiles per encoder call for this execution provider when `tile_batch` is `None`:
+    /// the fastest measured on each (docs/performance.md, "Throughput with tiles").
+    pub fn default_tile_batch(&self) -> usize {
+        match self.session.execution_provider {
+            ExecutionProvider::Cpu => DEFAULT_TILE_BATCH.cpu,
+            _ => DEFAULT_TILE_BATCH.gpu,
+        }
+    }
+
+    /// The tiles per encoder call in effect (`tile_batch`, else the provider's default).
+    pub fn effective_tile_batch(&self) -> usize {
+        self.tile_batch.map_or_else(|| self.default_tile_batch(), NonZeroUsize::get)
+    }
+
     /// Sets the execution provider from `cpu` / `cuda:N`.
     pub fn with_execution_provider(mut self, ep: &str) -> Result<Self> {
         self.session.execution_provider = ExecutionProvider::parse(ep)?;
         Ok(self)
     }
 }
+
+/// Default tiles per encoder call, per kind of execution provider.
+pub struct TileBatchDefaults {
+    /// On the CPU.
+    pub cpu: usize,
+    /// On a GPU provider.
+    pub gpu: usize,
+}
+
+/// See [`ModelOptions::tile_batch`].
+pub const DEFAULT_TILE_BATCH: TileBatchDefaults = TileBatchDefaults { cpu: 4, gpu: 16 };
 
 /// An opened model. Immutable after opening and safe to share between threads.
 pub struct Model {
@@ -74,6 +110,9 @@ impl Model {
         let meta = std::fs::metadata(dir).map_err(|e| Error::io("cannot open model folder", dir, e))?;
         if !meta.is_dir() {
             return Err(Error::io("cannot open model folder", dir, std::io::Error::from_raw_os_error(libc::ENOTDIR)));
+        }
+        if let Some(b) = options.tile_batch.filter(|b| b.get() > MAX_TILE_BATCH) {
+            return Err(Error::invalid(format!("tile_batch {b} is above the largest accepted, {MAX_TILE_BATCH}")));
         }
         let manifest = Manifest::load(&dir.join("model.json"))?;
         let rt = runtime::runtime(options.ort_library.as_deref())?;

@@ -31,10 +31,6 @@ use crate::tiling::{TileGrid, TileLayout, Tiling};
 /// Most folds a tiled bank's calibration holds images out in (see the module doc).
 pub const CALIBRATION_FOLDS: usize = 4;
 
-/// Tiles encoded per encoder call while scoring a tiled image (the tiles of one image, and
-/// of the next images of a batch, fill these calls).
-pub const SCORE_TILE_BATCH: usize = 4;
-
 /// What a tiled bank records about its tiles.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TileMeta {
@@ -331,7 +327,7 @@ pub(crate) struct TiledMaps {
 }
 
 /// The anomaly maps of `images` against a tiled bank: tiles of all images go through the
-/// encoders in calls of [`SCORE_TILE_BATCH`], each tile is matched against its part,
+/// encoders in calls of the model's tile batch ([`crate::ModelOptions::tile_batch`]), each tile is matched against its part,
 /// and each image's tiles are stitched into its map, inside `roi` if one is given.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn tiled_maps(
@@ -366,8 +362,9 @@ pub(crate) fn tiled_maps(
     let mut scores = Vec::with_capacity(views.len() * per);
     let mut features = FeatureTimings::default();
     let mut matching_s = 0.0;
-    for (c, chunk) in views.chunks(SCORE_TILE_BATCH).enumerate() {
-        let at = c * SCORE_TILE_BATCH;
+    let per_call = model.options().effective_tile_batch();
+    for (c, chunk) in views.chunks(per_call).enumerate() {
+        let at = c * per_call;
         let (gs, t) = model.patch_features_masked(prep, scratch, chunk, fill.as_ref().map(|f| &f[at..at + chunk.len()]))?;
         features.prepare_s += t.prepare_s;
         features.hiera_s += t.hiera_s;
@@ -378,7 +375,7 @@ pub(crate) fn tiled_maps(
             if (g.h, g.w) != (meta.grid_h, meta.grid_w) {
                 return Err(Error::Internal(format!("tile feature grid {}x{} differs from the bank's {}x{}", g.w, g.h, meta.grid_w, meta.grid_h)));
             }
-            bank.patch_scores_at(part[c * SCORE_TILE_BATCH + j], &g, patch)?;
+            bank.patch_scores_at(part[at + j], &g, patch)?;
             scores.extend_from_slice(patch);
             scratch.recycle(g);
         }

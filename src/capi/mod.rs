@@ -62,7 +62,9 @@ pub const NEXVITAD_ABI_VERSION: u32 = 1;
 ///   5: banks that grow: nexvitad_bank_options grows `growable`, nexvitad_bank_info grows
 ///      `growable`; nexvitad_bank_add() and nexvitad_bank_merge();
 ///      nexvitad_score_batch_with_options().
-pub const NEXVITAD_ABI_REVISION: u32 = 5;
+///   6: nexvitad_options grows `tile_batch` (tiles per encoder call when scoring tiled
+///      images) and `reserved1`.
+pub const NEXVITAD_ABI_REVISION: u32 = 6;
 
 /// The library version, e.g. "0.1.0". Static storage; never NULL. Any thread.
 #[no_mangle]

@@ -11,7 +11,8 @@ use super::versioned::{read_in, write_out};
 use crate::encoder::ExecutionProvider;
 use crate::error::{Error, Result};
 use crate::image::ImageLimits;
-use crate::model::{Model, ModelOptions};
+use crate::model::{Model, ModelOptions, MAX_TILE_BATCH};
+use std::num::NonZeroUsize;
 
 /// The defaults nexvitad_options_default() writes.
 fn default_options() -> nexvitad_options {
@@ -25,6 +26,8 @@ fn default_options() -> nexvitad_options {
         max_image_side: d.image_limits.max_side,
         reserved0: 0,
         max_image_pixels: d.image_limits.max_pixels,
+        tile_batch: 0,
+        reserved1: 0,
     }
 }
 
@@ -62,6 +65,16 @@ unsafe fn to_model_options(o: &nexvitad_options) -> Result<ModelOptions> {
     if o.reserved0 != 0 {
         return Err(Error::invalid(format!("options->reserved0 is {}; it must be 0", o.reserved0)));
     }
+    if o.reserved1 != 0 {
+        return Err(Error::invalid(format!("options->reserved1 is {}; it must be 0", o.reserved1)));
+    }
+    m.tile_batch = match o.tile_batch as usize {
+        0 => None,
+        n if n > MAX_TILE_BATCH => {
+            return Err(Error::invalid(format!("options->tile_batch {n} is above the largest accepted, {MAX_TILE_BATCH} (0 = the default)")))
+        }
+        n => NonZeroUsize::new(n),
+    };
     Ok(m)
 }
 

@@ -208,6 +208,13 @@ pub struct nexvitad_options {
     pub reserved0: u32,
     /// Largest accepted width x height; 0 = library default (64 Mi pixels).
     pub max_image_pixels: u64,
+    /// Tiles per encoder call when scoring tiled images (revision 6); 0 = the default for
+    /// the execution provider (4 on the CPU, 16 on CUDA), at most 256. The tiles of one
+    /// image, and of the next images of a batch, fill each call. Larger calls hold more
+    /// memory and are not faster on the CPU; on a GPU they keep the device busy.
+    pub tile_batch: u32,
+    /// Reserved, must be 0.
+    pub reserved1: u32,
 }
 
 /// How to build a bank. Set `struct_size = sizeof(nexvitad_bank_options)`, then call

@@ -25,7 +25,8 @@ ABI_ASSERT(status_cancelled, NEXVITAD_CANCELLED == 8 && NEXVITAD_INTERNAL == 9);
 ABI_ASSERT(image_size, sizeof(nexvitad_image) == 32);
 ABI_ASSERT(image_stride, offsetof(nexvitad_image, stride) == 16 && offsetof(nexvitad_image, format) == 24);
 
-ABI_ASSERT(options_size, sizeof(nexvitad_options) == 48);
+/* Revisions 0-5: nexvitad_options was 48 bytes (its revision-6 fields follow; see below). */
+ABI_ASSERT(options_size, offsetof(nexvitad_options, tile_batch) == 48);
 ABI_ASSERT(options_ep, offsetof(nexvitad_options, execution_provider) == 16);
 ABI_ASSERT(options_pixels, offsetof(nexvitad_options, max_image_pixels) == 40);
 
@@ -120,6 +121,11 @@ ABI_ASSERT(bank_info_growable, offsetof(nexvitad_bank_info, growable) == 128 &&
                                    offsetof(nexvitad_bank_info, reserved1) == 132 &&
                                    sizeof(nexvitad_bank_info) == 136);
 ABI_ASSERT(result_size_r5, sizeof(nexvitad_result) == 104);
+
+/* Revision 6: nexvitad_options grows `tile_batch` and `reserved1` at its end. */
+ABI_ASSERT(abi_revision_6, NEXVITAD_ABI_REVISION >= 6);
+ABI_ASSERT(options_tile_batch, offsetof(nexvitad_options, tile_batch) == 48 &&
+                                   offsetof(nexvitad_options, reserved1) == 52 && sizeof(nexvitad_options) == 56);
 
 /* Each function with the exact type it must have: a table of typed function pointers (a
    mismatch is a compile error in C++ and an incompatible-pointer warning, made an error by

@@ -322,3 +322,30 @@ fn regions_and_caller_thresholds_on_a_tiled_map() {
         assert!(matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("image_threshold"), "{e}");
     }
 }
+
+#[test]
+fn the_tile_batch_changes_how_tiles_are_grouped_not_the_scores() {
+    let d = data();
+    let bank = build(&d.good, &tiled(224, 0.25, TileLayout::Shared)).unwrap();
+    let base = score(&bank, &d.defective).unwrap();
+    assert_eq!(tiny_model().options().effective_tile_batch(), nexvitad::model::DEFAULT_TILE_BATCH.cpu);
+    // Two images of 9 tiles: 5 per call leaves a short last call and mixes the images in
+    // the second; 256 puts every tile into one call.
+    let tiles = bank.meta().tiles.as_ref().unwrap().grid(512, 512).unwrap().len();
+    assert!((2 * tiles) % 5 != 0 && tiles % 5 != 0, "{tiles} tiles: choose a batch that leaves a remainder");
+    for b in [1usize, 5, 256] {
+        let opts = nexvitad::ModelOptions { tile_batch: std::num::NonZeroUsize::new(b), ..options() };
+        let model = nexvitad::Model::open(tiny_model_dir(), &opts).unwrap();
+        assert_eq!(model.options().effective_tile_batch(), b);
+        // Two images in one call: the second image's tiles share calls with the first's.
+        let views = [rgb_view(&model, &d.defective).unwrap(), rgb_view(&model, &d.good[0]).unwrap()];
+        let rs = nexvitad::score::score_batch(&model, &bank, &views, &mut Workspace::new()).unwrap();
+        let diff = rs[0].map.values.iter().zip(&base.map.values).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let range = base.map.values.iter().copied().fold(f32::MIN, f32::max);
+        assert!(diff <= 1e-4 * range, "tile_batch {b}: map moved by {diff} (max {range})");
+        assert!((rs[0].map.image_score - base.map.image_score).abs() <= 1e-4 * base.map.image_score.abs().max(1.0), "tile_batch {b}: image score");
+    }
+    let too_many = nexvitad::ModelOptions { tile_batch: std::num::NonZeroUsize::new(nexvitad::model::MAX_TILE_BATCH + 1), ..options() };
+    let err = nexvitad::Model::open(tiny_model_dir(), &too_many).err().expect("a tile batch above the cap is refused");
+    assert!(matches!(err, Error::InvalidArgument(_)) && err.to_string().contains("tile_batch 257"), "{err}");
+}

@@ -45,9 +45,10 @@ pub struct BenchArgs {
     /// Unmeasured batches first (ORT allocations, caches).
     #[arg(long, default_value_t = 3)]
     warmup: usize,
-    /// Side of the synthetic images in pixels.
-    #[arg(long, default_value_t = 256)]
-    size: u32,
+    /// Size of the synthetic images: a side in pixels (`1024`) or width x height
+    /// (`2448x2048`, a camera's frame; the square synthetic images are resized to it).
+    #[arg(long, default_value = "256", value_parser = parse_size, value_name = "N|WxH")]
+    size: (u32, u32),
     /// Good images for a bank fitted here (and, with --kmeans, for the features).
     #[arg(long, default_value_t = 4)]
     shots: usize,
@@ -157,11 +158,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut report = json!({
         "model": a.model.model.display().to_string(),
         "model_name": model.manifest().name,
+        "precision": model.manifest().precision.as_ref().map_or_else(|| "fp32".to_string(), |p| p.describe()),
+        "onnxruntime_version": nexvitad::onnxruntime_version(),
         "execution_provider": a.model.ep,
         "threads": a.model.threads,
         "rayon_threads": rayon::current_num_threads(),
         "ort_spinning": a.spin,
         "batch": a.batch,
+        "tile_batch": model.options().effective_tile_batch(),
         "bank": { "path": bank_path.display().to_string(), "rows": bank.vectors().nrows(), "dim": bank.meta().dim,
                   "scorer": bank.meta().scorer.name(), "grid": [bank.meta().grid_h, bank.meta().grid_w],
                   "tiles": bank.meta().tiles.as_ref().map(|t| json!({ "tile": [t.tile_w, t.tile_h], "overlap": t.tiling.overlap,
@@ -194,10 +198,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
 
 /// Opens the model as `ModelArgs::open` does, plus the session settings only bench varies.
 fn open_model(a: &BenchArgs) -> Result<nexvitad::Model> {
-    let mut opts = nexvitad::ModelOptions::default().with_execution_provider(&a.model.ep)?;
-    opts.session.intra_threads = a.model.threads;
+    let mut opts = a.model.options()?;
     opts.session.intra_op_spinning = a.spin;
-    opts.ort_library = a.model.ort.clone();
     nexvitad::Model::open(&a.model.model, &opts)
 }
 
@@ -208,9 +210,10 @@ fn image_sets(a: &BenchArgs, scratch: &Path) -> Result<(Vec<PathBuf>, Vec<PathBu
         let good = all.iter().take(a.shots.max(1)).cloned().collect();
         return Ok((good, all));
     }
+    let (w, h) = a.size;
     let opts = SynthOptions {
         seed: 0,
-        size: a.size,
+        size: w.min(h),
         train_good: a.shots.max(1),
         test_good: 4,
         defects_per_type: 1,
@@ -219,7 +222,25 @@ fn image_sets(a: &BenchArgs, scratch: &Path) -> Result<(Vec<PathBuf>, Vec<PathBu
     let root = scratch.join("data");
     data::generate(&root, &opts)?;
     let cat = data::open_category(&root, "grain")?;
-    Ok((cat.train_good.clone(), cat.test.iter().map(|s| s.path.clone()).collect()))
+    let (good, test): (Vec<PathBuf>, Vec<PathBuf>) = (cat.train_good.clone(), cat.test.iter().map(|s| s.path.clone()).collect());
+    if w != h {
+        for p in good.iter().chain(&test) {
+            let img = image::open(p).map_err(|e| Error::invalid(format!("cannot read '{}': {e}", p.display())))?;
+            img.resize_exact(w, h, image::imageops::FilterType::Triangle)
+                .save(p)
+                .map_err(|e| Error::invalid(format!("cannot write '{}': {e}", p.display())))?;
+        }
+    }
+    Ok((good, test))
+}
+
+/// `N` or `WxH`, each side at least 1.
+fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
+    let side = |t: &str| t.trim().parse::<u32>().ok().filter(|&v| v > 0).ok_or_else(|| format!("'{s}' is not a size: give N or WxH (e.g. 1024 or 2448x2048)"));
+    match s.split_once(['x', 'X']) {
+        Some((w, h)) => Ok((side(w)?, side(h)?)),
+        None => side(s).map(|n| (n, n)),
+    }
 }
 
 /// Megapixels of the first image.
@@ -446,9 +467,11 @@ fn print_table(r: &Value) {
     let ours = &r["nexvitad"];
     let theirs = r.get("reference");
     println!(
-        "model {} ({}), ep {}, threads {} (rayon {}), batch {}, bank {} x {} ({}), {} images from {} (first {})",
+        "model {} ({}, {}), ONNX Runtime {} on {}, threads {} (rayon {}), batch {}, bank {} x {} ({}), {} images from {} (first {})",
         r["model"].as_str().unwrap_or(""),
         r["model_name"].as_str().unwrap_or(""),
+        r["precision"].as_str().unwrap_or(""),
+        r["onnxruntime_version"].as_str().unwrap_or("?"),
         r["execution_provider"].as_str().unwrap_or(""),
         r["threads"],
         r["rayon_threads"],

@@ -63,14 +63,23 @@ pub struct ModelArgs {
     /// Path to libonnxruntime.so (else NEXVITAD_ORT_LIBRARY, ORT_DYLIB_PATH, beside nexvitad).
     #[arg(long)]
     pub ort: Option<PathBuf>,
+    /// Tiles per encoder call when scoring tiled images (default: 4 on cpu, 16 on cuda).
+    #[arg(long, value_name = "N")]
+    pub tile_batch: Option<std::num::NonZeroUsize>,
 }
 
 impl ModelArgs {
-    pub fn open(&self) -> nexvitad::Result<nexvitad::Model> {
+    /// The options these arguments give (bench adds its own session settings).
+    pub fn options(&self) -> nexvitad::Result<nexvitad::ModelOptions> {
         let mut opts = nexvitad::ModelOptions::default().with_execution_provider(&self.ep)?;
         opts.session.intra_threads = self.threads;
         opts.ort_library = self.ort.clone();
-        nexvitad::Model::open(&self.model, &opts)
+        opts.tile_batch = self.tile_batch;
+        Ok(opts)
+    }
+
+    pub fn open(&self) -> nexvitad::Result<nexvitad::Model> {
+        nexvitad::Model::open(&self.model, &self.options()?)
     }
 }
 
@@ -95,21 +104,21 @@ pub fn run() -> i32 {
     if !matches!(cli.cmd, Command::Train(_) | Command::EvalSplit(_) | Command::Bench(_) | Command::Bank(_)) {
         init_thread_pool(0);
     }
+    // Most commands succeed with 0; `eval --reference-model` says 2 when maps drift too far.
     let res = match cli.cmd {
-        Command::Info(a) => info::run(a),
-        Command::Demo(a) => demo::run(a),
-        Command::Synth(a) => synth::run(a),
-        Command::Fit(a) => fit::run(a),
-        Command::Score(a) => score::run(a),
+        Command::Info(a) => info::run(a).map(|()| 0),
+        Command::Demo(a) => demo::run(a).map(|()| 0),
+        Command::Synth(a) => synth::run(a).map(|()| 0),
+        Command::Fit(a) => fit::run(a).map(|()| 0),
+        Command::Score(a) => score::run(a).map(|()| 0),
         Command::Eval(a) => eval::run(a),
-        Command::Train(a) => train::run(a),
-        Command::EvalSplit(a) => eval_split::run(a),
-        Command::Bench(a) => bench::run(a),
-        Command::Bank(a) => bank::run(a),
+        Command::Train(a) => train::run(a).map(|()| 0),
+        Command::EvalSplit(a) => eval_split::run(a).map(|()| 0),
+        Command::Bench(a) => bench::run(a).map(|()| 0),
+        Command::Bank(a) => bank::run(a).map(|()| 0),
     };
     match res {
-        Ok(()) => 0,
-        // Ctrl-C: the shell's convention (128 + SIGINT); the command said what it left.
+        Ok(code) => code,
         Err(nexvitad::Error::Cancelled) => 130,
         Err(e) => {
             eprintln!("nexvitad: error: {e}");
