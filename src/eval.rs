@@ -412,3 +412,123 @@ pub fn evaluate_category(model: &Model, root: &Path, category: &str, opts: &Eval
         ..acc.finish()?
     })
 }
+
+/// How far a candidate model's anomaly maps move from a reference model's on the same
+/// images: an INT8 export against its fp32 source, say. Each model has its own bank (built
+/// from the same good images), and each map is divided by its own bank's pixel threshold
+/// before comparing, so 1.0 is each model's decision level and the differences read as
+/// fractions of it. What a line cares about is whether a pixel or an image lands on the same
+/// side of its threshold; raw distances of two encoders are not on one scale.
+#[derive(Debug, Clone, Serialize)]
+pub struct MapDrift {
+    /// Test images compared.
+    pub images: usize,
+    /// Largest per-pixel difference of the normalised maps.
+    pub max_abs: f64,
+    /// Mean per-pixel difference of the normalised maps.
+    pub mean_abs: f64,
+    /// Fraction of pixels above its threshold in one model and not in the other.
+    pub pixel_disagreement: f64,
+    /// Largest difference of the image scores, each divided by its bank's image threshold.
+    pub image_score_max_abs: f64,
+    /// Images flagged by one model and not the other.
+    pub image_disagreement: usize,
+    /// Whether the drift is within [`MAP_DRIFT_BOUND`].
+    pub within_bound: bool,
+}
+
+/// The documented bound on [`MapDrift`] (docs/performance.md, "INT8 encoders"): the mean
+/// normalised map difference and the share of pixels whose decision changes.
+pub struct DriftBound {
+    /// Largest accepted [`MapDrift::mean_abs`].
+    pub mean_abs: f64,
+    /// Largest accepted [`MapDrift::pixel_disagreement`].
+    pub pixel_disagreement: f64,
+}
+
+/// See [`DriftBound`].
+pub const MAP_DRIFT_BOUND: DriftBound = DriftBound { mean_abs: 0.05, pixel_disagreement: 0.01 };
+
+/// A reference and a candidate model evaluated on one category, and how far apart their
+/// maps are.
+#[derive(Debug, Serialize)]
+pub struct ModelComparison {
+    /// The reference model's report (e.g. fp32).
+    pub reference: EvalReport,
+    /// The candidate model's report (e.g. INT8).
+    pub candidate: EvalReport,
+    /// Candidate image AUROC minus the reference's.
+    pub image_auroc_delta: f64,
+    /// Candidate pixel AUROC minus the reference's, when the category has masks.
+    pub pixel_auroc_delta: Option<f64>,
+    /// How far the maps move.
+    pub drift: MapDrift,
+}
+
+/// Evaluates `reference` and `candidate` on one category with the same options (each fits
+/// its own bank on the same good images) and measures how far the candidate's maps move
+/// ([`MapDrift`]). `progress` sees both evaluations, then the comparison as `Stage::Encode`.
+pub fn compare_models(
+    reference: &Model,
+    candidate: &Model,
+    root: &Path,
+    category: &str,
+    opts: &EvalOptions,
+    progress: ProgressFn<'_>,
+) -> Result<ModelComparison> {
+    let mut a = evaluate_category(reference, root, category, opts, progress).map_err(|e| e.context("reference model"))?;
+    let mut b = evaluate_category(candidate, root, category, opts, progress).map_err(|e| e.context("candidate model"))?;
+    let (bank_a, bank_b) = match (a.bank.take(), b.bank.take()) {
+        (Some(x), Some(y)) => (x, y),
+        _ => return Err(Error::Internal("evaluation kept no bank".into())),
+    };
+    let cat = data::open_category(root, category)?;
+    let (ca, cb) = (&bank_a.meta().calibration, &bank_b.meta().calibration);
+    let norm = |t: f32| if t > 0.0 { t as f64 } else { 1.0 };
+    let (pa, pb, ia, ib) = (norm(ca.pixel_threshold), norm(cb.pixel_threshold), norm(ca.image_threshold), norm(cb.image_threshold));
+    let (mut ws_a, mut ws_b) = (Workspace::new(), Workspace::new());
+    let (mut max_abs, mut sum_abs, mut pixels, mut disagree) = (0.0f64, 0.0f64, 0usize, 0usize);
+    let (mut score_max, mut image_disagreement) = (0.0f64, 0usize);
+    let total = cat.test.len();
+    for (i, s) in cat.test.iter().enumerate() {
+        let img = load_image(&s.path)?;
+        let ra = score::score(reference, &bank_a, &rgb_view(reference, &img)?, &mut ws_a)?;
+        let rb = score::score(candidate, &bank_b, &rgb_view(candidate, &img)?, &mut ws_b)?;
+        for (&x, &y) in ra.map.values.iter().zip(&rb.map.values) {
+            let (x, y) = (x as f64 / pa, y as f64 / pb);
+            let d = (x - y).abs();
+            max_abs = max_abs.max(d);
+            sum_abs += d;
+            disagree += usize::from((x > 1.0) != (y > 1.0));
+        }
+        pixels += ra.map.values.len();
+        let (sa, sb) = (ra.map.image_score as f64 / ia, rb.map.image_score as f64 / ib);
+        score_max = score_max.max((sa - sb).abs());
+        image_disagreement += usize::from((sa > 1.0) != (sb > 1.0));
+        if !progress(Progress { stage: Stage::Encode, done: i + 1, total }) {
+            return Err(Error::Cancelled);
+        }
+    }
+    let mean_abs = sum_abs / pixels.max(1) as f64;
+    let pixel_disagreement = disagree as f64 / pixels.max(1) as f64;
+    let drift = MapDrift {
+        images: total,
+        max_abs,
+        mean_abs,
+        pixel_disagreement,
+        image_score_max_abs: score_max,
+        image_disagreement,
+        within_bound: mean_abs <= MAP_DRIFT_BOUND.mean_abs && pixel_disagreement <= MAP_DRIFT_BOUND.pixel_disagreement,
+    };
+    let pixel_auroc_delta = match (a.metrics.pixel_auroc, b.metrics.pixel_auroc) {
+        (Some(x), Some(y)) => Some(y - x),
+        _ => None,
+    };
+    Ok(ModelComparison {
+        image_auroc_delta: b.metrics.image_auroc - a.metrics.image_auroc,
+        pixel_auroc_delta,
+        reference: a,
+        candidate: b,
+        drift,
+    })
+}

@@ -5,6 +5,7 @@
 2. tests/fixtures/encoder/            tiny_refs.safetensors (ORT outputs of models/tiny)
 3. tests/fixtures/prep/               source PNGs + refs.safetensors (PIL resize + normalise)
 4. tests/fixtures/images/sample.png   the demo image
+5. tests/fixtures/int8/tiny-dynamic/  tools/quantize.py --mode dynamic of models/tiny
 
 Each step is its own script and can be run alone; this only runs them in order with the same
 interpreter. Everything is seeded, and the ONNX export is byte-reproducible with the versions
@@ -35,6 +36,12 @@ def main() -> None:
     run("tests/fixtures/encoder/make_refs.py")
     run("tests/fixtures/prep/make_refs.py")
     run("tests/fixtures/images/make_sample.py")
+    int8 = ROOT / "tests/fixtures/int8/tiny-dynamic"
+    if int8.exists():
+        import shutil
+
+        shutil.rmtree(int8)
+    run("tools/quantize.py", "--model", "models/tiny", "--out", str(int8.relative_to(ROOT)), "--mode", "dynamic")
 
 
 if __name__ == "__main__":

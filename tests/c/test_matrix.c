@@ -1053,6 +1053,11 @@ MOPT_ROW(mo_opt_level, optimization_level, 7)
 MOPT_ROW(mo_opt_level_default, optimization_level, (uint32_t)-1)
 MOPT_ROW(mo_opt_level_off, optimization_level, 0)
 MOPT_ROW(mo_reserved, reserved0, 1)
+MOPT_ROW(mo_reserved1, reserved1, 1)
+MOPT_ROW(mo_tile_batch_big, tile_batch, 257)
+MOPT_ROW(mo_tile_batch_huge, tile_batch, (uint32_t)-1)
+MOPT_ROW(mo_tile_batch_one, tile_batch, 1)
+MOPT_ROW(mo_struct_r5, struct_size, offsetof(nexvitad_options, tile_batch))
 MOPT_ROW(mo_ep_unknown, execution_provider, "tpu:0")
 MOPT_ROW(mo_ep_bad_index, execution_provider, "cuda:-1")
 MOPT_ROW(mo_ep_cuda, execution_provider, "cuda:0")
@@ -1209,6 +1214,26 @@ static nexvitad_status b_other_model(void) {
     nexvitad_bank *b = NULL;
     return keep(nexvitad_bank_load(g_other, g_bank_path, &b));
 }
+/* An INT8 model (tools/quantize.py's fixture of models/tiny) given its fp32 source's bank:
+   refused, and the message says the encoders are INT8 and the bank must be built again. */
+static nexvitad_status int8_with_fp32_bank(int score) {
+    nexvitad_options o = options();
+    nexvitad_model *m = NULL;
+    if (nexvitad_model_open(in_dir(g_model_dir, "../../tests/fixtures/int8/tiny-dynamic"), &o, &m) != NEXVITAD_OK)
+        return row_fail("cannot open the INT8 fixture: %s", nexvitad_last_error());
+    nexvitad_bank *b = NULL;
+    nexvitad_result r;
+    r.struct_size = sizeof r;
+    nexvitad_status s = score ? nexvitad_score(m, g_b, &g_views[0], NULL, 0, &r) : nexvitad_bank_load(m, g_bank_path, &b);
+    s = keep(s);
+    nexvitad_bank_free(b);
+    nexvitad_model_free(m);
+    if (s == NEXVITAD_MISMATCH && !strstr(g_msg, "encoders are int8 dynamic: a bank built with the fp32 model"))
+        return row_fail("the message does not say the encoders are INT8: %s", g_msg);
+    return s;
+}
+static nexvitad_status b_int8_load(void) { return int8_with_fp32_bank(0); }
+static nexvitad_status b_int8_score(void) { return int8_with_fp32_bank(1); }
 static nexvitad_status b_other_score(void) {
     nexvitad_result r;
     r.struct_size = sizeof r;
@@ -1759,12 +1784,17 @@ static const row ROWS[] = {
     {"options", "`images` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: images is NULL", o_images_null},
     {"options", "`out` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_build: invalid argument: out is NULL", o_out_null},
 
-    {"options", "model options `struct_size` 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->struct_size is 0; set it to sizeof(nexvitad_options) (48 in this library's nexvitad.h)", mo_struct_zero},
-    {"options", "model options from a newer header (`struct_size` + 64)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->struct_size 112 is larger than this library's nexvitad_options (48 bytes): the program was built against a newer nexvitad.h than the libnexvitad it loaded", mo_struct_big},
+    {"options", "model options `struct_size` 0", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->struct_size is 0; set it to sizeof(nexvitad_options) (56 in this library's nexvitad.h)", mo_struct_zero},
+    {"options", "model options from a newer header (`struct_size` + 64)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->struct_size 120 is larger than this library's nexvitad_options (56 bytes): the program was built against a newer nexvitad.h than the libnexvitad it loaded", mo_struct_big},
     {"options", "optimization_level 7", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->optimization_level 7 is not in 0..=3 (or negative, e.g. -1, for the default)", mo_opt_level},
     {"options", "optimization_level (uint32_t)−1 (negative: the default, 3; revision 2)", NEXVITAD_OK, "", mo_opt_level_default},
     {"options", "optimization_level 0 (valid: graph optimisation off)", NEXVITAD_OK, "", mo_opt_level_off},
     {"options", "reserved0 = 1", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->reserved0 is 1; it must be 0", mo_reserved},
+    {"options", "reserved1 = 1 (revision 6)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->reserved1 is 1; it must be 0", mo_reserved1},
+    {"options", "tile_batch 257 (above the cap)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->tile_batch 257 is above the largest accepted, 256 (0 = the default)", mo_tile_batch_big},
+    {"options", "tile_batch (uint32_t)−1", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->tile_batch 4294967295 is above the largest accepted, 256 (0 = the default)", mo_tile_batch_huge},
+    {"options", "tile_batch 1 (valid: one tile per encoder call)", NEXVITAD_OK, "", mo_tile_batch_one},
+    {"options", "`struct_size` of a revision-5 program (48: no tile_batch)", NEXVITAD_OK, "", mo_struct_r5},
     {"options", "execution provider \"tpu:0\"", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->execution_provider: unknown execution provider 'tpu:0' (expected 'cpu' or 'cuda:N')", mo_ep_unknown},
     {"options", "execution provider \"cuda:-1\"", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->execution_provider: execution provider 'cuda:-1': device index must be a non-negative integer", mo_ep_bad_index},
     {"options", "execution provider \"cuda:0\" in a build without the `cuda` feature", NEXVITAD_UNSUPPORTED, "nexvitad_model_open: unsupported: execution provider cuda:0 was requested, but this nexvitad was built without the `cuda` feature (rebuild with `--features cuda`); not falling back to CPU", mo_ep_cuda},
@@ -1908,6 +1938,8 @@ static const row ROWS[] = {
     {"bank file", "a safetensors file that is not a bank", FORMAT_, "nexvitad_bank_load: bad file '{work}/not-bank.safetensors': not a nexvitad bank (metadata 'format' is not 'nexvitad-bank')", b_not_bank},
     {"bank file", "a bank built by another model (other fingerprint)", NEXVITAD_MISMATCH, "nexvitad_bank_load: mismatch: this bank was built by model ...", b_other_model},
     {"bank file", "`nexvitad_score` with a bank of another model", NEXVITAD_MISMATCH, "nexvitad_score: mismatch: this bank was built by model ...", b_other_score},
+    {"bank file", "an INT8 model (tools/quantize.py) loading its fp32 source's bank", NEXVITAD_MISMATCH, "nexvitad_bank_load: mismatch: this bank was built by model ...", b_int8_load},
+    {"bank file", "`nexvitad_score`: an INT8 model with its fp32 source's bank", NEXVITAD_MISMATCH, "nexvitad_score: mismatch: this bank was built by model ...", b_int8_score},
     {"bank file", "`nexvitad_bank_save` into a missing folder", NEXVITAD_IO, "nexvitad_bank_save: cannot write '{work}/no-such-dir/bank.safetensors': No such file or directory (os error 2)", b_save_missing_dir},
     {"bank file", "`nexvitad_bank_save` onto an existing folder", NEXVITAD_IO, "nexvitad_bank_save: cannot write '{work}/a-folder': Is a directory (os error 21)", b_save_over_dir},
     {"bank file", "`nexvitad_bank_save` with `bank` NULL", NEXVITAD_INVALID_ARGUMENT, "nexvitad_bank_save: invalid argument: bank is NULL", b_save_null},

@@ -13,6 +13,7 @@ mod crash_safe;
 mod crosslang;
 mod encoder;
 mod grow;
+mod int8;
 mod parity;
 mod prep;
 mod roi;

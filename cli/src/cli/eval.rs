@@ -2,7 +2,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use nexvitad::eval::{evaluate_category, EvalOptions, EvalReport, HeatmapOutput};
+use nexvitad::eval::{compare_models, evaluate_category, EvalOptions, EvalReport, HeatmapOutput, ModelComparison};
 
 use super::bankargs::BankArgs;
 use super::progress::Bars;
@@ -30,17 +30,37 @@ pub struct EvalArgs {
     /// with the test set). Default: binned pixel metrics in fixed memory, within 1e-3.
     #[arg(long)]
     exact: bool,
+    /// Also evaluate this model (e.g. the fp32 source of an INT8 `--model`) on the same
+    /// images, and report the AUROC deltas and how far the maps move (map drift, each map
+    /// divided by its own bank's pixel threshold). Exits with status 2 when the drift is
+    /// beyond the documented bound.
+    #[arg(long, value_name = "DIR")]
+    reference_model: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
 }
 
-pub fn run(a: EvalArgs) -> nexvitad::Result<()> {
+pub fn run(a: EvalArgs) -> nexvitad::Result<i32> {
     let model = a.model.open()?;
     let mut bars = Bars::new(&a.category, a.json);
     let mut opts = EvalOptions::new(a.shots, a.bank.options_or_decoder()?);
     opts.exact = a.exact;
     opts.heatmaps = a.heatmaps.clone().map(|dir| HeatmapOutput { dir, per_kind: usize::MAX });
+    if let Some(dir) = &a.reference_model {
+        if a.bank.is_decoder() {
+            return Err(nexvitad::Error::invalid("--reference-model compares memory-bank maps; it does not apply to --scorer decoder"));
+        }
+        let reference = nexvitad::Model::open(dir, &a.model.options()?)?;
+        let c = compare_models(&reference, &model, &a.data, &a.category, &opts, &mut |p| bars.update(p))?;
+        bars.finish();
+        if a.json {
+            println!("{}", serde_json::to_string(&c).map_err(|e| nexvitad::Error::Internal(e.to_string()))?);
+        } else {
+            print_comparison(&c, dir, &a.model.model);
+        }
+        return Ok(if c.drift.within_bound { 0 } else { 2 });
+    }
     // `--scorer decoder`: the trained target segmentation head instead of a memory bank.
     let r = if a.bank.is_decoder() {
         nexvitad::train::score::evaluate_decoder(&model, &a.data, &a.category, &opts, &mut |p| bars.update(p))?
@@ -54,7 +74,36 @@ pub fn run(a: EvalArgs) -> nexvitad::Result<()> {
         print_table(std::slice::from_ref(&r));
         print_notes(std::slice::from_ref(&r));
     }
-    Ok(())
+    Ok(0)
+}
+
+fn print_comparison(c: &ModelComparison, reference: &std::path::Path, candidate: &std::path::Path) {
+    println!("reference: {}", reference.display());
+    println!("candidate: {}", candidate.display());
+    let mut rows = [c.reference.clone(), c.candidate.clone()];
+    rows[0].scorer = format!("ref {}", rows[0].scorer);
+    print_table(&rows);
+    let d = &c.drift;
+    println!(
+        "AUROC change (candidate - reference): image {:+.3}, pixel {}",
+        c.image_auroc_delta,
+        c.pixel_auroc_delta.map_or("—".to_string(), |x| format!("{x:+.3}"))
+    );
+    println!(
+        "map drift over {} images (each map / its bank's pixel threshold): mean {:.4}, max {:.4}; pixels on the other side of the threshold {:.3} %; image scores / threshold differ by at most {:.4}, {} image(s) flagged differently",
+        d.images,
+        d.mean_abs,
+        d.max_abs,
+        100.0 * d.pixel_disagreement,
+        d.image_score_max_abs,
+        d.image_disagreement
+    );
+    let b = &nexvitad::eval::MAP_DRIFT_BOUND;
+    if d.within_bound {
+        println!("within the bound (mean <= {}, pixels flipped <= {} %)", b.mean_abs, 100.0 * b.pixel_disagreement);
+    } else {
+        println!("BEYOND the bound (mean <= {}, pixels flipped <= {} %): the candidate's maps drift too far from the reference's", b.mean_abs, 100.0 * b.pixel_disagreement);
+    }
 }
 
 /// A metric with three decimals, or `—` when it is not available.
