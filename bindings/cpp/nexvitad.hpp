@@ -46,6 +46,8 @@
 //   its shots, so Bank::add(images) returns a new bank with more good images and
 //   Bank::merge(other) a new bank from both banks' images; either equals, bit for bit, the
 //   bank built from all the images at once.
+// - Tiles per encoder call (C ABI revision 6): ModelOptions::tile_batch() sets how many tiles
+//   of tiled images go through the encoders at once when scoring (0 = the provider's default).
 // - Training: nexvitad::train(base, data_root, sources, target, out_dir, TrainOptions, progress)
 //   writes a new model folder; its progress callback gets loss terms and can cancel.
 // - HALCON: see namespace nexvitad::halcon for HImage raw pointers.
@@ -457,6 +459,11 @@ public:
     ModelOptions& max_image_side(std::uint32_t side) { raw_.max_image_side = side; return *this; }
     /// Largest accepted width x height; 0 = library default.
     ModelOptions& max_image_pixels(std::uint64_t n) { raw_.max_image_pixels = n; return *this; }
+    /// Tiles per encoder call when scoring tiled images (C ABI revision 6); 0 = the default for
+    /// the execution provider (4 on the CPU, 16 on CUDA), at most 256 (above it the Model
+    /// constructor throws Status::invalid_argument). Larger calls hold more memory and are not
+    /// faster on the CPU; on a GPU they keep the device busy.
+    ModelOptions& tile_batch(std::uint32_t n) { raw_.tile_batch = n; return *this; }
 
     const std::string& ort_library() const noexcept { return ort_library_; }
     const std::string& execution_provider() const noexcept { return provider_; }
@@ -464,6 +471,7 @@ public:
     std::uint32_t optimization_level() const noexcept { return raw_.optimization_level; }
     std::uint32_t max_image_side() const noexcept { return raw_.max_image_side; }
     std::uint64_t max_image_pixels() const noexcept { return raw_.max_image_pixels; }
+    std::uint32_t tile_batch() const noexcept { return raw_.tile_batch; }
 
     /// The C struct; its string pointers point into this object and live as long as it does.
     nexvitad_options c_options() const noexcept {

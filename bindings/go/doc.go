@@ -33,6 +33,9 @@
 // from two banks' images; either equals, bit for bit, the bank built from all the images
 // at once. Tiled banks grow too.
 //
+// Options.TileBatch (C ABI revision 6) sets how many tiles of tiled images go through the
+// encoders per call when scoring; 0 is the execution provider's default.
+//
 // BuildBank, Bank.Add and Bank.Merge take a context.Context: cancelling it stops the call
 // at its next progress step, through the C library's progress callback.
 //

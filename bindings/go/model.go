@@ -46,6 +46,12 @@ type Options struct {
 	MaxImageSide int
 	// MaxImagePixels is the largest accepted width x height; 0 = 64 Mi pixels.
 	MaxImagePixels int64
+	// TileBatch is the number of tiles per encoder call when scoring tiled images (C ABI
+	// revision 6); 0 = the default for the execution provider (4 on the CPU, 16 on CUDA),
+	// at most 256 (above it Open returns an error matching ErrInvalidArgument). The tiles
+	// of one image, and of the next images of a batch, fill each call. Larger calls hold
+	// more memory and are not faster on the CPU; on a GPU they keep the device busy.
+	TileBatch int
 }
 
 // Model is an opened model folder. It is safe for concurrent use by any number of
@@ -140,6 +146,12 @@ func fillOptions(co *C.nexvitad_options, o *Options) error {
 	if o.MaxImagePixels != 0 {
 		co.max_image_pixels = C.uint64_t(o.MaxImagePixels)
 	}
+	// Negative or beyond uint32: refused here; 257 and up: refused by the library.
+	tileBatch, err := toU32("Options.TileBatch", o.TileBatch)
+	if err != nil {
+		return err
+	}
+	co.tile_batch = tileBatch
 	return nil
 }
 

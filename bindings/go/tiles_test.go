@@ -218,3 +218,85 @@ func TestTileOptionErrors(t *testing.T) {
 		t.Errorf("TileLayout names %q, %q", nexvitad.TileShared, nexvitad.TilePerPosition)
 	}
 }
+
+// TestTileBatchScoresAsTheDefault opens the model with Options.TileBatch 1 (one tile per
+// encoder call) and 256 (the largest) and scores tiled.bank: the image scores equal the
+// default's to float rounding, alone and in a batch whose images share encoder calls.
+func TestTileBatchScoresAsTheDefault(t *testing.T) {
+	if rev := nexvitad.LibraryABIRevision(); rev < 6 {
+		t.Fatalf("library ABI revision %d, want >= 6", rev)
+	}
+	m := openTiny(t) // the default tile batch
+	b, err := m.LoadBank(filepath.Join(fixtureDir, "tiled.bank"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	pix, w, h := fixtureImage(t)
+	whole := nexvitad.RawImage{Pix: pix, Width: w, Height: h, Format: nexvitad.RGB8}
+	// The fixture image and two crops of it (the stride keeps whole rows): 6 + 4 + 4 tiles.
+	batch := []nexvitad.RawImage{whole,
+		{Pix: pix, Width: 80, Height: 64, Stride: 3 * w, Format: nexvitad.RGB8},
+		{Pix: pix[3*(w*8+16):], Width: 64, Height: 64, Stride: 3 * w, Format: nexvitad.RGB8}}
+	want, err := m.ScoreRawImage(b, whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBatch, err := m.ScoreBatchRaw(b, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeTo := func(got, ref float32) bool {
+		return math.Abs(float64(got)-float64(ref)) <= 1e-4*math.Abs(float64(ref))
+	}
+	for _, n := range []int{1, 256} {
+		mn, err := nexvitad.Open(modelDir, &nexvitad.Options{TileBatch: n})
+		if err != nil {
+			t.Fatalf("TileBatch %d: %v", n, err)
+		}
+		if mn.Fingerprint() != m.Fingerprint() {
+			t.Errorf("TileBatch %d: fingerprint %s, want %s", n, mn.Fingerprint(), m.Fingerprint())
+		}
+		res, err := mn.ScoreRawImage(b, whole)
+		if err != nil {
+			t.Fatalf("TileBatch %d: %v", n, err)
+		}
+		if !closeTo(res.Score, want.Score) {
+			t.Errorf("TileBatch %d: image score %v, the default's %v (beyond 1e-4 relative)", n, res.Score, want.Score)
+		}
+		if res.Threshold != want.Threshold || res.Width != want.Width || res.Height != want.Height || len(res.Map) != len(want.Map) {
+			t.Errorf("TileBatch %d: threshold %v, map %dx%d (%d); the default's %v, %dx%d (%d)", n,
+				res.Threshold, res.Width, res.Height, len(res.Map), want.Threshold, want.Width, want.Height, len(want.Map))
+		}
+		got, err := mn.ScoreBatchRaw(b, batch)
+		if err != nil {
+			t.Fatalf("TileBatch %d: batch: %v", n, err)
+		}
+		if len(got) != len(wantBatch) {
+			t.Fatalf("TileBatch %d: %d batch results, want %d", n, len(got), len(wantBatch))
+		}
+		for i := range got {
+			if !closeTo(got[i].Score, wantBatch[i].Score) {
+				t.Errorf("TileBatch %d: batch image %d score %v, the default's %v", n, i, got[i].Score, wantBatch[i].Score)
+			}
+		}
+		if err := mn.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestTileBatchOutOfRange: above the library's cap of 256 (and negative, which the binding
+// refuses before C) Open fails with an error matching ErrInvalidArgument.
+func TestTileBatchOutOfRange(t *testing.T) {
+	m, err := nexvitad.Open(modelDir, &nexvitad.Options{TileBatch: 257})
+	if m != nil {
+		m.Close()
+		t.Error("TileBatch 257: Open returned a model")
+	}
+	wantStatus(t, "TileBatch 257", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+	wantMessage(t, "TileBatch 257", err, "tile_batch 257")
+	_, err = nexvitad.Open(modelDir, &nexvitad.Options{TileBatch: -1})
+	wantStatus(t, "TileBatch -1", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+	wantMessage(t, "TileBatch -1", err, "Options.TileBatch -1")
+}

@@ -1,5 +1,6 @@
 // Tiled banks (C ABI revision 3): BankOptions::tile/tile_overlap/tile_layout, the tiling in
-// BankInfo, the cross-language fixture's tiled bank, and the per-position size rule.
+// BankInfo, the cross-language fixture's tiled bank, and the per-position size rule; tiles per
+// encoder call when scoring (ModelOptions::tile_batch, C ABI revision 6).
 #include "support.hpp"
 
 #include <gtest/gtest.h>
@@ -213,5 +214,56 @@ TEST(Tiles, BadTileOptionsThrow) {
                  [&] { m.build_bank(views, tiled(2, 0.9f, TileLayout::shared)); });
     expect_error(Status::invalid_argument, "needs images of one size: images[0] is 96x72, images[1] is 80x64", [&] {
         m.build_bank({support::fixture_view(), fixture_crop(80, 64)}, tiled(48, 0.0f, TileLayout::per_position));
+    });
+}
+
+TEST(Tiles, TileBatchDefaultsToZeroAndReachesTheCStruct) {
+    ASSERT_GE(nexvitad_abi_revision(), 6u);
+    const nexvitad::ModelOptions d;
+    EXPECT_EQ(d.tile_batch(), 0u);  // 0 = the execution provider's default
+    EXPECT_EQ(d.c_options().tile_batch, 0u);
+    EXPECT_EQ(d.c_options().reserved1, 0u);
+    EXPECT_EQ(d.c_options().struct_size, sizeof(nexvitad_options));
+    const nexvitad::ModelOptions o = nexvitad::ModelOptions().tile_batch(256);
+    EXPECT_EQ(o.tile_batch(), 256u);
+    EXPECT_EQ(o.c_options().tile_batch, 256u);
+    EXPECT_EQ(o.c_options().reserved1, 0u);
+}
+
+TEST(Tiles, TileBatchOneAndMaxScoreAsTheDefault) {
+    ASSERT_GE(nexvitad_abi_revision(), 6u);
+    const auto& m = support::model();  // the default tile batch
+    const nexvitad::Bank bank = m.load_bank((support::crosslang_dir() / "tiled.bank").string());
+    GoodImages good;
+    const std::vector<ImageView> views = good.views();  // 3 images of 6 tiles each
+    const nexvitad::Result want = m.score(bank, support::fixture_view());
+    const std::vector<nexvitad::Result> want_batch = m.score_batch(bank, views);
+    ASSERT_EQ(want_batch.size(), views.size());
+    const auto close_to = [](float got, float ref) {
+        return std::fabs(got - ref) <= 1e-4f * std::fabs(ref);
+    };
+    for (const std::uint32_t n : {1u, 256u}) {
+        SCOPED_TRACE("tile_batch " + std::to_string(n));
+        const nexvitad::Model mn(support::model_dir().string(), nexvitad::ModelOptions().tile_batch(n));
+        EXPECT_EQ(mn.fingerprint(), m.fingerprint());
+        const nexvitad::Result r = mn.score(bank, support::fixture_view());
+        EXPECT_TRUE(close_to(r.image_score, want.image_score)) << r.image_score << " vs " << want.image_score;
+        EXPECT_EQ(bits(r.image_threshold), bits(want.image_threshold));
+        EXPECT_EQ(r.width, want.width);
+        EXPECT_EQ(r.height, want.height);
+        EXPECT_EQ(r.map.size(), want.map.size());
+        // A batch: the tiles of the next images fill each encoder call.
+        const std::vector<nexvitad::Result> batch = mn.score_batch(bank, views);
+        ASSERT_EQ(batch.size(), views.size());
+        for (std::size_t i = 0; i < batch.size(); ++i)
+            EXPECT_TRUE(close_to(batch[i].image_score, want_batch[i].image_score))
+                << "image " << i << ": " << batch[i].image_score << " vs " << want_batch[i].image_score;
+    }
+}
+
+TEST(Tiles, TileBatchAboveTheCapThrows) {
+    ASSERT_GE(nexvitad_abi_revision(), 6u);
+    expect_error(Status::invalid_argument, "tile_batch 257", [] {
+        const nexvitad::Model x(support::model_dir().string(), nexvitad::ModelOptions().tile_batch(257));
     });
 }

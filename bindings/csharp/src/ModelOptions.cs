@@ -15,6 +15,7 @@ namespace NexVitad
         private int _optimizationLevel;
         private int _maxImageSide;
         private long _maxImagePixels;
+        private int _tileBatch;
 
         /// <summary>Reads the defaults from the library.</summary>
         public ModelOptions()
@@ -27,6 +28,7 @@ namespace NexVitad
             _optimizationLevel = checked((int)o.optimization_level);
             _maxImageSide = checked((int)o.max_image_side);
             _maxImagePixels = checked((long)o.max_image_pixels);
+            _tileBatch = checked((int)o.tile_batch);
         }
 
         /// <summary>Path of libonnxruntime.so to load; null searches $NEXVITAD_ORT_LIBRARY, $ORT_DYLIB_PATH, then libnexvitad's folder.</summary>
@@ -64,6 +66,13 @@ namespace NexVitad
             }
         }
 
+        /// <summary>Tiles per encoder call when scoring tiled images (C ABI revision 6); 0 = the default
+        /// for the execution provider (4 on the CPU, 16 on CUDA), at most 256 (above it
+        /// <see cref="Model.Open(string, ModelOptions)"/> throws <see cref="NexVitadException"/> with
+        /// <see cref="Status.InvalidArgument"/>). Larger calls hold more memory and are not faster on the
+        /// CPU; on a GPU they keep the device busy. A new instance holds 0.</summary>
+        public int TileBatch { get => _tileBatch; set => _tileBatch = NonNegative(value, nameof(TileBatch)); }
+
         private static int NonNegative(int value, string name)
         {
             if (value < 0) throw new ArgumentOutOfRangeException(name, value, "must be >= 0");
@@ -80,6 +89,7 @@ namespace NexVitad
                 optimization_level = unchecked((uint)_optimizationLevel), // -1: C's "negative = default"
                 max_image_side = (uint)_maxImageSide,
                 max_image_pixels = (ulong)_maxImagePixels,
+                tile_batch = (uint)_tileBatch,
             };
             try
             {

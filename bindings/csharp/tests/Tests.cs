@@ -706,6 +706,57 @@ namespace NexVitad.Tests
             Assert.True(e.Message.Contains("MAX_TILES"), "message: " + e.Message);
         }
 
+        // ---- tiles per encoder call (C ABI revision 6) ------------------------------------------
+
+        private static void Test_TileBatchDefaultsAndChecks()
+        {
+            Assert.True(Library.AbiRevision >= 6, "ABI revision 6: nexvitad_options.tile_batch");
+            Assert.Equal(0, new ModelOptions().TileBatch, "TileBatch 0 (the provider's default) read from the library");
+            Assert.Equal(256, new ModelOptions { TileBatch = 256 }.TileBatch, "TileBatch set");
+            Assert.Throws<ArgumentOutOfRangeException>(() => new ModelOptions { TileBatch = -1 }, "negative TileBatch");
+            NexVitadException e = Assert.Status(Status.InvalidArgument,
+                () => Model.Open(F.ModelDir, new ModelOptions { TileBatch = 257 }).Dispose(), "TileBatch 257");
+            Assert.True(e.Message.Contains("tile_batch 257"), "message: " + e.Message);
+        }
+
+        private static void Test_TileBatchOneAndMaxScoreAsTheDefault()
+        {
+            Assert.True(Library.AbiRevision >= 6, "ABI revision 6: nexvitad_options.tile_batch");
+            var images = new List<ImageBuffer> { F.Image };
+            images.AddRange(F.GoodImages());
+            using (MemoryBank tiled = M.LoadBank(F.TiledBankPath))
+            {
+                float want;
+                uint wantThreshold;
+                using (ScoreResult r = M.Score(tiled, F.Image))
+                {
+                    want = r.ImageScore;
+                    wantThreshold = Fixture.Bits(r.ImageThreshold);
+                }
+                float[] wantBatch = M.ScoreBatch(tiled, images, withMaps: false).Select(r => { using (r) return r.ImageScore; }).ToArray();
+                foreach (int n in new[] { 1, 256 })
+                    using (Model m = Model.Open(F.ModelDir, new ModelOptions { TileBatch = n }))
+                    {
+                        string what = "TileBatch " + n;
+                        Assert.Equal(M.Fingerprint, m.Fingerprint, what + ": same fingerprint");
+                        using (ScoreResult r = m.Score(tiled, F.Image))
+                        {
+                            Assert.True(Math.Abs(r.ImageScore - want) <= 1e-4 * Math.Abs(want),
+                                what + ": image score " + r.ImageScore + " vs the default's " + want);
+                            Assert.Equal(wantThreshold, Fixture.Bits(r.ImageThreshold), what + ": threshold");
+                            Assert.Equal(F.Width * F.Height, r.Map.Length, what + ": map length");
+                        }
+                        // A batch: the tiles of the next images fill each encoder call.
+                        ScoreResult[] batch = m.ScoreBatch(tiled, images, withMaps: false);
+                        Assert.Equal(images.Count, batch.Length, what + ": batch length");
+                        for (int i = 0; i < batch.Length; i++)
+                            using (batch[i])
+                                Assert.True(Math.Abs(batch[i].ImageScore - wantBatch[i]) <= 1e-4 * Math.Abs(wantBatch[i]),
+                                    what + ": batch image " + i + " score " + batch[i].ImageScore + " vs the default's " + wantBatch[i]);
+                    }
+            }
+        }
+
         // ---- defect regions and per-call thresholds (C ABI revision 3) -------------------------
 
         /// <summary>The options that reproduce expected_tiled.json's region list.</summary>

@@ -25,6 +25,8 @@ namespace NexVitad.Native
         public uint max_image_side;
         public uint reserved0;
         public ulong max_image_pixels;
+        public uint tile_batch;
+        public uint reserved1;
     }
 
     /// <summary>nexvitad_bank_options: how to build a bank.</summary>
@@ -273,8 +275,9 @@ namespace NexVitad.Native
         /// nexvitad_score_with_options, nexvitad_region, the larger nexvitad_result; 4 = regions of
         /// interest: nexvitad_mask and the larger nexvitad_bank_options, nexvitad_score_options,
         /// nexvitad_result and nexvitad_bank_info; nexvitad_bank_get_roi, nexvitad_bank_recalibrate; 5 = banks
-        /// that grow: the larger nexvitad_bank_options and nexvitad_bank_info, nexvitad_bank_add, nexvitad_bank_merge).</summary>
-        public const uint AbiRevision = 5;
+        /// that grow: the larger nexvitad_bank_options and nexvitad_bank_info, nexvitad_bank_add, nexvitad_bank_merge;
+        /// 6 = tiles per encoder call: the larger nexvitad_options with tile_batch, which older libraries refuse).</summary>
+        public const uint AbiRevision = 6;
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern IntPtr nexvitad_version();
