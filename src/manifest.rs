@@ -149,6 +149,31 @@ pub struct Precision {
     /// Lowest Pearson correlation of any encoder output with the fp32 model's, measured by
     /// the quantizer on its check images.
     pub min_correlation: f32,
+    /// How far the anomaly maps moved from the fp32 model's on the quantizer's synthetic
+    /// check (`nexvitad eval --reference-model`); absent when it was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_drift: Option<MapDriftRecord>,
+}
+
+/// The map check `tools/quantize.py` records: the fields of [`crate::eval::MapDrift`] and
+/// the AUROC deltas of [`crate::eval::ModelComparison`], as measured then.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapDriftRecord {
+    /// Mean per-pixel difference of the maps, each divided by its bank's pixel threshold.
+    pub mean_abs: f64,
+    /// Largest such difference.
+    pub max_abs: f64,
+    /// Share of pixels on the other side of the threshold.
+    pub pixel_disagreement: f64,
+    /// Images flagged by one model and not the other.
+    pub image_disagreement: usize,
+    /// Test images compared.
+    pub images: usize,
+    /// INT8 image AUROC minus fp32's.
+    pub image_auroc_delta: f64,
+    /// INT8 pixel AUROC minus fp32's.
+    pub pixel_auroc_delta: Option<f64>,
 }
 
 impl Precision {
@@ -158,8 +183,11 @@ impl Precision {
             0 => String::new(),
             n => format!(", calibrated on {n} images"),
         };
+        let maps = self.map_drift.as_ref().map_or(String::new(), |d| {
+            format!("; maps drift {:.4} of the threshold, {:.2} % of pixels flipped", d.mean_abs, 100.0 * d.pixel_disagreement)
+        });
         format!(
-            "{} {}{}{cal}; features correlate {:.4} with fp32",
+            "{} {}{}{cal}; features correlate {:.4} with fp32{maps}",
             self.weights,
             self.method,
             if self.per_channel { ", per-channel" } else { "" },

@@ -30,8 +30,18 @@ After quantizing, both encoders of the fp32 and the INT8 model run on the check 
 (``--check`` folder, default the calibration folder, else 8 synthetic textures) and every
 output is compared: Pearson correlation and the relative RMS difference, per output.
 When the lowest correlation is below ``--min-correlation`` (default 0.98) the script deletes
-what it wrote and exits with status 2 (``--force`` keeps it and warns loudly). The anomaly-map
-and AUROC comparison on the synthetic set is ``scripts/int8-eval.sh``.
+what it wrote and exits with status 2 (``--force`` keeps it and warns loudly).
+
+Then the anomaly maps: with the ``nexvitad`` command line at hand (``--cli``, else the one
+``cargo build --release`` leaves in target/, else ``nexvitad`` on PATH; ``--map-check off``
+skips this), a small synthetic category is generated and ``nexvitad eval --model INT8
+--reference-model FP32`` fits a bank with each model on the same good images and scores the
+same test images. It reports the AUROC deltas and the map drift: each map divided by its own
+bank's pixel threshold, mean and largest difference, and the share of pixels that land on the
+other side of the threshold. Beyond the documented bound (mean <= 0.05 and <= 1 % of pixels
+flipped; ``nexvitad::eval::MAP_DRIFT_BOUND``, docs/performance.md) nothing is written and the
+script exits with status 2, as above. The drift goes into the precision record
+(``map_drift``). The fuller comparison (two domains, speed) is ``scripts/int8-eval.sh``.
 """
 
 from __future__ import annotations
@@ -39,7 +49,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -103,6 +115,51 @@ def compare(fp32: Path, int8: Path, inputs: list[np.ndarray]) -> dict:
     return report
 
 
+def find_cli(explicit: Path | None) -> str | None:
+    """The nexvitad command line for the map check, or None when there is none."""
+    if explicit:
+        if not explicit.exists():
+            sys.exit(f"quantize: --cli '{explicit}' does not exist")
+        return str(explicit)
+    root = Path(__file__).resolve().parents[1]
+    target = Path(os.environ.get("CARGO_TARGET_DIR", root / "target"))
+    for b in [target / "release" / "nexvitad", target / "debug" / "nexvitad"]:
+        if b.exists():
+            return str(b)
+    return shutil.which("nexvitad")
+
+
+def map_check(cli: str, reference: Path, candidate: Path, work: Path, threads: int) -> dict:
+    """`nexvitad eval --reference-model` on a small synthetic category: AUROC deltas and map
+    drift of `candidate` against `reference` (exit status 2 of eval = beyond the bound)."""
+    data = work / "synthetic"
+    gen = subprocess.run(
+        [cli, "synth", "--out", str(data), "--domains", "grain", "--train-good", "8", "--test-good", "4", "--defects-per-type", "2", "--seed", "11"],
+        capture_output=True, text=True,
+    )
+    if gen.returncode != 0:
+        sys.exit(f"quantize: map check: `nexvitad synth` failed: {gen.stderr.strip()}")
+    r = subprocess.run(
+        [cli, "eval", "--model", str(candidate), "--reference-model", str(reference), "--data", str(data), "--category", "grain",
+         "--shots", "8", "--threads", str(threads), "--json"],
+        capture_output=True, text=True,
+    )
+    if r.returncode not in (0, 2):
+        sys.exit(f"quantize: map check: `nexvitad eval` failed: {r.stderr.strip()}")
+    c = json.loads(r.stdout)
+    d = c["drift"]
+    return {
+        "mean_abs": round(d["mean_abs"], 6),
+        "max_abs": round(d["max_abs"], 6),
+        "pixel_disagreement": round(d["pixel_disagreement"], 6),
+        "image_disagreement": d["image_disagreement"],
+        "images": d["images"],
+        "image_auroc_delta": round(c["image_auroc_delta"], 6),
+        "pixel_auroc_delta": None if c["pixel_auroc_delta"] is None else round(c["pixel_auroc_delta"], 6),
+        "within_bound": d["within_bound"],
+    }
+
+
 class Reader:
     """Feeds calibration tensors to quantize_static."""
 
@@ -125,6 +182,10 @@ def main() -> int:
     ap.add_argument("--check", type=Path, help="folder of images for the quality check (default: --calibrate)")
     ap.add_argument("--min-correlation", type=float, default=0.98)
     ap.add_argument("--force", action="store_true", help="keep a model that fails the quality check")
+    ap.add_argument("--map-check", choices=["auto", "off"], default="auto",
+                    help="compare anomaly maps with the nexvitad CLI when one is found (auto) or not (off)")
+    ap.add_argument("--cli", type=Path, help="the nexvitad command line for the map check")
+    ap.add_argument("--threads", type=int, default=2, help="threads for the map check")
     a = ap.parse_args()
 
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
@@ -190,6 +251,33 @@ def main() -> int:
         if manifest["precision"]["calibration_sha256"] is None:
             del manifest["precision"]["calibration_sha256"]
         (tmp / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        cli = find_cli(a.cli) if a.map_check == "auto" else None
+        drift = None
+        if cli and worst >= a.min_correlation:
+            work = Path(tempfile.mkdtemp(prefix="nexvitad-quantize-check-"))
+            try:
+                drift = map_check(cli, a.model, tmp, work, a.threads)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            print(
+                f"maps: mean drift {drift['mean_abs']:.4f} of the pixel threshold (max {drift['max_abs']:.4f}), "
+                f"{100 * drift['pixel_disagreement']:.3f} % of pixels flipped; AUROC change image {drift['image_auroc_delta']:+.3f}, "
+                f"pixel {drift['pixel_auroc_delta'] if drift['pixel_auroc_delta'] is None else format(drift['pixel_auroc_delta'], '+.3f')}"
+            )
+            manifest["precision"]["map_drift"] = {k: v for k, v in drift.items() if k != "within_bound"}
+            (tmp / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        elif a.map_check == "auto" and not cli:
+            print("maps: not compared (no nexvitad command line found; build it with `cargo build --release` or pass --cli)")
+        if drift is not None and not drift["within_bound"]:
+            if not a.force:
+                print(
+                    f"quantize: the INT8 maps drift beyond the bound (mean {drift['mean_abs']:.4f} of the threshold, "
+                    f"{100 * drift['pixel_disagreement']:.3f} % of pixels flipped; bound: mean <= 0.05, <= 1 %); nothing written "
+                    "(try --mode dynamic, --per-channel, or --force to keep it)",
+                    file=sys.stderr,
+                )
+                return 2
+            print("WARNING: keeping a model whose maps drift beyond the bound (--force)", file=sys.stderr)
         if worst < a.min_correlation and not a.force:
             print(
                 f"quantize: the INT8 encoders agree with fp32 only to correlation {worst:.4f}, below --min-correlation "
