@@ -79,6 +79,17 @@ pub struct BenchArgs {
     /// The reference script (default: bench/reference.py of this source tree).
     #[arg(long)]
     reference_script: Option<PathBuf>,
+    /// Also time a peer library on the same images and threads: `anomalib` (AnomalyDINO at
+    /// 224 and 448, PatchCore at 256; random init; bench/peer_anomalib.py, which needs
+    /// `pip install -r bench/requirements-peer.txt` in `--python`'s environment).
+    #[arg(long, value_parser = ["anomalib"], value_name = "LIBRARY")]
+    peer: Option<String>,
+    /// The peer script (default: bench/peer_anomalib.py of this source tree).
+    #[arg(long)]
+    peer_script: Option<PathBuf>,
+    /// The peer's models, comma-separated (default: all of the script's).
+    #[arg(long, value_name = "LIST")]
+    peer_models: Option<String>,
     /// Time Sinkhorn K-means on the bank features of `--shots` good images instead.
     #[arg(long)]
     kmeans: bool,
@@ -187,6 +198,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
         report["reference_over_nexvitad"] = ratio;
         report["max_abs_map_diff"] = json!(diff.0);
         report["max_abs_image_score_diff"] = json!(diff.1);
+    }
+    if a.peer.is_some() {
+        let peer = run_peer(&a, &test)?;
+        report["peer_over_nexvitad"] = peer_ratios(&report["nexvitad"], &peer);
+        report["peer"] = peer;
     }
     if a.json {
         println!("{report}");
@@ -336,6 +352,12 @@ fn measure(a: &BenchArgs, model: &nexvitad::Model, bank: &MemoryBank, paths: &[P
         "stages": stages,
         "post_encoder_ms": post,
         "post_encoder_over_encoders_pct": pct,
+        // Per image, in measuring order: so runs alternated between models (scripts/int8-eval.sh)
+        // can pool their samples into one median.
+        "samples_ms": {
+            "encoders": samples[2].iter().zip(&samples[3]).map(|(h, d)| (h + d) * 1e3).collect::<Vec<f64>>(),
+            "total": samples[7].iter().map(|t| t * 1e3).collect::<Vec<f64>>(),
+        },
         "post_encoder_min_ms": post_min,
         "post_encoder_over_encoders_pct_of_mins": pct_min,
         "images_per_s": if wall > 0.0 { measured as f64 / wall } else { 0.0 },
@@ -365,13 +387,23 @@ fn python(a: &BenchArgs) -> PathBuf {
     a.python.clone().unwrap_or_else(|| PathBuf::from("python3"))
 }
 
+/// A file of this source tree (the CLI crate lives in `cli/`, the scripts at the root).
+fn source_file(rel: &str) -> PathBuf {
+    let cli = Path::new(env!("CARGO_MANIFEST_DIR"));
+    cli.parent().unwrap_or(cli).join(rel)
+}
+
 fn reference_script(a: &BenchArgs) -> PathBuf {
-    a.reference_script.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/reference.py"))
+    a.reference_script.clone().unwrap_or_else(|| source_file("bench/reference.py"))
 }
 
 /// Runs a reference.py sub-command and parses the JSON object it prints last.
 fn run_python(a: &BenchArgs, args: &[String]) -> Result<Value> {
-    let script = reference_script(a);
+    run_script(a, &reference_script(a), args)
+}
+
+/// Runs a Python bench script with `--python` and parses the JSON object it prints last.
+fn run_script(a: &BenchArgs, script: &Path, args: &[String]) -> Result<Value> {
     let py = python(a);
     let mut cmd = Command::new(&py);
     cmd.arg(&script).args(args);
@@ -393,7 +425,42 @@ fn run_python(a: &BenchArgs, args: &[String]) -> Result<Value> {
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
-    serde_json::from_str(last).map_err(|e| Error::runtime(format!("reference output is not JSON ({e}): {text}")))
+    serde_json::from_str(last).map_err(|e| Error::runtime(format!("{} printed no JSON ({e}): {text}", script.display())))
+}
+
+/// Runs bench/peer_anomalib.py on the same images and threads: anomalib's AnomalyDINO and
+/// PatchCore, random init, batch 1.
+fn run_peer(a: &BenchArgs, paths: &[PathBuf]) -> Result<Value> {
+    let script = a.peer_script.clone().unwrap_or_else(|| source_file("bench/peer_anomalib.py"));
+    let mut args: Vec<String> = vec![
+        "--threads".into(),
+        a.model.threads.max(1).to_string(),
+        "--warmup".into(),
+        a.warmup.to_string(),
+        "--iters".into(),
+        a.iters.to_string(),
+    ];
+    if let Some(m) = &a.peer_models {
+        args.extend(["--models".to_string(), m.clone()]);
+    }
+    args.extend(paths.iter().map(|p| p.display().to_string()));
+    run_script(a, &script, &args).map_err(|e| match e {
+        Error::Runtime(m) if m.contains("pip install") => Error::runtime(format!("--peer anomalib: {m}")),
+        e => e,
+    })
+}
+
+/// The peer's models next to ours: ms per image, images/s and how many times faster we are.
+fn peer_ratios(ours: &Value, peer: &Value) -> Value {
+    let our_ms = ours["stages"]["total"]["median_ms"].as_f64().unwrap_or(f64::NAN);
+    let mut out = serde_json::Map::new();
+    if let Some(models) = peer["models"].as_object() {
+        for (name, m) in models {
+            let ms = m["ms_per_image"]["median"].as_f64().unwrap_or(f64::NAN);
+            out.insert(name.clone(), json!({ "ms_per_image": ms, "images_per_s": m["images_per_s"], "nexvitad_speedup": ms / our_ms }));
+        }
+    }
+    Value::Object(out)
 }
 
 fn run_reference(a: &BenchArgs, head: &Path, bank: &Path, paths: &[PathBuf], maps: &Path) -> Result<Value> {
@@ -533,6 +600,20 @@ fn print_table(r: &Value) {
             r["max_abs_map_diff"],
             r["max_abs_image_score_diff"]
         );
+    }
+    if let Some(p) = r["peer_over_nexvitad"].as_object() {
+        let v = &r["peer"]["versions"];
+        println!(
+            "peer: anomalib {} (torch {}), random init, batch 1, {} threads, same images; decode + preprocess + forward",
+            v["anomalib"].as_str().unwrap_or("?"),
+            v["torch"].as_str().unwrap_or("?"),
+            r["peer"]["threads"]
+        );
+        println!("{:<24} {:>10} {:>10} {:>18}", "model", "ms/img", "images/s", "nexvitad is faster");
+        println!("{:<24} {:>10} {:>10} {:>18}", "nexvitad (this run)", f(&ours["stages"]["total"]["median_ms"]), f(&ours["images_per_s"]), "");
+        for (name, m) in p {
+            println!("{:<24} {:>10} {:>10} {:>17}x", format!("anomalib {name}"), f(&m["ms_per_image"]), f(&m["images_per_s"]), f(&m["nexvitad_speedup"]));
+        }
     }
 }
 
