@@ -78,15 +78,37 @@ pub struct SessionConfig {
     /// nothing (ORT then clones the borrowed input once more), so it is off there unless
     /// forced, which the tests do to exercise the path without a GPU.
     pub io_binding: Option<bool>,
+    /// Run Hiera and DINOv2 at the same time, each on its own thread, instead of one after
+    /// the other. Off by default. At batch 1 on a CPU with few cores each encoder alone
+    /// leaves the cores partly idle (small matrix products split over threads wait on one
+    /// another); two encoders side by side with half the threads each fill them: 1.35x for
+    /// the fp32 encoders on 2 cores (docs/performance.md, section 8). With `intra_threads`
+    /// 0 each session then gets half the cores (at least one) instead of all of them.
+    pub parallel_encoders: bool,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        Self { execution_provider: ExecutionProvider::Cpu, intra_threads: 0, optimization_level: 3, intra_op_spinning: false, io_binding: None }
+        Self {
+            execution_provider: ExecutionProvider::Cpu,
+            intra_threads: 0,
+            optimization_level: 3,
+            intra_op_spinning: false,
+            io_binding: None,
+            parallel_encoders: false,
+        }
     }
 }
 
 impl SessionConfig {
+    /// Intra-op threads each session is opened with (0: ONNX Runtime's choice).
+    pub fn session_threads(&self) -> usize {
+        match (self.intra_threads, self.parallel_encoders) {
+            (0, true) => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            (t, _) => t,
+        }
+    }
+
     /// Whether runs go through IoBinding (see [`SessionConfig::io_binding`]).
     pub fn binds_io(&self) -> bool {
         self.io_binding.unwrap_or(matches!(self.execution_provider, ExecutionProvider::Cuda(_)))
@@ -121,6 +143,8 @@ pub struct Backbones {
     bind_io: bool,
     /// SHA-256 of the two ONNX files as loaded, for the model fingerprint.
     pub file_hashes: [[u8; 32]; 2],
+    /// Run the two sessions side by side ([`SessionConfig::parallel_encoders`]).
+    parallel: bool,
 }
 
 impl Backbones {
@@ -147,6 +171,7 @@ impl Backbones {
             manifest: manifest.clone(),
             bind_io: cfg.binds_io(),
             file_hashes: [hiera_hash, dino_hash],
+            parallel: cfg.parallel_encoders,
         })
     }
 
@@ -158,17 +183,30 @@ impl Backbones {
         if n == 0 || dino_in.dim().0 != n {
             return Err(Error::invalid(format!("encoder batch sizes must be equal and > 0 (hiera {n}, dinov2 {})", dino_in.dim().0)));
         }
-        let t0 = std::time::Instant::now();
-        let hiera_out = {
+        let hiera_names: Vec<&str> = m.hiera.outputs.iter().map(String::as_str).collect();
+        let run_hiera = || -> Result<(Vec<Array4<f32>>, f64)> {
+            let t = std::time::Instant::now();
             let mut s = self.hiera.lock();
-            run_session(&mut s, self.bind_io, &m.hiera.input, hiera_in, &m.hiera.outputs.iter().map(String::as_str).collect::<Vec<_>>())?
+            let out = run_session(&mut s, self.bind_io, &m.hiera.input, hiera_in, &hiera_names)?;
+            Ok((out, t.elapsed().as_secs_f64()))
         };
-        let t1 = std::time::Instant::now();
-        let mut dino_out = {
+        let run_dino = || -> Result<(Vec<Array4<f32>>, f64)> {
+            let t = std::time::Instant::now();
             let mut s = self.dinov2.lock();
-            run_session(&mut s, self.bind_io, &m.dinov2.input, dino_in, &[m.dinov2.output.as_str()])?
+            let out = run_session(&mut s, self.bind_io, &m.dinov2.input, dino_in, &[m.dinov2.output.as_str()])?;
+            Ok((out, t.elapsed().as_secs_f64()))
         };
-        let t2 = std::time::Instant::now();
+        let ((hiera_out, hiera_s), (mut dino_out, dinov2_s)) = if self.parallel {
+            // Each encoder's time is its own run; the two overlap.
+            std::thread::scope(|scope| {
+                let h = scope.spawn(run_hiera);
+                let d = run_dino();
+                let h = h.join().map_err(|_| Error::Internal("the Hiera encoder thread panicked".into()))?;
+                Ok::<_, Error>((h?, d?))
+            })?
+        } else {
+            (run_hiera()?, run_dino()?)
+        };
         let (w, h) = (m.input.width as usize, m.input.height as usize);
         let mut it = hiera_out.into_iter();
         let mut next_stage = |s: usize| -> Result<Array4<f32>> {
@@ -183,7 +221,7 @@ impl Backbones {
         expect_shape(&dino, [n, d.channels, d.height as usize / d.patch_size, d.width as usize / d.patch_size], &d.output)?;
         Ok((
             BackboneFeatures { hiera, dinov2: dino },
-            EncoderTimings { hiera_s: (t1 - t0).as_secs_f64(), dinov2_s: (t2 - t1).as_secs_f64() },
+            EncoderTimings { hiera_s, dinov2_s },
         ))
     }
 
@@ -233,8 +271,9 @@ fn open_session(rt: &Runtime, path: &Path, cfg: &SessionConfig) -> Result<(Sessi
     let builder_err = |e: ort::Error<ort::session::builder::SessionBuilder>| Error::runtime(format!("session options for '{}': {e}", path.display()));
     let mut b = Session::builder(&rt.env).map_err(|e| Error::runtime(format!("session builder: {e}")))?;
     b = b.with_optimization_level(level).map_err(builder_err)?;
-    if cfg.intra_threads > 0 {
-        b = b.with_intra_threads(cfg.intra_threads).map_err(builder_err)?;
+    let threads = cfg.session_threads();
+    if threads > 0 {
+        b = b.with_intra_threads(threads).map_err(builder_err)?;
     }
     b = b.with_intra_op_spinning(cfg.intra_op_spinning).map_err(builder_err)?;
     b = register_provider(b, cfg.execution_provider, path)?;

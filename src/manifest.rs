@@ -225,6 +225,17 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// One line for people on how the encoders' weights are stored: the quantizer's
+    /// [`Precision::describe`], `fp16` for `tools/export_onnx.py --fp16` graphs (recorded in
+    /// the exporter's provenance), else `fp32`.
+    pub fn describe_precision(&self) -> String {
+        match &self.precision {
+            Some(p) => p.describe(),
+            None if self.provenance.exporter.contains(", fp16") => "fp16".to_string(),
+            None => "fp32".to_string(),
+        }
+    }
+
     /// Reads and validates `model.json` at `path`.
     pub fn load(path: &Path) -> Result<Self> {
         // Capped: a `model.json` that is a device, a FIFO or a huge file must not hang or

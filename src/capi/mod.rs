@@ -63,7 +63,7 @@ pub const NEXVITAD_ABI_VERSION: u32 = 1;
 ///      `growable`; nexvitad_bank_add() and nexvitad_bank_merge();
 ///      nexvitad_score_batch_with_options().
 ///   6: nexvitad_options grows `tile_batch` (tiles per encoder call when scoring tiled
-///      images) and `reserved1`.
+///      images) and `parallel_encoders` (the two encoders side by side).
 pub const NEXVITAD_ABI_REVISION: u32 = 6;
 
 /// The library version, e.g. "0.1.0". Static storage; never NULL. Any thread.

@@ -27,7 +27,7 @@ fn default_options() -> nexvitad_options {
         reserved0: 0,
         max_image_pixels: d.image_limits.max_pixels,
         tile_batch: 0,
-        reserved1: 0,
+        parallel_encoders: 0,
     }
 }
 
@@ -65,9 +65,11 @@ unsafe fn to_model_options(o: &nexvitad_options) -> Result<ModelOptions> {
     if o.reserved0 != 0 {
         return Err(Error::invalid(format!("options->reserved0 is {}; it must be 0", o.reserved0)));
     }
-    if o.reserved1 != 0 {
-        return Err(Error::invalid(format!("options->reserved1 is {}; it must be 0", o.reserved1)));
-    }
+    m.session.parallel_encoders = match o.parallel_encoders {
+        0 => false,
+        1 => true,
+        v => return Err(Error::invalid(format!("options->parallel_encoders is {v}; it must be 0 (off) or 1 (on)"))),
+    };
     m.tile_batch = match o.tile_batch as usize {
         0 => None,
         n if n > MAX_TILE_BATCH => {

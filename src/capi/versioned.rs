@@ -42,7 +42,7 @@ macro_rules! versioned {
     };
 }
 
-versioned!(nexvitad_options, [ort_library, execution_provider, intra_threads, optimization_level, max_image_side, reserved0, max_image_pixels, tile_batch, reserved1]);
+versioned!(nexvitad_options, [ort_library, execution_provider, intra_threads, optimization_level, max_image_side, reserved0, max_image_pixels, tile_batch, parallel_encoders]);
 versioned!(nexvitad_bank_options, [
     scorer, k, epsilon, max_iters, tol, coreset_ratio, sigma, image_score_mode, image_score_top_fraction, augment,
     target_fpr, batch_size, seed, max_vectors, tile, tile_overlap, tile_layout, reserved1, roi, growable, reserved2,

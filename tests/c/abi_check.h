@@ -122,10 +122,10 @@ ABI_ASSERT(bank_info_growable, offsetof(nexvitad_bank_info, growable) == 128 &&
                                    sizeof(nexvitad_bank_info) == 136);
 ABI_ASSERT(result_size_r5, sizeof(nexvitad_result) == 104);
 
-/* Revision 6: nexvitad_options grows `tile_batch` and `reserved1` at its end. */
+/* Revision 6: nexvitad_options grows `tile_batch` and `parallel_encoders` at its end. */
 ABI_ASSERT(abi_revision_6, NEXVITAD_ABI_REVISION >= 6);
 ABI_ASSERT(options_tile_batch, offsetof(nexvitad_options, tile_batch) == 48 &&
-                                   offsetof(nexvitad_options, reserved1) == 52 && sizeof(nexvitad_options) == 56);
+                                   offsetof(nexvitad_options, parallel_encoders) == 52 && sizeof(nexvitad_options) == 56);
 
 /* Each function with the exact type it must have: a table of typed function pointers (a
    mismatch is a compile error in C++ and an incompatible-pointer warning, made an error by

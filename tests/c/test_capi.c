@@ -162,7 +162,7 @@ static void test_defaults(void) {
     CHECK(o.ort_library == NULL, "ort_library default NULL");
     CHECK(o.execution_provider && strcmp(o.execution_provider, "cpu") == 0, "ep default cpu");
     CHECK(o.intra_threads == 0 && o.optimization_level == 3 && o.reserved0 == 0, "session defaults");
-    CHECK(o.tile_batch == 0 && o.reserved1 == 0, "tile_batch default 0 (the provider's)");
+    CHECK(o.tile_batch == 0 && o.parallel_encoders == 0, "tile_batch default 0 (the provider's), encoders in turn");
     CHECK(o.max_image_side == 16384 && o.max_image_pixels == (64u << 20), "limits %u %llu", o.max_image_side,
           (unsigned long long)o.max_image_pixels);
 
@@ -511,8 +511,8 @@ static void test_bad_model_inputs(void) {
     o.reserved0 = 1;
     BAD(nexvitad_model_open(g_model_dir, &o, &m), NEXVITAD_INVALID_ARGUMENT, "reserved0");
     o = test_options();
-    o.reserved1 = 1;
-    BAD(nexvitad_model_open(g_model_dir, &o, &m), NEXVITAD_INVALID_ARGUMENT, "options->reserved1");
+    o.parallel_encoders = 2;
+    BAD(nexvitad_model_open(g_model_dir, &o, &m), NEXVITAD_INVALID_ARGUMENT, "options->parallel_encoders is 2");
     o = test_options();
     o.tile_batch = 257;
     BAD(nexvitad_model_open(g_model_dir, &o, &m), NEXVITAD_INVALID_ARGUMENT, "options->tile_batch 257");

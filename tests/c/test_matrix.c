@@ -1053,7 +1053,8 @@ MOPT_ROW(mo_opt_level, optimization_level, 7)
 MOPT_ROW(mo_opt_level_default, optimization_level, (uint32_t)-1)
 MOPT_ROW(mo_opt_level_off, optimization_level, 0)
 MOPT_ROW(mo_reserved, reserved0, 1)
-MOPT_ROW(mo_reserved1, reserved1, 1)
+MOPT_ROW(mo_parallel_bad, parallel_encoders, 2)
+MOPT_ROW(mo_parallel_on, parallel_encoders, 1)
 MOPT_ROW(mo_tile_batch_big, tile_batch, 257)
 MOPT_ROW(mo_tile_batch_huge, tile_batch, (uint32_t)-1)
 MOPT_ROW(mo_tile_batch_one, tile_batch, 1)
@@ -1790,7 +1791,8 @@ static const row ROWS[] = {
     {"options", "optimization_level (uint32_t)−1 (negative: the default, 3; revision 2)", NEXVITAD_OK, "", mo_opt_level_default},
     {"options", "optimization_level 0 (valid: graph optimisation off)", NEXVITAD_OK, "", mo_opt_level_off},
     {"options", "reserved0 = 1", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->reserved0 is 1; it must be 0", mo_reserved},
-    {"options", "reserved1 = 1 (revision 6)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->reserved1 is 1; it must be 0", mo_reserved1},
+    {"options", "parallel_encoders 2 (revision 6)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->parallel_encoders is 2; it must be 0 (off) or 1 (on)", mo_parallel_bad},
+    {"options", "parallel_encoders 1 (valid: the encoders side by side)", NEXVITAD_OK, "", mo_parallel_on},
     {"options", "tile_batch 257 (above the cap)", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->tile_batch 257 is above the largest accepted, 256 (0 = the default)", mo_tile_batch_big},
     {"options", "tile_batch (uint32_t)−1", NEXVITAD_INVALID_ARGUMENT, "nexvitad_model_open: invalid argument: options->tile_batch 4294967295 is above the largest accepted, 256 (0 = the default)", mo_tile_batch_huge},
     {"options", "tile_batch 1 (valid: one tile per encoder call)", NEXVITAD_OK, "", mo_tile_batch_one},

@@ -56,6 +56,40 @@ fn io_binding_runs_equal_plain_runs() {
 }
 
 #[test]
+fn parallel_encoders_give_the_sequential_features() {
+    let refs = read_safetensors(&root().join("tests/fixtures/encoder/tiny_refs.safetensors"));
+    let input = tensor(&refs, "input").into_dimensionality::<ndarray::Ix4>().unwrap();
+    let (want, _) = tiny_model().backbones().run(input.view(), input.view()).unwrap();
+    // The same thread count as the sequential model (ORT's own choice is all cores, which
+    // parallel_encoders halves; a thread count may move the last bits of a sum).
+    for threads in [1usize, 2] {
+        let mut seq = options();
+        seq.session.intra_threads = threads;
+        let mut par = seq.clone();
+        par.session.parallel_encoders = true;
+        assert_eq!(par.session.session_threads(), threads, "an explicit thread count is kept per encoder");
+        let (a, _) = Model::open(tiny_model_dir(), &seq).unwrap().backbones().run(input.view(), input.view()).unwrap();
+        let model = Model::open(tiny_model_dir(), &par).expect("open with parallel encoders");
+        for _ in 0..3 {
+            let (b, t) = model.backbones().run(input.view(), input.view()).unwrap();
+            assert!(t.hiera_s > 0.0 && t.dinov2_s > 0.0, "each encoder's own time is kept");
+            for (s, (x, y)) in b.hiera.iter().zip(&a.hiera).enumerate() {
+                assert_eq!(x, y, "{threads} thread(s): hiera stage{} differs side by side", s + 1);
+            }
+            assert_eq!(b.dinov2, a.dinov2, "{threads} thread(s): dinov2 differs side by side");
+        }
+    }
+    // With ORT's own choice each side gets half the cores, at least one.
+    let mut half = options();
+    half.session.parallel_encoders = true;
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(half.session.session_threads(), (cores / 2).max(1));
+    let (c, _) = Model::open(tiny_model_dir(), &half).unwrap().backbones().run(input.view(), input.view()).unwrap();
+    let close = |x: &ndarray::Array4<f32>, y: &ndarray::Array4<f32>| x.iter().zip(y).all(|(a, b)| (a - b).abs() <= 1e-4 * (1.0 + b.abs()));
+    assert!(close(&c.dinov2, &want.dinov2) && c.hiera.iter().zip(&want.hiera).all(|(x, y)| close(x, y)));
+}
+
+#[test]
 fn fingerprint_is_stable_and_hex() {
     let a = tiny_model().fingerprint().to_string();
     let b = Model::open(tiny_model_dir(), &options()).unwrap().fingerprint().to_string();

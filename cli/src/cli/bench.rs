@@ -169,7 +169,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let mut report = json!({
         "model": a.model.model.display().to_string(),
         "model_name": model.manifest().name,
-        "precision": model.manifest().precision.as_ref().map_or_else(|| "fp32".to_string(), |p| p.describe()),
+        "precision": model.manifest().describe_precision(),
         "onnxruntime_version": nexvitad::onnxruntime_version(),
         "execution_provider": a.model.ep,
         "threads": a.model.threads,
@@ -177,6 +177,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "ort_spinning": a.spin,
         "batch": a.batch,
         "tile_batch": model.options().effective_tile_batch(),
+        "parallel_encoders": model.options().session.parallel_encoders,
         "bank": { "path": bank_path.display().to_string(), "rows": bank.vectors().nrows(), "dim": bank.meta().dim,
                   "scorer": bank.meta().scorer.name(), "grid": [bank.meta().grid_h, bank.meta().grid_w],
                   "tiles": bank.meta().tiles.as_ref().map(|t| json!({ "tile": [t.tile_w, t.tile_h], "overlap": t.tiling.overlap,
@@ -534,13 +535,14 @@ fn print_table(r: &Value) {
     let ours = &r["nexvitad"];
     let theirs = r.get("reference");
     println!(
-        "model {} ({}, {}), ONNX Runtime {} on {}, threads {} (rayon {}), batch {}, bank {} x {} ({}), {} images from {} (first {})",
+        "model {} ({}, {}), ONNX Runtime {} on {}, threads {}{} (rayon {}), batch {}, bank {} x {} ({}), {} images from {} (first {})",
         r["model"].as_str().unwrap_or(""),
         r["model_name"].as_str().unwrap_or(""),
         r["precision"].as_str().unwrap_or(""),
         r["onnxruntime_version"].as_str().unwrap_or("?"),
         r["execution_provider"].as_str().unwrap_or(""),
         r["threads"],
+        if r["parallel_encoders"] == true { " per encoder, encoders side by side" } else { "" },
         r["rayon_threads"],
         r["batch"],
         r["bank"]["rows"],

@@ -15,7 +15,7 @@ pub fn run(a: InfoArgs) -> nexvitad::Result<()> {
     println!("fingerprint  : {}", model.fingerprint());
     println!(
         "precision    : {}",
-        model.manifest().precision.as_ref().map_or_else(|| "fp32".to_string(), |p| p.describe())
+        model.manifest().describe_precision()
     );
     if let Some(v) = nexvitad::onnxruntime_version() {
         println!("onnx runtime : {v}");

@@ -66,6 +66,10 @@ pub struct ModelArgs {
     /// Tiles per encoder call when scoring tiled images (default: 4 on cpu, 16 on cuda).
     #[arg(long, value_name = "N")]
     pub tile_batch: Option<std::num::NonZeroUsize>,
+    /// Run the two encoders side by side, each with half the threads (faster at batch 1
+    /// on CPUs with few cores; --threads is then per encoder).
+    #[arg(long)]
+    pub parallel_encoders: bool,
 }
 
 impl ModelArgs {
@@ -75,6 +79,7 @@ impl ModelArgs {
         opts.session.intra_threads = self.threads;
         opts.ort_library = self.ort.clone();
         opts.tile_batch = self.tile_batch;
+        opts.session.parallel_encoders = self.parallel_encoders;
         Ok(opts)
     }
 
