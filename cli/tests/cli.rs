@@ -346,3 +346,48 @@ fn cli_train_rejects_theta_outside_the_unit_interval() {
     assert!(err.contains("theta") && err.contains("(0, 1)"), "{err}");
     std::fs::remove_dir_all(train_data()).ok();
 }
+
+/// `eval --reference-model`: the INT8 fixture against its fp32 source (within the bound:
+/// exit 0), a model with another fusion (far beyond it: exit 2, said in words), and a
+/// reference folder that is not a model (one clear line).
+#[test]
+fn eval_reference_model_reports_map_drift() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(nexvitad().args(["synth", "--size", "128", "--domains", "grain", "--train-good", "4", "--test-good", "2", "--defects-per-type", "1", "--out"]).arg(&data));
+    let eval = |model: &std::path::Path, reference: &std::path::Path, json: bool| {
+        let mut c = nexvitad();
+        c.args(["eval", "--shots", "4", "--k", "8", "--category", "grain", "--data"]).arg(&data);
+        c.arg("--model").arg(model).arg("--reference-model").arg(reference);
+        if json {
+            c.arg("--json");
+        }
+        c.output().unwrap()
+    };
+    let int8 = root().join("tests/fixtures/int8/tiny-dynamic");
+    let out = eval(&int8, &tiny_model_dir(), true);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["drift"]["within_bound"], true, "{v}");
+    assert_eq!(v["drift"]["images"], 2 + 4);
+    assert!(v["reference"]["pixel_auroc"].is_number() && v["candidate"]["pixel_auroc"].is_number() && v["pixel_auroc_delta"].is_number(), "{v}");
+
+    // Another fusion (patch neighbourhood 1 instead of 3) is another model: its maps differ.
+    let other = t.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    for f in ["hiera.onnx", "dinov2.onnx", "model.json"] {
+        std::fs::copy(tiny_model_dir().join(f), other.join(f)).unwrap();
+    }
+    let json = std::fs::read_to_string(other.join("model.json")).unwrap();
+    assert!(json.contains("\"local_avg\": 3"));
+    std::fs::write(other.join("model.json"), json.replace("\"local_avg\": 3", "\"local_avg\": 1")).unwrap();
+    let out = eval(&other, &tiny_model_dir(), false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("map drift over 6 images") && text.contains("BEYOND the bound"), "{text}");
+
+    let out = eval(&int8, &data, false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.starts_with("nexvitad: error:") && err.contains("model.json") && err.lines().count() == 1, "{err}");
+}

@@ -128,7 +128,7 @@ def test_the_map_check_compares_anomaly_maps_with_the_cli(tmp_path, good):
     assert d["images"] == 12, d
     assert 0.0 < d["mean_abs"] <= d["max_abs"], d
     assert 0.0 <= d["pixel_disagreement"] <= 1.0 and abs(d["pixel_auroc_delta"]) <= 0.05, d
-    if d["mean_abs"] > 0.05 or d["pixel_disagreement"] > 0.01:
+    if d["mean_abs"] > 0.05 or d["pixel_disagreement"] > 0.02:
         assert "WARNING: keeping a model whose maps drift beyond the bound" in r.stderr, r.stderr
     r = run("--model", str(TINY), "--out", str(tmp_path / "bad-cli"), "--cli", str(tmp_path / "no-such-nexvitad"))
     assert r.returncode != 0 and "does not exist" in r.stderr
