@@ -47,7 +47,8 @@
 //   Bank::merge(other) a new bank from both banks' images; either equals, bit for bit, the
 //   bank built from all the images at once.
 // - Tiles per encoder call (C ABI revision 6): ModelOptions::tile_batch() sets how many tiles
-//   of tiled images go through the encoders at once when scoring (0 = the provider's default).
+//   of tiled images go through the encoders at once when scoring (0 = the provider's default);
+//   ModelOptions::parallel_encoders(true) runs the two encoders side by side on two threads.
 // - Training: nexvitad::train(base, data_root, sources, target, out_dir, TrainOptions, progress)
 //   writes a new model folder; its progress callback gets loss terms and can cancel.
 // - HALCON: see namespace nexvitad::halcon for HImage raw pointers.
@@ -464,6 +465,11 @@ public:
     /// constructor throws Status::invalid_argument). Larger calls hold more memory and are not
     /// faster on the CPU; on a GPU they keep the device busy.
     ModelOptions& tile_batch(std::uint32_t n) { raw_.tile_batch = n; return *this; }
+    /// Runs the two encoders (Hiera and DINOv2) side by side, each on its own thread, instead of
+    /// one after the other (nexvitad_options.parallel_encoders = 1, C ABI revision 6); with
+    /// intra_threads 0 each encoder then gets half the cores. Faster at batch 1 on CPUs with few
+    /// cores; the scores are the same. Off by default.
+    ModelOptions& parallel_encoders(bool on) { raw_.parallel_encoders = on ? 1u : 0u; return *this; }
 
     const std::string& ort_library() const noexcept { return ort_library_; }
     const std::string& execution_provider() const noexcept { return provider_; }
@@ -472,6 +478,7 @@ public:
     std::uint32_t max_image_side() const noexcept { return raw_.max_image_side; }
     std::uint64_t max_image_pixels() const noexcept { return raw_.max_image_pixels; }
     std::uint32_t tile_batch() const noexcept { return raw_.tile_batch; }
+    bool parallel_encoders() const noexcept { return raw_.parallel_encoders != 0; }
 
     /// The C struct; its string pointers point into this object and live as long as it does.
     nexvitad_options c_options() const noexcept {

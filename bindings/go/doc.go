@@ -35,6 +35,7 @@
 //
 // Options.TileBatch (C ABI revision 6) sets how many tiles of tiled images go through the
 // encoders per call when scoring; 0 is the execution provider's default.
+// Options.ParallelEncoders runs the two encoders side by side on two threads.
 //
 // BuildBank, Bank.Add and Bank.Merge take a context.Context: cancelling it stops the call
 // at its next progress step, through the C library's progress callback.

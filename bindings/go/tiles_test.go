@@ -300,3 +300,48 @@ func TestTileBatchOutOfRange(t *testing.T) {
 	wantStatus(t, "TileBatch -1", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
 	wantMessage(t, "TileBatch -1", err, "Options.TileBatch -1")
 }
+
+// TestParallelEncodersScoresAsTheDefault opens the model with Options.ParallelEncoders (the
+// two encoders side by side, C ABI revision 6) and scores the cross-language tiny.bank and
+// image: the image score equals the default's (one after the other) within 1e-5 relative.
+func TestParallelEncodersScoresAsTheDefault(t *testing.T) {
+	if rev := nexvitad.LibraryABIRevision(); rev < 6 {
+		t.Fatalf("library ABI revision %d, want >= 6", rev)
+	}
+	m := openTiny(t) // ParallelEncoders false, the zero value
+	b, err := m.LoadBank(filepath.Join(fixtureDir, "tiny.bank"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	pix, w, h := fixtureImage(t)
+	img := nexvitad.RawImage{Pix: pix, Width: w, Height: h, Format: nexvitad.RGB8}
+	want, err := m.ScoreRawImage(b, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp, err := nexvitad.Open(modelDir, &nexvitad.Options{ParallelEncoders: true})
+	if err != nil {
+		t.Fatalf("ParallelEncoders: %v", err)
+	}
+	defer mp.Close()
+	if mp.Fingerprint() != m.Fingerprint() {
+		t.Errorf("ParallelEncoders: fingerprint %s, want %s", mp.Fingerprint(), m.Fingerprint())
+	}
+	bp, err := mp.LoadBank(filepath.Join(fixtureDir, "tiny.bank"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bp.Close()
+	res, err := mp.ScoreRawImage(bp, img)
+	if err != nil {
+		t.Fatalf("ParallelEncoders: %v", err)
+	}
+	if math.Abs(float64(res.Score)-float64(want.Score)) > 1e-5*math.Abs(float64(want.Score)) {
+		t.Errorf("ParallelEncoders: image score %v, the default's %v (beyond 1e-5 relative)", res.Score, want.Score)
+	}
+	if res.Threshold != want.Threshold || res.Width != want.Width || res.Height != want.Height || len(res.Map) != len(want.Map) {
+		t.Errorf("ParallelEncoders: threshold %v, map %dx%d (%d); the default's %v, %dx%d (%d)",
+			res.Threshold, res.Width, res.Height, len(res.Map), want.Threshold, want.Width, want.Height, len(want.Map))
+	}
+}

@@ -757,6 +757,50 @@ namespace NexVitad.Tests
             }
         }
 
+        // ---- the encoders side by side (C ABI revision 6) ---------------------------------------
+
+        private static void Test_ParallelEncodersDefaultsToOffAndReachesTheCStruct()
+        {
+            Assert.True(Library.AbiRevision >= 6, "ABI revision 6: nexvitad_options.parallel_encoders");
+            Assert.True(!new ModelOptions().ParallelEncoders, "ParallelEncoders false (off) read from the library");
+            var on = new ModelOptions { ParallelEncoders = true };
+            Assert.True(on.ParallelEncoders, "ParallelEncoders set");
+            // The C struct the binding passes (ToNative is internal; its strings are freed by Free).
+            MethodInfo toNative = typeof(ModelOptions).GetMethod("ToNative", BindingFlags.NonPublic | BindingFlags.Instance);
+            MethodInfo free = typeof(ModelOptions).GetMethod("Free", BindingFlags.NonPublic | BindingFlags.Static);
+            foreach (bool value in new[] { false, true })
+            {
+                object boxed = toNative.Invoke(new ModelOptions { ParallelEncoders = value }, null);
+                var o = (nexvitad_options)boxed;
+                free.Invoke(null, new[] { boxed });
+                Assert.Equal(value ? 1u : 0u, o.parallel_encoders, "ParallelEncoders " + value + " -> nexvitad_options.parallel_encoders");
+            }
+        }
+
+        private static void Test_ParallelEncodersScoreAsTheDefault()
+        {
+            Assert.True(Library.AbiRevision >= 6, "ABI revision 6: nexvitad_options.parallel_encoders");
+            float want;
+            uint wantThreshold;
+            using (ScoreResult r = M.Score(B, F.Image)) // crosslang tiny.bank, encoders one after the other
+            {
+                want = r.ImageScore;
+                wantThreshold = Fixture.Bits(r.ImageThreshold);
+            }
+            using (Model m = Model.Open(F.ModelDir, new ModelOptions { ParallelEncoders = true }))
+            using (MemoryBank bank = m.LoadBank(F.BankPath))
+            {
+                Assert.Equal(M.Fingerprint, m.Fingerprint, "ParallelEncoders: same fingerprint");
+                using (ScoreResult r = m.Score(bank, F.Image))
+                {
+                    Assert.True(Math.Abs(r.ImageScore - want) <= 1e-5 * Math.Abs(want),
+                        "ParallelEncoders: image score " + r.ImageScore + " vs the default's " + want);
+                    Assert.Equal(wantThreshold, Fixture.Bits(r.ImageThreshold), "ParallelEncoders: threshold");
+                    Assert.Equal(F.Width * F.Height, r.Map.Length, "ParallelEncoders: map length");
+                }
+            }
+        }
+
         // ---- defect regions and per-call thresholds (C ABI revision 3) -------------------------
 
         /// <summary>The options that reproduce expected_tiled.json's region list.</summary>

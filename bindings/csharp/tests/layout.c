@@ -16,7 +16,7 @@ int main(void) {
     F(nexvitad_options, execution_provider) F(nexvitad_options, intra_threads)
     F(nexvitad_options, optimization_level) F(nexvitad_options, max_image_side)
     F(nexvitad_options, reserved0) F(nexvitad_options, max_image_pixels)
-    F(nexvitad_options, tile_batch) F(nexvitad_options, reserved1)
+    F(nexvitad_options, tile_batch) F(nexvitad_options, parallel_encoders)
 
     S(nexvitad_bank_options)
     F(nexvitad_bank_options, struct_size) F(nexvitad_bank_options, scorer)

@@ -26,7 +26,7 @@ namespace NexVitad.Native
         public uint reserved0;
         public ulong max_image_pixels;
         public uint tile_batch;
-        public uint reserved1;
+        public uint parallel_encoders;
     }
 
     /// <summary>nexvitad_bank_options: how to build a bank.</summary>
