@@ -690,9 +690,13 @@ best_b="${best_b:-8}"
 log "best fp32 224 batch: ${best_b} (${best_case:-none measured})"
 bench fp16_224_b1 90 "$MF16" "$EP" --batch 1 --size 224 $W1
 [ "$best_b" != 1 ] && bench "fp16_224_b$best_b" 90 "$MF16" "$EP" --batch "$best_b" --size 224 $(iters_for "$best_b")
-bench tiled_1024 120 "$M224" "$EP" --batch 1 --size 1024 --tile 224 $WT
-# The tile batch (tiles per encoder call; default 16 on CUDA, 4 on the CPU): is 16 the right default?
-for tb in 4 32; do bench "tiled_1024_t$tb" 90 "$M224" "$EP" --batch 1 --size 1024 --tile 224 --tile-batch "$tb" $WT; done
+rm -f "$W/bank_tiled_1024.st"
+bench tiled_1024 120 "$M224" "$EP" --batch 1 --size 1024 --tile 224 --save-bank "$W/bank_tiled_1024.st" $WT
+# The tile batch (tiles per encoder call; default 16 on CUDA, 4 on the CPU): is 16 the right
+# default? Same bank and images as tiled_1024 (no second fit).
+if [ -f "$W/bank_tiled_1024.st" ]; then
+  for tb in 4 32; do bench "tiled_1024_t$tb" 90 "$M224" "$EP" --batch 1 --size 1024 --bank "$W/bank_tiled_1024.st" --tile-batch "$tb" $WT; done
+fi
 bench tiled_2448x2048 150 "$M224" "$EP" --batch 1 --images "$W/images/2448x2048" --shots 1 --tile 224 $WL
 bench fp32_448_b8 90 "$M448" "$EP" --batch 8 --size 448 $W448B
 exit
