@@ -185,25 +185,10 @@ def force_random_init():
 # ---------------------------------------------------------------------------------------
 
 
-def rss_reset():
-    """Resets the kernel's peak-RSS counter (VmHWM) so it measures what follows."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def vm_kb(key):
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+# The peak-RSS helpers are the reference pipeline's (same folder; it imports only the standard
+# library at the top), so both scripts measure memory the same way.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference import rss_reset, vm_kb  # noqa: E402
 
 
 def process_peak_mb():
