@@ -305,7 +305,9 @@ TEST(Tiles, ParallelEncodersScoreAsTheDefault) {
 
 TEST(Tiles, ParallelEncodersOtherThanZeroOrOneIsRefused) {
     ASSERT_GE(nexvitad_abi_revision(), 6u);
-    nexvitad_options o = nexvitad::ModelOptions().c_options();
+    // The options object owns the strings c_options() points to: it must outlive `o`.
+    nexvitad::ModelOptions opts;
+    nexvitad_options o = opts.c_options();
     o.parallel_encoders = 2;  // not reachable through the bool setter: the C struct directly
     nexvitad_model* h = nullptr;
     EXPECT_EQ(nexvitad_model_open(support::model_dir().string().c_str(), &o, &h), NEXVITAD_INVALID_ARGUMENT);
