@@ -81,8 +81,8 @@ pub struct SessionConfig {
     /// Run Hiera and DINOv2 at the same time, each on its own thread, instead of one after
     /// the other. Off by default. At batch 1 on a CPU with few cores each encoder alone
     /// leaves the cores partly idle (small matrix products split over threads wait on one
-    /// another); two encoders side by side with half the threads each fill them: 1.35x for
-    /// the fp32 encoders on 2 cores (docs/performance.md, section 8). With `intra_threads`
+    /// another); two encoders side by side with half the threads each fill them: 1.05-1.31x
+    /// for the fp32 encoders on 2 cores, never slower (docs/performance.md, section 8). With `intra_threads`
     /// 0 each session then gets half the cores (at least one) instead of all of them.
     pub parallel_encoders: bool,
 }

@@ -363,6 +363,22 @@ pub fn heat_range(bank: &MemoryBank) -> (f32, f32) {
 /// `progress` sees the bank build's stages, then the scoring of the test images reported as
 /// `Stage::Encode`.
 pub fn evaluate_category(model: &Model, root: &Path, category: &str, opts: &EvalOptions, progress: ProgressFn<'_>) -> Result<EvalReport> {
+    evaluate_with(model, root, category, opts, progress, &mut |_, _, _| Ok(()))
+}
+
+/// Each test image as scored: the decoded image, its result and the bank.
+type OnScored<'a> = dyn FnMut(&image::RgbImage, &score::ScoreResult, &MemoryBank) -> Result<()> + 'a;
+
+/// [`evaluate_category`], handing every scored test image to `on_scored` as it goes (so a
+/// comparison can use it without decoding and scoring it again).
+fn evaluate_with(
+    model: &Model,
+    root: &Path,
+    category: &str,
+    opts: &EvalOptions,
+    progress: ProgressFn<'_>,
+    on_scored: &mut OnScored<'_>,
+) -> Result<EvalReport> {
     let cat: Category = data::open_category(root, category)?;
     if opts.shots == 0 {
         return Err(Error::invalid("shots must be at least 1"));
@@ -396,6 +412,7 @@ pub fn evaluate_category(model: &Model, root: &Path, category: &str, opts: &Eval
         enc.push((t.prepare_s + t.hiera_s + t.dinov2_s) * 1e3);
         sc.push((t.head_s + t.matching_s + t.upsample_smooth_s) * 1e3);
         acc.add(s, &img, &r.map)?;
+        on_scored(&img, &r, &bank)?;
         if !progress(Progress { stage: Stage::Encode, done: i + 1, total }) {
             return Err(Error::Cancelled);
         }
@@ -470,7 +487,10 @@ pub struct ModelComparison {
 
 /// Evaluates `reference` and `candidate` on one category with the same options (each fits
 /// its own bank on the same good images) and measures how far the candidate's maps move
-/// ([`MapDrift`]). `progress` sees both evaluations, then the comparison as `Stage::Encode`.
+/// ([`MapDrift`]). While the candidate scores each test image, the reference scores it too
+/// with its own bank, so maps are compared as they come and memory does not grow with the
+/// test set (three scorings per image: the reference's own evaluation needs its bank first).
+/// `progress` sees both evaluations. Heatmap overlays (`opts.heatmaps`) are the candidate's.
 pub fn compare_models(
     reference: &Model,
     candidate: &Model,
@@ -479,24 +499,18 @@ pub fn compare_models(
     opts: &EvalOptions,
     progress: ProgressFn<'_>,
 ) -> Result<ModelComparison> {
-    let mut a = evaluate_category(reference, root, category, opts, progress).map_err(|e| e.context("reference model"))?;
-    let mut b = evaluate_category(candidate, root, category, opts, progress).map_err(|e| e.context("candidate model"))?;
-    let (bank_a, bank_b) = match (a.bank.take(), b.bank.take()) {
-        (Some(x), Some(y)) => (x, y),
-        _ => return Err(Error::Internal("evaluation kept no bank".into())),
-    };
-    let cat = data::open_category(root, category)?;
-    let (ca, cb) = (&bank_a.meta().calibration, &bank_b.meta().calibration);
+    let ref_opts = EvalOptions { heatmaps: None, ..opts.clone() };
+    let mut a = evaluate_category(reference, root, category, &ref_opts, progress).map_err(|e| e.context("reference model"))?;
+    let bank_a = a.bank.take().ok_or_else(|| Error::Internal("evaluation kept no bank".into()))?;
     let norm = |t: f32| if t > 0.0 { t as f64 } else { 1.0 };
-    let (pa, pb, ia, ib) = (norm(ca.pixel_threshold), norm(cb.pixel_threshold), norm(ca.image_threshold), norm(cb.image_threshold));
-    let (mut ws_a, mut ws_b) = (Workspace::new(), Workspace::new());
+    let (pa, ia) = (norm(bank_a.meta().calibration.pixel_threshold), norm(bank_a.meta().calibration.image_threshold));
+    let mut ws_a = Workspace::new();
     let (mut max_abs, mut sum_abs, mut pixels, mut disagree) = (0.0f64, 0.0f64, 0usize, 0usize);
-    let (mut score_max, mut image_disagreement) = (0.0f64, 0usize);
-    let total = cat.test.len();
-    for (i, s) in cat.test.iter().enumerate() {
-        let img = load_image(&s.path)?;
-        let ra = score::score(reference, &bank_a, &rgb_view(reference, &img)?, &mut ws_a)?;
-        let rb = score::score(candidate, &bank_b, &rgb_view(candidate, &img)?, &mut ws_b)?;
+    let (mut score_max, mut images, mut image_disagreement) = (0.0f64, 0usize, 0usize);
+    let mut compare = |img: &image::RgbImage, rb: &score::ScoreResult, bank_b: &MemoryBank| -> Result<()> {
+        let ra = score::score(reference, &bank_a, &rgb_view(reference, img)?, &mut ws_a)?;
+        let (pb, ib) = (norm(bank_b.meta().calibration.pixel_threshold), norm(bank_b.meta().calibration.image_threshold));
+        // Above the threshold = anomalous, as scoring decides (`score > threshold`).
         for (&x, &y) in ra.map.values.iter().zip(&rb.map.values) {
             let (x, y) = (x as f64 / pa, y as f64 / pb);
             let d = (x - y).abs();
@@ -508,14 +522,15 @@ pub fn compare_models(
         let (sa, sb) = (ra.map.image_score as f64 / ia, rb.map.image_score as f64 / ib);
         score_max = score_max.max((sa - sb).abs());
         image_disagreement += usize::from((sa > 1.0) != (sb > 1.0));
-        if !progress(Progress { stage: Stage::Encode, done: i + 1, total }) {
-            return Err(Error::Cancelled);
-        }
-    }
+        images += 1;
+        Ok(())
+    };
+    let mut b = evaluate_with(candidate, root, category, opts, progress, &mut compare).map_err(|e| e.context("candidate model"))?;
+    b.bank = None;
     let mean_abs = sum_abs / pixels.max(1) as f64;
     let pixel_disagreement = disagree as f64 / pixels.max(1) as f64;
     let drift = MapDrift {
-        images: total,
+        images,
         max_abs,
         mean_abs,
         pixel_disagreement,

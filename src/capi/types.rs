@@ -215,7 +215,7 @@ pub struct nexvitad_options {
     pub tile_batch: u32,
     /// 1 = run the two encoders side by side, each on its own thread, instead of one after
     /// the other (revision 6); 0 = off, the default. Faster at batch 1 on CPUs with few cores
-    /// (1.35x on 2 cores for the fp32 encoders). With intra_threads 0 each encoder then gets
+    /// (1.05-1.31x on 2 cores for the fp32 encoders). With intra_threads 0 each encoder then gets
     /// half the cores.
     pub parallel_encoders: u32,
 }

@@ -332,7 +332,7 @@ fn the_tile_batch_changes_how_tiles_are_grouped_not_the_scores() {
     // Two images of 9 tiles: 5 per call leaves a short last call and mixes the images in
     // the second; 256 puts every tile into one call.
     let tiles = bank.meta().tiles.as_ref().unwrap().grid(512, 512).unwrap().len();
-    assert!((2 * tiles) % 5 != 0 && tiles % 5 != 0, "{tiles} tiles: choose a batch that leaves a remainder");
+    assert!(!(2 * tiles).is_multiple_of(5) && !tiles.is_multiple_of(5), "{tiles} tiles: choose a batch that leaves a remainder");
     for b in [1usize, 5, 256] {
         let opts = nexvitad::ModelOptions { tile_batch: std::num::NonZeroUsize::new(b), ..options() };
         let model = nexvitad::Model::open(tiny_model_dir(), &opts).unwrap();

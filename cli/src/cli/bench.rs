@@ -338,6 +338,7 @@ fn measure(a: &BenchArgs, model: &nexvitad::Model, bank: &MemoryBank, paths: &[P
         wall += (t2 - t0).as_secs_f64();
         measured += idx.len();
     }
+    let stage = |name: &str| -> &[f64] { STAGES.iter().position(|s| *s == name).map_or(&[], |i| &samples[i]) };
     let stages: serde_json::Map<String, Value> = STAGES.iter().zip(&samples).map(|(name, s)| (name.to_string(), stats_ms(s))).collect();
     let stat = |name: &str, key: &str| stages[name][key].as_f64().unwrap_or(0.0);
     let share = |key: &str| {
@@ -356,8 +357,8 @@ fn measure(a: &BenchArgs, model: &nexvitad::Model, bank: &MemoryBank, paths: &[P
         // Per image, in measuring order: so runs alternated between models (scripts/int8-eval.sh)
         // can pool their samples into one median.
         "samples_ms": {
-            "encoders": samples[2].iter().zip(&samples[3]).map(|(h, d)| (h + d) * 1e3).collect::<Vec<f64>>(),
-            "total": samples[7].iter().map(|t| t * 1e3).collect::<Vec<f64>>(),
+            "encoders": stage("hiera").iter().zip(stage("dinov2")).map(|(h, d)| (h + d) * 1e3).collect::<Vec<f64>>(),
+            "total": stage("total").iter().map(|t| t * 1e3).collect::<Vec<f64>>(),
         },
         "post_encoder_min_ms": post_min,
         "post_encoder_over_encoders_pct_of_mins": pct_min,
@@ -407,7 +408,7 @@ fn run_python(a: &BenchArgs, args: &[String]) -> Result<Value> {
 fn run_script(a: &BenchArgs, script: &Path, args: &[String]) -> Result<Value> {
     let py = python(a);
     let mut cmd = Command::new(&py);
-    cmd.arg(&script).args(args);
+    cmd.arg(script).args(args);
     if a.model.threads > 0 {
         // numpy/scipy BLAS gets the same thread budget as ONNX Runtime and our rayon pool.
         for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"] {
@@ -445,10 +446,7 @@ fn run_peer(a: &BenchArgs, paths: &[PathBuf]) -> Result<Value> {
         args.extend(["--models".to_string(), m.clone()]);
     }
     args.extend(paths.iter().map(|p| p.display().to_string()));
-    run_script(a, &script, &args).map_err(|e| match e {
-        Error::Runtime(m) if m.contains("pip install") => Error::runtime(format!("--peer anomalib: {m}")),
-        e => e,
-    })
+    run_script(a, &script, &args).map_err(|e| e.context("--peer anomalib"))
 }
 
 /// The peer's models next to ours: ms per image, images/s and how many times faster we are.

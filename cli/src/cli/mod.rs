@@ -124,6 +124,7 @@ pub fn run() -> i32 {
     };
     match res {
         Ok(code) => code,
+        // Ctrl-C: the shell's convention (128 + SIGINT); the command said what it left.
         Err(nexvitad::Error::Cancelled) => 130,
         Err(e) => {
             eprintln!("nexvitad: error: {e}");
