@@ -15,6 +15,10 @@
 #     4. .venv/ at the repository root with bench/requirements.txt and tools/requirements.txt
 #        (numpy/scipy/onnxruntime for tests/integration/parity.rs; torch, timm, onnx and pytest for
 #        tests/python). Re-installed only when those files change (hash in .venv/.requirements.sha256).
+#        Before that install, and before `make test` builds, the free disk space is checked: a
+#        first run needs about 8 GiB for .venv (torch's CUDA wheels) and 6 GiB for target/; short
+#        of that it stops at once, naming the folder and what it found, rather than failing
+#        half-way through an install.
 #   scripts/setup.sh --demo   only what `make demo` needs: cargo, a C linker, python3 with pip,
 #                             ONNX Runtime. No system packages, no .venv, no torch.
 #
@@ -34,6 +38,17 @@ esac
 
 say() { echo "[setup] $*"; }
 die() { echo "[setup] ERROR: $*" >&2; exit 1; }
+
+# need_space DIR GIB WHAT: stop unless the file system holding DIR has GIB GiB free. Where df
+# cannot say (an unusual file system), the check is skipped rather than guessed.
+need_space() {
+  local dir=$1 gib=$2 what=$3 avail_kb
+  avail_kb=$(df -Pk "$dir" 2>/dev/null | awk 'NR == 2 { print $4 }') || return 0
+  [[ $avail_kb =~ ^[0-9]+$ ]] || return 0
+  if (( avail_kb < gib * 1024 * 1024 )); then
+    die "$what needs about $gib GiB of free disk space; the file system holding $dir has $(( avail_kb / 1024 / 1024 )) GiB ($(( avail_kb / 1024 )) MiB) free. Free some space (old build folders, 'cargo clean' in other checkouts) and rerun."
+  fi
+}
 
 # ---- 1. prerequisites ------------------------------------------------------------------------
 python="${PYTHON:-python3}"
@@ -154,11 +169,19 @@ fi
 if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
   say "Python environment .venv up to date (${reqs[*]})"
 else
+  # pip unpacks the wheels under TMPDIR before moving them into .venv: both must have room.
+  need_space "$venv" 8 "installing ${reqs[*]} into .venv (torch and its CUDA wheels)"
+  need_space "${TMPDIR:-/tmp}" 4 "unpacking the Python wheels in ${TMPDIR:-/tmp} (set TMPDIR to use another folder)"
   say "installing ${reqs[*]} into .venv (torch and its CUDA wheels: a few GB on first run)"
   rm -f "$stamp"
   req_args=()
   for r in "${reqs[@]}"; do req_args+=(-r "$r"); done
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${req_args[@]}"
+  # --no-cache-dir: a second copy of the same wheels in ~/.cache/pip would only take disk.
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir "${req_args[@]}"
   echo "$want" >"$stamp"
 fi
+# The builds of `make test` (debug and release, the sanitizer build, the bindings) fill target/
+# and build/ with about 6 GiB on a fresh clone; less is needed once they exist.
+if [ -d "$root/target/debug" ]; then build_gib=2; else build_gib=6; fi
+need_space "$root" "$build_gib" "building and testing (target/ and build/)"
 say "ready for make test"
