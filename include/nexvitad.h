@@ -111,6 +111,8 @@
  *     * jitter                      0.2                         negative          0.2
  *       resume                      0                           0                 0
  *       target_test                 0                           0                 0
+ *       cache_dir                   the output folder           NULL              NULL
+ *       cache_mem                   1/8 of RAM, at most 1 GiB   0                 0
  *
  * (Revision 2 made every field follow this rule; earlier libraries refuse the values that
  * became defaults - 0 epsilon, a negative sigma other than -1, and so on - with
@@ -210,8 +212,11 @@
  *      nexvitad_score_batch_with_options().
  *   6: nexvitad_options grows `tile_batch` (tiles per encoder call when scoring tiled
  *      images) and `parallel_encoders` (the two encoders side by side).
+ *   7: the training feature cache: nexvitad_train_options grows `cache_dir` and
+ *      `cache_mem`, nexvitad_train_result grows `cache_bytes`, `encoded` and `reused`;
+ *      options->resume = 1 also continues a run cancelled while encoding.
  */
-#define NEXVITAD_ABI_REVISION 6
+#define NEXVITAD_ABI_REVISION 7
 
 /**
  * Status returned by every function that can fail. Each value is one class of failure;
@@ -1199,6 +1204,22 @@ typedef struct nexvitad_train_options {
      * 1: also train on the target's test images, unlabeled (their masks are never read).
      */
     uint32_t target_test;
+    /**
+     * Folder of the feature cache (revision 7), `features.nxcache`: every training image's
+     * encoder outputs, written once and reused by a resumed run; NULL = `out_dir`. A
+     * folder shared by runs on the same data encodes the images once; a cache there of
+     * other data is refused (NEXVITAD_MISMATCH), never overwritten. It stays after the run
+     * (a resume with more epochs reuses it); delete it when the model is final.
+     */
+    const char *cache_dir;
+    /**
+     * Bytes of feature sets held in memory (revision 7); the others are read from the
+     * cache file when a step uses them, so memory stops growing with the number of images.
+     * 0 = the default: 1/8 of the machine's memory, at most 1 GiB. It must hold one
+     * step's feature sets (min(batch, source images) + 2 x min(batch, target images)
+     * images) or the call fails with NEXVITAD_INVALID_ARGUMENT naming the least.
+     */
+    uint64_t cache_mem;
 } nexvitad_train_options;
 
 /**
@@ -1354,6 +1375,18 @@ typedef struct nexvitad_train_result {
      * Seconds spent in training steps in this call.
      */
     double train_s;
+    /**
+     * Size of the feature cache file, in bytes (revision 7).
+     */
+    uint64_t cache_bytes;
+    /**
+     * Feature sets (images and perturbed copies) this call encoded (revision 7).
+     */
+    uint64_t encoded;
+    /**
+     * Feature sets this call found in the cache, from a stopped or earlier run (revision 7).
+     */
+    uint64_t reused;
 } nexvitad_train_result;
 
 #ifdef __cplusplus
@@ -1811,11 +1844,19 @@ nexvitad_status nexvitad_train_options_default(struct nexvitad_train_options *op
  *
  * Checkpoints: every options->checkpoint_every steps, when cancelled after a step, and at
  * the end. Cancelling (`cb` returns non-zero) returns NEXVITAD_CANCELLED and leaves the
- * checkpoint of the last finished step (none if cancelled while encoding; the folder may
- * then be reused for a new run). Calling again with the same model, data, domains and
- * options plus options->resume = 1 continues from it; the finished model is then
- * bit-identical to that of an unbroken run (`epochs` may be raised to train longer). A
- * resumed call re-encodes the images (encoding is not checkpointed).
+ * checkpoint of the last finished step, or when cancelled while encoding the feature sets
+ * encoded so far in the feature cache. Calling again with the same model, data, domains
+ * and options plus options->resume = 1 continues from there; the finished model is then
+ * bit-identical to that of an unbroken run (`epochs` may be raised to train longer).
+ *
+ * Feature cache (revision 7): the encoder outputs of every image and perturbed copy go to
+ * `features.nxcache` in options->cache_dir (NULL: `out_dir`), each record checksummed:
+ * a resumed call reuses every record that verifies and encodes only the others (a
+ * truncated or corrupt file is repaired, never read as features). Up to options->cache_mem
+ * bytes of them stay in memory, the rest are read from the file at each step; the trained
+ * model is the same bit for bit whatever the budget. The file's space is reserved before
+ * encoding, so a disk too small fails at once (NEXVITAD_IO, naming the size needed) and
+ * leaves no cache behind.
  *
  * Deterministic: the same base model, data, domains and options (seed included) give the
  * same files, bit for bit, with the same number of compute threads. Training runs on the
@@ -1829,10 +1870,12 @@ nexvitad_status nexvitad_train_options_default(struct nexvitad_train_options *op
  * Errors: NEXVITAD_INVALID_ARGUMENT (NULL pointer or empty string, n_sources = 0, a
  * repeated source, the target among the sources, a domain that is missing or has no
  * images, a source without masks, `out_dir` not empty without resume, resume without a
- * checkpoint, an option out of range such as theta outside (0, 1) - the message names it),
+ * checkpoint or feature cache, an option out of range such as theta outside (0, 1), a
+ * cache_mem below one step's feature sets, a cache in use by another run - the message
+ * names it),
  * NEXVITAD_IO (data_root missing, a file unreadable or unwritable), NEXVITAD_FORMAT (a
  * corrupt image or checkpoint), NEXVITAD_MISMATCH (resume with a checkpoint of other
- * data or options), NEXVITAD_CANCELLED (the callback returned non-zero), NEXVITAD_RUNTIME
+ * data or options; a feature cache in cache_dir of other data), NEXVITAD_CANCELLED (the callback returned non-zero), NEXVITAD_RUNTIME
  * (ONNX Runtime failed), NEXVITAD_INTERNAL (training diverged: the loss is not finite).
  */
 nexvitad_status nexvitad_train(const struct nexvitad_model *model,

@@ -64,7 +64,10 @@ pub const NEXVITAD_ABI_VERSION: u32 = 1;
 ///      nexvitad_score_batch_with_options().
 ///   6: nexvitad_options grows `tile_batch` (tiles per encoder call when scoring tiled
 ///      images) and `parallel_encoders` (the two encoders side by side).
-pub const NEXVITAD_ABI_REVISION: u32 = 6;
+///   7: the training feature cache: nexvitad_train_options grows `cache_dir` and
+///      `cache_mem`, nexvitad_train_result grows `cache_bytes`, `encoded` and `reused`;
+///      options->resume = 1 also continues a run cancelled while encoding.
+pub const NEXVITAD_ABI_REVISION: u32 = 7;
 
 /// The library version, e.g. "0.1.0". Static storage; never NULL. Any thread.
 #[no_mangle]

@@ -14,7 +14,7 @@ use super::types::{
 use super::versioned::{read_in, struct_size, write_out};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
-use crate::train::{train_model, PerturbOptions, StepStats, TrainConfig, TrainEvent, TrainSpec, CHECKPOINT_FILE};
+use crate::train::{train_model, CacheOptions, PerturbOptions, StepStats, TrainConfig, TrainEvent, TrainSpec, CHECKPOINT_FILE};
 
 /// `lambda1`/`lambda2` value nexvitad_train_options_default() writes: negative = "the
 /// model's default".
@@ -43,6 +43,8 @@ fn default_train_options() -> nexvitad_train_options {
         jitter: d.perturb.jitter,
         resume: 0,
         target_test: 0,
+        cache_dir: std::ptr::null(),
+        cache_mem: 0,
     }
 }
 
@@ -53,6 +55,15 @@ fn flag(v: u32, field: &str) -> Result<bool> {
         1 => Ok(true),
         v => Err(Error::invalid(format!("options->{field} is {v}; it must be 0 or 1"))),
     }
+}
+
+/// The feature cache options: NULL folder = the output folder, 0 bytes = the default.
+///
+/// # Safety
+/// `o.cache_dir` is NULL or NUL-terminated.
+unsafe fn to_cache_options(o: &nexvitad_train_options) -> Result<CacheOptions> {
+    let dir = if o.cache_dir.is_null() { None } else { Some(c_path(o.cache_dir, "options->cache_dir")?) };
+    Ok(CacheOptions { dir, mem_budget: (o.cache_mem != 0).then_some(o.cache_mem) })
 }
 
 /// C options to the safe API's `TrainConfig` (values checked by `TrainConfig::validate`,
@@ -184,11 +195,19 @@ pub unsafe extern "C" fn nexvitad_train_options_default(options: *mut nexvitad_t
 ///
 /// Checkpoints: every options->checkpoint_every steps, when cancelled after a step, and at
 /// the end. Cancelling (`cb` returns non-zero) returns NEXVITAD_CANCELLED and leaves the
-/// checkpoint of the last finished step (none if cancelled while encoding; the folder may
-/// then be reused for a new run). Calling again with the same model, data, domains and
-/// options plus options->resume = 1 continues from it; the finished model is then
-/// bit-identical to that of an unbroken run (`epochs` may be raised to train longer). A
-/// resumed call re-encodes the images (encoding is not checkpointed).
+/// checkpoint of the last finished step, or when cancelled while encoding the feature sets
+/// encoded so far in the feature cache. Calling again with the same model, data, domains
+/// and options plus options->resume = 1 continues from there; the finished model is then
+/// bit-identical to that of an unbroken run (`epochs` may be raised to train longer).
+///
+/// Feature cache (revision 7): the encoder outputs of every image and perturbed copy go to
+/// `features.nxcache` in options->cache_dir (NULL: `out_dir`), each record checksummed:
+/// a resumed call reuses every record that verifies and encodes only the others (a
+/// truncated or corrupt file is repaired, never read as features). Up to options->cache_mem
+/// bytes of them stay in memory, the rest are read from the file at each step; the trained
+/// model is the same bit for bit whatever the budget. The file's space is reserved before
+/// encoding, so a disk too small fails at once (NEXVITAD_IO, naming the size needed) and
+/// leaves no cache behind.
 ///
 /// Deterministic: the same base model, data, domains and options (seed included) give the
 /// same files, bit for bit, with the same number of compute threads. Training runs on the
@@ -202,10 +221,12 @@ pub unsafe extern "C" fn nexvitad_train_options_default(options: *mut nexvitad_t
 /// Errors: NEXVITAD_INVALID_ARGUMENT (NULL pointer or empty string, n_sources = 0, a
 /// repeated source, the target among the sources, a domain that is missing or has no
 /// images, a source without masks, `out_dir` not empty without resume, resume without a
-/// checkpoint, an option out of range such as theta outside (0, 1) - the message names it),
+/// checkpoint or feature cache, an option out of range such as theta outside (0, 1), a
+/// cache_mem below one step's feature sets, a cache in use by another run - the message
+/// names it),
 /// NEXVITAD_IO (data_root missing, a file unreadable or unwritable), NEXVITAD_FORMAT (a
 /// corrupt image or checkpoint), NEXVITAD_MISMATCH (resume with a checkpoint of other
-/// data or options), NEXVITAD_CANCELLED (the callback returned non-zero), NEXVITAD_RUNTIME
+/// data or options; a feature cache in cache_dir of other data), NEXVITAD_CANCELLED (the callback returned non-zero), NEXVITAD_RUNTIME
 /// (ONNX Runtime failed), NEXVITAD_INTERNAL (training diverged: the loss is not finite).
 #[no_mangle]
 pub unsafe extern "C" fn nexvitad_train(
@@ -231,6 +252,7 @@ pub unsafe extern "C" fn nexvitad_train(
         }
         let opts = if options.is_null() { default_train_options() } else { read_in(options, default_train_options(), "options")? };
         let (cfg, resume, target_test) = to_train_config(&opts, mh.model.manifest())?;
+        let cache = to_cache_options(&opts)?;
         let spec = TrainSpec { root: root.clone(), sources, target, target_test };
         spec.validate()?;
         // A missing root is a file-system error, not a domain one: say so before any domain.
@@ -243,9 +265,10 @@ pub unsafe extern "C" fn nexvitad_train(
                 f(user, &record) == 0
             }
         };
-        let summary = match train_model(&mh.model, &spec, &cfg, &out, resume, &mut progress) {
+        let cache_file = cache.dir.clone().unwrap_or_else(|| out.clone()).join(crate::train::CACHE_FILE);
+        let summary = match train_model(&mh.model, &spec, &cfg, &out, resume, &cache, &mut progress) {
             Err(Error::Cancelled) => {
-                log_cancelled(&out);
+                log_cancelled(&out, &cache_file);
                 return Err(Error::Cancelled);
             }
             other => other?,
@@ -282,6 +305,9 @@ pub unsafe extern "C" fn nexvitad_train(
                 coverage: last.coverage,
                 encode_s: summary.encode_s,
                 train_s: summary.train_s,
+                cache_bytes: summary.cache.bytes,
+                encoded: summary.cache.encoded as u64,
+                reused: summary.cache.reused as u64,
             };
             write_out(result, &value, "result")?;
         }
@@ -290,12 +316,17 @@ pub unsafe extern "C" fn nexvitad_train(
 }
 
 /// Tells the log where a cancelled run stands.
-fn log_cancelled(out: &Path) {
+fn log_cancelled(out: &Path, cache_file: &Path) {
     let ckpt = out.join(CHECKPOINT_FILE);
     let msg = if ckpt.is_file() {
         format!("training cancelled; checkpoint in '{}': call again with options->resume = 1 to continue", ckpt.display())
+    } else if cache_file.is_file() {
+        format!(
+            "training cancelled while encoding; the feature sets encoded so far are in '{}': call again with options->resume = 1 to continue",
+            cache_file.display()
+        )
     } else {
-        "training cancelled before the first step; nothing to resume".to_string()
+        "training cancelled before anything was encoded; nothing to resume".to_string()
     };
     log(nexvitad_log_level::NEXVITAD_LOG_INFO, &msg);
 }

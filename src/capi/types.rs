@@ -542,6 +542,18 @@ pub struct nexvitad_train_options {
     pub resume: u32,
     /// 1: also train on the target's test images, unlabeled (their masks are never read).
     pub target_test: u32,
+    /// Folder of the feature cache (revision 7), `features.nxcache`: every training image's
+    /// encoder outputs, written once and reused by a resumed run; NULL = `out_dir`. A
+    /// folder shared by runs on the same data encodes the images once; a cache there of
+    /// other data is refused (NEXVITAD_MISMATCH), never overwritten. It stays after the run
+    /// (a resume with more epochs reuses it); delete it when the model is final.
+    pub cache_dir: *const c_char,
+    /// Bytes of feature sets held in memory (revision 7); the others are read from the
+    /// cache file when a step uses them, so memory stops growing with the number of images.
+    /// 0 = the default: 1/8 of the machine's memory, at most 1 GiB. It must hold one
+    /// step's feature sets (min(batch, source images) + 2 x min(batch, target images)
+    /// images) or the call fails with NEXVITAD_INVALID_ARGUMENT naming the least.
+    pub cache_mem: u64,
 }
 
 /// What a training run reports to its callback. Written by the library; `struct_size` is
@@ -622,6 +634,12 @@ pub struct nexvitad_train_result {
     pub encode_s: f64,
     /// Seconds spent in training steps in this call.
     pub train_s: f64,
+    /// Size of the feature cache file, in bytes (revision 7).
+    pub cache_bytes: u64,
+    /// Feature sets (images and perturbed copies) this call encoded (revision 7).
+    pub encoded: u64,
+    /// Feature sets this call found in the cache, from a stopped or earlier run (revision 7).
+    pub reused: u64,
 }
 
 /// Progress of a long call. `stage` is a nexvitad_stage value; `done` of `total` steps of it

@@ -59,7 +59,7 @@ versioned!(nexvitad_result, [
 versioned!(nexvitad_score_options, [image_threshold, pixel_threshold, min_region_area, roi, ignore_bank_roi, reserved0]);
 versioned!(nexvitad_train_options, [
     epochs, batch, lr, weight_decay, theta, lambda1, lambda2, seed, decoder_width, checkpoint_every, copies, flips, noise_std,
-    jitter, resume, target_test,
+    jitter, resume, target_test, cache_dir, cache_mem,
 ]);
 versioned!(nexvitad_train_progress, [
     phase, epoch, epochs, step, steps_per_epoch, reserved0, done, total, loss, l_src, l_pl, l_cons, coverage, mean_loss,
@@ -67,7 +67,7 @@ versioned!(nexvitad_train_progress, [
 ]);
 versioned!(nexvitad_train_result, [
     steps, steps_run, epochs, steps_per_epoch, source_images, target_images, loss, l_src, l_pl, l_cons, coverage, encode_s,
-    train_s,
+    train_s, cache_bytes, encoded, reused,
 ]);
 
 /// Checks the pointer and reads its `struct_size`.

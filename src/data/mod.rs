@@ -4,7 +4,7 @@ pub mod mvtec;
 pub mod synth;
 
 pub use mvtec::{
-    collect_images, list_categories, load_mask, load_rgb, load_roi, open_category, Category, Sample, IMAGE_EXTENSIONS,
+    collect_images, image_dimensions, list_categories, load_mask, load_rgb, load_roi, open_category, Category, Sample, IMAGE_EXTENSIONS,
 };
 pub use synth::{
     defect_types, generate, image_size, DomainSummary, SynthOptions, SynthSummary, DEFECT_TYPES, DOMAINS,

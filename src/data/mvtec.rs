@@ -205,6 +205,16 @@ fn decode(path: &Path) -> Result<image::DynamicImage> {
     }
 }
 
+/// Width and height of an image file, from its header (nothing is decoded).
+pub fn image_dimensions(path: &Path) -> Result<(u32, u32)> {
+    image::ImageReader::open(path)
+        .map_err(|e| Error::io("open image", path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io("read image", path, e))?
+        .into_dimensions()
+        .map_err(|e| Error::format(path, format!("cannot read the image size: {e}")))
+}
+
 /// Loads a gray or colour PNG/JPEG as 8-bit RGB (16-bit channels are scaled, alpha dropped).
 pub fn load_rgb(path: &Path) -> Result<image::RgbImage> {
     Ok(decode(path)?.to_rgb8())

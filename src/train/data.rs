@@ -2,10 +2,12 @@
 //! the target images, and the frozen backbone features of every one of them.
 //!
 //! The encoders are frozen, so each image is encoded exactly once per perturbation, here,
-//! before the first step; epochs then reuse the cached features (in memory: for the tiny
-//! fixture model about 0.4 MB per image, for hiera_tiny + ViT-S/14 about 2.6 MB).
+//! before the first step, into the feature cache ([`super::cache`]); epochs then read the
+//! features from it (about 0.4 MB per image for the tiny fixture model, 4.3 MB for the
+//! full-size encoders at 224 px).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::Tensor;
 use rand::{Rng, SeedableRng};
@@ -17,7 +19,9 @@ use sha2::{Digest, Sha256};
 use crate::data::{self, mvtec::GOOD};
 use crate::encoder::BackboneFeatures;
 use crate::error::{Error, Result};
+use super::cache::{self, FeatureCache, Layout};
 use super::ops::{nchw_tensor, tensor_err};
+use super::TrainConfig;
 use crate::image::{ImageView, PixelFormat, Preparer};
 use crate::model::Model;
 
@@ -203,8 +207,8 @@ pub struct SourceSample {
     pub domain: usize,
     /// Share of defect pixels in each F1-grid cell (row-major); all zero for good images.
     pub mask: Vec<f32>,
-    /// Its frozen backbone outputs.
-    pub feats: Features,
+    /// Its record in the feature cache ([`TrainData::features`]).
+    pub record: usize,
 }
 
 /// An unlabeled target image and its perturbed copies.
@@ -212,13 +216,13 @@ pub struct SourceSample {
 pub struct TargetSample {
     /// The image file.
     pub path: PathBuf,
-    /// Backbone outputs of the image itself.
-    pub clean: Features,
-    /// Backbone outputs of each perturbed copy, with the flips to map its predictions back.
-    pub copies: Vec<(Features, Flip)>,
+    /// The feature-cache record of the image itself.
+    pub clean: usize,
+    /// The record of each perturbed copy, with the flips to map its predictions back.
+    pub copies: Vec<(usize, Flip)>,
 }
 
-/// Everything a [`crate::train::Trainer`] reads.
+/// Everything a [`crate::train::Trainer`] reads. Cloning shares the feature cache.
 #[derive(Debug, Clone)]
 pub struct TrainData {
     /// Source domains, in order; [`SourceSample::domain`] indexes them.
@@ -231,9 +235,26 @@ pub struct TrainData {
     pub target_samples: Vec<TargetSample>,
     /// The F1 grid (h, w): where the decoder predicts and the masks live.
     pub grid: (usize, usize),
-    /// Hash of the file listing, the perturbation settings and the base model: a checkpoint
-    /// resumes only on the same data.
+    /// Hash of the file listing, the perturbation settings, the seed and the base model: a
+    /// checkpoint resumes, and a feature cache is reused, only on the same data.
     pub data_hash: String,
+    /// The encoded features, on disk and (within the budget) in memory.
+    cache: Arc<FeatureCache>,
+    /// What loading did: feature sets encoded and reused.
+    pub load_stats: LoadStats,
+}
+
+/// What [`TrainData::load`] did with the feature cache.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LoadStats {
+    /// Feature sets encoded by this load.
+    pub encoded: usize,
+    /// Feature sets reused from the cache (written by an earlier, stopped or finished, run).
+    pub reused: usize,
+    /// The cache file existed but was not a cache (corrupt header): it was rebuilt.
+    pub rebuilt: bool,
+    /// The memory budget in effect, in bytes.
+    pub mem_budget: u64,
 }
 
 /// Progress of feature encoding: images done of total.
@@ -271,44 +292,39 @@ pub fn mask_to_grid(mask: &[bool], width: usize, height: usize, gh: usize, gw: u
     hits.iter().zip(&count).map(|(&h, &c)| if c == 0 { 0.0 } else { h as f32 / c as f32 }).collect()
 }
 
-struct Pending {
-    image: image::RgbImage,
-}
-
-/// Encodes images in small batches and returns their features, in order.
-fn encode_all(model: &Model, images: Vec<Pending>, done0: usize, total: usize, progress: EncodeProgress<'_>) -> Result<Vec<Features>> {
-    const BATCH: usize = 4;
-    let mut prep = Preparer::new();
-    let mut out = Vec::with_capacity(images.len());
-    for chunk in images.chunks(BATCH) {
-        let views = chunk
-            .iter()
-            .map(|p| model.view(p.image.as_raw(), p.image.width(), p.image.height(), p.image.width() as usize * 3, PixelFormat::Rgb8))
-            .collect::<Result<Vec<ImageView<'_>>>>()?;
-        let batch = model.prepare(&mut prep, &views)?;
-        let (f, _) = model.encode_prepared(&batch)?;
-        for i in 0..chunk.len() {
-            out.push(Features::from_batch(&f, i)?);
-        }
-        if !progress(done0 + out.len(), total) {
-            return Err(Error::Cancelled);
-        }
-    }
-    Ok(out)
-}
-
 /// The F1 grid of a model: input size over the first Hiera stride.
 pub fn f1_grid(model: &Model) -> (usize, usize) {
     let m = model.manifest();
     (m.input.height as usize / m.hiera.strides[0], m.input.width as usize / m.hiera.strides[0])
 }
 
+/// Where record `r`'s image comes from.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    /// Source image `i` of the listing.
+    Source(usize),
+    /// Target image `t` itself.
+    Clean(usize),
+    /// Perturbed copy `c` of target image `t`.
+    Copy(usize, usize),
+}
+
 impl TrainData {
-    /// Reads the domains, checks them, draws the target perturbations and encodes every
-    /// image once.
-    pub fn load(model: &Model, spec: &TrainSpec, perturb: &PerturbOptions, seed: u64, progress: EncodeProgress<'_>) -> Result<Self> {
+    /// Reads the domains, checks them, draws the target perturbations and makes sure every
+    /// image's features are in the feature cache in `cache_dir`: feature sets a stopped or
+    /// earlier run left there are reused (after their checksums are verified), the others
+    /// are encoded in batches of the model's tile batch, images decoded batch by batch.
+    /// Then as many feature sets as `mem_budget` allows are held in memory, the target's
+    /// first (every step reads target images; sources once per epoch).
+    ///
+    /// The budget (`None`: [`cache::default_mem_budget`]) must hold one training step's
+    /// feature sets, `min(batch, sources) + 2 · min(batch, targets)` of them: the step
+    /// stacks them into one batch.
+    pub fn load(model: &Model, spec: &TrainSpec, cfg: &TrainConfig, cache_dir: &Path, mem_budget: Option<u64>, progress: EncodeProgress<'_>) -> Result<Self> {
         spec.validate()?;
+        let perturb = &cfg.perturb;
         perturb.validate()?;
+        let seed = cfg.seed;
         let grid = f1_grid(model);
         let mut hasher = Sha256::new();
         hasher.update(b"nexvitad-train-data-v1\0");
@@ -366,55 +382,136 @@ impl TrainData {
         for p in &tgt_list {
             note(&mut hasher, p);
         }
+        let data_hash: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
 
-        let total = src_list.len() + tgt_list.len() * (1 + perturb.copies);
-        let mut masks = Vec::with_capacity(src_list.len());
-        let mut pend = Vec::with_capacity(src_list.len());
-        for (p, _, m) in &src_list {
-            let img = data::load_rgb(p)?;
-            let (w, h) = (img.width() as usize, img.height() as usize);
-            let grid_mask = match m {
-                Some(mp) => mask_to_grid(&data::load_mask(mp, img.width(), img.height())?, w, h, grid.0, grid.1),
-                None => vec![0.0; grid.0 * grid.1],
-            };
-            masks.push(grid_mask);
-            pend.push(Pending { image: img });
+        // The records, in file order, and the budget: checked before anything is encoded.
+        let per_target = 1 + perturb.copies;
+        let mut origins: Vec<Origin> = (0..src_list.len()).map(Origin::Source).collect();
+        for t in 0..tgt_list.len() {
+            origins.push(Origin::Clean(t));
+            origins.extend((0..perturb.copies).map(|c| Origin::Copy(t, c)));
         }
-        let src_feats = encode_all(model, pend, 0, total, progress)?;
+        let layout = Layout::of(model.manifest());
+        let per_set = layout.feature_bytes();
+        let step_sets = (cfg.batch.min(src_list.len()) + 2 * cfg.batch.min(tgt_list.len())) as u64;
+        let budget = match mem_budget {
+            Some(b) => b,
+            None => cache::default_mem_budget().max(step_sets * per_set),
+        };
+        if budget < step_sets * per_set {
+            return Err(Error::invalid(format!(
+                "feature cache memory budget {} ({budget} bytes) is below one training step: {step_sets} feature sets of {} ({} bytes); raise it or lower the batch",
+                cache::human_bytes(budget),
+                cache::human_bytes(per_set),
+                step_sets * per_set
+            )));
+        }
+
+        // Masks: read now (small: one value per F1 cell), from the image's header size.
+        let mut masks = Vec::with_capacity(src_list.len());
+        for (p, _, m) in &src_list {
+            masks.push(match m {
+                Some(mp) => {
+                    let (w, h) = data::image_dimensions(p)?;
+                    mask_to_grid(&data::load_mask(mp, w, h)?, w as usize, h as usize, grid.0, grid.1)
+                }
+                None => vec![0.0; grid.0 * grid.1],
+            });
+        }
+        let flips: Vec<Vec<Flip>> = (0..tgt_list.len())
+            .map(|t| (0..perturb.copies).map(|c| Perturbation::draw(perturb, derive_seed(seed, &[TAG_PERTURB, t as u64, c as u64])).flip).collect())
+            .collect();
+
+        let about = format!("target '{}' from {} with base model {}…, seed {seed}", spec.target, spec.sources.join(","), &model.fingerprint()[..12.min(model.fingerprint().len())]);
+        let total = origins.len();
+        let opened = FeatureCache::open(cache_dir, &data_hash, &about, layout, total, &mut |valid| progress(valid, total))?;
+        let mut cache = opened.cache;
+        let reused = total - opened.missing.len();
+
+        // Encode what is missing, decoding images one batch at a time.
+        let batch = model.options().effective_tile_batch().max(1);
+        let mut prep = Preparer::new();
+        let mut done = reused;
+        let mut last_target: Option<(usize, image::RgbImage)> = None;
+        for chunk in opened.missing.chunks(batch) {
+            let mut images = Vec::with_capacity(chunk.len());
+            for &r in chunk {
+                images.push(match origins[r] {
+                    Origin::Source(i) => data::load_rgb(&src_list[i].0)?,
+                    Origin::Clean(t) | Origin::Copy(t, _) => {
+                        let img = match &last_target {
+                            Some((lt, img)) if *lt == t => img.clone(),
+                            _ => data::load_rgb(&tgt_list[t])?,
+                        };
+                        last_target = Some((t, img.clone()));
+                        match origins[r] {
+                            Origin::Copy(_, c) => Perturbation::draw(perturb, derive_seed(seed, &[TAG_PERTURB, t as u64, c as u64])).apply(&img),
+                            _ => img,
+                        }
+                    }
+                });
+            }
+            let views = images
+                .iter()
+                .map(|im| model.view(im.as_raw(), im.width(), im.height(), im.width() as usize * 3, PixelFormat::Rgb8))
+                .collect::<Result<Vec<ImageView<'_>>>>()?;
+            let prepared = model.prepare(&mut prep, &views)?;
+            let (f, _) = model.encode_prepared(&prepared)?;
+            for (i, &r) in chunk.iter().enumerate() {
+                cache.write(r, &f, i)?;
+            }
+            done += chunk.len();
+            if !progress(done, total) {
+                // What is written stays valid: `--resume` continues from it.
+                cache.sync()?;
+                return Err(Error::Cancelled);
+            }
+        }
+        if !opened.missing.is_empty() {
+            cache.sync()?;
+        }
+
+        // Hold what the budget allows beyond one step: targets first, then sources.
+        let room = ((budget - step_sets * per_set) / per_set) as usize;
+        let n_src = src_list.len();
+        cache.hold((n_src..total).chain(0..n_src), room)?;
+
         let source_samples = src_list
             .into_iter()
             .zip(masks)
-            .zip(src_feats)
-            .map(|(((path, domain, _), mask), feats)| SourceSample { path, domain, mask, feats })
+            .enumerate()
+            .map(|(i, ((path, domain, _), mask))| SourceSample { path, domain, mask, record: i })
             .collect();
+        let target_samples = tgt_list
+            .into_iter()
+            .zip(flips)
+            .enumerate()
+            .map(|(t, (path, fl))| {
+                let clean = n_src + t * per_target;
+                TargetSample { path, clean, copies: fl.into_iter().enumerate().map(|(c, f)| (clean + 1 + c, f)).collect() }
+            })
+            .collect();
+        Ok(Self {
+            sources: spec.sources.clone(),
+            target: spec.target.clone(),
+            source_samples,
+            target_samples,
+            grid,
+            data_hash,
+            cache: Arc::new(cache),
+            load_stats: LoadStats { encoded: opened.missing.len(), reused, rebuilt: opened.rebuilt, mem_budget: budget },
+        })
+    }
 
-        let mut pend = Vec::new();
-        let mut flips = Vec::new();
-        for (i, p) in tgt_list.iter().enumerate() {
-            let img = data::load_rgb(p)?;
-            let copies: Vec<Pending> = (0..perturb.copies)
-                .map(|c| {
-                    let pt = Perturbation::draw(perturb, derive_seed(seed, &[TAG_PERTURB, i as u64, c as u64]));
-                    flips.push(pt.flip);
-                    Pending { image: pt.apply(&img) }
-                })
-                .collect();
-            pend.push(Pending { image: img });
-            pend.extend(copies);
-        }
-        let done0 = total - tgt_list.len() * (1 + perturb.copies);
-        let mut feats = encode_all(model, pend, done0, total, progress)?.into_iter();
-        let mut flips = flips.into_iter();
-        let mut target_samples = Vec::with_capacity(tgt_list.len());
-        for path in tgt_list {
-            let clean = feats.next().ok_or_else(|| Error::Internal("missing target features".into()))?;
-            let copies = (0..perturb.copies)
-                .map(|_| Ok((feats.next().ok_or_else(|| Error::Internal("missing copy features".into()))?, flips.next().unwrap_or_default())))
-                .collect::<Result<Vec<_>>>()?;
-            target_samples.push(TargetSample { path, clean, copies });
-        }
-        let data_hash = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Self { sources: spec.sources.clone(), target: spec.target.clone(), source_samples, target_samples, grid, data_hash })
+    /// The features of cache record `r` ([`SourceSample::record`], [`TargetSample::clean`],
+    /// [`TargetSample::copies`]): from memory when held, else read from the cache file.
+    pub fn features(&self, r: usize) -> Result<Features> {
+        self.cache.get(r)
+    }
+
+    /// The feature cache.
+    pub fn cache(&self) -> &FeatureCache {
+        &self.cache
     }
 }
 

@@ -6,7 +6,8 @@
 //!   inference runs; the optimiser is AdamW (see [`optim`] for why it is candle-nn's update
 //!   with its state exposed).
 //! * Backbones are frozen, so [`data::TrainData::load`] encodes each image once per
-//!   perturbation and every epoch reuses those features.
+//!   perturbation into the feature cache ([`cache`]: one file, a memory budget) and every
+//!   epoch, and a `--resume`d run, reuses those features.
 //! * Loss `L = L_src + λ1·L_pl + λ2·L_cons` ([`loss`]):
 //!   - `L_src`: each source image through its domain's segmentation head, BCE + Dice
 //!     against its mask (good images: all-normal). The target's pseudo-labelling head is
@@ -21,6 +22,7 @@
 //!   `decoder.safetensors`, `model.json` with a `training` record) and a checkpoint that
 //!   `--resume` continues from to the same result as an unbroken run.
 
+pub mod cache;
 pub mod data;
 pub mod decoder;
 pub mod loss;
@@ -34,7 +36,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use data::{PerturbOptions, TrainData, TrainSpec};
+pub use cache::{CacheOptions, CACHE_FILE};
+pub use data::{LoadStats, PerturbOptions, TrainData, TrainSpec};
 pub use decoder::{Decoder, DECODER_FILE};
 pub use trainer::{Position, StepProgress, StepStats, TrainConfig, Trainer, CHECKPOINT_FILE};
 
@@ -83,22 +86,59 @@ pub struct TrainSummary {
     pub encode_s: f64,
     /// See `encode_s`.
     pub train_s: f64,
+    /// The feature cache: where, how large, what this call encoded and reused, what it held
+    /// in memory.
+    pub cache: CacheSummary,
     /// Fingerprint of the trained model (its banks must be built with it).
     pub fingerprint: String,
+}
+
+/// The feature cache of a training run, as [`TrainSummary`] reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheSummary {
+    /// The cache file.
+    pub path: PathBuf,
+    /// Its size on disk, in bytes.
+    pub bytes: u64,
+    /// Feature sets in it (source images, target images and their perturbed copies).
+    pub feature_sets: usize,
+    /// Feature sets this call encoded.
+    pub encoded: usize,
+    /// Feature sets this call found in the cache (from a stopped or earlier run).
+    pub reused: usize,
+    /// The cache file existed with a corrupt header and was rebuilt.
+    pub rebuilt: bool,
+    /// The memory budget in effect, in bytes.
+    pub mem_budget: u64,
+    /// Feature sets held in memory; the others were read from the file at each use.
+    pub resident: usize,
+    /// Bytes of the feature sets held in memory.
+    pub resident_bytes: u64,
 }
 
 /// Trains `model`'s head on `spec` and writes the trained model folder `out`.
 ///
 /// `out` must be new or empty unless `resume` is set, in which case it must hold the
-/// checkpoint of a run with the same data and settings. The backbones are hard-linked from
-/// the base model (copied where linking fails).
-pub fn train_model(model: &Model, spec: &TrainSpec, cfg: &TrainConfig, out: &Path, resume: bool, progress: TrainProgressFn<'_>) -> Result<TrainSummary> {
+/// checkpoint of a run with the same data and settings, or the feature cache of a run
+/// stopped while encoding (it then starts from the first step without re-encoding what is
+/// cached). The backbones are hard-linked from the base model (copied where linking fails).
+/// The feature cache stays in `cache.dir` (default: `out`) after the run, so a `--resume`
+/// with more epochs does not encode again; delete it when the model is final.
+pub fn train_model(model: &Model, spec: &TrainSpec, cfg: &TrainConfig, out: &Path, resume: bool, cache: &CacheOptions, progress: TrainProgressFn<'_>) -> Result<TrainSummary> {
     spec.validate()?;
     cfg.validate()?;
+    if cache.mem_budget == Some(0) {
+        return Err(Error::invalid("feature cache memory budget is 0; it must hold at least one training step's feature sets (leave it unset for the default)"));
+    }
     let ckpt = out.join(CHECKPOINT_FILE);
+    let cache_dir = cache.dir.clone().unwrap_or_else(|| out.to_path_buf());
     if resume {
-        if !ckpt.is_file() {
-            return Err(Error::invalid(format!("cannot resume: no checkpoint '{}'", ckpt.display())));
+        if !ckpt.is_file() && !cache_dir.join(CACHE_FILE).is_file() {
+            return Err(Error::invalid(format!(
+                "cannot resume: no checkpoint '{}' and no feature cache '{}'",
+                ckpt.display(),
+                cache_dir.join(CACHE_FILE).display()
+            )));
         }
     } else if out.exists() {
         let empty = std::fs::read_dir(out).map_err(|e| Error::io("cannot list", out, e))?.next().is_none();
@@ -118,11 +158,23 @@ pub fn train_model(model: &Model, spec: &TrainSpec, cfg: &TrainConfig, out: &Pat
     }
 
     let t0 = std::time::Instant::now();
-    let data = TrainData::load(model, spec, &cfg.perturb, cfg.seed, &mut |done, total| progress(TrainEvent::Encode { done, total }))?;
+    let data = TrainData::load(model, spec, cfg, &cache_dir, cache.mem_budget, &mut |done, total| progress(TrainEvent::Encode { done, total }))?;
     let encode_s = t0.elapsed().as_secs_f64();
     let (n_src, n_tgt) = (data.source_samples.len(), data.target_samples.len());
+    let (resident, resident_bytes) = data.cache().resident();
+    let cache_summary = CacheSummary {
+        path: data.cache().path().to_path_buf(),
+        bytes: data.cache().file_bytes(),
+        feature_sets: data.cache().records(),
+        encoded: data.load_stats.encoded,
+        reused: data.load_stats.reused,
+        rebuilt: data.load_stats.rebuilt,
+        mem_budget: data.load_stats.mem_budget,
+        resident,
+        resident_bytes,
+    };
     let mut trainer = Trainer::new(model.manifest(), model.head(), data, cfg)?;
-    if resume {
+    if resume && ckpt.is_file() {
         trainer.load_checkpoint(&ckpt)?;
     }
     let first_step = trainer.global_step();
@@ -144,6 +196,7 @@ pub fn train_model(model: &Model, spec: &TrainSpec, cfg: &TrainConfig, out: &Pat
         history: trainer.history().to_vec(),
         encode_s,
         train_s,
+        cache: cache_summary,
         fingerprint,
     })
 }

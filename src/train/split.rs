@@ -25,6 +25,9 @@ pub struct SplitOptions {
     /// Also train on the target's test images, unlabeled (off by default: they are the
     /// evaluation set).
     pub target_test: bool,
+    /// The feature cache of each training: its folder (a sub-folder per target is used
+    /// inside it; `None`: the target's model folder) and memory budget.
+    pub cache: super::CacheOptions,
 }
 
 /// The bank scorers every row reports.
@@ -51,6 +54,8 @@ pub struct SplitRow {
     pub encode_s: f64,
     /// Seconds training.
     pub train_s: f64,
+    /// Size of the training's feature cache on disk, in bytes.
+    pub cache_bytes: u64,
     /// The trained model folder.
     pub model: PathBuf,
     /// Bank scorers on the base model's head (the untrained head unless the base model was
@@ -95,7 +100,9 @@ pub fn eval_split_target(
     let spec = TrainSpec { root: root.to_path_buf(), sources: srcs.clone(), target: target.to_string(), target_test: opts.target_test };
     // Check the domains before spending time on the baseline.
     spec.validate()?;
-    let summary = train_model(model, &spec, cfg, out, false, &mut |e| progress(SplitEvent::Train(e)))?;
+    // One cache folder per target: each target's training data differs.
+    let cache = super::CacheOptions { dir: opts.cache.dir.as_ref().map(|d| d.join(target)), mem_budget: opts.cache.mem_budget };
+    let summary = train_model(model, &spec, cfg, out, false, &cache, &mut |e| progress(SplitEvent::Train(e)))?;
     let trained_model = Model::open(out, model.options())?;
 
     let mut base = BTreeMap::new();
@@ -122,6 +129,7 @@ pub fn eval_split_target(
         final_loss: summary.history.last().copied().unwrap_or_default(),
         encode_s: summary.encode_s,
         train_s: summary.train_s,
+        cache_bytes: summary.cache.bytes,
         model: out.to_path_buf(),
         base,
         base_trained: model.head().is_trained(),

@@ -353,10 +353,14 @@ impl Trainer {
             return Err(Error::invalid(format!("target image {i} copy {c} does not exist")));
         }
         let (bs, bt) = (src.len(), tgt.len());
-        let mut items: Vec<&Features> = src.iter().map(|&i| &d.source_samples[i].feats).collect();
-        items.extend(tgt.iter().map(|&(i, _)| &d.target_samples[i].clean));
-        items.extend(tgt.iter().map(|&(i, c)| &d.target_samples[i].copies[c].0));
-        let (hiera, dino) = Features::stack(&items)?;
+        // Read from the feature cache (memory or disk) in the batch's order, so a cached run
+        // sees the same values in the same places as one that holds everything in memory.
+        let mut records: Vec<usize> = src.iter().map(|&i| d.source_samples[i].record).collect();
+        records.extend(tgt.iter().map(|&(i, _)| d.target_samples[i].clean));
+        records.extend(tgt.iter().map(|&(i, c)| d.target_samples[i].copies[c].0));
+        let items = records.iter().map(|&r| d.features(r)).collect::<Result<Vec<Features>>>()?;
+        let (hiera, dino) = Features::stack(&items.iter().collect::<Vec<_>>())?;
+        drop(items);
         let fused = self.fuse(&hiera, &dino)?;
         let z = self.trunk()?.forward(&fused).map_err(tensor_err)?;
         let (gh, gw) = d.grid;

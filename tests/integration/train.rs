@@ -11,7 +11,9 @@ use nexvitad::fusion::StageParams;
 use nexvitad::train::data::Features;
 use nexvitad::train::ops::{fuse_batch, grid_from_tensor};
 use nexvitad::train::split::{eval_split_target, SplitOptions};
-use nexvitad::train::{train_model, PerturbOptions, TrainConfig, TrainData, TrainSpec, Trainer, CHECKPOINT_FILE, DECODER_FILE};
+use nexvitad::train::{
+    train_model, CacheOptions, PerturbOptions, TrainConfig, TrainData, TrainSpec, Trainer, CACHE_FILE, CHECKPOINT_FILE, DECODER_FILE,
+};
 use nexvitad::{Error, Model};
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
@@ -50,10 +52,23 @@ fn spec(sources: &[&str], target: &str) -> TrainSpec {
     TrainSpec { root: synth_root().to_path_buf(), sources: sources.iter().map(|s| s.to_string()).collect(), target: target.into(), target_test: false }
 }
 
+/// A new, empty folder for a feature cache (one per call: a cache is locked by its user).
+fn fresh_cache_dir() -> PathBuf {
+    static D: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let root = D.get_or_init(|| tempfile::tempdir().unwrap()).path();
+    root.join(format!("cache{}", N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)))
+}
+
 /// Features of stripes + weave (sources) and grain (target), encoded once per test binary.
 fn data() -> TrainData {
     static D: OnceLock<TrainData> = OnceLock::new();
-    D.get_or_init(|| TrainData::load(tiny_model(), &spec(&["stripes", "weave"], "grain"), &cfg().perturb, cfg().seed, &mut |_, _| true).unwrap()).clone()
+    D.get_or_init(|| TrainData::load(tiny_model(), &spec(&["stripes", "weave"], "grain"), &cfg(), &fresh_cache_dir(), None, &mut |_, _| true).unwrap()).clone()
+}
+
+/// The default cache: in the output folder, the default budget.
+fn in_out() -> CacheOptions {
+    CacheOptions::default()
 }
 
 fn no_progress() -> impl FnMut(nexvitad::train::TrainEvent<'_>) -> bool {
@@ -66,7 +81,7 @@ fn trained_dir() -> &'static Path {
     D.get_or_init(|| {
         let d = tempfile::tempdir().unwrap();
         let c = TrainConfig { epochs: 1, ..cfg() };
-        train_model(tiny_model(), &spec(&["stripes", "weave"], "grain"), &c, d.path(), false, &mut no_progress()).unwrap();
+        train_model(tiny_model(), &spec(&["stripes", "weave"], "grain"), &c, d.path(), false, &in_out(), &mut no_progress()).unwrap();
         d
     })
     .path()
@@ -202,13 +217,13 @@ fn resume_equals_an_unbroken_run() {
     let sp = spec(&["stripes", "weave"], "grain");
     let c = TrainConfig { checkpoint_every: 3, ..cfg() };
     let whole = tempfile::tempdir().unwrap();
-    let s = train_model(m, &sp, &c, whole.path(), false, &mut no_progress()).unwrap();
+    let s = train_model(m, &sp, &c, whole.path(), false, &in_out(), &mut no_progress()).unwrap();
     assert_eq!(s.steps, 8);
 
     // Stop after 5 steps, as Ctrl-C does.
     let part = tempfile::tempdir().unwrap();
     let mut steps = 0;
-    let e = train_model(m, &sp, &c, part.path(), false, &mut |e| {
+    let e = train_model(m, &sp, &c, part.path(), false, &in_out(), &mut |e| {
         if let nexvitad::train::TrainEvent::Step(_) = e {
             steps += 1;
         }
@@ -221,11 +236,12 @@ fn resume_equals_an_unbroken_run() {
 
     // Another folder's run cannot be resumed with other settings, nor a fresh run started over it.
     let other = TrainConfig { theta: 0.8, ..c.clone() };
-    assert!(matches!(train_model(m, &sp, &other, part.path(), true, &mut no_progress()), Err(Error::Mismatch(_))));
-    let e = train_model(m, &sp, &c, part.path(), false, &mut no_progress()).unwrap_err();
+    assert!(matches!(train_model(m, &sp, &other, part.path(), true, &in_out(), &mut no_progress()), Err(Error::Mismatch(_))));
+    let e = train_model(m, &sp, &c, part.path(), false, &in_out(), &mut no_progress()).unwrap_err();
     assert!(e.to_string().contains("--resume"), "{e}");
 
-    let r = train_model(m, &sp, &c, part.path(), true, &mut no_progress()).unwrap();
+    let r = train_model(m, &sp, &c, part.path(), true, &in_out(), &mut no_progress()).unwrap();
+    assert_eq!((r.cache.encoded, r.cache.reused), (0, r.cache.feature_sets), "the resumed run reuses the stopped run's features");
     assert_eq!(r.steps, 8);
     assert_eq!(r.fingerprint, s.fingerprint);
     for f in ["head.safetensors", DECODER_FILE] {
@@ -234,6 +250,185 @@ fn resume_equals_an_unbroken_run() {
     assert_eq!(read_params(&whole.path().join(CHECKPOINT_FILE)), read_params(&part.path().join(CHECKPOINT_FILE)));
     assert_eq!(r.history.len(), 2);
     assert_eq!(r.history[0].loss.to_bits(), s.history[0].loss.to_bits());
+}
+
+// ---- The feature cache ----------------------------------------------------------------------
+
+/// Trains one epoch with `cache` into a new folder; the folder and the summary.
+fn train_with(cache: &CacheOptions, c: &TrainConfig) -> (tempfile::TempDir, nexvitad::train::TrainSummary) {
+    let out = tempfile::tempdir().unwrap();
+    let s = train_model(tiny_model(), &spec(&["stripes", "weave"], "grain"), c, out.path(), false, cache, &mut no_progress()).unwrap();
+    (out, s)
+}
+
+/// The trained head and decoder, byte for byte.
+fn model_bytes(dir: &Path) -> Vec<Vec<u8>> {
+    ["head.safetensors", DECODER_FILE].iter().map(|f| std::fs::read(dir.join(f)).unwrap()).collect()
+}
+
+fn one_epoch() -> TrainConfig {
+    TrainConfig { epochs: 1, ..cfg() }
+}
+
+/// The smallest budget there is: one step's feature sets (4 sources, 3 targets and 3
+/// copies at batch 4), so every other feature set is read from the file at each use.
+fn one_step_budget(s: &nexvitad::train::TrainSummary) -> u64 {
+    let per_set = s.cache.resident_bytes / s.cache.resident as u64;
+    10 * per_set
+}
+
+#[test]
+fn streaming_from_the_cache_trains_the_same_model_as_holding_it_in_memory() {
+    let c = one_epoch();
+    let all = CacheOptions { dir: None, mem_budget: Some(1 << 40) };
+    let (mem_dir, mem) = train_with(&all, &c);
+    assert_eq!(mem.cache.resident, mem.cache.feature_sets, "a large budget holds every feature set");
+    assert_eq!((mem.cache.encoded, mem.cache.reused), (22, 0), "16 source images, 3 target images with a copy each");
+    assert_eq!(mem.cache.bytes, std::fs::metadata(mem_dir.path().join(CACHE_FILE)).unwrap().len());
+
+    let budget = one_step_budget(&mem);
+    let (disk_dir, disk) = train_with(&CacheOptions { dir: None, mem_budget: Some(budget) }, &c);
+    assert_eq!(disk.cache.resident, 0, "one step's budget holds nothing beyond the step");
+    assert_eq!(model_bytes(mem_dir.path()), model_bytes(disk_dir.path()), "streamed and in-memory training differ");
+    assert_eq!(mem.fingerprint, disk.fingerprint);
+    // A budget between the two holds part (targets first), with the same result.
+    let (mid_dir, mid) = train_with(&CacheOptions { dir: None, mem_budget: Some(budget + 7 * budget / 10) }, &c);
+    assert_eq!(mid.cache.resident, 7);
+    assert_eq!(model_bytes(mid_dir.path()), model_bytes(mem_dir.path()));
+    // Same with the cache encoded by another run (a shared folder): nothing is encoded again.
+    let shared = fresh_cache_dir();
+    let (_, first) = train_with(&CacheOptions { dir: Some(shared.clone()), mem_budget: None }, &c);
+    let (again_dir, again) = train_with(&CacheOptions { dir: Some(shared.clone()), mem_budget: Some(budget) }, &c);
+    assert_eq!((first.cache.encoded, again.cache.encoded, again.cache.reused), (22, 0, 22));
+    assert!(!again_dir.path().join(CACHE_FILE).exists(), "the cache lives in the given folder");
+    assert_eq!(model_bytes(again_dir.path()), model_bytes(mem_dir.path()));
+}
+
+#[test]
+fn a_cache_of_other_data_or_settings_is_refused_and_left_alone() {
+    let shared = fresh_cache_dir();
+    let (_, first) = train_with(&CacheOptions { dir: Some(shared.clone()), mem_budget: None }, &one_epoch());
+    let before = std::fs::read(shared.join(CACHE_FILE)).unwrap();
+    for other in [TrainConfig { seed: 1, ..one_epoch() }, TrainConfig { perturb: PerturbOptions { copies: 2, ..Default::default() }, ..one_epoch() }] {
+        let out = tempfile::tempdir().unwrap();
+        let e = train_model(tiny_model(), &spec(&["stripes", "weave"], "grain"), &other, out.path(), false, &CacheOptions { dir: Some(shared.clone()), mem_budget: None }, &mut no_progress()).unwrap_err();
+        assert!(matches!(e, Error::Mismatch(_)), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains(CACHE_FILE) && msg.contains("other data") && msg.contains("target 'grain' from stripes,weave"), "{msg}");
+    }
+    // Other domains too.
+    let out = tempfile::tempdir().unwrap();
+    let e = train_model(tiny_model(), &spec(&["stripes"], "grain"), &one_epoch(), out.path(), false, &CacheOptions { dir: Some(shared.clone()), mem_budget: None }, &mut no_progress()).unwrap_err();
+    assert!(e.to_string().contains("other data"), "{e}");
+    assert_eq!(std::fs::read(shared.join(CACHE_FILE)).unwrap(), before, "a refused cache is not touched");
+    assert_eq!(first.cache.feature_sets, 22);
+}
+
+#[test]
+fn a_truncated_or_corrupt_cache_is_repaired_never_used() {
+    let c = one_epoch();
+    let shared = fresh_cache_dir();
+    let cache = CacheOptions { dir: Some(shared.clone()), mem_budget: None };
+    let (ref_dir, first) = train_with(&cache, &c);
+    let file = shared.join(CACHE_FILE);
+    let per_record = (first.cache.bytes - 4096) / 22;
+
+    // One flipped bit in record 5's payload: that record alone is encoded again.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = (4096 + 5 * per_record + 16 + 1000) as usize;
+    bytes[at] ^= 0x10;
+    std::fs::write(&file, &bytes).unwrap();
+    let (d, s) = train_with(&cache, &c);
+    assert_eq!((s.cache.encoded, s.cache.reused, s.cache.rebuilt), (1, 21, false));
+    assert_eq!(model_bytes(d.path()), model_bytes(ref_dir.path()));
+
+    // Cut short in the middle of record 14: records 14.. are encoded again.
+    let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.set_len(4096 + 14 * per_record + 100).unwrap();
+    drop(f);
+    let (d, s) = train_with(&cache, &c);
+    assert_eq!((s.cache.encoded, s.cache.reused), (8, 14));
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), first.cache.bytes);
+    assert_eq!(model_bytes(d.path()), model_bytes(ref_dir.path()));
+
+    // A header that is not a cache's: rebuilt from scratch.
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[..8].copy_from_slice(b"garbage!");
+    std::fs::write(&file, &bytes).unwrap();
+    let (d, s) = train_with(&cache, &c);
+    assert_eq!((s.cache.encoded, s.cache.reused, s.cache.rebuilt), (22, 0, true));
+    assert_eq!(model_bytes(d.path()), model_bytes(ref_dir.path()));
+
+    // A record that changes under a running trainer is refused where it is read.
+    let d = TrainData::load(tiny_model(), &spec(&["stripes", "weave"], "grain"), &c, &shared, Some(one_step_budget(&first)), &mut |_, _| true).unwrap();
+    let r = d.source_samples[3].record;
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[(4096 + r as u64 * per_record + 40) as usize] ^= 1;
+    // Written in place (same inode), as a disk error or another program would.
+    std::os::unix::fs::FileExt::write_all_at(&std::fs::OpenOptions::new().write(true).open(&file).unwrap(), &bytes[..], 0).unwrap();
+    let e = d.features(r).unwrap_err().to_string();
+    assert!(e.contains(CACHE_FILE) && e.contains("checksum"), "{e}");
+}
+
+#[test]
+fn stopping_while_encoding_leaves_a_cache_that_resume_continues() {
+    let c = one_epoch();
+    let sp = spec(&["stripes", "weave"], "grain");
+    let (whole, unbroken) = train_with(&in_out(), &c);
+    let part = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    let e = train_model(tiny_model(), &sp, &c, part.path(), false, &in_out(), &mut |e| match e {
+        nexvitad::train::TrainEvent::Encode { done, total } => {
+            seen.push((done, total));
+            done < 9
+        }
+        _ => panic!("no step may run after a stop while encoding"),
+    })
+    .unwrap_err();
+    assert!(matches!(e, Error::Cancelled), "{e}");
+    let stopped_at = seen.last().unwrap().0;
+    assert!(stopped_at >= 9 && stopped_at < 22, "{seen:?}");
+    assert!(part.path().join(CACHE_FILE).is_file() && !part.path().join(CHECKPOINT_FILE).exists());
+    // The folder is a stopped run: a fresh run is refused, --resume continues.
+    let e = train_model(tiny_model(), &sp, &c, part.path(), false, &in_out(), &mut no_progress()).unwrap_err();
+    assert!(e.to_string().contains("--resume"), "{e}");
+    let r = train_model(tiny_model(), &sp, &c, part.path(), true, &in_out(), &mut no_progress()).unwrap();
+    assert_eq!((r.cache.reused, r.cache.encoded), (stopped_at, 22 - stopped_at));
+    assert_eq!(r.fingerprint, unbroken.fingerprint);
+    assert_eq!(model_bytes(part.path()), model_bytes(whole.path()));
+    // Resume with nothing to resume from names both.
+    let empty = tempfile::tempdir().unwrap();
+    let e = train_model(tiny_model(), &sp, &c, empty.path(), true, &in_out(), &mut no_progress()).unwrap_err().to_string();
+    assert!(e.contains("no checkpoint") && e.contains("no feature cache"), "{e}");
+}
+
+#[test]
+fn cache_bad_inputs_give_clear_errors() {
+    let sp = spec(&["stripes", "weave"], "grain");
+    let run = |cache: CacheOptions| {
+        let out = tempfile::tempdir().unwrap();
+        let e = train_model(tiny_model(), &sp, &one_epoch(), &out.path().join("m"), false, &cache, &mut no_progress()).unwrap_err();
+        (e.to_string(), out)
+    };
+    let (e, _) = run(CacheOptions { dir: None, mem_budget: Some(0) });
+    assert!(e.contains("budget is 0"), "{e}");
+    let (e, out) = run(CacheOptions { dir: None, mem_budget: Some(1 << 20) });
+    assert!(e.contains("below one training step") && e.contains("10 feature sets"), "{e}");
+    assert!(!out.path().join("m").join(CACHE_FILE).exists(), "refused before anything was written");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let (e, _) = run(CacheOptions { dir: Some(file.path().to_path_buf()), mem_budget: None });
+    assert!(e.contains("is not a folder"), "{e}");
+    // A folder nobody may create (even root cannot make folders in /proc).
+    let (e, _) = run(CacheOptions { dir: Some(PathBuf::from("/proc/nexvitad-cache")), mem_budget: None });
+    assert!(e.contains("cannot create the feature cache folder") && e.contains("/proc/nexvitad-cache"), "{e}");
+    // Two runs on one cache: the second is refused while the first holds it.
+    let shared = fresh_cache_dir();
+    let held = TrainData::load(tiny_model(), &sp, &one_epoch(), &shared, None, &mut |_, _| true).unwrap();
+    let (e, _) = run(CacheOptions { dir: Some(shared.clone()), mem_budget: None });
+    assert!(e.contains("in use by another training run"), "{e}");
+    drop(held);
+    let out = tempfile::tempdir().unwrap();
+    train_model(tiny_model(), &sp, &one_epoch(), out.path(), false, &CacheOptions { dir: Some(shared), mem_budget: None }, &mut no_progress()).unwrap();
 }
 
 #[test]
@@ -270,7 +465,7 @@ fn decoder_scores_the_target_and_refuses_other_heads() {
 fn eval_split_reports_every_scorer_for_the_target() {
     let out = tempfile::tempdir().unwrap();
     let sources: Vec<String> = ["stripes", "weave", "grain"].iter().map(|s| s.to_string()).collect();
-    let opts = SplitOptions { shots: 2, bank: nexvitad::BankOptions::default(), target_test: false };
+    let opts = SplitOptions { shots: 2, bank: nexvitad::BankOptions::default(), target_test: false, cache: CacheOptions::default() };
     let c = TrainConfig { epochs: 1, ..cfg() };
     let dir: PathBuf = out.path().join("grain");
     let row = eval_split_target(tiny_model(), synth_root(), &sources, "grain", &c, &opts, &dir, &mut |_| true).unwrap();
@@ -299,7 +494,7 @@ fn bad_inputs_give_clear_errors() {
     let run = |sources: &[&str], target: &str, c: &TrainConfig| {
         let out = tempfile::tempdir().unwrap();
         let sp = TrainSpec { root: root.path().to_path_buf(), sources: sources.iter().map(|s| s.to_string()).collect(), target: target.into(), target_test: false };
-        train_model(m, &sp, c, &out.path().join("m"), false, &mut no_progress()).unwrap_err().to_string()
+        train_model(m, &sp, c, &out.path().join("m"), false, &in_out(), &mut no_progress()).unwrap_err().to_string()
     };
     let e = run(&["plain"], "grain", &cfg());
     assert!(e.contains("'plain'") && e.contains("masks"), "{e}");
@@ -344,7 +539,7 @@ const CKPT_CHILD_FIRST: &str = "NEXVITAD_CKPT_CHILD_FIRST";
 fn two_trainers(root: &Path) -> (Trainer, Trainer) {
     let m = tiny_model();
     let sp = TrainSpec { root: root.to_path_buf(), ..spec(&["stripes", "weave"], "grain") };
-    let d = TrainData::load(m, &sp, &cfg().perturb, cfg().seed, &mut |_, _| true).unwrap();
+    let d = TrainData::load(m, &sp, &cfg(), &fresh_cache_dir(), None, &mut |_, _| true).unwrap();
     let t0 = Trainer::new(m.manifest(), m.head(), d.clone(), &cfg()).unwrap();
     let mut t1 = Trainer::new(m.manifest(), m.head(), d, &cfg()).unwrap();
     t1.step().unwrap();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use indicatif::ProgressBar;
 use nexvitad::train::split::{eval_split_target, SplitEvent, SplitOptions, SplitRow};
-use nexvitad::train::{CHECKPOINT_FILE, DECODER_FILE};
+use nexvitad::train::{CACHE_FILE, CHECKPOINT_FILE, DECODER_FILE};
 
 use super::train::{install_stop_handler, stop_requested, TrainBars, TrainOpts};
 use super::ModelArgs;
@@ -51,7 +51,8 @@ fn clear_previous(dir: &std::path::Path) -> nexvitad::Result<()> {
         return Ok(());
     }
     let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
-    let ours = empty || dir.join(CHECKPOINT_FILE).is_file() || (dir.join(DECODER_FILE).is_file() && dir.join("model.json").is_file());
+    // A run stopped while encoding leaves only its feature cache.
+    let ours = empty || dir.join(CHECKPOINT_FILE).is_file() || dir.join(CACHE_FILE).is_file() || (dir.join(DECODER_FILE).is_file() && dir.join("model.json").is_file());
     if !ours {
         return Err(nexvitad::Error::invalid(format!(
             "'{}' exists and is not an earlier eval-split model; choose another --out",
@@ -92,7 +93,7 @@ pub fn run(a: EvalSplitArgs) -> nexvitad::Result<()> {
     cfg.validate()?;
     // Banks use the training seed too, so one --seed fixes the whole row.
     let bank = nexvitad::BankOptions { k: a.k, sigma: a.sigma, seed: a.train.seed, ..Default::default() };
-    let opts = SplitOptions { shots: a.shots, bank, target_test: a.train.target_test };
+    let opts = SplitOptions { shots: a.shots, bank, target_test: a.train.target_test, cache: a.train.cache() };
     install_stop_handler();
     let mut rows = Vec::new();
     for t in &a.targets {

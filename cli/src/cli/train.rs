@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use nexvitad::train::{train_model, PerturbOptions, TrainConfig, TrainEvent, TrainSpec, TrainSummary, CHECKPOINT_FILE};
+use nexvitad::train::{train_model, CacheOptions, PerturbOptions, TrainConfig, TrainEvent, TrainSpec, TrainSummary, CACHE_FILE, CHECKPOINT_FILE};
 
 use super::ModelArgs;
 
@@ -56,6 +56,15 @@ pub struct TrainOpts {
     /// Also train on the target's test images, unlabeled (their masks are never read).
     #[arg(long)]
     pub target_test: bool,
+    /// Folder of the feature cache (every training image's encoder outputs, written once,
+    /// reused by --resume). Default: the --out folder. A folder shared by runs on the same
+    /// data encodes the images once.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Memory for feature sets, e.g. 512M, 2G (powers of 1024); the rest are read from the
+    /// cache file at each step. Default: 1/8 of RAM, at most 1 GiB.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub cache_mem: Option<u64>,
     /// Threads of candle's elementwise kernels (CANDLE_NUM_THREADS wins when set). Its CPU
     /// pool spin-waits, which costs more than it gains on a few busy cores.
     #[arg(long, default_value_t = 1)]
@@ -77,6 +86,11 @@ impl TrainOpts {
         }
     }
 
+    /// The feature cache options.
+    pub fn cache(&self) -> CacheOptions {
+        CacheOptions { dir: self.cache_dir.clone(), mem_budget: self.cache_mem }
+    }
+
     pub fn config(&self, model: &nexvitad::Model) -> TrainConfig {
         let d = TrainConfig::for_model(model.manifest());
         TrainConfig {
@@ -93,6 +107,33 @@ impl TrainOpts {
             perturb: PerturbOptions { copies: self.copies, noise_std: self.noise, jitter: self.jitter, flips: !self.no_flips },
         }
     }
+}
+
+/// A byte count: digits (a decimal point allowed) and an optional K, M, G or T (powers of
+/// 1024; a trailing "B" or "iB" is accepted), e.g. `512M`, `1.5G`, `1073741824`.
+pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let body = lower.strip_suffix("ib").or_else(|| lower.strip_suffix('b')).unwrap_or(&lower);
+    let (num, mult) = match body.chars().last() {
+        Some('k') => (&body[..body.len() - 1], 1u64 << 10),
+        Some('m') => (&body[..body.len() - 1], 1 << 20),
+        Some('g') => (&body[..body.len() - 1], 1 << 30),
+        Some('t') => (&body[..body.len() - 1], 1 << 40),
+        _ => (body, 1),
+    };
+    let v: f64 = num.trim().parse().map_err(|_| format!("'{s}' is not a size: give bytes, or a number with K, M, G or T (e.g. 512M, 2G)"))?;
+    if !(v.is_finite() && v >= 0.0) || v * mult as f64 >= u64::MAX as f64 {
+        return Err(format!("'{s}' is not a size: it must be a finite number >= 0"));
+    }
+    Ok((v * mult as f64).round() as u64)
+}
+
+/// The process's peak resident memory so far (VmHWM), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = s.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.split_whitespace().next()?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 #[derive(Args)]
@@ -163,7 +204,7 @@ impl TrainBars {
                 if self.stage != 1 {
                     self.stage = 1;
                     self.bar.set_style(
-                        ProgressStyle::with_template("{prefix:>10} encode [{bar:30}] {pos}/{len} {elapsed}")
+                        ProgressStyle::with_template("{prefix:>10} encode [{bar:30}] {pos}/{len} images {per_sec} {elapsed}<{eta}")
                             .unwrap_or_else(|_| ProgressStyle::default_bar())
                             .progress_chars("=> "),
                     );
@@ -210,6 +251,20 @@ pub fn print_summary(s: &TrainSummary) {
         println!("{:>6} {:>8.4} {:>8.4} {:>8.4} {:>9.5} {:>8.1}%", e + 1, h.loss, h.l_src, h.l_pl, h.l_cons, 100.0 * h.coverage);
     }
     let per_epoch = if s.steps_run > 0 { s.train_s / s.steps_run as f64 * s.steps_per_epoch as f64 } else { 0.0 };
+    let c = &s.cache;
+    let hb = nexvitad::train::cache::human_bytes;
+    println!(
+        "feature cache {} ({}, {} feature sets: {} encoded, {} reused{}); {} held in memory ({} of the {} budget), the rest read at each step",
+        c.path.display(),
+        hb(c.bytes),
+        c.feature_sets,
+        c.encoded,
+        c.reused,
+        if c.rebuilt { ", its corrupt header rebuilt" } else { "" },
+        c.resident,
+        hb(c.resident_bytes),
+        hb(c.mem_budget),
+    );
     println!(
         "{} steps ({} in this run); encoding {:.1} s (once), training {:.1} s ({:.1} s/epoch); model in {} (fingerprint {}…)",
         s.steps,
@@ -230,12 +285,15 @@ pub fn run(a: TrainArgs) -> nexvitad::Result<()> {
     let spec = TrainSpec { root: a.data.clone(), sources: a.sources.clone(), target: a.target.clone(), target_test: a.train.target_test };
     install_stop_handler();
     let mut bars = TrainBars::new(&a.target, a.json);
-    let res = train_model(&model, &spec, &cfg, &a.out, a.resume, &mut |e| bars.update(e));
+    let cache = a.train.cache();
+    let res = train_model(&model, &spec, &cfg, &a.out, a.resume, &cache, &mut |e| bars.update(e));
     bars.finish();
     match res {
         Ok(s) => {
             if a.json {
-                println!("{}", serde_json::to_string(&s).map_err(|e| nexvitad::Error::Internal(e.to_string()))?);
+                let mut v = serde_json::to_value(&s).map_err(|e| nexvitad::Error::Internal(e.to_string()))?;
+                v["peak_rss_bytes"] = serde_json::json!(peak_rss_bytes());
+                println!("{v}");
             } else {
                 print_summary(&s);
             }
@@ -243,10 +301,16 @@ pub fn run(a: TrainArgs) -> nexvitad::Result<()> {
         }
         Err(nexvitad::Error::Cancelled) => {
             let ckpt = a.out.join(CHECKPOINT_FILE);
+            let cache_file = cache.dir.clone().unwrap_or_else(|| a.out.clone()).join(CACHE_FILE);
             if ckpt.is_file() {
                 eprintln!("stopped; checkpoint in {}. Continue with the same command plus --resume.", ckpt.display());
+            } else if cache_file.is_file() {
+                eprintln!(
+                    "stopped while encoding; the feature sets encoded so far are in {}. Continue with the same command plus --resume.",
+                    cache_file.display()
+                );
             } else {
-                eprintln!("stopped before the first step; nothing to resume.");
+                eprintln!("stopped before anything was encoded; nothing to resume.");
             }
             Err(nexvitad::Error::Cancelled)
         }
@@ -263,5 +327,19 @@ mod tests {
     #[test]
     fn command_line_definition_is_consistent() {
         super::super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_parse_in_powers_of_1024() {
+        use super::parse_bytes;
+        assert_eq!(parse_bytes("512M"), Ok(512 << 20));
+        assert_eq!(parse_bytes("2G"), Ok(2 << 30));
+        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_bytes("64kb"), Ok(64 << 10));
+        assert_eq!(parse_bytes("1073741824"), Ok(1 << 30));
+        assert_eq!(parse_bytes("0"), Ok(0));
+        for bad in ["", "G", "-1G", "lots", "1e400", "nanM"] {
+            assert!(parse_bytes(bad).unwrap_err().contains("is not a size"), "{bad}");
+        }
     }
 }
