@@ -1476,13 +1476,25 @@ public:
     TrainOptions& resume(bool on) { raw_.resume = on ? 1 : 0; return *this; }
     /// Also train on the target's test images, unlabeled.
     TrainOptions& target_test(bool on) { raw_.target_test = on ? 1 : 0; return *this; }
+    /// Folder of the feature cache (features.nxcache: every training image's encoder outputs,
+    /// written once, reused by a resume); "" = the output folder. A folder shared by runs on
+    /// the same data encodes the images once; a cache there of other data is refused
+    /// (Status::mismatch) and left alone. C ABI revision 7.
+    TrainOptions& cache_dir(std::string dir) { cache_dir_ = std::move(dir); return *this; }
+    const std::string& cache_dir() const noexcept { return cache_dir_; }
+    /// Bytes of feature sets held in memory; the others are read from the cache file at each
+    /// step. 0 = the default (1/8 of RAM, at most 1 GiB). Below one step's feature sets the
+    /// call throws Status::invalid_argument naming the least. C ABI revision 7.
+    TrainOptions& cache_mem(std::uint64_t bytes) { raw_.cache_mem = bytes; return *this; }
 
-    /// The C struct, for fields without a setter here.
+    /// The C struct, for fields without a setter here. Its `cache_dir` stays NULL: train()
+    /// points it at cache_dir() for the call, so a copied TrainOptions never dangles.
     nexvitad_train_options& c_options() noexcept { return raw_; }
     const nexvitad_train_options& c_options() const noexcept { return raw_; }
 
 private:
     nexvitad_train_options raw_{};
+    std::string cache_dir_;
 };
 
 /// The summary of a finished run (nexvitad_train_result).
@@ -1492,6 +1504,9 @@ struct TrainResult {
     std::uint32_t epochs = 0, steps_per_epoch = 0, source_images = 0, target_images = 0;
     TrainLosses last_epoch;  ///< mean loss terms of the last epoch
     double encode_s = 0, train_s = 0;
+    std::uint64_t cache_bytes = 0;  ///< size of the feature cache file (revision 7)
+    std::uint64_t encoded = 0;      ///< feature sets this call encoded
+    std::uint64_t reused = 0;       ///< feature sets this call found in the cache
 };
 
 namespace detail {
@@ -1553,9 +1568,11 @@ inline TrainResult train(const Model& base, const std::string& data_root,
     detail::TrainProgressState state{&progress, nullptr};
     nexvitad_train_result r{};
     r.struct_size = sizeof r;
+    nexvitad_train_options o = options.c_options();
+    o.cache_dir = options.cache_dir().empty() ? nullptr : options.cache_dir().c_str();
     const nexvitad_status s = nexvitad_train(
         h, data_root.c_str(), names.empty() ? nullptr : names.data(), names.size(), target.c_str(),
-        out_dir.c_str(), &options.c_options(), progress ? &detail::train_trampoline : nullptr,
+        out_dir.c_str(), &o, progress ? &detail::train_trampoline : nullptr,
         progress ? &state : nullptr, &r);
     if (state.error) std::rethrow_exception(state.error);
     detail::check(s);
@@ -1569,6 +1586,9 @@ inline TrainResult train(const Model& base, const std::string& data_root,
     out.last_epoch = detail::losses(r.loss, r.l_src, r.l_pl, r.l_cons, r.coverage);
     out.encode_s = r.encode_s;
     out.train_s = r.train_s;
+    out.cache_bytes = r.cache_bytes;
+    out.encoded = r.encoded;
+    out.reused = r.reused;
     return out;
 }
 

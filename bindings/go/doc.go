@@ -37,6 +37,10 @@
 // encoders per call when scoring; 0 is the execution provider's default.
 // Options.ParallelEncoders runs the two encoders side by side on two threads.
 //
+// Training's feature cache (C ABI revision 7): TrainOptions.CacheDir and CacheMem place the
+// file of every training image's encoder outputs and bound the memory its feature sets
+// take; TrainResult reports its size and what was encoded or reused.
+//
 // BuildBank, Bank.Add and Bank.Merge take a context.Context: cancelling it stops the call
 // at its next progress step, through the C library's progress callback.
 //

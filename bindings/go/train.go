@@ -84,6 +84,15 @@ type TrainOptions struct {
 	Resume bool
 	// TargetTest also trains on the target's test images, unlabeled.
 	TargetTest bool
+	// CacheDir is the folder of the feature cache (features.nxcache: every training
+	// image's encoder outputs, written once, reused by Resume); "" = OutDir. A folder
+	// shared by runs on the same data encodes the images once; a cache there of other data
+	// gives ErrMismatch and is left alone. Needs library ABI revision 7.
+	CacheDir string
+	// CacheMem is the memory, in bytes, for feature sets held in memory; the others are
+	// read from the cache file at each step. 0 = 1/8 of RAM, at most 1 GiB. Below one
+	// step's feature sets gives ErrInvalidArgument naming the least. Needs revision 7.
+	CacheMem uint64
 	// Progress, if set, is called on the training goroutine after each encoded image and
 	// each step. It must not call Close on the model; to stop the run, cancel the context.
 	Progress func(TrainProgress)
@@ -99,6 +108,10 @@ type TrainResult struct {
 	// LastEpoch are the mean loss terms of the last epoch.
 	LastEpoch                   TrainLosses
 	EncodeSeconds, TrainSeconds float64
+	// CacheBytes is the feature cache's size on disk; Encoded and Reused count the feature
+	// sets (images and perturbed copies) this call encoded and found in the cache.
+	CacheBytes      uint64
+	Encoded, Reused int
 }
 
 // Float64 returns a pointer to v, for the optional fields of TrainOptions.
@@ -156,6 +169,7 @@ func (o *TrainOptions) toC(co *C.nexvitad_train_options) error {
 	if o.TargetTest {
 		co.target_test = 1
 	}
+	co.cache_mem = C.uint64_t(o.CacheMem)
 	return nil
 }
 
@@ -234,6 +248,9 @@ func Train(ctx context.Context, base *Model, opts *TrainOptions) (TrainResult, e
 			return TrainResult{}, err
 		}
 	}
+	if strings.IndexByte(opts.CacheDir, 0) >= 0 {
+		return TrainResult{}, invalidf("TrainOptions.CacheDir contains a NUL byte")
+	}
 	for i, s := range opts.Sources {
 		if strings.IndexByte(s, 0) >= 0 {
 			return TrainResult{}, invalidf(fmt.Sprintf("TrainOptions.Sources[%d] contains a NUL byte", i))
@@ -257,6 +274,10 @@ func Train(ctx context.Context, base *Model, opts *TrainOptions) (TrainResult, e
 	defer C.free(unsafe.Pointer(root))
 	defer C.free(unsafe.Pointer(target))
 	defer C.free(unsafe.Pointer(out))
+	if opts.CacheDir != "" {
+		co.cache_dir = cstr(opts.CacheDir)
+		defer C.free(unsafe.Pointer(co.cache_dir))
+	}
 	// The array of C strings lives in C memory: it holds C pointers only.
 	var sources **C.char
 	if n := len(opts.Sources); n > 0 {
@@ -305,5 +326,8 @@ func Train(ctx context.Context, base *Model, opts *TrainOptions) (TrainResult, e
 		LastEpoch:     losses(cr.loss, cr.l_src, cr.l_pl, cr.l_cons, cr.coverage),
 		EncodeSeconds: float64(cr.encode_s),
 		TrainSeconds:  float64(cr.train_s),
+		CacheBytes:    uint64(cr.cache_bytes),
+		Encoded:       clampInt(uint64(cr.encoded)),
+		Reused:        clampInt(uint64(cr.reused)),
 	}, nil
 }

@@ -134,3 +134,63 @@ func TestTrainBadInput(t *testing.T) {
 		t.Errorf("training a closed model: %v, want ErrClosed", err)
 	}
 }
+
+// The feature cache (C ABI revision 7): a shared folder encodes once, the budget does not
+// change the result, a cache of other data is refused and a budget below one step too.
+func TestTrainFeatureCache(t *testing.T) {
+	if rev := nexvitad.LibraryABIRevision(); rev < 7 {
+		t.Fatalf("library ABI revision %d, want >= 7", rev)
+	}
+	base := openTiny(t)
+	dir := t.TempDir()
+	shared := filepath.Join(dir, "cache")
+	first := quickTrain(filepath.Join(dir, "first"))
+	first.CacheDir = shared
+	r1, err := nexvitad.Train(context.Background(), base, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(shared, "features.nxcache"))
+	if err != nil || uint64(st.Size()) != r1.CacheBytes {
+		t.Fatalf("cache file %v (%v), result says %d bytes", st, err, r1.CacheBytes)
+	}
+	// 16 source images, 3 target images with one copy each.
+	if r1.Encoded != 22 || r1.Reused != 0 {
+		t.Errorf("first run encoded %d, reused %d; want 22, 0", r1.Encoded, r1.Reused)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "first", "features.nxcache")); !os.IsNotExist(err) {
+		t.Errorf("the cache went to OutDir too: %v", err)
+	}
+
+	// The least budget: one step's 10 feature sets; every other one is read from the file.
+	perSet := (r1.CacheBytes - 4096) / 22
+	second := quickTrain(filepath.Join(dir, "second"))
+	second.CacheDir, second.CacheMem = shared, 10*perSet
+	r2, err := nexvitad.Train(context.Background(), base, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.Encoded != 0 || r2.Reused != 22 {
+		t.Errorf("second run encoded %d, reused %d; want 0, 22", r2.Encoded, r2.Reused)
+	}
+	a, errA := os.ReadFile(filepath.Join(dir, "first", "head.safetensors"))
+	b, errB := os.ReadFile(filepath.Join(dir, "second", "head.safetensors"))
+	if errA != nil || errB != nil || !bytes.Equal(a, b) {
+		t.Errorf("the head trained from the file differs from the one held in memory (%v, %v)", errA, errB)
+	}
+
+	other := quickTrain(filepath.Join(dir, "other"))
+	other.CacheDir, other.Seed = shared, 4
+	_, err = nexvitad.Train(context.Background(), base, other)
+	wantStatus(t, "a cache of other data", err, nexvitad.StatusMismatch, nexvitad.ErrMismatch)
+
+	small := quickTrain(filepath.Join(dir, "small"))
+	small.CacheMem = 1 << 20
+	_, err = nexvitad.Train(context.Background(), base, small)
+	wantStatus(t, "a budget below one step", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+
+	nul := quickTrain(filepath.Join(dir, "nul"))
+	nul.CacheDir = "a\x00b"
+	_, err = nexvitad.Train(context.Background(), base, nul)
+	wantStatus(t, "NUL in CacheDir", err, nexvitad.StatusInvalidArgument, nexvitad.ErrInvalidArgument)
+}

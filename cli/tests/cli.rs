@@ -347,6 +347,61 @@ fn cli_train_rejects_theta_outside_the_unit_interval() {
     std::fs::remove_dir_all(train_data()).ok();
 }
 
+/// `train --json` reports the feature cache and the peak memory; a disk too small for the
+/// cache (a file-size limit, as a nearly full disk) fails at once, in one line that names the
+/// cache and the size it needs, and leaves neither a cache nor a model behind.
+#[test]
+fn cli_train_feature_cache_reports_and_a_full_disk_fails_cleanly() {
+    use std::os::unix::process::CommandExt;
+    let data = tempfile::tempdir().unwrap();
+    let o = nexvitad::data::SynthOptions { seed: 3, size: 64, domains: vec!["stripes".into(), "weave".into(), "grain".into()], ..Default::default() };
+    nexvitad::data::generate(data.path(), &o).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let train = |dir: &std::path::Path, extra: &[&str]| {
+        let mut c = nexvitad();
+        c.args(["train", "--data"])
+            .arg(data.path())
+            .args(["--sources", "stripes,weave", "--target", "grain", "--epochs", "1", "--batch", "4", "--copies", "1", "--decoder-width", "8", "--out"])
+            .arg(dir)
+            .args(extra);
+        c
+    };
+    let s = ok(&mut train(&out.path().join("a"), &["--json", "--cache-mem", "64M"]));
+    let v: serde_json::Value = serde_json::from_str(s.trim()).unwrap();
+    let cache = &v["cache"];
+    let sets = cache["feature_sets"].as_u64().unwrap();
+    assert!(sets > 0 && cache["encoded"].as_u64() == Some(sets) && cache["reused"].as_u64() == Some(0), "{v}");
+    assert_eq!(cache["mem_budget"].as_u64(), Some(64 << 20));
+    assert_eq!(cache["bytes"].as_u64().unwrap(), std::fs::metadata(out.path().join("a").join("features.nxcache")).unwrap().len());
+    assert!(v["peak_rss_bytes"].as_u64().unwrap() > 0 && v["encode_s"].as_f64().is_some() && v["train_s"].as_f64().is_some(), "{v}");
+    // The text summary names the cache and what it did.
+    let text = ok(&mut train(&out.path().join("b"), &["--cache-dir"]).arg(out.path().join("a")));
+    assert!(text.contains("feature cache") && text.contains(&format!("0 encoded, {sets} reused")), "{text}");
+
+    // A file-size limit of 1 MiB: the cache (several MB) cannot be reserved.
+    let mut c = train(&out.path().join("full"), &[]);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: 1 << 20, rlim_max: 1 << 20 };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let r = c.output().unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot write the training feature cache") && err.contains("features.nxcache") && err.contains("the cache needs"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    let full = out.path().join("full");
+    assert!(!full.join("features.nxcache").exists() && !full.join("model.json").exists(), "nothing half-written is left");
+    // With room again, the same command trains into that folder.
+    ok(&mut train(&full, &[]));
+}
+
 /// `eval --reference-model`: the INT8 fixture against its fp32 source (within the bound:
 /// exit 0), a model with another fusion (far beyond it: exit 2, said in words), and a
 /// reference folder that is not a model (one clear line).

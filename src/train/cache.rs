@@ -72,7 +72,7 @@ pub struct CacheOptions {
 /// The default memory budget: an eighth of the machine's memory, at most 1 GiB (1 GiB when
 /// the memory cannot be read). An eighth leaves room for the encoders, candle's activations
 /// and the programs beside it on an inspection PC; above 1 GiB the page cache serves the
-/// streamed feature sets about as fast (docs/training.md, "Feature cache").
+/// streamed feature sets about as fast (docs/performance.md, §9).
 pub fn default_mem_budget() -> u64 {
     physical_memory().map_or(DEFAULT_BUDGET_CAP, |m| (m / 8).min(DEFAULT_BUDGET_CAP))
 }
@@ -85,17 +85,13 @@ fn physical_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Bytes as a person reads them: "4.3 MB", "17.2 GB".
+/// Bytes as a person reads them, in powers of 1024 as `--cache-mem` takes them: "4.1 MiB",
+/// "16.0 GiB".
 pub fn human_bytes(b: u64) -> String {
-    let b = b as f64;
-    if b >= 1e9 {
-        format!("{:.1} GB", b / 1e9)
-    } else if b >= 1e6 {
-        format!("{:.1} MB", b / 1e6)
-    } else if b >= 1e3 {
-        format!("{:.1} kB", b / 1e3)
-    } else {
-        format!("{b} B")
+    const UNITS: [(&str, u64); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    match UNITS.iter().find(|(_, u)| b >= *u) {
+        Some((name, u)) => format!("{:.1} {name}", b as f64 / *u as f64),
+        None => format!("{b} B"),
     }
 }
 
@@ -410,8 +406,9 @@ mod tests {
 
     #[test]
     fn human_bytes_reads_well() {
-        assert_eq!(human_bytes(4_300_000), "4.3 MB");
-        assert_eq!(human_bytes(17_200_000_000), "17.2 GB");
+        assert_eq!(human_bytes(4_300_000), "4.1 MiB");
+        assert_eq!(human_bytes(16 << 30), "16.0 GiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(512), "512 B");
     }
 

@@ -309,6 +309,29 @@ static void test_bad_inputs(nexvitad_model *m) {
     t.resume = 1;
     BAD(nexvitad_train(m, g_root, src, 2, g_target, out, &t, NULL, NULL, NULL), NEXVITAD_INVALID_ARGUMENT,
         "cannot resume: no checkpoint");
+
+    /* The feature cache (revision 7): a budget below one step, a cache folder that is a file,
+       a cache folder that cannot be made. All fail before anything is encoded. */
+    char fresh[4096];
+    path_in(fresh, sizeof fresh, g_work, "cache-bad");
+    t = o;
+    t.cache_mem = 1 << 20;
+    BAD(nexvitad_train(m, g_root, src, 2, g_target, fresh, &t, NULL, NULL, NULL), NEXVITAD_INVALID_ARGUMENT,
+        "below one training step");
+    CHECK(!is_file(fresh, "features.nxcache"), "no cache written for a refused budget");
+    path_in(p, sizeof p, out, "keep.txt");
+    t = o;
+    t.cache_dir = p;
+    path_in(fresh, sizeof fresh, g_work, "cache-bad2");
+    BAD(nexvitad_train(m, g_root, src, 2, g_target, fresh, &t, NULL, NULL, NULL), NEXVITAD_INVALID_ARGUMENT,
+        "is not a folder");
+    t.cache_dir = "/proc/nexvitad-cache";
+    path_in(fresh, sizeof fresh, g_work, "cache-bad3");
+    BAD(nexvitad_train(m, g_root, src, 2, g_target, fresh, &t, NULL, NULL, NULL), NEXVITAD_IO,
+        "cannot create the feature cache folder");
+    t.cache_dir = "";
+    BAD(nexvitad_train(m, g_root, src, 2, g_target, fresh, &t, NULL, NULL, NULL), NEXVITAD_INVALID_ARGUMENT,
+        "cache_dir");
 }
 
 /* ---- training ------------------------------------------------------------------------- */
@@ -433,14 +456,66 @@ static void test_train(nexvitad_model *m) {
     BAD(nexvitad_train(m, g_root, g_sources, 2, g_target, part, &ro, NULL, NULL, NULL), NEXVITAD_MISMATCH,
         "other training settings");
 
-    /* Cancelled while encoding: no checkpoint, so nothing to resume. */
+    /* Cancelled while encoding: no checkpoint, but the feature sets encoded so far are in the
+       feature cache (revision 7). A new run into that folder is refused; a resume continues
+       from the cache and ends bit-identical to the unbroken run. */
+    const uint64_t total_sets = t.encode_total;
     log_init(&t, NEXVITAD_TRAIN_ENCODE, 0);
     BAD(train_into(m, enc, &o, &t, NULL), NEXVITAD_CANCELLED, "cancelled");
-    CHECK(t.step_calls == 0 && !is_file(enc, "checkpoint.safetensors"), "no checkpoint after an encode cancel");
+    CHECK(t.step_calls == 0 && !is_file(enc, "checkpoint.safetensors") && is_file(enc, "features.nxcache"),
+          "an encode cancel leaves the feature cache and no checkpoint");
+    BAD(nexvitad_train(m, g_root, g_sources, 2, g_target, enc, &o, NULL, NULL, NULL), NEXVITAD_INVALID_ARGUMENT,
+        "is not empty");
     ro = o;
     ro.resume = 1;
-    BAD(nexvitad_train(m, g_root, g_sources, 2, g_target, enc, &ro, NULL, NULL, NULL), NEXVITAD_INVALID_ARGUMENT,
-        "cannot resume: no checkpoint");
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    OK(nexvitad_train(m, g_root, g_sources, 2, g_target, enc, &ro, NULL, NULL, &r));
+    CHECK(r.reused == t.last_encode && r.reused > 0 && r.encoded + r.reused == total_sets,
+          "resume reused %llu and encoded %llu of %llu feature sets", (unsigned long long)r.reused,
+          (unsigned long long)r.encoded, (unsigned long long)total_sets);
+    CHECK(same_file(full, enc, "head.safetensors"), "head after an encode cancel and resume equals the unbroken run's");
+}
+
+/* The feature cache in a shared folder (revision 7): encoded once, the memory budget does not
+   change the model, a cache of other data is refused. */
+static void test_cache(nexvitad_model *m) {
+    nexvitad_train_options o = small_options();
+    char shared[4096], a[4096], b[4096], c[4096], full[4096];
+    path_in(shared, sizeof shared, g_work, "shared-cache");
+    path_in(a, sizeof a, g_work, "cache-a");
+    path_in(b, sizeof b, g_work, "cache-b");
+    path_in(c, sizeof c, g_work, "cache-c");
+    path_in(full, sizeof full, g_work, "full");
+    o.cache_dir = shared;
+    nexvitad_train_result r;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    OK(nexvitad_train(m, g_root, g_sources, 2, g_target, a, &o, NULL, NULL, &r));
+    struct stat st;
+    char p[4096];
+    path_in(p, sizeof p, shared, "features.nxcache");
+    CHECK(stat(p, &st) == 0 && (uint64_t)st.st_size == r.cache_bytes, "cache_bytes %llu is the file's size",
+          (unsigned long long)r.cache_bytes);
+    CHECK(r.encoded > 0 && r.reused == 0 && !is_file(a, "features.nxcache"), "first run encodes %llu into cache_dir",
+          (unsigned long long)r.encoded);
+    const uint64_t sets = r.encoded, per_set = (r.cache_bytes - 4096) / sets;
+
+    /* One step's feature sets (4 sources + 3 targets + 3 copies): the rest read from the file. */
+    o.cache_mem = 10 * per_set;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    OK(nexvitad_train(m, g_root, g_sources, 2, g_target, b, &o, NULL, NULL, &r));
+    CHECK(r.encoded == 0 && r.reused == sets, "second run reuses %llu of %llu", (unsigned long long)r.reused,
+          (unsigned long long)sets);
+    CHECK(same_file(full, b, "head.safetensors") && same_file(full, b, "decoder.safetensors"),
+          "streamed from the cache = held in memory, bit for bit");
+
+    /* Other data (another seed draws other perturbations): refused, the file left alone. */
+    o.seed = 6;
+    BAD(nexvitad_train(m, g_root, g_sources, 2, g_target, c, &o, NULL, NULL, NULL), NEXVITAD_MISMATCH,
+        "holds the features of other data");
+    CHECK(stat(p, &st) == 0 && (uint64_t)st.st_size == sets * per_set + 4096, "the refused cache is intact");
 }
 
 int main(int argc, char **argv) {
@@ -463,6 +538,7 @@ int main(int argc, char **argv) {
         printf("quick mode: training runs skipped\n");
     } else {
         test_train(m);
+        test_cache(m);
     }
     OK(nexvitad_model_free(m));
 

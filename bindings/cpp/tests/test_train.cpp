@@ -118,3 +118,48 @@ TEST(Train, BadInputThrowsWithStatusAndMessage) {
     expect(Status::invalid_argument, "closed",
            [&] { nexvitad::train(closed, train_root(), kSources, kTarget, out, quick()); });
 }
+
+// The feature cache (C ABI revision 7): a shared folder encodes once, the memory budget does
+// not change the head, a copied TrainOptions keeps its folder, a cache of other data and a
+// budget below one step are refused.
+TEST(Train, FeatureCacheIsSharedAndTheBudgetDoesNotChangeTheHead) {
+    ASSERT_GE(nexvitad_abi_revision(), 7u);
+    support::TempDir dir;
+    const std::string shared = (dir.path() / "cache").string();
+    const std::string first = (dir.path() / "first").string();
+    const nexvitad::TrainResult r1 =
+        nexvitad::train(support::model(), train_root(), kSources, kTarget, first, quick().cache_dir(shared));
+    EXPECT_EQ(r1.cache_bytes, support::fs::file_size(support::fs::path(shared) / "features.nxcache"));
+    EXPECT_EQ(r1.encoded, 22u);  // 16 source images, 3 target images with one copy each
+    EXPECT_EQ(r1.reused, 0u);
+    EXPECT_FALSE(support::fs::exists(support::fs::path(first) / "features.nxcache"));
+
+    // One step's 10 feature sets: every other one is read from the file. Built as a copy of a
+    // temporary, so the folder string must live in the copy.
+    const std::uint64_t per_set = (r1.cache_bytes - 4096) / 22;
+    nexvitad::TrainOptions streamed;
+    streamed = quick().cache_dir(shared).cache_mem(10 * per_set);
+    const std::string second = (dir.path() / "second").string();
+    const nexvitad::TrainResult r2 = nexvitad::train(support::model(), train_root(), kSources, kTarget, second, streamed);
+    EXPECT_EQ(r2.encoded, 0u);
+    EXPECT_EQ(r2.reused, 22u);
+    EXPECT_EQ(support::read_bytes(support::fs::path(second) / "head.safetensors"),
+              support::read_bytes(support::fs::path(first) / "head.safetensors"));
+
+    try {
+        nexvitad::train(support::model(), train_root(), kSources, kTarget, (dir.path() / "other").string(),
+                        quick().cache_dir(shared).seed(4));
+        ADD_FAILURE() << "a cache of other data was accepted";
+    } catch (const nexvitad::Error& e) {
+        EXPECT_EQ(e.status(), Status::mismatch) << e.what();
+        EXPECT_NE(e.message().find("other data"), std::string::npos) << e.what();
+    }
+    try {
+        nexvitad::train(support::model(), train_root(), kSources, kTarget, (dir.path() / "small").string(),
+                        quick().cache_mem(1u << 20));
+        ADD_FAILURE() << "a budget below one step was accepted";
+    } catch (const nexvitad::Error& e) {
+        EXPECT_EQ(e.status(), Status::invalid_argument) << e.what();
+        EXPECT_NE(e.message().find("below one training step"), std::string::npos) << e.what();
+    }
+}

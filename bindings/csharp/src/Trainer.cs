@@ -83,6 +83,12 @@ namespace NexVitad
         public TimeSpan EncodeTime { get; internal set; }
         /// <summary>Time spent in training steps in this call.</summary>
         public TimeSpan TrainTime { get; internal set; }
+        /// <summary>Size of the feature cache file, in bytes (C ABI revision 7).</summary>
+        public long CacheBytes { get; internal set; }
+        /// <summary>Feature sets (images and perturbed copies) this call encoded.</summary>
+        public long Encoded { get; internal set; }
+        /// <summary>Feature sets this call found in the feature cache, from a stopped or earlier run.</summary>
+        public long Reused { get; internal set; }
     }
 
     /// <summary>
@@ -152,6 +158,39 @@ namespace NexVitad
         /// <summary>Also train on the target's test images, unlabeled.</summary>
         public bool TargetTest { get => _o.target_test != 0; set => _o.target_test = value ? 1u : 0u; }
 
+        /// <summary>
+        /// Folder of the feature cache (features.nxcache: every training image's encoder outputs,
+        /// written once, reused by <see cref="Resume"/>); null = the output folder. A folder shared
+        /// by runs on the same data encodes the images once; a cache there of other data is refused
+        /// (<see cref="Status.Mismatch"/>) and left alone. C ABI revision 7.
+        /// </summary>
+        public string CacheDir
+        {
+            get => _cacheDir;
+            set
+            {
+                if (value != null && (value.Length == 0 || value.IndexOf('\0') >= 0))
+                    throw new ArgumentException("CacheDir is empty or contains a NUL character", nameof(CacheDir));
+                _cacheDir = value;
+            }
+        }
+        private string _cacheDir;
+
+        /// <summary>
+        /// Bytes of feature sets held in memory; the others are read from the cache file at each
+        /// step. 0 = the default, 1/8 of RAM and at most 1 GiB. Below one step's feature sets the
+        /// library refuses it (<see cref="Status.InvalidArgument"/>, naming the least). C ABI revision 7.
+        /// </summary>
+        public long CacheMem
+        {
+            get => unchecked((long)_o.cache_mem);
+            set
+            {
+                if (value < 0) throw new ArgumentOutOfRangeException(nameof(CacheMem), value, "must be >= 0 (0 = the default)");
+                _o.cache_mem = (ulong)value;
+            }
+        }
+
         private static uint NonNegative(int value, string name)
         {
             if (value < 0) throw new ArgumentOutOfRangeException(name, value, "must be >= 0");
@@ -203,7 +242,8 @@ namespace NexVitad
                 if (names[i] == null || names[i].IndexOf('\0') >= 0)
                     throw new ArgumentException("sources[" + i + "] is null or contains a NUL character", nameof(sources));
             ModelHandle model = baseModel.Handle;
-            nexvitad_train_options o = (options ?? new TrainOptions()).ToNative();
+            TrainOptions opts = options ?? new TrainOptions();
+            nexvitad_train_options o = opts.ToNative();
             cancellationToken.ThrowIfCancellationRequested();
 
             var state = new CallbackState<TrainProgress>(progress, cancellationToken);
@@ -214,6 +254,8 @@ namespace NexVitad
             {
                 for (int i = 0; i < names.Count; i++)
                     native[i] = Utf8.Alloc(names[i]);
+                if (opts.CacheDir != null)
+                    o.cache_dir = Utf8.Alloc(opts.CacheDir);
                 var r = new nexvitad_train_result { struct_size = NativeMethods.SizeOf<nexvitad_train_result>() };
                 TrainProgressCallback cb = wantCallback ? s_onProgress : null;
                 Status s = NativeMethods.nexvitad_train(model, root, native, (UIntPtr)(uint)names.Count, tgt, outPath,
@@ -235,11 +277,16 @@ namespace NexVitad
                     LastEpoch = new TrainLosses(r.loss, r.l_src, r.l_pl, r.l_cons, r.coverage),
                     EncodeTime = TimeSpan.FromSeconds(r.encode_s),
                     TrainTime = TimeSpan.FromSeconds(r.train_s),
+                    CacheBytes = (long)r.cache_bytes,
+                    Encoded = (long)r.encoded,
+                    Reused = (long)r.reused,
                 };
             }
             finally
             {
                 user.Free();
+                if (o.cache_dir != IntPtr.Zero)
+                    Marshal.FreeHGlobal(o.cache_dir);
                 foreach (IntPtr p in native)
                     if (p != IntPtr.Zero)
                         Marshal.FreeHGlobal(p);

@@ -1778,6 +1778,46 @@ namespace NexVitad.Tests
                 .SequenceEqual(File.ReadAllBytes(Path.Combine(part, "head.safetensors"))), "resumed head = unbroken run's head");
         }
 
+        /// <summary>The feature cache (C ABI revision 7): a shared folder encodes once, the memory
+        /// budget does not change the head, a cache of other data and a budget below one step are refused.</summary>
+        private static void Test_TrainFeatureCache()
+        {
+            Assert.True(NativeMethods.nexvitad_abi_revision() >= 7, "library ABI revision >= 7");
+            string dir = Path.Combine(Temp, "train-cache");
+            string shared = Path.Combine(dir, "cache");
+            TrainOptions first = QuickTrain();
+            first.CacheDir = shared;
+            TrainResult r1 = Trainer.Train(M, TrainRoot, TrainSources, "grain", Path.Combine(dir, "first"), first);
+            Assert.Equal(new FileInfo(Path.Combine(shared, "features.nxcache")).Length, r1.CacheBytes, "CacheBytes is the file's size");
+            Assert.Equal(22L, r1.Encoded, "16 source images and 3 target images with a copy each, encoded");
+            Assert.Equal(0L, r1.Reused, "nothing to reuse in a new folder");
+            Assert.True(!File.Exists(Path.Combine(dir, "first", "features.nxcache")), "the cache lives in CacheDir");
+
+            long perSet = (r1.CacheBytes - 4096) / 22;
+            TrainOptions second = QuickTrain();
+            second.CacheDir = shared;
+            second.CacheMem = 10 * perSet;  // one step's feature sets: the rest are read from the file
+            TrainResult r2 = Trainer.Train(M, TrainRoot, TrainSources, "grain", Path.Combine(dir, "second"), second);
+            Assert.Equal(0L, r2.Encoded, "a shared cache is not encoded again");
+            Assert.Equal(22L, r2.Reused, "every feature set reused");
+            Assert.True(File.ReadAllBytes(Path.Combine(dir, "first", "head.safetensors"))
+                .SequenceEqual(File.ReadAllBytes(Path.Combine(dir, "second", "head.safetensors"))), "streamed head = in-memory head");
+
+            TrainOptions other = QuickTrain();
+            other.CacheDir = shared;
+            other.Seed = 4;
+            NexVitadException e = Assert.Status(Status.Mismatch,
+                () => Trainer.Train(M, TrainRoot, TrainSources, "grain", Path.Combine(dir, "other"), other), "a cache of other data");
+            Assert.True(e.Message.Contains("other data"), "message: " + e.Message);
+            TrainOptions small = QuickTrain();
+            small.CacheMem = 1 << 20;
+            e = Assert.Status(Status.InvalidArgument,
+                () => Trainer.Train(M, TrainRoot, TrainSources, "grain", Path.Combine(dir, "small"), small), "a budget below one step");
+            Assert.True(e.Message.Contains("below one training step"), "message: " + e.Message);
+            Assert.Throws<ArgumentOutOfRangeException>(() => small.CacheMem = -1, "negative CacheMem");
+            Assert.Throws<ArgumentException>(() => small.CacheDir = "a\0b", "NUL in CacheDir");
+        }
+
         private static void Test_TrainBadInput()
         {
             string outDir = Path.Combine(Temp, "train-bad");

@@ -83,7 +83,8 @@ int main(void) {
     F(nexvitad_train_options, checkpoint_every) F(nexvitad_train_options, copies)
     F(nexvitad_train_options, flips) F(nexvitad_train_options, noise_std)
     F(nexvitad_train_options, jitter) F(nexvitad_train_options, resume)
-    F(nexvitad_train_options, target_test)
+    F(nexvitad_train_options, target_test) F(nexvitad_train_options, cache_dir)
+    F(nexvitad_train_options, cache_mem)
 
     S(nexvitad_train_progress)
     F(nexvitad_train_progress, struct_size) F(nexvitad_train_progress, phase)
@@ -105,6 +106,8 @@ int main(void) {
     F(nexvitad_train_result, l_src) F(nexvitad_train_result, l_pl)
     F(nexvitad_train_result, l_cons) F(nexvitad_train_result, coverage)
     F(nexvitad_train_result, encode_s) F(nexvitad_train_result, train_s)
+    F(nexvitad_train_result, cache_bytes) F(nexvitad_train_result, encoded)
+    F(nexvitad_train_result, reused)
 
     E(NEXVITAD_TILE_SHARED) E(NEXVITAD_TILE_PER_POSITION)
     E(NEXVITAD_IMAGE_THRESHOLD_FROM_CALLER) E(NEXVITAD_PIXEL_THRESHOLD_FROM_CALLER)

@@ -253,17 +253,19 @@ pub fn print_summary(s: &TrainSummary) {
     let per_epoch = if s.steps_run > 0 { s.train_s / s.steps_run as f64 * s.steps_per_epoch as f64 } else { 0.0 };
     let c = &s.cache;
     let hb = nexvitad::train::cache::human_bytes;
+    let held = if c.resident == c.feature_sets {
+        format!("all held in memory ({} of the {} budget)", hb(c.resident_bytes), hb(c.mem_budget))
+    } else {
+        format!("{} held in memory ({} of the {} budget), the others read from the file at each step", c.resident, hb(c.resident_bytes), hb(c.mem_budget))
+    };
     println!(
-        "feature cache {} ({}, {} feature sets: {} encoded, {} reused{}); {} held in memory ({} of the {} budget), the rest read at each step",
+        "feature cache {} ({}, {} feature sets: {} encoded, {} reused{}); {held}",
         c.path.display(),
         hb(c.bytes),
         c.feature_sets,
         c.encoded,
         c.reused,
         if c.rebuilt { ", its corrupt header rebuilt" } else { "" },
-        c.resident,
-        hb(c.resident_bytes),
-        hb(c.mem_budget),
     );
     println!(
         "{} steps ({} in this run); encoding {:.1} s (once), training {:.1} s ({:.1} s/epoch); model in {} (fingerprint {}…)",

@@ -197,6 +197,8 @@ namespace NexVitad.Native
         public double jitter;
         public uint resume;
         public uint target_test;
+        public IntPtr cache_dir;
+        public ulong cache_mem;
     }
 
     /// <summary>nexvitad_train_progress: one report of a training run (written by the library).</summary>
@@ -242,6 +244,9 @@ namespace NexVitad.Native
         public double coverage;
         public double encode_s;
         public double train_s;
+        public ulong cache_bytes;
+        public ulong encoded;
+        public ulong reused;
     }
 
     /// <summary>nexvitad_train_progress_cb; <paramref name="progress"/> points to a nexvitad_train_progress valid during the call. Return non-zero to cancel. Must not throw.</summary>
