@@ -48,7 +48,8 @@ ABI_ASSERT(result_timings, offsetof(nexvitad_result, prepare_s) == 32);
 /* Revision 1 (training). */
 ABI_ASSERT(abi_revision, NEXVITAD_ABI_REVISION >= 1);
 ABI_ASSERT(train_phase, NEXVITAD_TRAIN_ENCODE == 0 && NEXVITAD_TRAIN_STEP == 1);
-ABI_ASSERT(train_options_size, sizeof(nexvitad_train_options) == 104);
+/* Revision 1's sizes, as the end of its last field (revision 7 grows both structs). */
+ABI_ASSERT(train_options_size, offsetof(nexvitad_train_options, target_test) + 4 == 104);
 ABI_ASSERT(train_options_seed, offsetof(nexvitad_train_options, seed) == 56);
 ABI_ASSERT(train_options_noise, offsetof(nexvitad_train_options, noise_std) == 80);
 ABI_ASSERT(train_options_flags, offsetof(nexvitad_train_options, resume) == 96 &&
@@ -56,7 +57,7 @@ ABI_ASSERT(train_options_flags, offsetof(nexvitad_train_options, resume) == 96 &
 ABI_ASSERT(train_progress_size, sizeof(nexvitad_train_progress) == 128);
 ABI_ASSERT(train_progress_done, offsetof(nexvitad_train_progress, done) == 32);
 ABI_ASSERT(train_progress_means, offsetof(nexvitad_train_progress, mean_loss) == 88);
-ABI_ASSERT(train_result_size, sizeof(nexvitad_train_result) == 96);
+ABI_ASSERT(train_result_size, offsetof(nexvitad_train_result, train_s) + 8 == 96);
 ABI_ASSERT(train_result_loss, offsetof(nexvitad_train_result, loss) == 40);
 ABI_ASSERT(train_result_times, offsetof(nexvitad_train_result, train_s) == 88);
 
@@ -126,6 +127,16 @@ ABI_ASSERT(result_size_r5, sizeof(nexvitad_result) == 104);
 ABI_ASSERT(abi_revision_6, NEXVITAD_ABI_REVISION >= 6);
 ABI_ASSERT(options_tile_batch, offsetof(nexvitad_options, tile_batch) == 48 &&
                                    offsetof(nexvitad_options, parallel_encoders) == 52 && sizeof(nexvitad_options) == 56);
+
+/* Revision 7 (training's feature cache): nexvitad_train_options grows `cache_dir` and
+   `cache_mem`, nexvitad_train_result grows `cache_bytes`, `encoded` and `reused`. */
+ABI_ASSERT(abi_revision_7, NEXVITAD_ABI_REVISION >= 7);
+ABI_ASSERT(train_options_cache, offsetof(nexvitad_train_options, cache_dir) == 104 &&
+                                    offsetof(nexvitad_train_options, cache_mem) == 112 &&
+                                    sizeof(nexvitad_train_options) == 120);
+ABI_ASSERT(train_result_cache, offsetof(nexvitad_train_result, cache_bytes) == 96 &&
+                                   offsetof(nexvitad_train_result, encoded) == 104 &&
+                                   offsetof(nexvitad_train_result, reused) == 112 && sizeof(nexvitad_train_result) == 120);
 
 /* Each function with the exact type it must have: a table of typed function pointers (a
    mismatch is a compile error in C++ and an incompatible-pointer warning, made an error by

@@ -281,8 +281,9 @@ namespace NexVitad.Native
         /// interest: nexvitad_mask and the larger nexvitad_bank_options, nexvitad_score_options,
         /// nexvitad_result and nexvitad_bank_info; nexvitad_bank_get_roi, nexvitad_bank_recalibrate; 5 = banks
         /// that grow: the larger nexvitad_bank_options and nexvitad_bank_info, nexvitad_bank_add, nexvitad_bank_merge;
-        /// 6 = tiles per encoder call: the larger nexvitad_options with tile_batch, which older libraries refuse).</summary>
-        public const uint AbiRevision = 6;
+        /// 6 = tiles per encoder call: the larger nexvitad_options with tile_batch, which older libraries refuse;
+        /// 7 = training's feature cache: the larger nexvitad_train_options and nexvitad_train_result).</summary>
+        public const uint AbiRevision = 7;
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern IntPtr nexvitad_version();
