@@ -112,7 +112,7 @@
  *       resume                      0                           0                 0
  *       target_test                 0                           0                 0
  *       cache_dir                   the output folder           NULL              NULL
- *       cache_mem                   1/8 of RAM, at most 1 GiB   0                 0
+ *       cache_mem                   1/8 of RAM, <= 512 MiB      0                 0
  *
  * (Revision 2 made every field follow this rule; earlier libraries refuse the values that
  * became defaults - 0 epsilon, a negative sigma other than -1, and so on - with
@@ -1215,7 +1215,7 @@ typedef struct nexvitad_train_options {
     /**
      * Bytes of feature sets held in memory (revision 7); the others are read from the
      * cache file when a step uses them, so memory stops growing with the number of images.
-     * 0 = the default: 1/8 of the machine's memory, at most 1 GiB. It must hold one
+     * 0 = the default: 1/8 of the machine's memory, at most 512 MiB. It must hold one
      * step's feature sets (min(batch, source images) + 2 x min(batch, target images)
      * images) or the call fails with NEXVITAD_INVALID_ARGUMENT naming the least.
      */

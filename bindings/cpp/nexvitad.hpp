@@ -1483,7 +1483,7 @@ public:
     TrainOptions& cache_dir(std::string dir) { cache_dir_ = std::move(dir); return *this; }
     const std::string& cache_dir() const noexcept { return cache_dir_; }
     /// Bytes of feature sets held in memory; the others are read from the cache file at each
-    /// step. 0 = the default (1/8 of RAM, at most 1 GiB). Below one step's feature sets the
+    /// step. 0 = the default (1/8 of RAM, at most 512 MiB). Below one step's feature sets the
     /// call throws Status::invalid_argument naming the least. C ABI revision 7.
     TrainOptions& cache_mem(std::uint64_t bytes) { raw_.cache_mem = bytes; return *this; }
 

@@ -90,7 +90,7 @@ type TrainOptions struct {
 	// gives ErrMismatch and is left alone. Needs library ABI revision 7.
 	CacheDir string
 	// CacheMem is the memory, in bytes, for feature sets held in memory; the others are
-	// read from the cache file at each step. 0 = 1/8 of RAM, at most 1 GiB. Below one
+	// read from the cache file at each step. 0 = 1/8 of RAM, at most 512 MiB. Below one
 	// step's feature sets gives ErrInvalidArgument naming the least. Needs revision 7.
 	CacheMem uint64
 	// Progress, if set, is called on the training goroutine after each encoded image and

@@ -550,7 +550,7 @@ pub struct nexvitad_train_options {
     pub cache_dir: *const c_char,
     /// Bytes of feature sets held in memory (revision 7); the others are read from the
     /// cache file when a step uses them, so memory stops growing with the number of images.
-    /// 0 = the default: 1/8 of the machine's memory, at most 1 GiB. It must hold one
+    /// 0 = the default: 1/8 of the machine's memory, at most 512 MiB. It must hold one
     /// step's feature sets (min(batch, source images) + 2 x min(batch, target images)
     /// images) or the call fails with NEXVITAD_INVALID_ARGUMENT naming the least.
     pub cache_mem: u64,

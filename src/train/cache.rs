@@ -3,8 +3,10 @@
 //!
 //! Why a file: the encoders are frozen, so each image (and each perturbed target copy) is
 //! encoded once and every epoch reuses its features. They are large: every Hiera stage and
-//! the DINOv2 grid, ≈ 4.3 MB per image at 224 px with full-size encoders, so the paper's
-//! eleven source products (≈ 3,900 images) need ≈ 17 GB — more than an inspection PC holds.
+//! the DINOv2 grid, 2.65 MB per image at 224 px with hiera_tiny + ViT-S/14, and the grids
+//! grow with the input's area (four times that at 448 px). The paper's eleven source
+//! products (≈ 3,900 images) need ≈ 10.5 GB at 224 and about four times that at 448 — more
+//! than an inspection PC holds.
 //! The cache keeps them on disk and holds in memory only the feature sets that fit the
 //! budget ([`CacheOptions::mem_budget`]); the others are read for the step that uses them.
 //! Reads go through the page cache, which the kernel gives back under pressure, so the
@@ -56,7 +58,7 @@ const HEADER_BYTES: u64 = 4096;
 const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"NXFR");
 const RECORD_HEADER: u64 = 16;
 /// The default budget's ceiling, see [`default_mem_budget`].
-const DEFAULT_BUDGET_CAP: u64 = 1 << 30;
+const DEFAULT_BUDGET_CAP: u64 = 512 << 20;
 
 /// Where the feature cache lives and how much of it stays in memory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,10 +71,12 @@ pub struct CacheOptions {
     pub mem_budget: Option<u64>,
 }
 
-/// The default memory budget: an eighth of the machine's memory, at most 1 GiB (1 GiB when
-/// the memory cannot be read). An eighth leaves room for the encoders, candle's activations
-/// and the programs beside it on an inspection PC; above 1 GiB the page cache serves the
-/// streamed feature sets about as fast (docs/performance.md, §9).
+/// The default memory budget: an eighth of the machine's memory, at most 512 MiB (512 MiB
+/// when the memory cannot be read). The feature sets are not what limits the speed: an epoch
+/// reading most of them from the file through the page cache took 1.02× the time of one
+/// holding all of them (docs/performance.md, §9), while the encoders' sessions and candle's
+/// activations already take about 1.7 GB at full size; 512 MiB keeps the whole run near
+/// 2.5 GB, beside the other programs of an inspection PC.
 pub fn default_mem_budget() -> u64 {
     physical_memory().map_or(DEFAULT_BUDGET_CAP, |m| (m / 8).min(DEFAULT_BUDGET_CAP))
 }
@@ -413,7 +417,7 @@ mod tests {
     }
 
     #[test]
-    fn default_budget_is_an_eighth_of_memory_at_most_one_gib() {
+    fn default_budget_is_an_eighth_of_memory_at_most_512_mib() {
         let b = default_mem_budget();
         assert!(b > 0 && b <= DEFAULT_BUDGET_CAP, "{b}");
         if let Some(m) = physical_memory() {

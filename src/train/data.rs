@@ -3,7 +3,7 @@
 //!
 //! The encoders are frozen, so each image is encoded exactly once per perturbation, here,
 //! before the first step, into the feature cache ([`super::cache`]); epochs then read the
-//! features from it (about 0.4 MB per image for the tiny fixture model, 4.3 MB for the
+//! features from it (about 0.4 MB per image for the tiny fixture model, 2.65 MB for the
 //! full-size encoders at 224 px).
 
 use std::path::{Path, PathBuf};

@@ -421,6 +421,9 @@ fn cache_bad_inputs_give_clear_errors() {
     // A folder nobody may create (even root cannot make folders in /proc).
     let (e, _) = run(CacheOptions { dir: Some(PathBuf::from("/proc/nexvitad-cache")), mem_budget: None });
     assert!(e.contains("cannot create the feature cache folder") && e.contains("/proc/nexvitad-cache"), "{e}");
+    // An output folder that cannot be made: named, nothing trained.
+    let e = train_model(tiny_model(), &sp, &one_epoch(), Path::new("/proc/nexvitad-out"), false, &in_out(), &mut no_progress()).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }) && e.to_string().contains("/proc/nexvitad-out"), "{e}");
     // Two runs on one cache: the second is refused while the first holds it.
     let shared = fresh_cache_dir();
     let held = TrainData::load(tiny_model(), &sp, &one_epoch(), &shared, None, &mut |_, _| true).unwrap();

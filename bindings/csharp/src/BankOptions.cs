@@ -34,8 +34,8 @@ namespace NexVitad
         /// <summary>Entropic regulariser of Sinkhorn, relative to the mean cost; &gt; 0.</summary>
         public float Epsilon { get => _o.epsilon; set => _o.epsilon = value; }
 
-        /// <summary>K-means iteration cap; &gt; 0.</summary>
-        public int MaxIterations { get => (int)_o.max_iters; set => _o.max_iters = Positive(value, nameof(MaxIterations)); }
+        /// <summary>K-means iteration cap; 0 = the default (50), as in C and Go. Setting 0 reads 50.</summary>
+        public int MaxIterations { get => (int)_o.max_iters; set => _o.max_iters = CountOrDefault(value, nameof(MaxIterations), o => o.max_iters); }
 
         /// <summary>K-means relative centroid-shift tolerance; &gt;= 0.</summary>
         public float Tolerance { get => _o.tol; set => _o.tol = value; }
@@ -67,8 +67,9 @@ namespace NexVitad
             set => _o.target_fpr = value ?? 0f;
         }
 
-        /// <summary>Images per encoder call; &gt; 0.</summary>
-        public int BatchSize { get => (int)_o.batch_size; set => _o.batch_size = Positive(value, nameof(BatchSize)); }
+        /// <summary>Images per encoder call; 0 = the default (4), as in C and Go. Reads back what the
+        /// library will use: setting 0 reads 4.</summary>
+        public int BatchSize { get => (int)_o.batch_size; set => _o.batch_size = CountOrDefault(value, nameof(BatchSize), o => o.batch_size); }
 
         /// <summary>Seed of every random choice; the same seed and images give the same bank.</summary>
         public long Seed { get => unchecked((long)_o.seed); set => _o.seed = unchecked((ulong)value); }
@@ -144,6 +145,17 @@ namespace NexVitad
         /// bank only with images of its one size). false, the default: a small bank that cannot grow.
         /// </summary>
         public bool Growable { get => _o.growable != 0; set => _o.growable = value ? 1u : 0u; }
+
+        /// <summary>0 selects the library's default (the header's "use the default" rule), read
+        /// back as the value it stands for; a negative value throws.</summary>
+        private static uint CountOrDefault(int value, string name, Func<nexvitad_bank_options, uint> field)
+        {
+            if (value < 0) throw new ArgumentOutOfRangeException(name, value, "must be >= 0 (0 = the default)");
+            if (value > 0) return (uint)value;
+            var d = new nexvitad_bank_options { struct_size = NativeMethods.SizeOf<nexvitad_bank_options>() };
+            Errors.Check(NativeMethods.nexvitad_bank_options_default(ref d));
+            return field(d);
+        }
 
         private static uint Positive(int value, string name)
         {

@@ -178,7 +178,7 @@ namespace NexVitad
 
         /// <summary>
         /// Bytes of feature sets held in memory; the others are read from the cache file at each
-        /// step. 0 = the default, 1/8 of RAM and at most 1 GiB. Below one step's feature sets the
+        /// step. 0 = the default, 1/8 of RAM and at most 512 MiB. Below one step's feature sets the
         /// library refuses it (<see cref="Status.InvalidArgument"/>, naming the least). C ABI revision 7.
         /// </summary>
         public long CacheMem

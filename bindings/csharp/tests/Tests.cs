@@ -525,7 +525,13 @@ namespace NexVitad.Tests
             NexVitadException e = Assert.Status(Status.InvalidArgument, () => M.BuildBank(F.GoodImages(), bad), "negative epsilon");
             Assert.True(e.Message.Contains("epsilon"), "message names epsilon: " + e.Message);
             Assert.Status(Status.InvalidArgument, () => M.BuildBank(F.GoodImages(), new BankOptions { K = 100000 }), "K above the patches");
-            Assert.Throws<ArgumentOutOfRangeException>(() => new BankOptions { BatchSize = 0 }, "batch size 0");
+            // 0 is "the default" here as in C and Go, read back as the value it stands for.
+            var zeros = new BankOptions { BatchSize = 0, MaxIterations = 0 };
+            Assert.Equal(new BankOptions().BatchSize, zeros.BatchSize, "BatchSize 0 = the default");
+            Assert.Equal(4, zeros.BatchSize, "the default batch size");
+            Assert.Equal(50, zeros.MaxIterations, "MaxIterations 0 = the default");
+            Assert.Throws<ArgumentOutOfRangeException>(() => new BankOptions { BatchSize = -1 }, "batch size -1");
+            Assert.Throws<ArgumentOutOfRangeException>(() => new BankOptions { MaxIterations = -2 }, "max iterations -2");
             // C's rule: a negative sigma is the model's default (as null); NaN is refused.
             var negative = new BankOptions { Sigma = -5f, MaxIterations = 5 };
             Assert.True(negative.Sigma == null, "a negative sigma reads back as the default (null)");

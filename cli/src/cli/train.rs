@@ -62,7 +62,7 @@ pub struct TrainOpts {
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Memory for feature sets, e.g. 512M, 2G (powers of 1024); the rest are read from the
-    /// cache file at each step. Default: 1/8 of RAM, at most 1 GiB.
+    /// cache file at each step. Default: 1/8 of RAM, at most 512 MiB.
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
     pub cache_mem: Option<u64>,
     /// Threads of candle's elementwise kernels (CANDLE_NUM_THREADS wins when set). Its CPU
