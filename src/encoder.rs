@@ -115,6 +115,16 @@ impl SessionConfig {
     }
 }
 
+/// Shapes `[C, h, w]` of one image's encoder outputs: Hiera H1..H4 (input size over each
+/// stage's stride), then the DINOv2 grid (its own input size over the patch). The encoder
+/// checks its outputs against them; training's feature cache lays its records out by them.
+pub fn output_shapes(m: &Manifest) -> [[usize; 3]; 5] {
+    let (w, h) = (m.input.width as usize, m.input.height as usize);
+    let st = |s: usize| [m.hiera.channels[s], h / m.hiera.strides[s], w / m.hiera.strides[s]];
+    let d = &m.dinov2;
+    [st(0), st(1), st(2), st(3), [d.channels, d.height as usize / d.patch_size, d.width as usize / d.patch_size]]
+}
+
 /// Frozen backbone outputs for a batch: Hiera stages H1..H4 and the DINOv2 patch grid, NCHW.
 #[derive(Debug, Clone)]
 pub struct BackboneFeatures {
@@ -207,18 +217,17 @@ impl Backbones {
         } else {
             (run_hiera()?, run_dino()?)
         };
-        let (w, h) = (m.input.width as usize, m.input.height as usize);
+        let shapes = output_shapes(m);
+        let with_batch = |[c, y, x]: [usize; 3]| [n, c, y, x];
         let mut it = hiera_out.into_iter();
         let mut next_stage = |s: usize| -> Result<Array4<f32>> {
             let a = it.next().ok_or_else(|| Error::Internal("missing hiera output".into()))?;
-            let st = m.hiera.strides[s];
-            expect_shape(&a, [n, m.hiera.channels[s], h / st, w / st], &m.hiera.outputs[s])?;
+            expect_shape(&a, with_batch(shapes[s]), &m.hiera.outputs[s])?;
             Ok(a)
         };
         let hiera = [next_stage(0)?, next_stage(1)?, next_stage(2)?, next_stage(3)?];
-        let d = &m.dinov2;
         let dino = dino_out.pop().ok_or_else(|| Error::Internal("missing dinov2 output".into()))?;
-        expect_shape(&dino, [n, d.channels, d.height as usize / d.patch_size, d.width as usize / d.patch_size], &d.output)?;
+        expect_shape(&dino, with_batch(shapes[4]), &m.dinov2.output)?;
         Ok((
             BackboneFeatures { hiera, dinov2: dino },
             EncoderTimings { hiera_s, dinov2_s },

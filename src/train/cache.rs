@@ -106,12 +106,9 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The shapes the model's encoders produce (the encoder checks its outputs against them).
+    /// The shapes the model's encoders produce ([`crate::encoder::output_shapes`]).
     pub fn of(m: &Manifest) -> Self {
-        let (w, h) = (m.input.width as usize, m.input.height as usize);
-        let st = |s: usize| [m.hiera.channels[s], h / m.hiera.strides[s], w / m.hiera.strides[s]];
-        let d = &m.dinov2;
-        Self { shapes: [st(0), st(1), st(2), st(3), [d.channels, d.height as usize / d.patch_size, d.width as usize / d.patch_size]] }
+        Self { shapes: crate::encoder::output_shapes(m) }
     }
 
     fn floats(&self) -> usize {
@@ -159,7 +156,8 @@ pub struct Opened {
     pub cache: FeatureCache,
     /// Records to encode (missing, torn or corrupt), ascending.
     pub missing: Vec<usize>,
-    /// The file existed but its header was not a readable cache header; it was rebuilt.
+    /// The file existed but its header was not a readable cache header of this data and
+    /// layout; it was rebuilt.
     pub rebuilt: bool,
 }
 
@@ -186,8 +184,7 @@ impl FeatureCache {
         let header = Header { key: key.to_string(), records: records as u64, shapes: layout.shapes.to_vec(), dtype: "f32".into(), about: about.to_string() };
         let mut cache = FeatureCache { path, file, layout, records, resident: vec![None; records], resident_bytes: 0 };
         let found = if existed { cache.read_header() } else { None };
-        let rebuilt = existed && found.is_none();
-        match found {
+        let reusable = match found {
             Some(h) if h.key != key => {
                 return Err(Error::Mismatch(format!(
                     "feature cache '{}' holds the features of other data, domains, perturbation settings, seed or base model ({}); \
@@ -196,11 +193,17 @@ impl FeatureCache {
                     h.about
                 )));
             }
-            Some(h) if h == header => {}
-            // A header of our key with another layout cannot come from this library: rebuild.
-            _ => cache.create(&header)?,
+            // `about` is for people: a header differing only there is still this data's. A
+            // header of our key with another layout cannot come from this library: rebuilt.
+            Some(h) => Header { about: header.about.clone(), ..h } == header,
+            None => false,
+        };
+        if !reusable {
+            cache.create(&header)?;
         }
-        let missing = cache.scan(progress)?;
+        // A file just (re)made holds no record yet: nothing to read back.
+        let missing = if reusable { cache.scan(progress)? } else { (0..records).collect() };
+        let rebuilt = existed && !reusable;
         Ok(Opened { cache, missing, rebuilt })
     }
 

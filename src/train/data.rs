@@ -127,6 +127,12 @@ pub struct Perturbation {
 }
 
 impl Perturbation {
+    /// The perturbation of copy `c` of target image `t`: one seed per (run seed, image, copy),
+    /// so it can be drawn again at any time (the flips when listing, the pixels when encoding).
+    pub fn of_copy(o: &PerturbOptions, seed: u64, t: usize, c: usize) -> Self {
+        Self::draw(o, derive_seed(seed, &[TAG_PERTURB, t as u64, c as u64]))
+    }
+
     /// Draws a perturbation from `seed`.
     pub fn draw(o: &PerturbOptions, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -419,7 +425,7 @@ impl TrainData {
             });
         }
         let flips: Vec<Vec<Flip>> = (0..tgt_list.len())
-            .map(|t| (0..perturb.copies).map(|c| Perturbation::draw(perturb, derive_seed(seed, &[TAG_PERTURB, t as u64, c as u64])).flip).collect())
+            .map(|t| (0..perturb.copies).map(|c| Perturbation::of_copy(perturb, seed, t, c).flip).collect())
             .collect();
 
         let about = format!("target '{}' from {} with base model {}…, seed {seed}", spec.target, spec.sources.join(","), &model.fingerprint()[..12.min(model.fingerprint().len())]);
@@ -438,16 +444,18 @@ impl TrainData {
             for &r in chunk {
                 images.push(match origins[r] {
                     Origin::Source(i) => data::load_rgb(&src_list[i].0)?,
+                    // A target image and its copies are consecutive records: decode it once.
                     Origin::Clean(t) | Origin::Copy(t, _) => {
-                        let img = match &last_target {
-                            Some((lt, img)) if *lt == t => img.clone(),
+                        let img = match last_target.take() {
+                            Some((lt, img)) if lt == t => img,
                             _ => data::load_rgb(&tgt_list[t])?,
                         };
-                        last_target = Some((t, img.clone()));
-                        match origins[r] {
-                            Origin::Copy(_, c) => Perturbation::draw(perturb, derive_seed(seed, &[TAG_PERTURB, t as u64, c as u64])).apply(&img),
-                            _ => img,
-                        }
+                        let out = match origins[r] {
+                            Origin::Copy(_, c) => Perturbation::of_copy(perturb, seed, t, c).apply(&img),
+                            _ => img.clone(),
+                        };
+                        last_target = Some((t, img));
+                        out
                     }
                 });
             }

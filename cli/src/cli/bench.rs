@@ -697,7 +697,8 @@ fn write_npy(path: &Path, x: &ndarray::Array2<f32>) -> Result<()> {
     std::fs::write(path, out).map_err(|e| Error::io("cannot write", path, e))
 }
 
-fn vm_kb(key: &str) -> Option<u64> {
+/// A field of /proc/self/status in kB (`VmHWM`: peak RSS; `VmRSS`: now); `train --json` uses it too.
+pub(crate) fn vm_kb(key: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     s.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.trim_start_matches(':').split_whitespace().next()).and_then(|v| v.parse().ok()))
 }

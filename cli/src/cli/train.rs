@@ -129,13 +129,6 @@ pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
     Ok((v * mult as f64).round() as u64)
 }
 
-/// The process's peak resident memory so far (VmHWM), in bytes.
-pub fn peak_rss_bytes() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: u64 = s.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.split_whitespace().next()?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 #[derive(Args)]
 pub struct TrainArgs {
     #[command(flatten)]
@@ -294,7 +287,7 @@ pub fn run(a: TrainArgs) -> nexvitad::Result<()> {
         Ok(s) => {
             if a.json {
                 let mut v = serde_json::to_value(&s).map_err(|e| nexvitad::Error::Internal(e.to_string()))?;
-                v["peak_rss_bytes"] = serde_json::json!(peak_rss_bytes());
+                v["peak_rss_bytes"] = serde_json::json!(super::bench::vm_kb("VmHWM").map(|kb| kb * 1024));
                 println!("{v}");
             } else {
                 print_summary(&s);
