@@ -375,7 +375,7 @@ fn cli_train_feature_cache_reports_and_a_full_disk_fails_cleanly() {
     assert_eq!(cache["bytes"].as_u64().unwrap(), std::fs::metadata(out.path().join("a").join("features.nxcache")).unwrap().len());
     assert!(v["peak_rss_bytes"].as_u64().unwrap() > 0 && v["encode_s"].as_f64().is_some() && v["train_s"].as_f64().is_some(), "{v}");
     // The text summary names the cache and what it did.
-    let text = ok(&mut train(&out.path().join("b"), &["--cache-dir"]).arg(out.path().join("a")));
+    let text = ok(train(&out.path().join("b"), &["--cache-dir"]).arg(out.path().join("a")));
     assert!(text.contains("feature cache") && text.contains(&format!("0 encoded, {sets} reused")), "{text}");
 
     // A file-size limit of 1 MiB: the cache (several MB) cannot be reserved.

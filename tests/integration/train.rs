@@ -387,7 +387,7 @@ fn stopping_while_encoding_leaves_a_cache_that_resume_continues() {
     .unwrap_err();
     assert!(matches!(e, Error::Cancelled), "{e}");
     let stopped_at = seen.last().unwrap().0;
-    assert!(stopped_at >= 9 && stopped_at < 22, "{seen:?}");
+    assert!((9..22).contains(&stopped_at), "{seen:?}");
     assert!(part.path().join(CACHE_FILE).is_file() && !part.path().join(CHECKPOINT_FILE).exists());
     // The folder is a stopped run: a fresh run is refused, --resume continues.
     let e = train_model(tiny_model(), &sp, &c, part.path(), false, &in_out(), &mut no_progress()).unwrap_err();
