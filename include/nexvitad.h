@@ -399,7 +399,9 @@ typedef uint32_t nexvitad_augment;
 #endif // __cplusplus
 
 /**
- * The `stage` argument of a nexvitad_progress_cb.
+ * The `stage` argument of a nexvitad_progress_cb: the phase a bank build (or an
+ * evaluation) is in, as nexvitad_train_phase is a training run's. The Rust API calls it
+ * `bank::Phase`; the C name is kept for ABI 1.
  */
 enum nexvitad_stage
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L

@@ -4,6 +4,7 @@
 //! when it opens them (so a mismatched export fails at load, not at the first image) and
 //! again checks every output's shape at run time.
 
+use std::num::NonZeroUsize;
 use std::path::Path;
 
 use ndarray::{Array4, ArrayView4, Ix4};
@@ -63,8 +64,8 @@ impl std::fmt::Display for ExecutionProvider {
 pub struct SessionConfig {
     /// Where the encoders run.
     pub execution_provider: ExecutionProvider,
-    /// Intra-op threads per session; 0 lets ONNX Runtime choose (all physical cores).
-    pub intra_threads: usize,
+    /// Intra-op threads per session; `None` lets ONNX Runtime choose (all physical cores).
+    pub intra_threads: Option<NonZeroUsize>,
     /// Graph optimisation level 0 (off) ..= 3 (all).
     pub optimization_level: u8,
     /// Let ONNX Runtime's intra-op threads busy-wait between operators. Off by default:
@@ -83,7 +84,7 @@ pub struct SessionConfig {
     /// leaves the cores partly idle (small matrix products split over threads wait on one
     /// another); two encoders side by side with half the threads each fill them: 1.05-1.31x
     /// for the fp32 encoders on 2 cores, never slower (docs/performance.md, section 8). With `intra_threads`
-    /// 0 each session then gets half the cores (at least one) instead of all of them.
+    /// `None` each session then gets half the cores (at least one) instead of all of them.
     pub parallel_encoders: bool,
 }
 
@@ -91,7 +92,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         Self {
             execution_provider: ExecutionProvider::Cpu,
-            intra_threads: 0,
+            intra_threads: None,
             optimization_level: 3,
             intra_op_spinning: false,
             io_binding: None,
@@ -101,10 +102,10 @@ impl Default for SessionConfig {
 }
 
 impl SessionConfig {
-    /// Intra-op threads each session is opened with (0: ONNX Runtime's choice).
-    pub fn session_threads(&self) -> usize {
+    /// Intra-op threads each session is opened with (`None`: ONNX Runtime's choice).
+    pub fn session_threads(&self) -> Option<NonZeroUsize> {
         match (self.intra_threads, self.parallel_encoders) {
-            (0, true) => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            (None, true) => NonZeroUsize::new(std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))),
             (t, _) => t,
         }
     }
@@ -280,9 +281,8 @@ fn open_session(rt: &Runtime, path: &Path, cfg: &SessionConfig) -> Result<(Sessi
     let builder_err = |e: ort::Error<ort::session::builder::SessionBuilder>| Error::runtime(format!("session options for '{}': {e}", path.display()));
     let mut b = Session::builder(&rt.env).map_err(|e| Error::runtime(format!("session builder: {e}")))?;
     b = b.with_optimization_level(level).map_err(builder_err)?;
-    let threads = cfg.session_threads();
-    if threads > 0 {
-        b = b.with_intra_threads(threads).map_err(builder_err)?;
+    if let Some(threads) = cfg.session_threads() {
+        b = b.with_intra_threads(threads.get()).map_err(builder_err)?;
     }
     b = b.with_intra_op_spinning(cfg.intra_op_spinning).map_err(builder_err)?;
     b = register_provider(b, cfg.execution_provider, path)?;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::bank::{BankOptions, MemoryBank, Progress, ProgressFn, Stage};
+use crate::bank::{BankOptions, MemoryBank, Progress, ProgressFn, Phase};
 use crate::data::{self, Category, Sample};
 use crate::error::{Error, Result};
 use crate::image::{ImageView, PixelFormat};
@@ -360,8 +360,8 @@ pub fn heat_range(bank: &MemoryBank) -> (f32, f32) {
 }
 
 /// Fits a bank on the category's first `shots` good training images and scores its test set.
-/// `progress` sees the bank build's stages, then the scoring of the test images reported as
-/// `Stage::Encode`.
+/// `progress` sees the bank build's phases, then the scoring of the test images reported as
+/// `Phase::Encode`.
 pub fn evaluate_category(model: &Model, root: &Path, category: &str, opts: &EvalOptions, progress: ProgressFn<'_>) -> Result<EvalReport> {
     evaluate_with(model, root, category, opts, progress, &mut |_, _, _| Ok(()))
 }
@@ -413,7 +413,7 @@ fn evaluate_with(
         sc.push((t.head_s + t.matching_s + t.upsample_smooth_s) * 1e3);
         acc.add(s, &img, &r.map)?;
         on_scored(&img, &r, &bank)?;
-        if !progress(Progress { stage: Stage::Encode, done: i + 1, total }) {
+        if !progress(Progress { phase: Phase::Encode, done: i + 1, total }) {
             return Err(Error::Cancelled);
         }
     }

@@ -64,7 +64,7 @@ fn cuda_matches_cpu() {
     assert!(d < 0.02, "dinov2: {d}");
 
     // Anomaly maps from one bank (fitted on the CPU), scored by both.
-    let bank = MemoryBank::build(&cpu, &views[..2], &BankOptions { k: 8, ..Default::default() }, &mut |_| true).unwrap();
+    let bank = MemoryBank::build(&cpu, &views[..2], &BankOptions { k: Some(8), ..Default::default() }, &mut |_| true).unwrap();
     let (mut wa, mut wb) = (Workspace::new(), Workspace::new());
     let ra = nexvitad::score::score(&cpu, &bank, &views[2], &mut wa).unwrap();
     let rb = nexvitad::score::score(&gpu, &bank, &views[2], &mut wb).unwrap();

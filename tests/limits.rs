@@ -163,7 +163,7 @@ fn bank_vector_cap_is_a_limit_error() {
     let model = tiny_model();
     let px = gray(96, 96);
     let views = vec![model.view(&px, 96, 96, 96, PixelFormat::Gray8).unwrap(); 2];
-    let opts = BankOptions { k: 4, max_vectors: 1000, ..Default::default() };
+    let opts = BankOptions { k: Some(4), max_vectors: 1000, ..Default::default() };
     let e = MemoryBank::build(model, &views, &opts, &mut |_| true).unwrap_err();
     assert!(matches!(e, Error::LimitExceeded(ref m) if m.contains("max_vectors")), "{e}");
 }
@@ -177,7 +177,7 @@ fn regression_bank_sinkhorn_huge_k_aborts() {
     let px: Vec<Vec<u8>> = (0..30u32).map(|i| gray(96 + i, 96)).collect();
     let views: Vec<_> = px.iter().zip(0..).map(|(p, i)| model.view(p, 96 + i, 96, 96 + i as usize, PixelFormat::Gray8).unwrap()).collect();
     let n = 30 * 28 * 28; // 23520 vectors: N x N x 8 B = 4.4 GB
-    let opts = BankOptions { k: n, ..Default::default() };
+    let opts = BankOptions { k: Some(n), ..Default::default() };
     let (r, largest) = largest_alloc(|| MemoryBank::build(model, &views, &opts, &mut |_| true));
     let e = r.unwrap_err();
     assert!(matches!(e, Error::LimitExceeded(ref m) if m.contains("k = 23520")), "{e}");

@@ -383,7 +383,7 @@ inline const nexvitad_mask* repoint_roi(const nexvitad_mask* raw_roi, const nexv
 // ---------------------------------------------------------------------------------------------
 // Options, progress, results
 
-/// Stages reported to a progress callback (nexvitad_stage).
+/// The phase of a bank build reported to a progress callback (nexvitad_stage).
 enum class Stage : std::uint32_t {
     encode = NEXVITAD_STAGE_ENCODE,        ///< total = number of images (of tiles, tiled banks)
     cluster = NEXVITAD_STAGE_CLUSTER,      ///< total = the k-means iteration cap

@@ -32,6 +32,18 @@ fn synth_fit_score_eval() {
         .arg("--out")
         .arg(&bank));
     assert!(s.contains("10 sinkhorn vectors"), "{s}");
+    // Unset means the model's default; a value outside the range is named, with how to get
+    // the default, on one line.
+    for (flag, value, want) in [
+        ("--k", "0", "k must be > 0 (leave it unset for the model's default, 30)"),
+        ("--sigma", "-1", "sigma -1 must be >= 0 (leave it unset for the model's default, 4 px)"),
+        ("--target-fpr", "0", "target_fpr 0 must be in (0, 1) (leave it unset for the model's default, 0.01)"),
+    ] {
+        let out = nexvitad().args(["fit", "--shots", "3", flag, value, "--images"]).arg(data.join("grain/train/good")).arg("--out").arg(t.path().join("x.bank")).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.trim_end().lines().count() == 1 && err.contains(want), "{flag} {value}: {err}");
+        assert!(!t.path().join("x.bank").exists());
+    }
     let moved = t.path().join("moved.bank");
     let s = ok(nexvitad().args(["bank", "calibrate", "--fpr", "0.1", "--bank"]).arg(&bank).arg("--out").arg(&moved));
     assert!(s.contains("target FPR 0.01 -> 0.1"), "{s}");

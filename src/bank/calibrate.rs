@@ -9,7 +9,7 @@ use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 use super::grow::Shots;
-use super::{fit_vectors, BankOptions, MemoryBank, Progress, ProgressFn, Stage};
+use super::{fit_vectors, MemoryBank, Resolved, Progress, ProgressFn, Phase};
 use crate::error::{Error, Result};
 use crate::fusion::scoring::FeatureScratch;
 use crate::image::{ImageView, Preparer};
@@ -140,7 +140,7 @@ pub(super) fn pool_pixels(pool: &mut Vec<f32>, values: &[f32], roi: Option<&[u8]
 /// shots' blocks, its own copy-0 block matched against them. Only its inside patches are
 /// matched; the map's edge rule replaces the others ([`crate::roi`]), so nothing beyond
 /// the kept rows is needed, which is what lets a growable bank re-calibrate after `add`.
-pub(crate) fn leave_one_out(shots: &Shots, roi: Option<&Roi>, opts: &BankOptions, progress: ProgressFn<'_>) -> Result<Calibration> {
+pub(crate) fn leave_one_out(shots: &Shots, roi: Option<&Roi>, opts: &Resolved, progress: ProgressFn<'_>) -> Result<Calibration> {
     let n = shots.shots();
     let blocks = shots.blocks();
     let (gw, gh) = shots.grid;
@@ -170,7 +170,7 @@ pub(crate) fn leave_one_out(shots: &Shots, roi: Option<&Roi>, opts: &BankOptions
         let map = map_from_patches(&full, gw, gh, w, h, opts.sigma, opts.image_score, px.as_deref(), &mut ws)?;
         image_scores.push(map.image_score);
         pool_pixels(&mut pixels, &map.values, px.as_deref(), n);
-        if !progress(Progress { stage: Stage::Calibrate, done: i + 1, total: n }) {
+        if !progress(Progress { phase: Phase::Calibrate, done: i + 1, total: n }) {
             return Err(Error::Cancelled);
         }
     }

@@ -22,7 +22,7 @@
 use ndarray::{s, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
-use super::{calibrate, copies, encode_normals, fit_vectors, inside_rows, BankMeta, BankOptions, MemoryBank, ProgressFn};
+use super::{calibrate, copies, encode_normals, fit_vectors, inside_rows, BankMeta, BankOptions, MemoryBank, ProgressFn, Resolved};
 use crate::error::{Error, Result};
 use crate::image::ImageView;
 use crate::model::Model;
@@ -99,7 +99,7 @@ impl Shots {
     /// Encodes `images` (opts resolved) into shots: each image (or each of its tiles) and
     /// its copies, with the region of interest's ignored area filled before encoding and
     /// only the patches inside it kept ([`crate::roi`]).
-    pub fn encode(model: &Model, images: &[ImageView<'_>], opts: &BankOptions, progress: ProgressFn<'_>) -> Result<Self> {
+    pub fn encode(model: &Model, images: &[ImageView<'_>], opts: &Resolved, progress: ProgressFn<'_>) -> Result<Self> {
         if let Some(tiling) = &opts.tiling {
             return super::tiles::encode_shots(model, images, opts, tiling, progress);
         }
@@ -141,7 +141,7 @@ impl Shots {
 
 /// Fits and calibrates a bank from its shots (opts resolved): the one path of `build`,
 /// `add` and `merge`, whole-image or tiled.
-pub(crate) fn from_shots(model: &Model, shots: Shots, opts: &BankOptions, progress: ProgressFn<'_>) -> Result<MemoryBank> {
+pub(crate) fn from_shots(model: &Model, shots: Shots, opts: &Resolved, progress: ProgressFn<'_>) -> Result<MemoryBank> {
     if shots.rows.nrows() > opts.max_vectors {
         return Err(Error::LimitExceeded(format!(
             "{} images make {} bank rows, above max_vectors {}",
@@ -188,15 +188,15 @@ impl MemoryBank {
         let g = m.growth.as_ref()?;
         Some(BankOptions {
             scorer: m.scorer,
-            k: m.k,
+            k: Some(m.k),
             epsilon: g.epsilon,
             max_iters: g.max_iters,
             tol: g.tol,
             coreset_ratio: g.coreset_ratio,
-            sigma: m.sigma,
+            sigma: Some(m.sigma),
             image_score: m.image_score,
             augment: m.augment,
-            target_fpr: m.calibration.target_fpr,
+            target_fpr: Some(m.calibration.target_fpr),
             seed: m.seed,
             roi: self.roi().cloned(),
             tiling: m.tiles.as_ref().map(|t| t.tiling),

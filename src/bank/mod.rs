@@ -73,11 +73,13 @@ pub struct Augment {
     pub rot90: bool,
 }
 
-/// What a bank build is doing, for progress callbacks.
+/// What a bank build is doing, for progress callbacks: its phase, as training's progress
+/// has phases. (The C header's name for it is `nexvitad_stage`, kept for ABI 1; "stage"
+/// elsewhere in the code is a Hiera level.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub enum Phase {
     /// Encoding the normal images (`done` and `total` count images); evaluation also
-    /// reports the scoring of its test images as this stage.
+    /// reports the scoring of its test images as this phase.
     Encode = 0,
     /// Sinkhorn K-means (`done` counts iterations, `total` is the iteration cap).
     Cluster = 1,
@@ -85,14 +87,14 @@ pub enum Stage {
     Calibrate = 2,
 }
 
-/// One progress report: `done` of `total` steps of `stage`.
+/// One progress report: `done` of `total` steps of `phase`.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
-    /// The stage the build is in.
-    pub stage: Stage,
-    /// Steps of `stage` finished.
+    /// The phase the build is in.
+    pub phase: Phase,
+    /// Steps of `phase` finished.
     pub done: usize,
-    /// Steps of `stage` in all.
+    /// Steps of `phase` in all.
     pub total: usize,
 }
 
@@ -105,8 +107,8 @@ pub type ProgressFn<'a> = &'a mut dyn FnMut(Progress) -> bool;
 pub struct BankOptions {
     /// How patches are matched against the bank.
     pub scorer: ScorerKind,
-    /// Prototypes (Sinkhorn); 0 = the model's default.
-    pub k: usize,
+    /// Prototypes K of the Sinkhorn scorer (> 0); `None` = the model's default.
+    pub k: Option<usize>,
     /// Entropic regulariser relative to the mean cost (see `sinkhorn::KMeansOptions`).
     pub epsilon: f32,
     /// K-means iteration cap and relative centroid-shift tolerance.
@@ -115,14 +117,16 @@ pub struct BankOptions {
     pub tol: f32,
     /// Share of vectors kept by the coreset scorer, in (0, 1].
     pub coreset_ratio: f32,
-    /// Gaussian σ in pixels of the scored image; negative = the model's default.
-    pub sigma: f32,
+    /// Gaussian σ in pixels of the scored image, in [0, 1000] (0 = no smoothing);
+    /// `None` = the model's default.
+    pub sigma: Option<f32>,
     /// How the image score is drawn from the map.
     pub image_score: ImageScoreMode,
     /// Extra flipped or rotated copies of each normal image.
     pub augment: Augment,
-    /// False-positive rate the stored thresholds aim at; 0 = the model's default.
-    pub target_fpr: f32,
+    /// False-positive rate the stored thresholds aim at, in (0, 1); `None` = the model's
+    /// default.
+    pub target_fpr: Option<f32>,
     /// Seed of every random choice (k-means++ start, coreset).
     pub seed: u64,
     /// Images encoded per encoder call.
@@ -146,15 +150,15 @@ impl Default for BankOptions {
     fn default() -> Self {
         Self {
             scorer: ScorerKind::Sinkhorn,
-            k: 0,
+            k: None,
             epsilon: 0.05,
             max_iters: 50,
             tol: 1e-4,
             coreset_ratio: 0.1,
-            sigma: -1.0,
+            sigma: None,
             image_score: ImageScoreMode::Max,
             augment: Augment::default(),
-            target_fpr: 0.0,
+            target_fpr: None,
             seed: 0,
             batch_size: 4,
             max_vectors: 4 << 20,
@@ -165,27 +169,51 @@ impl Default for BankOptions {
     }
 }
 
+/// Bank options with the model's defaults filled in and every value checked: what the
+/// build steps read. It dereferences to the options as given, so `k`, `sigma` and
+/// `target_fpr` read here are the resolved numbers and every other field is the caller's.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    opts: BankOptions,
+    /// Prototypes K (Sinkhorn).
+    pub k: usize,
+    /// Gaussian σ in pixels.
+    pub sigma: f32,
+    /// Target false-positive rate of the thresholds.
+    pub target_fpr: f32,
+}
+
+impl std::ops::Deref for Resolved {
+    type Target = BankOptions;
+    fn deref(&self) -> &BankOptions {
+        &self.opts
+    }
+}
+
 impl BankOptions {
     /// Fills model defaults and checks every value, naming the one that is wrong.
-    pub fn resolved(&self, model: &Model) -> Result<Self> {
+    pub(crate) fn resolved(&self, model: &Model) -> Result<Resolved> {
         let d = &model.manifest().defaults;
-        let mut o = self.clone();
-        if o.k == 0 {
-            o.k = d.k;
+        let o = self;
+        // A value that only the safe API and the CLI can give (C maps its "use the default"
+        // values to `None`) says how to get the default.
+        let k = o.k.unwrap_or(d.k);
+        if k == 0 {
+            return Err(Error::invalid(format!("k must be > 0 (leave it unset for the model's default, {})", d.k)));
         }
-        // Any negative σ means the model's default, as in the C header's one rule; NaN is
-        // never a default (it fails the check below).
-        if o.sigma < 0.0 {
-            o.sigma = d.sigma;
+        let sigma = o.sigma.unwrap_or(d.sigma);
+        if sigma < 0.0 && sigma.is_finite() {
+            return Err(Error::invalid(format!("sigma {sigma} must be >= 0 (leave it unset for the model's default, {} px)", d.sigma)));
         }
-        if !o.sigma.is_finite() || o.sigma > 1000.0 {
-            return Err(Error::invalid(format!("sigma {} must be finite and at most 1000 px", o.sigma)));
+        if !(sigma.is_finite() && sigma <= 1000.0) {
+            return Err(Error::invalid(format!("sigma {sigma} must be finite and at most 1000 px")));
         }
-        if o.target_fpr == 0.0 {
-            o.target_fpr = d.target_fpr;
+        let target_fpr = o.target_fpr.unwrap_or(d.target_fpr);
+        if target_fpr == 0.0 {
+            return Err(Error::invalid(format!("target_fpr 0 must be in (0, 1) (leave it unset for the model's default, {})", d.target_fpr)));
         }
-        if !(o.target_fpr > 0.0 && o.target_fpr < 1.0) {
-            return Err(Error::invalid(format!("target_fpr {} must be in (0, 1)", o.target_fpr)));
+        if !(target_fpr > 0.0 && target_fpr < 1.0) {
+            return Err(Error::invalid(format!("target_fpr {target_fpr} must be in (0, 1)")));
         }
         if !(o.epsilon.is_finite() && o.epsilon > 0.0) {
             return Err(Error::invalid(format!("epsilon {} must be finite and > 0", o.epsilon)));
@@ -215,7 +243,7 @@ impl BankOptions {
         if let Some(t) = &o.tiling {
             t.validate()?;
         }
-        Ok(o)
+        Ok(Resolved { opts: o.clone(), k, sigma, target_fpr })
     }
 }
 
@@ -268,7 +296,7 @@ impl BankMeta {
     /// and convergence. Whole-image (`tiles` None); a tiled build sets `tiles` after.
     pub(crate) fn fitted(
         model: &Model,
-        opts: &BankOptions,
+        opts: &Resolved,
         grid: &Grid,
         vectors: &Array2<f32>,
         shots: usize,
@@ -482,7 +510,7 @@ pub(crate) fn encode_normals(
     images: &[ImageView<'_>],
     fill: Option<&[Vec<u8>]>,
     unit: &str,
-    opts: &BankOptions,
+    opts: &Resolved,
     progress: ProgressFn<'_>,
 ) -> Result<Vec<Grid>> {
     let per_image = 1 + copies(&opts.augment).len();
@@ -510,7 +538,7 @@ pub(crate) fn encode_normals(
             extra.push(model.patch_features_prepared(&augment_batch(&batch, aug))?);
         }
         let done = (bi * opts.batch_size + chunk.len()).min(images.len());
-        if !progress(Progress { stage: Stage::Encode, done, total: images.len() }) {
+        if !progress(Progress { phase: Phase::Encode, done, total: images.len() }) {
             return Err(Error::Cancelled);
         }
     }
@@ -610,7 +638,7 @@ fn augment_batch(b: &PreparedBatch, c: Copy) -> PreparedBatch {
 pub const MAX_SINKHORN_BYTES: u64 = 4 << 30;
 
 /// Turns per-image grids into the bank's vectors with the chosen scorer.
-pub(crate) fn fit_vectors(per_image: &[ArrayView2<'_, f32>], opts: &BankOptions, progress: ProgressFn<'_>) -> Result<(Array2<f32>, usize, bool)> {
+pub(crate) fn fit_vectors(per_image: &[ArrayView2<'_, f32>], opts: &Resolved, progress: ProgressFn<'_>) -> Result<(Array2<f32>, usize, bool)> {
     let all = ndarray::concatenate(Axis(0), per_image).map_err(|e| Error::Internal(format!("concatenate bank: {e}")))?;
     let n = all.nrows();
     match opts.scorer {
@@ -641,7 +669,7 @@ pub(crate) fn fit_vectors(per_image: &[ArrayView2<'_, f32>], opts: &BankOptions,
                 seed: opts.seed,
                 ..Default::default()
             };
-            let mut cb = |done: usize, total: usize| progress(Progress { stage: Stage::Cluster, done, total });
+            let mut cb = |done: usize, total: usize| progress(Progress { phase: Phase::Cluster, done, total });
             let r = sinkhorn::sinkhorn_kmeans(all.view(), &km, &mut cb)?;
             Ok((r.centroids, r.iterations, r.converged))
         }

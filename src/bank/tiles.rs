@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::calibrate::{pool_pixels, summarise, Calibration};
 use super::grow::Shots;
-use super::{encode_normals, fit_vectors, inside_rows, BankMeta, BankOptions, MemoryBank, Progress, ProgressFn, Stage};
+use super::{encode_normals, fit_vectors, inside_rows, BankMeta, MemoryBank, Progress, ProgressFn, Resolved, Phase};
 use crate::error::{Error, Result};
 use crate::fusion::scoring::FeatureScratch;
 use crate::fusion::Grid;
@@ -100,7 +100,7 @@ fn shot_grids(images: &[ImageView<'_>], tiling: &Tiling, tile_w: u32, tile_h: u3
 /// Encodes images into the shots of a tiled bank (`opts` resolved, `opts.tiling ==
 /// Some(*tiling)`): every tile of every image and copy, only its patches inside the region
 /// of interest, in grids ordered copy by copy, image by image, tile by tile.
-pub(crate) fn encode_shots(model: &Model, images: &[ImageView<'_>], opts: &BankOptions, tiling: &Tiling, progress: ProgressFn<'_>) -> Result<Shots> {
+pub(crate) fn encode_shots(model: &Model, images: &[ImageView<'_>], opts: &Resolved, tiling: &Tiling, progress: ProgressFn<'_>) -> Result<Shots> {
     let input = &model.manifest().input;
     let (tile_w, tile_h) = tiling.tile_size(input.width, input.height);
     let grids = shot_grids(images, tiling, tile_w, tile_h)?;
@@ -139,7 +139,7 @@ fn parts_of(tiling: &Tiling, first: &TileGrid) -> usize {
 
 /// Fits and calibrates a tiled bank from its shots (`opts` resolved, `opts.tiling ==
 /// Some(*tiling)`); the vectors and the record, ROI and growth not yet attached.
-pub(crate) fn fit_shots(model: &Model, shots: &Shots, opts: &BankOptions, tiling: &Tiling, progress: ProgressFn<'_>) -> Result<(Array2<f32>, BankMeta)> {
+pub(crate) fn fit_shots(model: &Model, shots: &Shots, opts: &Resolved, tiling: &Tiling, progress: ProgressFn<'_>) -> Result<(Array2<f32>, BankMeta)> {
     let input = &model.manifest().input;
     let (tile_w, tile_h) = tiling.tile_size(input.width, input.height);
     let grids: Vec<TileGrid> = shots
@@ -189,7 +189,7 @@ fn tile_masks(grids: &[TileGrid], px: &[Vec<u8>]) -> Vec<Vec<u8>> {
 /// image's size). A shared bank with no inside patch at all is refused; in a per-position
 /// bank a position wholly outside keeps all its rows, so it still has a bank to match its
 /// tiles against (their scores are masked out of every map).
-fn roi_rows(feats: &[Grid], grids: &[TileGrid], px: &[Vec<u8>], images: &[ImageView<'_>], parts: usize, opts: &BankOptions) -> Result<Vec<Array2<f32>>> {
+fn roi_rows(feats: &[Grid], grids: &[TileGrid], px: &[Vec<u8>], images: &[ImageView<'_>], parts: usize, opts: &Resolved) -> Result<Vec<Array2<f32>>> {
     let mut owner = Vec::new();
     for (i, g) in grids.iter().enumerate() {
         owner.extend((0..g.len()).map(|t| (i, t)));
@@ -221,7 +221,7 @@ fn fit_parts(
     feats: &[ArrayView2<'_, f32>],
     keep: impl Fn(usize) -> bool,
     parts: usize,
-    opts: &BankOptions,
+    opts: &Resolved,
     clamp_k: bool,
     progress: ProgressFn<'_>,
 ) -> Result<(Array2<f32>, Vec<usize>, usize, bool)> {
@@ -259,7 +259,7 @@ fn ranges(rows: &[usize]) -> Vec<Range<usize>> {
 /// Thresholds of a tiled bank from its shots, held out by image in folds (module doc).
 /// Each held-out tile's kept rows are matched and scattered back to their cells (the
 /// others are replaced by the map's edge rule), so the shots alone suffice.
-fn calibrate_folds(shots: &Shots, grids: &[TileGrid], roi: Option<&Roi>, parts: usize, opts: &BankOptions, progress: ProgressFn<'_>) -> Result<Calibration> {
+fn calibrate_folds(shots: &Shots, grids: &[TileGrid], roi: Option<&Roi>, parts: usize, opts: &Resolved, progress: ProgressFn<'_>) -> Result<Calibration> {
     let m = shots.shots();
     let folds = m.min(CALIBRATION_FOLDS);
     let originals: usize = grids.iter().map(TileGrid::len).sum();
@@ -301,7 +301,7 @@ fn calibrate_folds(shots: &Shots, grids: &[TileGrid], roi: Option<&Roi>, parts: 
             image_scores[i] = map.image_score;
             pool_pixels(&mut pixels, &map.values, px.as_deref(), m);
             done += 1;
-            if !progress(Progress { stage: Stage::Calibrate, done, total: m }) {
+            if !progress(Progress { phase: Phase::Calibrate, done, total: m }) {
                 return Err(Error::Cancelled);
             }
         }

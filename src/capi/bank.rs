@@ -39,23 +39,25 @@ fn augment_bits(a: Augment) -> u32 {
 /// `image_score_top_fraction` when 0 (the default of NEXVITAD_IMAGE_SCORE_TOP_MEAN).
 const DEFAULT_TOP_FRACTION: f32 = 0.1;
 
-/// The defaults nexvitad_bank_options_default() writes: the safe API's `BankOptions::default()`.
+/// The defaults nexvitad_bank_options_default() writes: the safe API's `BankOptions::default()`,
+/// with the header's "use the default" values (0, -1, 0) where it has `None` (`k`, `sigma`,
+/// `target_fpr`: the model's).
 fn default_bank_options() -> nexvitad_bank_options {
     let d = BankOptions::default();
     let (mode, fraction) = image_score_codes(d.image_score);
     nexvitad_bank_options {
         struct_size: size_of::<nexvitad_bank_options>(),
         scorer: scorer_code(d.scorer),
-        k: d.k as u32,
+        k: 0,
         epsilon: d.epsilon,
         max_iters: d.max_iters as u32,
         tol: d.tol,
         coreset_ratio: d.coreset_ratio,
-        sigma: d.sigma,
+        sigma: -1.0,
         image_score_mode: mode,
         image_score_top_fraction: if fraction > 0.0 { fraction } else { DEFAULT_TOP_FRACTION },
         augment: augment_bits(d.augment),
-        target_fpr: d.target_fpr,
+        target_fpr: 0.0,
         batch_size: d.batch_size as u32,
         seed: d.seed,
         max_vectors: d.max_vectors as u64,
@@ -74,8 +76,8 @@ fn default_bank_options() -> nexvitad_bank_options {
 ///
 /// The "use the default" rule of the header: 0 selects the default, except in `tol` and
 /// `sigma`, where 0 is a real setting and any negative value selects the default (`k`, `sigma`
-/// and `target_fpr` are the model's, passed on as the safe API's markers 0, -1, 0). NaN is never
-/// a default: it reaches `resolved`, which refuses it.
+/// and `target_fpr` are the model's: they become the safe API's `None`). NaN is never a
+/// default: it reaches `resolved`, which refuses it.
 ///
 /// # Safety
 /// `o.roi` is NULL or a readable nexvitad_mask (see [`mask`]).
@@ -137,20 +139,21 @@ unsafe fn to_bank_options(o: &nexvitad_bank_options) -> Result<BankOptions> {
         tiling,
         roi,
         scorer,
-        k: o.k as usize,
+        k: (o.k != 0).then_some(o.k as usize),
         epsilon: or_default(o.epsilon, d.epsilon),
         max_iters: if o.max_iters == 0 { d.max_iters } else { o.max_iters as usize },
         tol: neg_default(o.tol, d.tol),
         coreset_ratio: or_default(o.coreset_ratio, d.coreset_ratio),
-        // Any negative sigma (not only -1) is the model's; -1 is the safe API's marker for it.
-        sigma: neg_default(o.sigma, -1.0),
+        // Any negative sigma (not only -1) is the model's; NaN is not negative, so it is kept
+        // and refused by `resolved`.
+        sigma: if o.sigma < 0.0 { None } else { Some(o.sigma) },
         image_score,
         augment: Augment {
             hflip: o.augment & NEXVITAD_AUGMENT_HFLIP as u32 != 0,
             vflip: o.augment & NEXVITAD_AUGMENT_VFLIP as u32 != 0,
             rot90: o.augment & NEXVITAD_AUGMENT_ROT90 as u32 != 0,
         },
-        target_fpr: o.target_fpr,
+        target_fpr: (o.target_fpr != 0.0).then_some(o.target_fpr),
         seed: o.seed,
         batch_size: if o.batch_size == 0 { d.batch_size } else { o.batch_size as usize },
         max_vectors,
@@ -241,7 +244,7 @@ pub unsafe extern "C" fn nexvitad_bank_build(
         let opts = to_bank_options(&opts)?;
         let mut progress = |p: Progress| match cb {
             None => true,
-            Some(f) => f(user, p.stage as c_int, p.done, p.total) == 0,
+            Some(f) => f(user, p.phase as c_int, p.done, p.total) == 0,
         };
         let bank = MemoryBank::build(&mh.model, &views, &opts, &mut progress)?;
         log_bank("built bank", &bank);
@@ -450,7 +453,7 @@ pub unsafe extern "C" fn nexvitad_bank_add(
             .collect::<Result<Vec<_>>>()?;
         let mut progress = |p: Progress| match cb {
             None => true,
-            Some(f) => f(user, p.stage as c_int, p.done, p.total) == 0,
+            Some(f) => f(user, p.phase as c_int, p.done, p.total) == 0,
         };
         let grown = b.bank.add(&b.model.model, &views, &mut progress)?;
         log_bank(&format!("added {n} images to a bank"), &grown);
@@ -485,7 +488,7 @@ pub unsafe extern "C" fn nexvitad_bank_merge(
         let hb = handles::bank(b, "b")?;
         let mut progress = |p: Progress| match cb {
             None => true,
-            Some(f) => f(user, p.stage as c_int, p.done, p.total) == 0,
+            Some(f) => f(user, p.phase as c_int, p.done, p.total) == 0,
         };
         let merged = ha.bank.merge(&ha.model.model, &hb.bank, &mut progress)?;
         log_bank("merged two banks", &merged);

@@ -21,7 +21,7 @@ fn default_options() -> nexvitad_options {
         struct_size: size_of::<nexvitad_options>(),
         ort_library: std::ptr::null(),
         execution_provider: c"cpu".as_ptr(),
-        intra_threads: d.session.intra_threads as u32,
+        intra_threads: d.session.intra_threads.map_or(0, |t| t.get() as u32),
         optimization_level: d.session.optimization_level as u32,
         max_image_side: d.image_limits.max_side,
         reserved0: 0,
@@ -45,7 +45,7 @@ unsafe fn to_model_options(o: &nexvitad_options) -> Result<ModelOptions> {
         m.session.execution_provider =
             ExecutionProvider::parse(ep).map_err(|e| super::status::in_param(e, "options->execution_provider"))?;
     }
-    m.session.intra_threads = o.intra_threads as usize;
+    m.session.intra_threads = NonZeroUsize::new(o.intra_threads as usize);
     m.session.optimization_level = match o.optimization_level {
         l @ 0..=3 => l as u8,
         // The option rule: 0 is a real setting here (off), so a negative value (as int32_t,

@@ -120,7 +120,9 @@ pub enum nexvitad_tile_layout {
     NEXVITAD_TILE_PER_POSITION = 1,
 }
 
-/// The `stage` argument of a nexvitad_progress_cb.
+/// The `stage` argument of a nexvitad_progress_cb: the phase a bank build (or an
+/// evaluation) is in, as nexvitad_train_phase is a training run's. The Rust API calls it
+/// `bank::Phase`; the C name is kept for ABI 1.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy)]
 pub enum nexvitad_stage {

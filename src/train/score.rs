@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::bank::{ImageScoreMode, Progress, ProgressFn, Stage};
+use crate::bank::{ImageScoreMode, Progress, ProgressFn, Phase};
 use crate::data;
 use crate::error::{Error, Result};
 use crate::eval::{check_test_set, load_image, median, rgb_view, Accumulator, EvalOptions, EvalReport};
@@ -47,12 +47,11 @@ pub fn decoder_map(model: &Model, dec: &Decoder, img: &crate::image::ImageView<'
 }
 
 /// Scores a category's test images with the trained decoder and computes the metrics.
-/// σ is `opts.bank.sigma` (negative: the model's default); shots and the other bank options
-/// do not apply. Overlays (if asked) use the probability scale [0, 1].
+/// σ is `opts.bank.sigma` (`None`: the model's default), checked as a bank build checks it;
+/// shots and the other bank options do not apply. Overlays (if asked) use the probability scale [0, 1].
 pub fn evaluate_decoder(model: &Model, root: &Path, category: &str, opts: &EvalOptions, progress: ProgressFn<'_>) -> Result<EvalReport> {
     let dec = load_decoder(model)?;
-    let sigma = opts.bank.sigma;
-    let sigma = if sigma < 0.0 { model.manifest().defaults.sigma } else { sigma };
+    let sigma = opts.bank.resolved(model)?.sigma;
     let cat = data::open_category(root, category)?;
     check_test_set(&cat)?;
     // Probabilities: 0.5 is the decoder's own decision boundary.
@@ -68,7 +67,7 @@ pub fn evaluate_decoder(model: &Model, root: &Path, category: &str, opts: &EvalO
         enc.push(e * 1e3);
         sc.push(t * 1e3);
         acc.add(s, &img, &map)?;
-        if !progress(Progress { stage: Stage::Encode, done: i + 1, total }) {
+        if !progress(Progress { phase: Phase::Encode, done: i + 1, total }) {
             return Err(Error::Cancelled);
         }
     }

@@ -39,7 +39,7 @@ fn build(opts: &BankOptions) -> nexvitad::Result<MemoryBank> {
 }
 
 fn small_opts() -> BankOptions {
-    BankOptions { k: 8, max_iters: 15, ..Default::default() }
+    BankOptions { k: Some(8), max_iters: 15, ..Default::default() }
 }
 
 #[test]
@@ -152,20 +152,30 @@ fn held_out_calibration_replaces_thresholds() {
 }
 
 #[test]
-fn any_negative_sigma_means_the_model_default() {
+fn none_means_the_model_default() {
     let m = tiny_model();
-    for sigma in [-1.0, -2.0, f32::NEG_INFINITY] {
-        let o = BankOptions { sigma, ..small_opts() }.resolved(m).unwrap();
-        assert_eq!(o.sigma, m.manifest().defaults.sigma, "sigma {sigma}");
-    }
+    let d = &m.manifest().defaults;
+    let o = BankOptions { k: None, sigma: None, target_fpr: None, ..small_opts() };
+    let meta = build(&o).unwrap().meta().clone();
+    assert_eq!((meta.k, meta.sigma, meta.calibration.target_fpr), (d.k, d.sigma, d.target_fpr));
+    // The defaults are the model's, not fixed numbers: a setting that differs from each
+    // default is what is recorded when given.
+    let given = BankOptions { k: Some(d.k - 1), sigma: Some(d.sigma + 1.0), target_fpr: Some(d.target_fpr / 2.0), ..small_opts() };
+    let meta = build(&given).unwrap().meta().clone();
+    assert_eq!((meta.k, meta.sigma, meta.calibration.target_fpr), (d.k - 1, d.sigma + 1.0, d.target_fpr / 2.0));
 }
 
 #[test]
 fn bad_bank_options_are_named() {
     let cases: Vec<(BankOptions, &str)> = vec![
-        (BankOptions { k: 100_000, ..small_opts() }, "k = 100000 is larger than"),
-        (BankOptions { sigma: f32::NAN, ..small_opts() }, "sigma NaN"),
-        (BankOptions { target_fpr: 1.5, ..small_opts() }, "target_fpr 1.5"),
+        (BankOptions { k: Some(100_000), ..small_opts() }, "k = 100000 is larger than"),
+        (BankOptions { k: Some(0), ..small_opts() }, "k must be > 0 (leave it unset for the model's default, 30)"),
+        (BankOptions { sigma: Some(f32::NAN), ..small_opts() }, "sigma NaN"),
+        (BankOptions { sigma: Some(-1.0), ..small_opts() }, "sigma -1 must be >= 0 (leave it unset for the model's default, 4 px)"),
+        (BankOptions { sigma: Some(1001.0), ..small_opts() }, "sigma 1001 must be finite and at most 1000 px"),
+        (BankOptions { sigma: Some(f32::NEG_INFINITY), ..small_opts() }, "sigma -inf must be finite"),
+        (BankOptions { target_fpr: Some(0.0), ..small_opts() }, "target_fpr 0 must be in (0, 1)"),
+        (BankOptions { target_fpr: Some(1.5), ..small_opts() }, "target_fpr 1.5"),
         (BankOptions { coreset_ratio: 0.0, scorer: ScorerKind::Coreset, ..small_opts() }, "coreset_ratio 0"),
         (BankOptions { epsilon: 0.0, ..small_opts() }, "epsilon 0"),
         (BankOptions { image_score: ImageScoreMode::TopMean { fraction: 2.0 }, ..small_opts() }, "fraction 2"),
@@ -188,7 +198,7 @@ fn zero_images_and_cancel_are_errors() {
     let mut calls = 0;
     let e = MemoryBank::build(model, &views, &small_opts(), &mut |p| {
         calls += 1;
-        p.stage != nexvitad::bank::Stage::Cluster
+        p.phase != nexvitad::bank::Phase::Cluster
     })
     .unwrap_err();
     assert!(matches!(e, Error::Cancelled), "{e}");
@@ -317,7 +327,7 @@ fn trained_head_file_round_trips_and_changes_the_fingerprint() {
 
 #[test]
 fn recalibrate_moves_thresholds_as_a_build_at_that_fpr_would() {
-    let at = |fpr: f32| build(&BankOptions { target_fpr: fpr, ..small_opts() }).unwrap();
+    let at = |fpr: f32| build(&BankOptions { target_fpr: Some(fpr), ..small_opts() }).unwrap();
     let mut moved = at(0.01);
     assert_eq!(moved.meta().calibration.pixel_tail.len(), 100);
     for fpr in [0.1f32, 0.001, 0.01] {

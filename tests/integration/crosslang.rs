@@ -51,23 +51,23 @@ fn regenerate() {
         .iter()
         .map(|g| model.view(g.as_raw(), g.width(), g.height(), g.width() as usize * 3, PixelFormat::Rgb8).unwrap())
         .collect();
-    let bank = MemoryBank::build(model, &views, &BankOptions { k: 8, ..Default::default() }, &mut |_| true).unwrap();
+    let bank = MemoryBank::build(model, &views, &BankOptions { k: Some(8), ..Default::default() }, &mut |_| true).unwrap();
     bank.save(&dir().join("tiny.bank")).unwrap();
     // The tiled fixture: 48 px tiles at overlap 0.25, one shared bank (6 tiles of the
     // 96 × 72 test image).
     let tiling = Some(Tiling { tile: 48, overlap: 0.25, layout: TileLayout::Shared });
-    let tiled = MemoryBank::build(model, &views, &BankOptions { k: 8, tiling, ..Default::default() }, &mut |_| true).unwrap();
+    let tiled = MemoryBank::build(model, &views, &BankOptions { k: Some(8), tiling, ..Default::default() }, &mut |_| true).unwrap();
     tiled.save(&dir().join("tiled.bank")).unwrap();
     // The ROI fixture: the tiny bank's settings with roi.mask as the build's (and so the
     // bank's default) region of interest.
     std::fs::write(dir().join("roi.mask"), roi_mask()).unwrap();
     let roi = Some(Roi::new(&roi_mask(), ROI_W, ROI_H, 0).unwrap());
-    let with_roi = MemoryBank::build(model, &views, &BankOptions { k: 8, roi, ..Default::default() }, &mut |_| true).unwrap();
+    let with_roi = MemoryBank::build(model, &views, &BankOptions { k: Some(8), roi, ..Default::default() }, &mut |_| true).unwrap();
     with_roi.save(&dir().join("roi.bank")).unwrap();
     // The growth fixture: a growable bank of the first two good images, and the third as
     // packed RGB8 (grow_add.rgb, its size in expected_grow.json); adding it must give the
     // bank built from all three at once, whose score of image.rgb expected_grow.json holds.
-    let grow = BankOptions { k: 8, growable: true, ..Default::default() };
+    let grow = BankOptions { k: Some(8), growable: true, ..Default::default() };
     MemoryBank::build(model, &views[..2], &grow, &mut |_| true).unwrap().save(&dir().join("grow2.bank")).unwrap();
     std::fs::write(dir().join("grow_add.rgb"), goods[2].as_raw()).unwrap();
     MemoryBank::build(model, &views, &grow, &mut |_| true).unwrap().save(&dir().join("grow3.bank")).unwrap();

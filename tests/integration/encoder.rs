@@ -64,10 +64,10 @@ fn parallel_encoders_give_the_sequential_features() {
     // parallel_encoders halves; a thread count may move the last bits of a sum).
     for threads in [1usize, 2] {
         let mut seq = options();
-        seq.session.intra_threads = threads;
+        seq.session.intra_threads = std::num::NonZeroUsize::new(threads);
         let mut par = seq.clone();
         par.session.parallel_encoders = true;
-        assert_eq!(par.session.session_threads(), threads, "an explicit thread count is kept per encoder");
+        assert_eq!(par.session.session_threads().map(|t| t.get()), Some(threads), "an explicit thread count is kept per encoder");
         let (a, _) = Model::open(tiny_model_dir(), &seq).unwrap().backbones().run(input.view(), input.view()).unwrap();
         let model = Model::open(tiny_model_dir(), &par).expect("open with parallel encoders");
         for _ in 0..3 {
@@ -83,7 +83,7 @@ fn parallel_encoders_give_the_sequential_features() {
     let mut half = options();
     half.session.parallel_encoders = true;
     let cores = std::thread::available_parallelism().unwrap().get();
-    assert_eq!(half.session.session_threads(), (cores / 2).max(1));
+    assert_eq!(half.session.session_threads().map(|t| t.get()), Some((cores / 2).max(1)));
     let (c, _) = Model::open(tiny_model_dir(), &half).unwrap().backbones().run(input.view(), input.view()).unwrap();
     let close = |x: &ndarray::Array4<f32>, y: &ndarray::Array4<f32>| x.iter().zip(y).all(|(a, b)| (a - b).abs() <= 1e-4 * (1.0 + b.abs()));
     assert!(close(&c.dinov2, &want.dinov2) && c.hiera.iter().zip(&want.hiera).all(|(x, y)| close(x, y)));

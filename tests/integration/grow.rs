@@ -53,8 +53,8 @@ fn adding_images_equals_building_on_all_of_them() {
     let cases = [
         ("full", BankOptions { scorer: ScorerKind::Full, ..Default::default() }),
         ("coreset", BankOptions { scorer: ScorerKind::Coreset, coreset_ratio: 0.2, ..Default::default() }),
-        ("sinkhorn", BankOptions { k: 12, max_iters: 20, ..Default::default() }),
-        ("sinkhorn, hflip and a ROI", BankOptions { k: 12, max_iters: 20, augment: Augment { hflip: true, ..Default::default() }, roi: Some(roi), ..Default::default() }),
+        ("sinkhorn", BankOptions { k: Some(12), max_iters: 20, ..Default::default() }),
+        ("sinkhorn, hflip and a ROI", BankOptions { k: Some(12), max_iters: 20, augment: Augment { hflip: true, ..Default::default() }, roi: Some(roi), ..Default::default() }),
     ];
     for (name, o) in cases {
         let o = BankOptions { growable: true, ..o };
@@ -98,7 +98,7 @@ fn tiled_banks_grow_to_the_build_on_all_images() {
     roi_bytes[..30].fill(0);
     let roi = Roi::new(&roi_bytes, 12, 12, 0).unwrap();
     for layout in [TileLayout::Shared, TileLayout::PerPosition] {
-        for (name, scorer, k) in [("full", ScorerKind::Full, 0), ("sinkhorn", ScorerKind::Sinkhorn, 6)] {
+        for (name, scorer, k) in [("full", ScorerKind::Full, None), ("sinkhorn", ScorerKind::Sinkhorn, Some(6))] {
             let o = BankOptions {
                 growable: true,
                 scorer,
@@ -121,28 +121,28 @@ fn tiled_banks_grow_to_the_build_on_all_images() {
 #[test]
 fn what_cannot_grow_or_merge_is_refused() {
     let imgs = images();
-    let plain = build(&imgs[..2], &BankOptions { k: 4, ..Default::default() }).unwrap();
+    let plain = build(&imgs[..2], &BankOptions { k: Some(4), ..Default::default() }).unwrap();
     let e = add(&plain, &imgs[2..3]).unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("without `growable`"), "{e}");
     // A per-position bank grows only with images of its size.
     let tiling = Some(Tiling { tile: 48, overlap: 0.0, layout: TileLayout::PerPosition });
-    let pp = build(&imgs[..2], &BankOptions { growable: true, tiling, k: 4, ..Default::default() }).unwrap();
+    let pp = build(&imgs[..2], &BankOptions { growable: true, tiling, k: Some(4), ..Default::default() }).unwrap();
     let small = image::imageops::crop_imm(&imgs[2], 0, 0, 64, 64).to_image();
     let e = add(&pp, &[small]).unwrap_err();
     assert!(e.to_string().contains("one bank per tile position of 96x96 images; images[0] is 64x64"), "{e}");
-    let shared = build(&imgs[..2], &BankOptions { growable: true, k: 4, tiling: Some(Tiling { tile: 48, overlap: 0.0, layout: TileLayout::Shared }), ..Default::default() }).unwrap();
+    let shared = build(&imgs[..2], &BankOptions { growable: true, k: Some(4), tiling: Some(Tiling { tile: 48, overlap: 0.0, layout: TileLayout::Shared }), ..Default::default() }).unwrap();
     let e = pp.merge(tiny_model(), &shared, &mut |_| true).unwrap_err();
     assert!(matches!(e, Error::Mismatch(_)) && e.to_string().contains("tiling"), "{e}");
     let g = |o: BankOptions| build(&imgs[..2], &BankOptions { growable: true, ..o }).unwrap();
-    let a = g(BankOptions { k: 4, ..Default::default() });
+    let a = g(BankOptions { k: Some(4), ..Default::default() });
     let e = a.merge(tiny_model(), &plain, &mut |_| true).unwrap_err();
     assert!(e.to_string().contains("second bank") && e.to_string().contains("growable"), "{e}");
     for (other, what) in [
-        (g(BankOptions { k: 5, ..Default::default() }), "different k"),
-        (g(BankOptions { k: 4, seed: 1, ..Default::default() }), "different seed"),
-        (g(BankOptions { k: 4, sigma: 2.0, ..Default::default() }), "different sigma"),
+        (g(BankOptions { k: Some(5), ..Default::default() }), "different k"),
+        (g(BankOptions { k: Some(4), seed: 1, ..Default::default() }), "different seed"),
+        (g(BankOptions { k: Some(4), sigma: Some(2.0), ..Default::default() }), "different sigma"),
         (g(BankOptions { scorer: ScorerKind::Full, ..Default::default() }), "different scorer"),
-        (g(BankOptions { k: 4, roi: Some(Roi::new(&[1, 0], 2, 1, 0).unwrap()), ..Default::default() }), "different region of interest"),
+        (g(BankOptions { k: Some(4), roi: Some(Roi::new(&[1, 0], 2, 1, 0).unwrap()), ..Default::default() }), "different region of interest"),
     ] {
         let e = a.merge(tiny_model(), &other, &mut |_| true).unwrap_err();
         assert!(matches!(e, Error::Mismatch(_)) && e.to_string().contains(what), "{what}: {e}");

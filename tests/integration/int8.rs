@@ -31,7 +31,7 @@ fn dataset() -> &'static std::path::Path {
 }
 
 fn small_bank() -> BankOptions {
-    BankOptions { k: 10, max_iters: 15, ..Default::default() }
+    BankOptions { k: Some(10), max_iters: 15, ..Default::default() }
 }
 
 #[test]

@@ -87,7 +87,7 @@ fn maps_match_python_reference_pipeline() {
     // Bank from three good images at the input size.
     let goods: Vec<_> = (0..3).map(|i| texture(&dir.path().join(format!("good{i}.png")), w, h, i)).collect();
     let views: Vec<ImageView<'_>> = goods.iter().map(|g| ImageView::packed(g.as_raw(), w, h, PixelFormat::Rgb8).unwrap()).collect();
-    let bank = MemoryBank::build(model, &views, &BankOptions { k: 12, ..Default::default() }, &mut |_| true).unwrap();
+    let bank = MemoryBank::build(model, &views, &BankOptions { k: Some(12), ..Default::default() }, &mut |_| true).unwrap();
     let bank_path = dir.path().join("bank.safetensors");
     bank.save(&bank_path).unwrap();
     let head_path = dir.path().join("head.safetensors");

@@ -71,7 +71,7 @@ fn inputs() -> Vec<Input> {
 }
 
 fn bank_options() -> BankOptions {
-    BankOptions { k: 8, max_iters: 10, ..Default::default() }
+    BankOptions { k: Some(8), max_iters: 10, ..Default::default() }
 }
 
 fn build_bank(model: &Model) -> MemoryBank {

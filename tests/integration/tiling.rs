@@ -67,7 +67,7 @@ fn data() -> &'static Data {
 /// Tiled bank options; small K and few iterations where the test checks structure, not
 /// detection quality (that is `tiling_beats_the_whole_image_resize_on_a_small_defect`).
 fn tiled(tile: u32, overlap: f32, layout: TileLayout) -> BankOptions {
-    BankOptions { k: 8, max_iters: 10, tiling: Some(Tiling { tile, overlap, layout }), ..Default::default() }
+    BankOptions { k: Some(8), max_iters: 10, tiling: Some(Tiling { tile, overlap, layout }), ..Default::default() }
 }
 
 fn build(images: &[RgbImage], opts: &BankOptions) -> nexvitad::Result<MemoryBank> {
@@ -137,7 +137,7 @@ fn shared_tile_bank_scores_at_native_resolution_and_round_trips() {
 #[test]
 fn whole_image_banks_stay_format_version_1() {
     let d = data();
-    let bank = build(&d.good, &BankOptions { k: 8, max_iters: 10, ..Default::default() }).unwrap();
+    let bank = build(&d.good, &BankOptions { k: Some(8), max_iters: 10, ..Default::default() }).unwrap();
     assert!(bank.meta().tiles.is_none());
     let t = tempfile::tempdir().unwrap();
     let p = t.path().join("whole.bank");
@@ -260,7 +260,7 @@ fn tiled_build_can_be_cancelled() {
     let mut calls = 0;
     let e = MemoryBank::build(model, &views, &tiled(224, 0.0, TileLayout::Shared), &mut |p| {
         calls += 1;
-        !(p.stage == nexvitad::bank::Stage::Encode && p.done >= 2)
+        !(p.phase == nexvitad::bank::Phase::Encode && p.done >= 2)
     })
     .unwrap_err();
     assert!(matches!(e, Error::Cancelled));

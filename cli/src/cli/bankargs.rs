@@ -6,27 +6,30 @@ use nexvitad::{TileLayout, Tiling};
 
 #[derive(Args, Clone)]
 pub struct BankArgs {
-    /// Prototypes for the sinkhorn scorer (0 = model default, 30).
-    #[arg(long, default_value_t = BankOptions::default().k)]
-    pub k: usize,
+    /// Prototypes for the sinkhorn scorer, > 0 [default: the model's, from model.json; 30
+    /// in the method].
+    #[arg(long, value_name = "K")]
+    pub k: Option<usize>,
     /// sinkhorn (K prototypes), full (every patch) or coreset (greedy subsample).
     #[arg(long, default_value = BankOptions::default().scorer.name())]
     pub scorer: String,
     /// Share of patches kept by the coreset scorer.
     #[arg(long, default_value_t = BankOptions::default().coreset_ratio)]
     pub coreset_ratio: f32,
-    /// Gaussian sigma in pixels (-1 = model default, 4).
-    #[arg(long, default_value_t = BankOptions::default().sigma, allow_negative_numbers = true)]
-    pub sigma: f32,
+    /// Gaussian sigma in pixels, in [0, 1000]; 0 = no smoothing [default: the model's, from
+    /// model.json; 4 in the method].
+    #[arg(long, value_name = "PX", allow_negative_numbers = true)]
+    pub sigma: Option<f32>,
     /// Image score = mean of the top fraction of pixels instead of the max (e.g. 0.01).
     #[arg(long)]
     pub top_fraction: Option<f32>,
     /// Augment the normal images with horizontal/vertical flips and rotations.
     #[arg(long)]
     pub augment: bool,
-    /// Target false-positive rate of the stored thresholds (0 = model default).
-    #[arg(long, default_value_t = BankOptions::default().target_fpr)]
-    pub target_fpr: f32,
+    /// Target false-positive rate of the stored thresholds, in (0, 1) [default: the model's,
+    /// from model.json].
+    #[arg(long, value_name = "FPR")]
+    pub target_fpr: Option<f32>,
     /// Sinkhorn K-means: iteration cap.
     #[arg(long, default_value_t = BankOptions::default().max_iters)]
     pub max_iters: usize,

@@ -55,9 +55,9 @@ pub struct BenchArgs {
     /// Scorer of a bank fitted here: sinkhorn, full or coreset.
     #[arg(long, default_value = "sinkhorn")]
     scorer: String,
-    /// Prototypes of a bank fitted here (0 = the model's default).
-    #[arg(long, default_value_t = 0)]
-    k: usize,
+    /// Prototypes of a bank fitted here [default: the model's].
+    #[arg(long, value_name = "K")]
+    k: Option<usize>,
     /// Tiles of N image pixels for a bank fitted here (0 = whole-image resize); see `fit --tile`.
     #[arg(long, default_value_t = 0, value_name = "N")]
     tile: u32,
@@ -113,8 +113,8 @@ pub struct BenchArgs {
     json: bool,
 }
 
-/// Stage names in report order; each is a per-image duration in seconds.
-const STAGES: [&str; 8] = ["decode", "prepare", "hiera", "dinov2", "head", "matching", "upsample_smooth", "total"];
+/// Timing names in report order; each is a per-image duration in seconds.
+const TIMINGS: [&str; 8] = ["decode", "prepare", "hiera", "dinov2", "head", "matching", "upsample_smooth", "total"];
 
 /// A scratch folder removed on drop (the binary has no `tempfile`).
 struct Scratch(PathBuf);
@@ -293,7 +293,7 @@ struct Measured {
 
 fn measure(a: &BenchArgs, model: &nexvitad::Model, bank: &MemoryBank, paths: &[PathBuf]) -> Result<Measured> {
     let mut ws = nexvitad::Workspace::new();
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); TIMINGS.len()];
     let mut first_maps: Vec<Option<(Vec<f32>, f32)>> = vec![None; paths.len()];
     let (mut wall, mut measured) = (0.0f64, 0usize);
     let mut pos = 0usize;
@@ -338,8 +338,8 @@ fn measure(a: &BenchArgs, model: &nexvitad::Model, bank: &MemoryBank, paths: &[P
         wall += (t2 - t0).as_secs_f64();
         measured += idx.len();
     }
-    let stage = |name: &str| -> &[f64] { STAGES.iter().position(|s| *s == name).map_or(&[], |i| &samples[i]) };
-    let stages: serde_json::Map<String, Value> = STAGES.iter().zip(&samples).map(|(name, s)| (name.to_string(), stats_ms(s))).collect();
+    let stage = |name: &str| -> &[f64] { TIMINGS.iter().position(|s| *s == name).map_or(&[], |i| &samples[i]) };
+    let stages: serde_json::Map<String, Value> = TIMINGS.iter().zip(&samples).map(|(name, s)| (name.to_string(), stats_ms(s))).collect();
     let stat = |name: &str, key: &str| stages[name][key].as_f64().unwrap_or(0.0);
     let share = |key: &str| {
         let enc = stat("hiera", key) + stat("dinov2", key);
@@ -514,7 +514,7 @@ fn map_diff(maps: &Path, ours: &[(Vec<f32>, f32)]) -> Result<(f32, f32)> {
 fn ratios(ours: &Value, theirs: &Value) -> Value {
     let med = |v: &Value, s: &str| v["stages"][s]["median_ms"].as_f64();
     let mut out = serde_json::Map::new();
-    for s in STAGES {
+    for s in TIMINGS {
         if let (Some(o), Some(t)) = (med(ours, s), med(theirs, s)) {
             out.insert(s.to_string(), json!(if o > 0.0 { t / o } else { f64::INFINITY }));
         }
@@ -553,7 +553,7 @@ fn print_table(r: &Value) {
     let f = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.3}"));
     if let Some(t) = theirs {
         println!("{:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}", "stage (ms/img)", "median", "p95", "min", "ref median", "ref p95", "ref min", "ref/ours");
-        for s in STAGES {
+        for s in TIMINGS {
             println!(
                 "{:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}",
                 s,
@@ -568,7 +568,7 @@ fn print_table(r: &Value) {
         }
     } else {
         println!("{:<16} {:>10} {:>10} {:>10}", "stage (ms/img)", "median", "p95", "min");
-        for s in STAGES {
+        for s in TIMINGS {
             println!("{:<16} {:>10} {:>10} {:>10}", s, f(&ours["stages"][s]["median_ms"]), f(&ours["stages"][s]["p95_ms"]), f(&ours["stages"][s]["min_ms"]));
         }
     }
@@ -632,7 +632,7 @@ fn kmeans(a: &BenchArgs, model: &nexvitad::Model, good: &[PathBuf], scratch: &Pa
     if let Some(p) = &a.features_out {
         write_npy(p, &x)?;
     }
-    let k = if a.k == 0 { model.manifest().defaults.k } else { a.k };
+    let k = a.k.unwrap_or(model.manifest().defaults.k);
     let d = BankOptions::default();
     let opts = nexvitad::bank::sinkhorn::KMeansOptions {
         k,

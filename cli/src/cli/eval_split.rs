@@ -33,12 +33,13 @@ pub struct EvalSplitArgs {
     out: PathBuf,
     #[command(flatten)]
     train: TrainOpts,
-    /// Prototypes of the sinkhorn scorer (0 = model default, 30).
-    #[arg(long, default_value_t = 0)]
-    k: usize,
-    /// Gaussian sigma of the maps in pixels (-1 = model default, 4).
-    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
-    sigma: f32,
+    /// Prototypes of the sinkhorn scorer, > 0 [default: the model's; 30 in the method].
+    #[arg(long, value_name = "K")]
+    k: Option<usize>,
+    /// Gaussian sigma of the maps in pixels, in [0, 1000] [default: the model's; 4 in the
+    /// method].
+    #[arg(long, value_name = "PX", allow_negative_numbers = true)]
+    sigma: Option<f32>,
     /// Print one JSON object per target.
     #[arg(long)]
     json: bool,

@@ -45,7 +45,7 @@ pub fn run(a: FitArgs) -> nexvitad::Result<()> {
         let cal = nexvitad::data::collect_images(&a.calibrate)?;
         let imgs: Vec<_> = cal.iter().map(|p| nexvitad::eval::load_image(p)).collect::<nexvitad::Result<_>>()?;
         let views: Vec<_> = imgs.iter().map(|i| nexvitad::eval::rgb_view(&model, i)).collect::<nexvitad::Result<_>>()?;
-        let fpr = if opts.target_fpr > 0.0 { opts.target_fpr } else { model.manifest().defaults.target_fpr };
+        let fpr = opts.target_fpr.unwrap_or(model.manifest().defaults.target_fpr);
         bank.calibrate_held_out(&model, &views, fpr)?;
     }
     bank.save(&a.out)?;

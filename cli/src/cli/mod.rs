@@ -76,7 +76,7 @@ impl ModelArgs {
     /// The options these arguments give (bench adds its own session settings).
     pub fn options(&self) -> nexvitad::Result<nexvitad::ModelOptions> {
         let mut opts = nexvitad::ModelOptions::default().with_execution_provider(&self.ep)?;
-        opts.session.intra_threads = self.threads;
+        opts.session.intra_threads = std::num::NonZeroUsize::new(self.threads);
         opts.ort_library = self.ort.clone();
         opts.tile_batch = self.tile_batch;
         opts.session.parallel_encoders = self.parallel_encoders;

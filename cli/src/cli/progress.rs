@@ -1,11 +1,11 @@
 //! Progress bars for long library calls.
 use indicatif::{ProgressBar, ProgressStyle};
-use nexvitad::bank::{Progress, Stage};
+use nexvitad::bank::{Progress, Phase};
 
 /// A bar that follows a bank build (encode → cluster → calibrate) and test scoring.
 pub struct Bars {
     bar: ProgressBar,
-    stage: Option<Stage>,
+    phase: Option<Phase>,
     label: String,
 }
 
@@ -18,18 +18,18 @@ impl Bars {
                 .progress_chars("=> "),
         );
         bar.set_prefix(label.to_string());
-        Self { bar, stage: None, label: label.to_string() }
+        Self { bar, phase: None, label: label.to_string() }
     }
 
     /// The callback the library calls; never cancels.
     pub fn update(&mut self, p: Progress) -> bool {
-        if self.stage != Some(p.stage) {
-            self.stage = Some(p.stage);
+        if self.phase != Some(p.phase) {
+            self.phase = Some(p.phase);
             self.bar.set_length(p.total as u64);
-            self.bar.set_message(match p.stage {
-                Stage::Encode => "encode",
-                Stage::Cluster => "cluster",
-                Stage::Calibrate => "calibrate",
+            self.bar.set_message(match p.phase {
+                Phase::Encode => "encode",
+                Phase::Cluster => "cluster",
+                Phase::Calibrate => "calibrate",
             });
         }
         self.bar.set_length(p.total as u64);

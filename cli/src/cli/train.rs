@@ -180,22 +180,22 @@ pub fn stop_requested() -> bool {
 /// Progress bars for a training run: encoding, then steps with the loss terms.
 pub struct TrainBars {
     bar: ProgressBar,
-    stage: u8,
+    phase: u8,
 }
 
 impl TrainBars {
     pub fn new(label: &str, quiet: bool) -> Self {
         let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
         bar.set_prefix(label.to_string());
-        Self { bar, stage: 0 }
+        Self { bar, phase: 0 }
     }
 
     /// The library callback: false once Ctrl-C was pressed.
     pub fn update(&mut self, e: TrainEvent<'_>) -> bool {
         match e {
             TrainEvent::Encode { done, total } => {
-                if self.stage != 1 {
-                    self.stage = 1;
+                if self.phase != 1 {
+                    self.phase = 1;
                     self.bar.set_style(
                         ProgressStyle::with_template("{prefix:>10} encode [{bar:30}] {pos}/{len} images {per_sec} {elapsed}<{eta}")
                             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -206,8 +206,8 @@ impl TrainBars {
                 self.bar.set_position(done as u64);
             }
             TrainEvent::Step(p) => {
-                if self.stage != 2 {
-                    self.stage = 2;
+                if self.phase != 2 {
+                    self.phase = 2;
                     self.bar.set_style(
                         ProgressStyle::with_template("{prefix:>10} train [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}")
                             .unwrap_or_else(|_| ProgressStyle::default_bar())
