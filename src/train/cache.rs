@@ -20,7 +20,7 @@
 //!
 //! File format (`features.nxcache`, little-endian):
 //! * a 4096-byte header: the 16-byte magic `NEXVITAD-FCACHE\0`, a u32 format version, a u32
-//!   length, then that many bytes of JSON ([`Header`]: the data key, the number of records,
+//!   length, then that many bytes of JSON (`Header`: the data key, the number of records,
 //!   the tensor shapes, a description of the run), zero padding;
 //! * `records` fixed-size records in encoding order (the source images, then each target
 //!   image followed by its perturbed copies): a u32 record magic `NXFR`, the u32 record
