@@ -191,6 +191,20 @@ impl std::ops::Deref for Resolved {
 }
 
 impl BankOptions {
+    /// σ, or the model's when `None`, checked: the one option the decoder scorer also reads
+    /// (`train::score`), so both paths share this rule.
+    pub(crate) fn sigma_or_default(&self, model: &Model) -> Result<f32> {
+        let d = model.manifest().defaults.sigma;
+        let sigma = self.sigma.unwrap_or(d);
+        if sigma < 0.0 && sigma.is_finite() {
+            return Err(Error::invalid(format!("sigma {sigma} must be >= 0 (leave it unset for the model's default, {d} px)")));
+        }
+        if !(sigma.is_finite() && sigma <= 1000.0) {
+            return Err(Error::invalid(format!("sigma {sigma} must be finite and at most 1000 px")));
+        }
+        Ok(sigma)
+    }
+
     /// Fills model defaults and checks every value, naming the one that is wrong.
     pub(crate) fn resolved(&self, model: &Model) -> Result<Resolved> {
         let d = &model.manifest().defaults;
@@ -201,13 +215,7 @@ impl BankOptions {
         if k == 0 {
             return Err(Error::invalid(format!("k must be > 0 (leave it unset for the model's default, {})", d.k)));
         }
-        let sigma = o.sigma.unwrap_or(d.sigma);
-        if sigma < 0.0 && sigma.is_finite() {
-            return Err(Error::invalid(format!("sigma {sigma} must be >= 0 (leave it unset for the model's default, {} px)", d.sigma)));
-        }
-        if !(sigma.is_finite() && sigma <= 1000.0) {
-            return Err(Error::invalid(format!("sigma {sigma} must be finite and at most 1000 px")));
-        }
+        let sigma = o.sigma_or_default(model)?;
         let target_fpr = o.target_fpr.unwrap_or(d.target_fpr);
         if target_fpr == 0.0 {
             return Err(Error::invalid(format!("target_fpr 0 must be in (0, 1) (leave it unset for the model's default, {})", d.target_fpr)));

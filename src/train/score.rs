@@ -48,10 +48,10 @@ pub fn decoder_map(model: &Model, dec: &Decoder, img: &crate::image::ImageView<'
 
 /// Scores a category's test images with the trained decoder and computes the metrics.
 /// σ is `opts.bank.sigma` (`None`: the model's default), checked as a bank build checks it;
-/// shots and the other bank options do not apply. Overlays (if asked) use the probability scale [0, 1].
+/// shots and the other bank options do not apply and are not checked. Overlays (if asked) use the probability scale [0, 1].
 pub fn evaluate_decoder(model: &Model, root: &Path, category: &str, opts: &EvalOptions, progress: ProgressFn<'_>) -> Result<EvalReport> {
     let dec = load_decoder(model)?;
-    let sigma = opts.bank.resolved(model)?.sigma;
+    let sigma = opts.bank.sigma_or_default(model)?;
     let cat = data::open_category(root, category)?;
     check_test_set(&cat)?;
     // Probabilities: 0.5 is the decoder's own decision boundary.

@@ -455,6 +455,13 @@ fn decoder_scores_the_target_and_refuses_other_heads() {
     let e = nexvitad::train::score::evaluate_decoder(tiny_model(), synth_root(), "grain", &eo, &mut |_| true).unwrap_err();
     assert!(e.to_string().contains(DECODER_FILE), "{e}");
 
+    // σ follows the bank's rule; the options the decoder does not read are not checked.
+    let bad_sigma = nexvitad::eval::EvalOptions::new(1, nexvitad::BankOptions { sigma: Some(-1.0), ..Default::default() });
+    let e = nexvitad::train::score::evaluate_decoder(&trained, synth_root(), "grain", &bad_sigma, &mut |_| true).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("sigma -1 must be >= 0"), "{e}");
+    let unread = nexvitad::eval::EvalOptions::new(1, nexvitad::BankOptions { k: Some(0), sigma: Some(0.0), ..Default::default() });
+    nexvitad::train::score::evaluate_decoder(&trained, synth_root(), "grain", &unread, &mut |_| true).unwrap();
+
     // A decoder next to a head it was not trained with is refused.
     let t = tempfile::tempdir().unwrap();
     copy_model(t.path());

@@ -76,9 +76,7 @@ impl BankArgs {
     /// default scorer, since the decoder path reads only σ.
     pub fn options_or_decoder(&self) -> nexvitad::Result<BankOptions> {
         if self.is_decoder() {
-            let mut o = Self { scorer: "sinkhorn".into(), ..self.clone() }.options()?;
-            o.sigma = self.sigma;
-            Ok(o)
+            Self { scorer: "sinkhorn".into(), ..self.clone() }.options()
         } else {
             self.options()
         }
